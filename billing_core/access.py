@@ -1,0 +1,83 @@
+"""Roles, the acting person, and who may do what: the single table every service checks."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from billing_core.errors import PermissionDenied
+
+
+class Role(enum.StrEnum):
+    SUPPORT = "support"
+    FINANCE = "finance"
+    ANALYST = "analyst"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person (or the CLI run) on whose behalf a state change happens."""
+
+    email: str
+    role: Role
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name or self.email} ({self.role.value})"
+
+
+class Action(enum.StrEnum):
+    CREATE_CUSTOMER = "customer.create"
+    CREATE_ORDER = "order.create"
+    COMPLETE_ORDER = "order.complete"
+    COMPLETE_ORDER_MANUALLY = "order.complete_manual"
+    FAIL_ORDER = "order.fail"
+    SANDBOX = "sandbox.run"
+    SEED_DEMO = "demo.seed"
+
+
+_ALL = frozenset(Role)
+PERMISSIONS: dict[Action, frozenset[Role]] = {
+    Action.CREATE_CUSTOMER: frozenset({Role.ADMIN}),
+    Action.CREATE_ORDER: frozenset({Role.ADMIN}),
+    Action.COMPLETE_ORDER: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    Action.COMPLETE_ORDER_MANUALLY: frozenset({Role.FINANCE, Role.ADMIN}),
+    Action.FAIL_ORDER: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    # Sandbox customers and orders never count in revenue or bills: anyone who may open the
+    # simulator may run them end to end.
+    Action.SANDBOX: frozenset({Role.ANALYST, Role.FINANCE, Role.SUPPORT, Role.ADMIN}),
+    Action.SEED_DEMO: frozenset({Role.ADMIN}),
+}
+
+# Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.
+PAGES: dict[str, frozenset[Role]] = {
+    "simulator": frozenset({Role.ANALYST, Role.ADMIN}),
+    "orders": frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    "revenue": frozenset({Role.FINANCE, Role.ANALYST, Role.ADMIN}),
+    "invoices": frozenset({Role.FINANCE, Role.ADMIN}),
+}
+
+
+def may(actor: Actor | None, action: Action) -> bool:
+    return actor is not None and actor.role in PERMISSIONS[action]
+
+
+def require(actor: Actor | None, action: Action) -> None:
+    """Raise PermissionDenied unless the actor's role may perform ``action``."""
+    if actor is None:
+        raise PermissionDenied("Sign in first: no acting person was given.")
+    if not isinstance(actor.role, Role):
+        raise PermissionDenied(f"Unknown role {actor.role!r}.")
+    if actor.role not in PERMISSIONS[action]:
+        allowed = ", ".join(sorted(r.value for r in PERMISSIONS[action]))
+        raise PermissionDenied(f"The {actor.role.value} role may not {action.value}; it needs {allowed}.")
+
+
+def may_open(actor: Actor | None, page: str) -> bool:
+    return actor is not None and actor.role in PAGES.get(page, frozenset())
+
+
+def pages_for(actor: Actor | None) -> list[str]:
+    return [page for page in PAGES if may_open(actor, page)]

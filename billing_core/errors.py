@@ -1,0 +1,37 @@
+"""The few domain errors billing_core raises; each message can be shown to a person as it is."""
+
+
+class BillingError(Exception):
+    """Base class: something a person asked for cannot be done, and nothing was changed."""
+
+
+class InvalidAmount(BillingError, ValueError):
+    """A typed amount is not a usable amount of money."""
+
+
+class PricingError(BillingError):
+    """A pricing file or a quote request does not follow the pricing rules."""
+
+
+class ConfigError(BillingError):
+    """A setting is missing or broken; the message names the setting and where it came from."""
+
+
+class PermissionDenied(BillingError):
+    """The acting person's role may not do this."""
+
+
+class NotFound(BillingError):
+    """The record asked for does not exist."""
+
+
+class StateConflict(BillingError):
+    """The record is not in the state the action expects (someone else may have acted first)."""
+
+
+class PaymentMismatch(BillingError):
+    """What the gateway reports does not match the order (amount, currency or outcome)."""
+
+
+class GatewayError(BillingError):
+    """The payment gateway could not be asked, or refused; nothing was changed here."""

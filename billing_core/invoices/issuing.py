@@ -1,0 +1,71 @@
+"""Issue the invoice for a paid order, freezing seller, buyer, lines and amounts as they are now."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from sqlalchemy.orm import Session
+
+from billing_core import money
+from billing_core.config import Settings
+from billing_core.invoices.numbering import allocate_number, series_name
+from billing_core.models import Customer, Invoice, InvoiceKind, Order
+
+TEMPLATE_VERSION = "1"
+
+
+def buyer_snapshot(customer: Customer) -> dict:
+    return {
+        "customer": customer.public_id,
+        "name": customer.name,
+        "email": customer.email,
+        "company": customer.company,
+        "country": customer.country,
+        "tax_id": customer.tax_id,
+        "address": customer.address,
+    }
+
+
+def invoice_lines(order: Order, plan_name: str) -> list[dict]:
+    return [
+        {
+            "description": f"AI model credits top-up ({plan_name})",
+            "quantity": money.format_plain(order.credits),
+            "unit": "credit",
+            "amount_cents": order.amount_cents,
+        },
+        {
+            "description": f"Payment processing fee ({order.method.value})",
+            "quantity": "1",
+            "unit": "fee",
+            "amount_cents": order.fee_cents,
+        },
+    ]
+
+
+def issue_invoice(session: Session, order: Order, customer: Customer, settings: Settings, plan_name: str) -> Invoice:
+    """Allocate the next number of the order's series and add the invoice to this transaction."""
+    assert order.paid_at is not None, "an invoice is issued for a paid order"
+    template = settings.sandbox_invoice_series if order.sandbox else settings.invoice_series
+    series = series_name(template, order.paid_at)
+    sequence, number = allocate_number(session, series)
+    invoice = Invoice(
+        number=number,
+        series=series,
+        sequence=sequence,
+        kind=InvoiceKind.INVOICE,
+        order_id=order.id,
+        issued_at=order.paid_at,
+        currency=order.currency,
+        subtotal_cents=order.amount_cents,
+        fee_cents=order.fee_cents,
+        tax_cents=0,
+        total_cents=order.total_cents,
+        seller=asdict(settings.company),
+        buyer=buyer_snapshot(customer),
+        lines=invoice_lines(order, plan_name),
+        template_version=TEMPLATE_VERSION,
+        sandbox=order.sandbox,
+    )
+    session.add(invoice)
+    return invoice

@@ -1,0 +1,259 @@
+"""The schema in one place: SQLAlchemy 2 typed models. Money is integer cents, credits hundredths."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from billing_core.access import Role
+from billing_core.pricing import Method, PlanId
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored as UTC and always come back timezone-aware, on SQLite too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+
+
+# An expired order whose payment turns out to have succeeded can still be completed.
+COMPLETABLE = (OrderStatus.PENDING, OrderStatus.EXPIRED)
+
+
+class LedgerKind(enum.StrEnum):
+    TOPUP = "topup"
+    REFUND = "refund"
+    ADJUSTMENT = "adjustment"
+
+
+class InvoiceKind(enum.StrEnum):
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
+class SimulatedStatus(enum.StrEnum):
+    REQUIRES_PAYMENT = "requires_payment"
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    CANCELED = "canceled"
+
+
+def _enum(cls: type[enum.Enum], length: int = 24) -> Enum:
+    return Enum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=convention)
+    # 64-bit integers everywhere; on SQLite INTEGER, which is 64-bit and keeps rowid primary keys.
+    type_annotation_map = {datetime: UTCDateTime(), int: BigInteger().with_variant(Integer(), "sqlite")}
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-case
+    name: Mapped[str] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    tax_id: Mapped[str | None] = mapped_column(String(40))
+    address: Mapped[str | None] = mapped_column(Text)
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    plan: Mapped[PlanId] = mapped_column(_enum(PlanId))
+    amount_cents: Mapped[int]
+    credits: Mapped[int]  # hundredths of a credit
+    fee_cents: Mapped[int]
+    total_cents: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    method: Mapped[Method] = mapped_column(_enum(Method))
+    provider_ref: Mapped[str | None] = mapped_column(String(255))
+    pricing_version: Mapped[str] = mapped_column(String(40))
+    status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus), default=OrderStatus.PENDING)
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    paid_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    completed_by: Mapped[str | None] = mapped_column(String(320))
+    completion_reason: Mapped[str | None] = mapped_column(Text)
+    paid_amount_cents: Mapped[int | None]
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_orders_created_at", "created_at"),
+        Index("ix_orders_status_created_at", "status", "created_at"),
+        Index("ix_orders_customer_id_created_at", "customer_id", "created_at"),
+        Index("ix_orders_provider_ref", "provider_ref"),
+    )
+
+
+class LedgerEntry(Base):
+    """Credits granted (positive) or taken back (negative); a customer's balance is the sum."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind))
+    credits: Mapped[int]  # hundredths of a credit, signed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320))
+
+    __table_args__ = (
+        # A top-up grants credits once: the database refuses a second entry of the same kind.
+        UniqueConstraint("order_id", "kind", name="uq_ledger_entries_order_id_kind"),
+        Index("ix_ledger_entries_customer_id", "customer_id"),
+    )
+
+
+class InvoiceSeries(Base):
+    """The next number of each series; its row lock makes numbering gapless under concurrency."""
+
+    __tablename__ = "invoice_series"
+
+    series: Mapped[str] = mapped_column(String(40), primary_key=True)
+    next_number: Mapped[int] = mapped_column(default=1)
+
+
+class Invoice(Base):
+    """Issued once, never edited: seller, buyer, lines and amounts are frozen at issue."""
+
+    __tablename__ = "invoices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(60), unique=True)
+    series: Mapped[str] = mapped_column(String(40))
+    sequence: Mapped[int]
+    kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind), default=InvoiceKind.INVOICE)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    refers_to_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    subtotal_cents: Mapped[int]
+    fee_cents: Mapped[int]
+    tax_cents: Mapped[int] = mapped_column(default=0)
+    total_cents: Mapped[int]
+    seller: Mapped[dict] = mapped_column(JSON)
+    buyer: Mapped[dict] = mapped_column(JSON)
+    lines: Mapped[list] = mapped_column(JSON)
+    template_version: Mapped[str] = mapped_column(String(20))
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        UniqueConstraint("series", "sequence", name="uq_invoices_series_sequence"),
+        Index(
+            "uq_invoices_order_id_invoice",
+            "order_id",
+            unique=True,
+            sqlite_where=text("kind = 'invoice'"),
+            postgresql_where=text("kind = 'invoice'"),
+        ),
+        Index("ix_invoices_issued_at", "issued_at"),
+    )
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_email: Mapped[str] = mapped_column(String(320))
+    actor_role: Mapped[Role] = mapped_column(_enum(Role, 16))
+    action: Mapped[str] = mapped_column(String(60))
+    entity_type: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_audit_events_entity", "entity_type", "entity_id"),
+        Index("ix_audit_events_at", "at"),
+    )
+
+
+class SimulatedPayment(Base):
+    """The simulated gateway's own books: what a provider would know about each payment."""
+
+    __tablename__ = "simulated_payments"
+
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_public_id: Mapped[str] = mapped_column(String(32))
+    amount_cents: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[SimulatedStatus] = mapped_column(_enum(SimulatedStatus))
+    refunded_cents: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_simulated_payments_order_public_id", "order_public_id"),)
