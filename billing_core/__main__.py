@@ -1,0 +1,3 @@
+from billing_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""``python -m billing_core``: the same functions the pages use, for ops to run and cron."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+from billing_core import bench
+from billing_core.access import Actor, Role
+from billing_core.config import load_settings
+from billing_core.errors import BillingError
+from billing_core.pricing import load_pricing, quote
+
+
+def cli_actor(email: str | None) -> Actor:
+    return Actor(email or f"cli:{getpass.getuser()}", Role.ADMIN, "command line")
+
+
+def cmd_quote(args: argparse.Namespace) -> int:
+    pricing = load_pricing(args.pricing) if args.pricing else load_settings().pricing()
+    print(json.dumps(quote(args.amount, args.method, pricing).as_json(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from billing_core.db import Database
+
+    settings = load_settings()
+    database = Database(args.database_url or settings.database_url)
+    database.migrate()
+    print(f"migrated {database.describe()}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    options = bench.Options(seed_orders=args.orders, postgres_url=args.postgres_url)
+    bench.run(options, only=args.only or None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m billing_core", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("quote", help="price a top-up and print the quote as JSON")
+    p.add_argument("--amount", required=True, help='amount in USD, e.g. 100 or "1,500.00"')
+    p.add_argument("--method", required=True, help="stripe, airwallex or alipay")
+    p.add_argument("--pricing", help="pricing TOML file (default: the configured one)")
+    p.set_defaults(func=cmd_quote)
+
+    p = sub.add_parser("migrate", help="bring the database schema up to date")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("bench", help="print benchmark figures beside same-run baselines")
+    p.add_argument("--orders", type=int, default=1_000_000, help="orders to seed for the seeding figure")
+    p.add_argument("--postgres-url", help="also measure on this PostgreSQL database (it is overwritten)")
+    p.add_argument("--only", action="append", choices=sorted(bench.SUITES), help="run only these suites")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BillingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
