@@ -101,6 +101,12 @@ def load_settings(env: dict[str, str] | None = None, secrets_file: str | Path | 
         if name.startswith("company_"):
             company[name.removeprefix("company_")] = values.pop(name)  # type: ignore[assignment]
     settings = Settings(**values, company=Company(**company))  # type: ignore[arg-type]
+    if settings.invoice_series == settings.sandbox_invoice_series:
+        origin = raw.get("sandbox_invoice_series", (None, "the default"))[1]
+        raise ConfigError(
+            f"Setting sandbox_invoice_series ({origin}): must differ from invoice_series, "
+            "so sandbox invoices never take numbers from the real series."
+        )
     try:
         settings.pricing()
     except PricingError as exc:

@@ -231,6 +231,7 @@ def complete_order(
             raise _already(order)
 
         now = utcnow()
+        public_id = order.public_id
         reference = payment.ref if payment is not None else manual_reference
         before = _order_view(order)
         won = session.execute(
@@ -263,12 +264,11 @@ def complete_order(
                 created_by=actor.email,
             )
         )
-        plan_name = _plan_name(order)
-        invoice = issue_invoice(session, order, customer, settings, plan_name)
         try:
             session.flush()
         except IntegrityError:
-            raise StateConflict(f"Order {order.public_id} has already been credited.") from None
+            raise StateConflict(f"Order {public_id} has already been credited.") from None
+        invoice = issue_invoice(session, order, customer, settings, _plan_name(order))
         after = _order_view(order) | {"invoice": invoice.number}
         audit.record(
             session,

@@ -1,0 +1,53 @@
+# Two commands: `make run` starts the app, `make test` runs every check. See README.md.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: run test lint bench setup clean system-packages
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.app-installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.test-installed: requirements.txt requirements-test.txt $(VENV)/.app-installed
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+# Fonts for invoices in any script, and Chromium for the browser tests, from Debian's packages.
+system-packages:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -d /usr/share/fonts/opentype/noto ] || missing="$$missing fonts-noto-cjk"; \
+	[ -d /usr/share/fonts/truetype/noto ] || missing="$$missing fonts-noto-core"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	    echo "installing$$missing with apt-get"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: apt-get not found; install$$missing yourself for browser tests"; fi; \
+	fi
+
+setup: $(VENV)/.app-installed
+	$(BIN)/python -m billing_core setup
+
+run: setup
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(VENV)/.test-installed system-packages lint
+	$(BIN)/pytest
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python -m billing_core bench
+
+clean:
+	rm -rf $(VENV) data test-output .pytest_cache .ruff_cache

@@ -1,0 +1,30 @@
+"""Small builders shared by tests: a customer, an order, and a gateway's word that it was paid."""
+
+from __future__ import annotations
+
+from billing_core import orders
+from billing_core.access import Actor
+from billing_core.models import Order, utcnow
+from billing_core.payments import PaymentState, PaymentStatus
+
+
+def make_customer(session, admin: Actor, email: str = "zoe@example.com", sandbox: bool = False, **extra):
+    fields = {"name": "Zoë Müller", "country": "DE"} | extra
+    return orders.create_customer(session, admin, email=email, sandbox=sandbox, **fields)
+
+
+def make_order(session, admin: Actor, customer, pricing, amount="500", method="stripe") -> Order:
+    return orders.create_order(session, admin, customer_id=customer.id, amount=amount, method=method, pricing=pricing)
+
+
+def paid(order: Order, amount_cents: int | None = None, currency: str = "USD", state=PaymentState.SUCCEEDED):
+    """What a gateway would report for this order's payment."""
+    return PaymentStatus(
+        provider="simulated",
+        ref=f"sim_pi_{order.public_id}",
+        state=state,
+        amount_cents=order.total_cents if amount_cents is None else amount_cents,
+        currency=currency,
+        checked_at=utcnow(),
+        order_public_id=order.public_id,
+    )

@@ -1,0 +1,31 @@
+import json
+
+from billing_core.cli import main
+
+
+def test_quote_prints_json_with_exact_strings(capsys):
+    assert main(["quote", "--amount", "$1,500.00", "--method", "stripe"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["plan"] == "max"
+    assert (out["amount"], out["fee"], out["total"], out["credits"]) == ("1500.00", "82.50", "1582.50", "1500.00")
+
+
+def test_quote_with_a_what_if_pricing_file(capsys, tmp_path):
+    from billing_core.pricing import DEFAULT_PRICING_FILE
+
+    other = tmp_path / "p.toml"
+    other.write_text(DEFAULT_PRICING_FILE.read_text().replace('fee_rate = "0.03"', 'fee_rate = "0.02"'))
+    assert main(["quote", "--amount", "100", "--method", "alipay", "--pricing", str(other)]) == 0
+    assert json.loads(capsys.readouterr().out)["fee"] == "2.00"
+
+
+def test_bad_amount_exits_non_zero_with_reason_on_stderr(capsys):
+    assert main(["quote", "--amount", "-3", "--method", "stripe"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "negative" in captured.err
+
+
+def test_bad_method_exits_non_zero(capsys):
+    assert main(["quote", "--amount", "20", "--method", "cash"]) == 2
+    assert "Unknown payment method" in capsys.readouterr().err
