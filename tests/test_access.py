@@ -59,13 +59,13 @@ def _fail(ctx, actor):
 
 TABLE = [
     (_create_customer, {AD}),
-    (_create_sandbox_customer, {S, F, AN, AD}),
+    (_create_sandbox_customer, {AN, AD}),
     (_create_order, {AD}),
-    (_create_sandbox_order, {S, F, AN, AD}),
+    (_create_sandbox_order, {AN, AD}),
     (_attach_payment, {S, F, AD}),
     (_complete, {S, F, AD}),
     (_complete_manually, {F, AD}),
-    (_complete_sandbox, {S, F, AN, AD}),
+    (_complete_sandbox, {AN, AD}),
     (_fail, {S, F, AD}),
 ]
 

@@ -1,0 +1,38 @@
+"""Billing Ops router: settings, database, who is acting, and which pages they get.
+
+Pages live in ``pages/`` as functions this file registers with ``st.navigation``; each page checks
+access again itself, because Streamlit can run a file in ``pages/`` without this router.
+"""
+
+import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
+
+from billing_core.access import pages_for
+from pages import _shared, simulator
+
+st.set_page_config(page_title="Billing Ops", page_icon=":material/account_balance_wallet:", layout="wide")
+
+settings = _shared.settings_or_stop()
+try:
+    database = _shared.database(settings.database_url)
+except SQLAlchemyError as exc:
+    st.error(f"The database {_shared.describe_url(settings.database_url)} cannot be opened: {exc.__class__.__name__}.")
+    st.stop()
+
+if not settings.local_mode:
+    st.title("Billing Ops")
+    st.error(_shared.NO_SIGN_IN, icon=":material/lock:")
+    st.stop()
+
+actor = _shared.identity_sidebar(settings)
+_shared.status_sidebar(settings, database)
+
+IMPLEMENTED = {
+    "simulator": st.Page(
+        simulator.render, title=_shared.PAGE_TITLES["simulator"], url_path="simulator", icon=":material/calculate:"
+    ),
+}
+pages = [IMPLEMENTED[name] for name in pages_for(actor) if name in IMPLEMENTED]
+if not pages:
+    pages = [st.Page(_shared.no_page_yet, title="Billing Ops", url_path="home", icon=":material/home:")]
+st.navigation(pages).run()

@@ -1,0 +1,242 @@
+"""UI pieces every page shares: the cached database, who is acting, the page guard, money in tables.
+
+Files in ``pages/`` define functions only. Streamlit can execute one of them as a script on its own
+(see ``hand_over_to_router``); then the file's only act is to run app.py, which decides who you are.
+"""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.engine import make_url
+
+from billing_core.access import Actor, Role, may_open, pages_for
+from billing_core.config import Settings, load_settings
+from billing_core.db import Database
+from billing_core.errors import ConfigError
+from billing_core.money import format_cents, format_credits
+from billing_core.sandbox import AuditRow, LedgerRow, OrderRow
+from billing_core.whatif import ComparisonRow, Side
+
+APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
+ROLE_KEY = "local_role"
+ROLE_WIDGET_KEY = "local_role_picker"
+LOCAL_MODE_BANNER = "Local mode — identity chosen here, not signed in"
+NO_SIGN_IN = "No access: sign-in is not configured; set BILLING_LOCAL_MODE=1 for local mode."
+PAGE_TITLES = {"simulator": "Top-up simulator", "orders": "Orders", "revenue": "Revenue", "invoices": "Invoices"}
+_MODE_COLOURS = {"SIMULATED": "blue", "TEST": "orange", "LIVE": "red"}
+
+
+@dataclass(frozen=True)
+class PageContext:
+    settings: Settings
+    database: Database
+    actor: Actor
+
+
+def hand_over_to_router() -> None:
+    """Run app.py in place of a page file that Streamlit executed as a script.
+
+    While a ``pages/`` folder exists, a fresh Streamlit process (and AppTest on every rerun) maps a
+    URL such as /simulator straight to pages/simulator.py and runs it without app.py, until some
+    session has called st.navigation. Skipping the router would skip the identity and role checks,
+    so the page file hands over: app.py runs, registers the pages this actor may open, and
+    st.navigation runs the requested page only if it is one of them.
+    """
+    runpy.run_path(str(APP_FILE), run_name="__main__")
+
+
+@st.cache_resource(show_spinner="Preparing the database…")
+def database(url: str) -> Database:
+    """One Database per URL per process, migrated to the newest schema once."""
+    db = Database(url)
+    db.migrate()
+    return db
+
+
+def describe_url(url: str) -> str:
+    """A database URL for people: never the password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def settings_or_stop() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        st.error(str(exc), icon=":material/settings_alert:")
+        st.stop()
+        raise  # st.stop() raises; this line only tells type checkers so
+
+
+def current_actor(settings: Settings) -> Actor | None:
+    """The acting person: in local mode the configured email with the role picked in the sidebar."""
+    if not settings.local_mode:
+        return None  # no single sign-on yet: nobody is signed in, so nobody gets in
+    role = st.session_state.get(ROLE_KEY) or settings.local_default_role
+    return Actor(settings.local_email, Role(role), "Local user")
+
+
+def page_context(page: str) -> PageContext:
+    """The guard at the top of every page: settings, database and actor, or a refusal and stop."""
+    settings = settings_or_stop()
+    actor = current_actor(settings)
+    if actor is None:
+        st.error(NO_SIGN_IN, icon=":material/lock:")
+        st.stop()
+    if not may_open(actor, page):
+        st.error(f"The {actor.role.value} role may not open the {PAGE_TITLES.get(page, page)} page.")
+        st.stop()
+    return PageContext(settings, database(settings.database_url), actor)
+
+
+def identity_sidebar(settings: Settings) -> Actor:
+    """Local-mode identity: the banner on every page and the role picker in the sidebar."""
+    st.warning(LOCAL_MODE_BANNER, icon=":material/badge:")
+    roles = [role.value for role in Role]
+    chosen = st.session_state.get(ROLE_KEY) or settings.local_default_role
+    with st.sidebar:
+        st.markdown(f"**Local user** · `{settings.local_email}`")
+        # The choice lives under ROLE_KEY, apart from the widget: the router's widgets change
+        # identity when Streamlit runs app.py from a page file (see hand_over_to_router), and a
+        # widget whose identity changes starts again from `index`.
+        st.selectbox(
+            "Role (local mode)",
+            roles,
+            index=roles.index(chosen),
+            key=ROLE_WIDGET_KEY,
+            on_change=_remember_role,
+            help="Until single sign-on lands, pick the role to act as. Every change is audited with it.",
+        )
+    st.session_state[ROLE_KEY] = chosen
+    actor = current_actor(settings)
+    assert actor is not None
+    return actor
+
+
+def _remember_role() -> None:
+    st.session_state[ROLE_KEY] = st.session_state[ROLE_WIDGET_KEY]
+
+
+def status_sidebar(settings: Settings, db: Database) -> None:
+    with st.sidebar:
+        st.divider()
+        st.caption("Database")
+        st.code(db.describe(), language=None, wrap_lines=True)
+        mode = settings.stripe_mode
+        st.badge(f"Payments: {mode}", color=_MODE_COLOURS[mode], icon=":material/credit_card:")
+
+
+def no_page_yet() -> None:
+    """For a role whose pages are all still to come: say which they will be, plainly."""
+    actor = current_actor(settings_or_stop())
+    if actor is None:
+        st.error(NO_SIGN_IN, icon=":material/lock:")
+        return
+    titles = ", ".join(PAGE_TITLES.get(page, page) for page in pages_for(actor)) or "none"
+    st.title("Billing Ops")
+    st.info(
+        f"The {actor.role.value} role will have these pages: {titles}. None of them is available yet.",
+        icon=":material/construction:",
+    )
+
+
+# --- money in tables: formatted here, computed in billing_core ---------------------------------
+
+
+def signed_cents(cents: int | None) -> str:
+    if cents is None:
+        return "—"
+    return ("+" if cents > 0 else "") + format_cents(cents)
+
+
+def signed_credits(hundredths: int | None) -> str:
+    if hundredths is None:
+        return "—"
+    return ("+" if hundredths > 0 else "") + format_credits(hundredths)
+
+
+def _side(prefix: str, side: Side) -> dict[str, str]:
+    if not side.ok:
+        return {f"{prefix} credits": "—", f"{prefix} fee": "—", f"{prefix} total": "—", f"{prefix} note": side.refusal}
+    return {
+        f"{prefix} credits": format_credits(side.credits),
+        f"{prefix} fee": format_cents(side.fee_cents),
+        f"{prefix} total": format_cents(side.total_cents),
+        f"{prefix} note": "",
+    }
+
+
+def whatif_frame(rows: Iterable[ComparisonRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"Amount": format_cents(r.amount_cents), "Plan": r.label}
+            | _side("Current", r.current)
+            | _side("What-if", r.whatif)
+            | {
+                "Δ credits": signed_credits(r.credits_diff),
+                "Δ fee": signed_cents(r.fee_diff),
+                "Δ total": signed_cents(r.total_diff),
+            }
+            for r in rows
+        ]
+    )
+
+
+def orders_frame(rows: Iterable[OrderRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Order": r.public_id,
+                "Created (UTC)": f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+                "Plan": r.plan,
+                "Method": r.method,
+                "Amount": format_cents(r.amount_cents),
+                "Fee": format_cents(r.fee_cents),
+                "Total": format_cents(r.total_cents),
+                "Credits": format_credits(r.credits),
+                "Status": r.status.value,
+                "Invoice": r.invoice_number or "—",
+                "Provider ref": r.provider_ref or "—",
+            }
+            for r in rows
+        ]
+    )
+
+
+def ledger_frame(rows: Iterable[LedgerRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "When (UTC)": f"{r.at:%Y-%m-%d %H:%M:%S}",
+                "Kind": r.kind,
+                "Credits": signed_credits(r.credits),
+                "Order": r.order_public_id or "—",
+                "By": r.created_by,
+            }
+            for r in rows
+        ]
+    )
+
+
+def events_frame(rows: Iterable[AuditRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "When (UTC)": f"{r.at:%Y-%m-%d %H:%M:%S}",
+                "Action": r.action,
+                "Order": r.order_public_id,
+                "Who": f"{r.actor_email} ({r.actor_role})",
+                "Reason": r.reason or "",
+            }
+            for r in rows
+        ]
+    )
+
+
+if __name__ == "__main__":
+    hand_over_to_router()
