@@ -6,10 +6,14 @@ Each area of the app contributes a function returning rows; ``run`` prints them 
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 from billing_core.pricing import Method, load_pricing, quote
 
@@ -69,7 +73,151 @@ def quote_rows(options: Options) -> Iterable[Row]:
     yield Row("quote() calls", rate(one_quote), "calls/s", rate(bare_decimal_fee), "one Decimal fee")
 
 
-SUITES: dict[str, Callable[[Options], Iterable[Row]]] = {"quote": quote_rows}
+BASELINE_ORDERS = 2_000
+
+
+def _orm_orders_per_second(database, orders: int) -> float:
+    """The naive way: one ORM Order (with its ledger entry and invoice) added and committed at a time."""
+    from billing_core import demo
+    from billing_core.config import Settings
+    from billing_core.models import Customer, Invoice, LedgerEntry, Order
+
+    settings = Settings()
+    data = demo.generate(orders, 11, settings.pricing(), settings)
+
+    def when(us: int) -> datetime | None:
+        return None if us < 0 else datetime.fromtimestamp(us / 1_000_000, UTC)
+
+    raw = {t.name: t for t in data.tables}
+    with database.session() as session:
+        for i in range(len(raw["customers"])):
+            c = raw["customers"].columns
+            session.add(
+                Customer(
+                    id=int(c["id"][i]),
+                    public_id=c["public_id"][i],
+                    email=c["email"][i],
+                    name=c["name"][i],
+                    company=c["company"][i],
+                    country=c["country"][i],
+                    tax_id=c["tax_id"][i],
+                    address=c["address"][i],
+                    sandbox=False,
+                    created_at=when(int(c["created_at"][i])),
+                )
+            )
+        session.commit()
+    o, le, inv = raw["orders"].columns, raw["ledger_entries"].columns, raw["invoices"].columns
+    ledger_by_order = {int(v): i for i, v in enumerate(le["order_id"].tolist()) if le["kind"][i] == "topup"}
+    invoice_by_order = {int(v): i for i, v in enumerate(inv["order_id"].tolist())}
+    start = time.perf_counter()
+    with database.session() as session:
+        for i in range(orders):
+            order_id = int(o["id"][i])
+            session.add(
+                Order(
+                    id=order_id,
+                    public_id=o["public_id"][i],
+                    customer_id=int(o["customer_id"][i]),
+                    plan=o["plan"][i],
+                    amount_cents=int(o["amount_cents"][i]),
+                    credits=int(o["credits"][i]),
+                    fee_cents=int(o["fee_cents"][i]),
+                    total_cents=int(o["total_cents"][i]),
+                    currency="USD",
+                    method=o["method"][i],
+                    provider_ref=o["provider_ref"][i],
+                    pricing_version=o["pricing_version"].value,
+                    status=o["status"][i],
+                    sandbox=False,
+                    created_at=when(int(o["created_at"][i])),
+                    expires_at=when(int(o["expires_at"][i])),
+                    paid_at=when(int(o["paid_at"][i])),
+                    completed_at=when(int(o["completed_at"][i])),
+                    completed_by=o["completed_by"][i],
+                    completion_reason=o["completion_reason"][i],
+                    paid_amount_cents=None if o["paid_amount_cents"][i] < 0 else int(o["paid_amount_cents"][i]),
+                    failure_reason=o["failure_reason"][i],
+                )
+            )
+            session.flush()  # no relationships are mapped, so the order goes in before what refers to it
+            if order_id in ledger_by_order:
+                j = ledger_by_order[order_id]
+                session.add(
+                    LedgerEntry(
+                        customer_id=int(le["customer_id"][j]),
+                        order_id=order_id,
+                        kind="topup",
+                        credits=int(le["credits"][j]),
+                        created_at=when(int(le["created_at"][j])),
+                        created_by=demo.GATEWAY_ACTOR,
+                    )
+                )
+            if order_id in invoice_by_order:
+                k = invoice_by_order[order_id]
+                session.add(
+                    Invoice(
+                        number=inv["number"][k],
+                        series=inv["series"][k],
+                        sequence=int(inv["sequence"][k]),
+                        kind="invoice",
+                        order_id=order_id,
+                        issued_at=when(int(inv["issued_at"][k])),
+                        currency="USD",
+                        subtotal_cents=int(inv["subtotal_cents"][k]),
+                        fee_cents=int(inv["fee_cents"][k]),
+                        tax_cents=0,
+                        total_cents=int(inv["total_cents"][k]),
+                        seller=json.loads(inv["seller"].value),
+                        buyer=json.loads(inv["buyer"][k]),
+                        lines=json.loads(inv["lines"][k]),
+                        template_version=inv["template_version"].value,
+                        sandbox=False,
+                    )
+                )
+            session.commit()
+    return orders / (time.perf_counter() - start)
+
+
+def seed_rows(options: Options) -> Iterable[Row]:
+    """Bulk seeding beside the ORM adding one order at a time (measured on a small sample)."""
+    with tempfile.TemporaryDirectory(prefix="billing-bench-") as tmp:
+        targets = [("SQLite", f"sqlite:///{Path(tmp) / 'seed.db'}", f"sqlite:///{Path(tmp) / 'orm.db'}")]
+        if options.postgres_url:
+            targets.append(("PostgreSQL", options.postgres_url, options.postgres_url))
+        for label, url, baseline_url in targets:
+            yield _seed_row(label, url, baseline_url, options.seed_orders)
+
+
+def _seed_row(label: str, url: str, baseline_url: str, orders: int) -> Row:
+    from billing_core import demo
+    from billing_core.access import Actor, Role
+    from billing_core.db import Database
+
+    baseline_db = Database(baseline_url)
+    try:
+        baseline_db.migrate()
+        demo.delete_all_data(baseline_db)
+        baseline = _orm_orders_per_second(baseline_db, BASELINE_ORDERS)
+    finally:
+        baseline_db.dispose()
+    database = Database(url)
+    try:
+        database.migrate()
+        actor = Actor("bench@localhost", Role.ADMIN, "benchmark")
+        report = demo.seed(database, orders=orders, actor=actor, replace=True)
+    finally:
+        database.dispose()
+    return Row(
+        f"seed orders ({label}, {orders:,})",
+        report.orders / report.seconds,
+        "orders/s",
+        baseline,
+        "ORM one row at a time",
+    )
+
+
+SUITES: dict[str, Callable[[Options], Iterable[Row]]] = {"quote": quote_rows, "seed": seed_rows}
 
 
 def run(options: Options, only: list[str] | None = None, out: Callable[[str], None] = print) -> list[Row]:

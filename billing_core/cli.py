@@ -34,6 +34,51 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_printer(label: str):
+    step = {"next": 0.0}
+
+    def report(done: int, total: int) -> None:
+        if total and (done >= step["next"] or done == total):
+            print(f"{label}: {done:,} / {total:,} rows written", file=sys.stderr, flush=True)
+            step["next"] = done + total / 10
+
+    return report
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from billing_core import demo
+    from billing_core.db import Database
+
+    settings = load_settings()
+    database = Database(args.database_url or settings.database_url)
+    database.migrate()
+    report = demo.seed(
+        database,
+        orders=args.orders,
+        seed=args.seed,
+        actor=cli_actor(None),
+        replace=args.replace,
+        settings=settings,
+        progress=_progress_printer("seeding"),
+    )
+    print(f"{demo.describe(report)} into {database.describe()}")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from billing_core import demo
+    from billing_core.db import Database
+
+    settings = load_settings()
+    database = Database(args.database_url or settings.database_url)
+    report = demo.setup(database, actor=cli_actor(None), settings=settings, progress=_progress_printer("first run"))
+    if report is None:
+        print(f"{database.describe()} is up to date and already has data")
+    else:
+        print(f"{demo.describe(report)} into {database.describe()}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     options = bench.Options(seed_orders=args.orders, postgres_url=args.postgres_url)
     bench.run(options, only=args.only or None)
@@ -53,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="bring the database schema up to date")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("seed", help="migrate and fill the database with deterministic demo data")
+    p.add_argument("--orders", type=int, default=1_000_000, help="orders to generate (default 1,000,000)")
+    p.add_argument("--seed", type=int, default=7, help="random seed: the same seed and size give the same rows")
+    p.add_argument("--replace", action="store_true", help="delete all existing data first")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("setup", help="first run: migrate, and seed demo data if the database has no orders")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_setup)
 
     p = sub.add_parser("bench", help="print benchmark figures beside same-run baselines")
     p.add_argument("--orders", type=int, default=1_000_000, help="orders to seed for the seeding figure")

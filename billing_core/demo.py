@@ -1,0 +1,1317 @@
+"""Demo data: about two years of believable top-ups, generated from a seed and bulk-loaded.
+
+Nothing reads the clock: every row derives from the seed, the size and the fixed anchor
+``DATA_END`` (2026-11-27 00:00 UTC, exclusive, so the data ends on 2026-11-26 at 23:59 UTC). The
+same seed and size therefore give identical rows, public ids and timestamps included. Prices come
+from ``quote()``: each distinct (amount, method) pair is quoted once and mapped onto its orders.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from billing_core import audit
+from billing_core.access import Action, Actor, require
+from billing_core.config import Settings
+from billing_core.db import Database
+from billing_core.errors import BillingError, StateConflict
+from billing_core.invoices.issuing import TEMPLATE_VERSION
+from billing_core.invoices.numbering import format_number, series_name
+from billing_core.models import InvoiceKind, LedgerKind, OrderStatus, SimulatedStatus
+from billing_core.pricing import Method, PlanId, Pricing, quote
+
+DATA_END = datetime(2026, 11, 27, tzinfo=UTC)
+SPAN_DAYS = 730
+FIRST_RUN_ORDERS = 20_000
+ORDERS_PER_CUSTOMER = 8
+# Who completed a seeded paid order: the gateway's webhook, as in production.
+GATEWAY_ACTOR = "system:gateway-webhook"
+COMPLETION_REASON = "payment succeeded at the gateway"
+
+_US = 1_000_000
+_DAY_US = 86_400 * _US
+_END_US = int(DATA_END.timestamp()) * _US
+_START_US = _END_US - SPAN_DAYS * _DAY_US
+_TTL_US = _DAY_US  # orders.ORDER_TTL
+_CHUNK = 50_000
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    customers: int
+    orders: int
+    paid: int
+    invoices: int
+    ledger_entries: int
+    seconds: float
+
+
+# --- what can happen to an order -----------------------------------------------------------------
+
+
+class Case(enum.IntEnum):
+    """The outcomes support meets; each maps to an order status and the gateway's own record."""
+
+    PAID = 0
+    PENDING_PAID = 1  # pending here, but the gateway took the money (a lost webhook)
+    PENDING_UNPAID = 2
+    FAILED = 3
+    EXPIRED_UNPAID = 4
+    EXPIRED_PAID = 5  # expired here, paid at the gateway: still completable
+    CANCELLED = 6
+    REFUNDED = 7
+
+
+_CASE_SHARE = np.array([0.875, 0.02, 0.03, 0.03, 0.014, 0.006, 0.01, 0.015])
+_CASE_STATUS = [
+    OrderStatus.PAID,
+    OrderStatus.PENDING,
+    OrderStatus.PENDING,
+    OrderStatus.FAILED,
+    OrderStatus.EXPIRED,
+    OrderStatus.EXPIRED,
+    OrderStatus.CANCELLED,
+    OrderStatus.REFUNDED,
+]
+_CASE_GATEWAY = [
+    SimulatedStatus.SUCCEEDED,
+    SimulatedStatus.SUCCEEDED,
+    SimulatedStatus.REQUIRES_PAYMENT,
+    SimulatedStatus.DECLINED,
+    SimulatedStatus.REQUIRES_PAYMENT,
+    SimulatedStatus.SUCCEEDED,
+    SimulatedStatus.CANCELED,
+    SimulatedStatus.SUCCEEDED,
+]
+# Share of each case that reached the gateway (has a provider reference).
+_CASE_HAS_REF = np.array([1.0, 1.0, 0.75, 1.0, 0.6, 1.0, 0.5, 1.0])
+_FAILURES = [
+    "Your card was declined.",
+    "Insufficient funds.",
+    "The card issuer declined the payment (do_not_honor).",
+    "3-D Secure authentication failed.",
+]
+
+# Plan mix by count: Pro is the largest by revenue, Study and Standard by count.
+_PLAN_SHARE = {"study": 0.30, "standard": 0.30, "pro": 0.17, "max": 0.04, "custom": 0.19}
+_METHODS = [Method.STRIPE, Method.AIRWALLEX, Method.ALIPAY]
+# Custom amounts are what people type: whole dollars, rounder as they grow, mostly small.
+_CUSTOM_DOLLARS = np.concatenate([np.arange(5, 100), np.arange(100, 1000, 5), np.arange(1000, 25001, 50)])
+_WEEKDAY_WEIGHT = np.array([1.05, 1.1, 1.1, 1.05, 1.0, 0.68, 0.62])  # Monday first
+_HOUR_WEIGHT = np.array([3, 2, 2, 2, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8, 8, 7, 7, 6, 6, 5, 5, 4, 4], dtype=float)
+
+# --- people --------------------------------------------------------------------------------------
+
+# script: (share, name order, [(first, latin, gender)], [(last masculine, last feminine, latin)], countries)
+_SCRIPTS: dict[str, tuple] = {
+    "latin": (
+        0.34,
+        "{f} {l}",
+        [
+            ("James", "james", "m"),
+            ("Mary", "mary", "f"),
+            ("Olivia", "olivia", "f"),
+            ("Liam", "liam", "m"),
+            ("Noah", "noah", "m"),
+            ("Emma", "emma", "f"),
+            ("Ethan", "ethan", "m"),
+            ("Grace", "grace", "f"),
+            ("Henry", "henry", "m"),
+            ("Chloe", "chloe", "f"),
+            ("Daniel", "daniel", "m"),
+            ("Priya", "priya", "f"),
+        ],
+        [
+            ("Smith", "Smith", "smith"),
+            ("Johnson", "Johnson", "johnson"),
+            ("Brown", "Brown", "brown"),
+            ("Taylor", "Taylor", "taylor"),
+            ("Walker", "Walker", "walker"),
+            ("Wright", "Wright", "wright"),
+            ("Green", "Green", "green"),
+            ("Nelson", "Nelson", "nelson"),
+            ("Carter", "Carter", "carter"),
+            ("Tan", "Tan", "tan"),
+        ],
+        {"US": 0.45, "GB": 0.2, "CA": 0.1, "AU": 0.1, "NL": 0.05, "IE": 0.05, "SG": 0.05},
+    ),
+    "accented": (
+        0.18,
+        "{f} {l}",
+        [
+            ("José", "jose", "m"),
+            ("Zoë", "zoe", "f"),
+            ("François", "francois", "m"),
+            ("Chloé", "chloe", "f"),
+            ("Jürgen", "juergen", "m"),
+            ("Søren", "soren", "m"),
+            ("Łukasz", "lukasz", "m"),
+            ("Inês", "ines", "f"),
+            ("Renée", "renee", "f"),
+            ("Björn", "bjorn", "m"),
+            ("Mónica", "monica", "f"),
+            ("Agnès", "agnes", "f"),
+        ],
+        [
+            ("García", "García", "garcia"),
+            ("Müller", "Müller", "mueller"),
+            ("Lefèvre", "Lefèvre", "lefevre"),
+            ("Núñez", "Núñez", "nunez"),
+            ("Sørensen", "Sørensen", "sorensen"),
+            ("Wójcik", "Wójcik", "wojcik"),
+            ("Gonçalves", "Gonçalves", "goncalves"),
+            ("Håkansson", "Håkansson", "hakansson"),
+            ("Schröder", "Schröder", "schroeder"),
+            ("Jiménez", "Jiménez", "jimenez"),
+        ],
+        {"DE": 0.35, "FR": 0.3, "ES": 0.15, "PT": 0.05, "PL": 0.1, "SE": 0.05},
+    ),
+    "cyrillic": (
+        0.07,
+        "{f} {l}",
+        [
+            ("Алексей", "aleksei", "m"),
+            ("Мария", "maria", "f"),
+            ("Дмитрий", "dmitrii", "m"),
+            ("Анна", "anna", "f"),
+            ("Иван", "ivan", "m"),
+            ("Ольга", "olga", "f"),
+            ("Сергей", "sergei", "m"),
+            ("Екатерина", "ekaterina", "f"),
+        ],
+        [
+            ("Иванов", "Иванова", "ivanov"),
+            ("Смирнов", "Смирнова", "smirnov"),
+            ("Кузнецов", "Кузнецова", "kuznetsov"),
+            ("Соколов", "Соколова", "sokolov"),
+            ("Попов", "Попова", "popov"),
+            ("Морозов", "Морозова", "morozov"),
+        ],
+        {"KZ": 0.4, "BG": 0.2, "RS": 0.2, "UA": 0.2},
+    ),
+    "greek": (
+        0.04,
+        "{f} {l}",
+        [
+            ("Γιώργος", "giorgos", "m"),
+            ("Μαρία", "maria", "f"),
+            ("Νίκος", "nikos", "m"),
+            ("Ελένη", "eleni", "f"),
+            ("Κώστας", "kostas", "m"),
+            ("Κατερίνα", "katerina", "f"),
+        ],
+        [
+            ("Παπαδόπουλος", "Παπαδοπούλου", "papadopoulos"),
+            ("Γεωργίου", "Γεωργίου", "georgiou"),
+            ("Οικονόμου", "Οικονόμου", "oikonomou"),
+            ("Καραγιάννης", "Καραγιάννη", "karagiannis"),
+            ("Βασιλείου", "Βασιλείου", "vasileiou"),
+        ],
+        {"GR": 0.8, "CY": 0.2},
+    ),
+    "chinese": (
+        0.14,
+        "{l}{f}",
+        [
+            ("伟", "wei", "m"),
+            ("芳", "fang", "f"),
+            ("娜", "na", "f"),
+            ("磊", "lei", "m"),
+            ("静", "jing", "f"),
+            ("晓明", "xiaoming", "m"),
+            ("子涵", "zihan", "f"),
+            ("浩然", "haoran", "m"),
+        ],
+        [
+            ("王", "王", "wang"),
+            ("李", "李", "li"),
+            ("张", "张", "zhang"),
+            ("刘", "刘", "liu"),
+            ("陈", "陈", "chen"),
+            ("杨", "杨", "yang"),
+            ("黄", "黄", "huang"),
+            ("赵", "赵", "zhao"),
+        ],
+        {"CN": 0.6, "TW": 0.15, "HK": 0.1, "SG": 0.15},
+    ),
+    "japanese": (
+        0.09,
+        "{l} {f}",
+        [
+            ("翔太", "shota", "m"),
+            ("陽菜", "hina", "f"),
+            ("大輔", "daisuke", "m"),
+            ("さくら", "sakura", "f"),
+            ("健一", "kenichi", "m"),
+            ("美咲", "misaki", "f"),
+        ],
+        [
+            ("佐藤", "佐藤", "sato"),
+            ("鈴木", "鈴木", "suzuki"),
+            ("高橋", "高橋", "takahashi"),
+            ("田中", "田中", "tanaka"),
+            ("渡辺", "渡辺", "watanabe"),
+            ("山本", "山本", "yamamoto"),
+        ],
+        {"JP": 1.0},
+    ),
+    "korean": (
+        0.07,
+        "{l}{f}",
+        [
+            ("민준", "minjun", "m"),
+            ("서연", "seoyeon", "f"),
+            ("지훈", "jihoon", "m"),
+            ("하은", "haeun", "f"),
+            ("도윤", "doyoon", "m"),
+            ("지우", "jiwoo", "f"),
+        ],
+        [
+            ("김", "김", "kim"),
+            ("이", "이", "lee"),
+            ("박", "박", "park"),
+            ("최", "최", "choi"),
+            ("정", "정", "jung"),
+            ("강", "강", "kang"),
+        ],
+        {"KR": 1.0},
+    ),
+    "arabic": (
+        0.07,
+        "{f} {l}",
+        [
+            ("محمد", "mohammed", "m"),
+            ("فاطمة", "fatima", "f"),
+            ("أحمد", "ahmed", "m"),
+            ("مريم", "maryam", "f"),
+            ("عمر", "omar", "m"),
+            ("ليلى", "layla", "f"),
+        ],
+        [
+            ("العلي", "العلي", "alali"),
+            ("الحسن", "الحسن", "alhassan"),
+            ("المنصوري", "المنصوري", "almansoori"),
+            ("الحربي", "الحربي", "alharbi"),
+            ("الخطيب", "الخطيب", "alkhatib"),
+        ],
+        {"AE": 0.5, "SA": 0.3, "EG": 0.2},
+    ),
+}
+SCRIPTS = tuple(_SCRIPTS)
+
+# Company name stems per script: (native, latin slug for the email domain).
+_STEMS = {
+    "latin": [("Northwind", "northwind"), ("Bluefin", "bluefin"), ("Brightpath", "brightpath"), ("Lumen", "lumen")],
+    "accented": [("Vektor", "vektor"), ("Hélix", "helix"), ("Atlântico", "atlantico"), ("Nordlicht", "nordlicht")],
+    "cyrillic": [("Вектор", "vektor"), ("Альфа Дата", "alfadata"), ("Северный Код", "severcode")],
+    "greek": [("Ήλιος", "ilios"), ("Ωκεανός", "okeanos"), ("Πρόοδος", "proodos")],
+    "chinese": [("星河", "xinghe"), ("云帆", "yunfan"), ("智源", "zhiyuan"), ("天启", "tianqi")],
+    "japanese": [("未来技研", "miraigiken"), ("青空データ", "aozoradata"), ("光速ラボ", "kosokulab")],
+    "korean": [("한빛소프트", "hanbitsoft"), ("누리데이터", "nuridata"), ("미래랩", "miraelab")],
+    "arabic": [("النور للتقنية", "alnoortech"), ("الأفق الرقمي", "digitalhorizon")],
+}
+_COMPANY_SHARE = 0.35
+_PERSONAL_DOMAINS = ["example.com", "example.net", "example.org", "mail.test"]
+
+
+def _digits(n: int, width: int) -> str:
+    return f"{n % 10**width:0{width}d}"
+
+
+_CN_CODE = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+def _cn_credit_code(n: int) -> str:
+    chars = []
+    for _ in range(16):
+        n, r = divmod(n, len(_CN_CODE))
+        chars.append(_CN_CODE[r])
+    return "91" + "".join(chars)
+
+
+# country: (name, address format, streets, cities, postcode pattern ('#' = digit), company format, tax id)
+_COUNTRIES: dict[str, tuple] = {
+    "US": (
+        "United States",
+        "{n} {street}, {city} {zip}",
+        ["Market Street", "Main Street", "Broadway", "Elm Avenue"],
+        ["San Francisco, CA", "Austin, TX", "New York, NY", "Seattle, WA"],
+        "#####",
+        "{s} Inc.",
+        lambda r: f"{_digits(r, 2)}-{_digits(r // 100, 7)}",
+    ),
+    "GB": (
+        "United Kingdom",
+        "{n} {street}, {city} {zip}",
+        ["High Street", "Baker Street", "King's Road"],
+        ["London", "Manchester", "Edinburgh"],
+        "EC# #AB",
+        "{s} Ltd",
+        lambda r: "GB" + _digits(r, 9),
+    ),
+    "CA": (
+        "Canada",
+        "{n} {street}, {city} {zip}",
+        ["Queen Street W", "Yonge Street"],
+        ["Toronto, ON"],
+        "M5V #A#",
+        "{s} Inc.",
+        None,
+    ),
+    "AU": (
+        "Australia",
+        "{n} {street}, {city} {zip}",
+        ["George Street", "Collins Street"],
+        ["Sydney NSW", "Melbourne VIC"],
+        "####",
+        "{s} Pty Ltd",
+        lambda r: f"{_digits(r, 2)} {_digits(r // 100, 3)} {_digits(r // 10**5, 3)} {_digits(r // 10**8, 3)}",
+    ),
+    "NL": (
+        "Netherlands",
+        "{street} {n}, {zip} {city}",
+        ["Herengracht", "Keizersgracht"],
+        ["Amsterdam", "Utrecht"],
+        "#### AB",
+        "{s} B.V.",
+        lambda r: "NL" + _digits(r, 9) + "B01",
+    ),
+    "IE": (
+        "Ireland",
+        "{n} {street}, {city} {zip}",
+        ["Grafton Street", "Dame Street"],
+        ["Dublin"],
+        "D0#",
+        "{s} Ltd",
+        lambda r: "IE" + _digits(r, 7) + "A",
+    ),
+    "SG": (
+        "Singapore",
+        "{n} {street}, Singapore {zip}",
+        ["Orchard Road", "Robinson Road"],
+        ["Singapore"],
+        "######",
+        "{s} Pte. Ltd.",
+        None,
+    ),
+    "DE": (
+        "Deutschland",
+        "{street} {n}, {zip} {city}",
+        ["Hauptstraße", "Friedrichstraße", "Königsallee"],
+        ["Berlin", "München", "Düsseldorf"],
+        "#####",
+        "{s} GmbH",
+        lambda r: "DE" + _digits(r, 9),
+    ),
+    "FR": (
+        "France",
+        "{n} {street}, {zip} {city}",
+        ["rue de la Paix", "avenue des Champs-Élysées", "rue Sainte-Catherine"],
+        ["Paris", "Lyon", "Bordeaux"],
+        "#####",
+        "{s} SAS",
+        lambda r: "FR" + _digits(r, 2) + _digits(r // 100, 9),
+    ),
+    "ES": (
+        "España",
+        "{street} {n}, {zip} {city}",
+        ["Calle de Alcalá", "Passeig de Gràcia"],
+        ["Madrid", "Barcelona"],
+        "#####",
+        "{s} S.L.",
+        lambda r: "ESB" + _digits(r, 8),
+    ),
+    "PT": (
+        "Portugal",
+        "{street} {n}, {zip} {city}",
+        ["Rua Augusta", "Avenida da Liberdade"],
+        ["Lisboa", "Porto"],
+        "####-###",
+        "{s} Lda",
+        lambda r: "PT" + _digits(r, 9),
+    ),
+    "PL": (
+        "Polska",
+        "ul. {street} {n}, {zip} {city}",
+        ["Marszałkowska", "Piotrkowska"],
+        ["Warszawa", "Łódź", "Kraków"],
+        "##-###",
+        "{s} sp. z o.o.",
+        lambda r: "PL" + _digits(r, 10),
+    ),
+    "SE": (
+        "Sverige",
+        "{street} {n}, {zip} {city}",
+        ["Drottninggatan", "Kungsgatan"],
+        ["Stockholm", "Göteborg"],
+        "### ##",
+        "{s} AB",
+        lambda r: "SE" + _digits(r, 10) + "01",
+    ),
+    "KZ": (
+        "Қазақстан",
+        "ул. {street}, {n}, {city}, {zip}",
+        ["Абая", "Достык"],
+        ["Алматы", "Астана"],
+        "######",
+        "ТОО «{s}»",
+        None,
+    ),
+    "BG": (
+        "България",
+        "ул. {street} {n}, {zip} {city}",
+        ["Витоша", "Раковски"],
+        ["София", "Пловдив"],
+        "####",
+        "{s} ЕООД",
+        None,
+    ),
+    "RS": (
+        "Србија",
+        "{street} {n}, {zip} {city}",
+        ["Кнез Михаилова", "Булевар краља Александра"],
+        ["Београд"],
+        "#####",
+        "{s} д.о.о.",
+        None,
+    ),
+    "UA": (
+        "Україна",
+        "вул. {street}, {n}, {city}, {zip}",
+        ["Хрещатик", "Дерибасівська"],
+        ["Київ", "Одеса"],
+        "#####",
+        "ТОВ «{s}»",
+        None,
+    ),
+    "GR": (
+        "Ελλάδα",
+        "{street} {n}, {zip} {city}",
+        ["Ερμού", "Πανεπιστημίου"],
+        ["Αθήνα", "Θεσσαλονίκη"],
+        "### ##",
+        "{s} Α.Ε.",
+        lambda r: "EL" + _digits(r, 9),
+    ),
+    "CY": (
+        "Κύπρος",
+        "{street} {n}, {zip} {city}",
+        ["Μακαρίου", "Ληδρας"],
+        ["Λευκωσία", "Λεμεσός"],
+        "####",
+        "{s} Λτδ",
+        lambda r: "CY" + _digits(r, 8) + "L",
+    ),
+    "CN": (
+        "中国",
+        "{city}{street}{n}号 {zip}",
+        ["南京西路", "中关村大街", "深南大道"],
+        ["上海市静安区", "北京市海淀区", "深圳市南山区"],
+        "######",
+        "{s}科技有限公司",
+        _cn_credit_code,
+    ),
+    "TW": (
+        "台灣",
+        "{city}{street}{n}號 {zip}",
+        ["信義路五段", "忠孝東路四段"],
+        ["台北市信義區", "台北市大安區"],
+        "###",
+        "{s}科技股份有限公司",
+        None,
+    ),
+    "HK": (
+        "香港",
+        "{city}{street}{n}號",
+        ["皇后大道中", "軒尼詩道"],
+        ["香港中環", "香港灣仔"],
+        "",
+        "{s}科技有限公司",
+        None,
+    ),
+    "JP": (
+        "日本",
+        "〒{zip} {city}{street}{n}",
+        ["丸の内1-", "渋谷2-", "梅田3-"],
+        ["東京都千代田区", "東京都渋谷区", "大阪府大阪市北区"],
+        "###-####",
+        "株式会社{s}",
+        lambda r: "T" + _digits(r, 13),
+    ),
+    "KR": (
+        "대한민국",
+        "{city} {street} {n}, {zip}",
+        ["테헤란로", "세종대로"],
+        ["서울특별시 강남구", "서울특별시 중구"],
+        "#####",
+        "주식회사 {s}",
+        lambda r: f"{_digits(r, 3)}-{_digits(r // 1000, 2)}-{_digits(r // 10**5, 5)}",
+    ),
+    "AE": (
+        "الإمارات العربية المتحدة",
+        "{street} {n}، {city}",
+        ["شارع الشيخ زايد", "شارع الكورنيش"],
+        ["دبي", "أبوظبي"],
+        "",
+        "{s} ذ.م.م",
+        lambda r: "100" + _digits(r, 12),
+    ),
+    "SA": (
+        "المملكة العربية السعودية",
+        "{street} {n}، {city} {zip}",
+        ["طريق الملك فهد", "شارع التحلية"],
+        ["الرياض", "جدة"],
+        "#####",
+        "شركة {s}",
+        lambda r: "3" + _digits(r, 13) + "3",
+    ),
+    "EG": ("مصر", "{n} {street}، {city}", ["شارع التحرير", "شارع النيل"], ["القاهرة", "الجيزة"], "", "شركة {s}", None),
+}
+
+
+# --- generation ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Same:
+    """A column with one value for every row: inlined into the INSERT on SQLite, not bound per row."""
+
+    value: object
+
+
+def _json(value: object) -> str:
+    """JSON text as stored in JSON columns (compact; the ORM reads it back to the same dicts)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class Table:
+    """Columns ready for a bulk load: ints and timestamps (µs since epoch) as numpy, the rest lists."""
+
+    name: str
+    columns: dict[str, object]
+    timestamps: frozenset[str] = frozenset()  # µs since the epoch; negative means NULL
+    booleans: frozenset[str] = frozenset()
+    nullable: frozenset[str] = frozenset()  # integer columns where negative means NULL
+
+    def __len__(self) -> int:
+        return next(len(v) for v in self.columns.values() if not isinstance(v, Same))  # type: ignore[arg-type]
+
+
+@dataclass
+class DemoData:
+    customers: Table
+    orders: Table
+    payments: Table
+    ledger: Table
+    invoices: Table
+    series: dict[str, int]  # series -> next number
+    paid: int
+    summary: dict
+
+    @property
+    def tables(self) -> list[Table]:
+        return [self.customers, self.orders, self.payments, self.ledger, self.invoices]
+
+
+def _hex_ids(rng: np.random.Generator, prefix: str, n: int) -> list[str]:
+    """``prefix_`` + 16 hex digits each, like orders.new_public_id, unique, from the seeded RNG."""
+    values = rng.integers(0, np.iinfo(np.int64).max, n, dtype=np.int64)
+    while len(np.unique(values)) < n:
+        _, first = np.unique(values, return_index=True)
+        duplicates = np.setdiff1d(np.arange(n), first)
+        values[duplicates] = rng.integers(0, np.iinfo(np.int64).max, len(duplicates), dtype=np.int64)
+    nibbles = (values.view(np.uint64)[:, None] >> np.arange(60, -4, -4, dtype=np.uint64)) & np.uint64(15)
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[nibbles.astype(np.intp)]
+    return np.char.add(f"{prefix}_", np.ascontiguousarray(digits).view("S16").ravel().astype("U16")).tolist()
+
+
+def _random_text(rng: np.random.Generator, alphabet: str, n: int, width: int) -> np.ndarray:
+    """``n`` strings of ``width`` characters drawn from an ASCII ``alphabet``."""
+    chars = np.frombuffer(alphabet.encode("ascii"), dtype=np.uint8)
+    picks = np.ascontiguousarray(chars[rng.integers(0, len(alphabet), (n, width))])
+    return picks.view(f"S{width}").ravel().astype(f"U{width}")
+
+
+def _order_times(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Creation times (µs, sorted): tripling over the two years, weekdays busier, daytime busier."""
+    day = np.arange(SPAN_DAYS)
+    weekday = (day + datetime.fromtimestamp(_START_US // _US, UTC).weekday()) % 7
+    weight = np.exp(np.log(3.0) * day / (SPAN_DAYS - 1)) * _WEEKDAY_WEIGHT[weekday]
+    per_day = rng.multinomial(n, weight / weight.sum())
+    days = np.repeat(day, per_day).astype(np.int64)
+    hours = rng.choice(24, size=n, p=_HOUR_WEIGHT / _HOUR_WEIGHT.sum()).astype(np.int64)
+    within = rng.integers(0, 3600 * _US, n)
+    return np.sort(_START_US + days * _DAY_US + hours * 3600 * _US + within)
+
+
+def _timestamps(us: np.ndarray) -> np.ndarray:
+    """'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), the text SQLAlchemy's DateTime stores on SQLite."""
+    text = np.datetime_as_string(us.astype("datetime64[us]"), unit="us")
+    if len(text):
+        text.view("U1").reshape(len(text), -1)[:, 10] = " "
+    return text
+
+
+def _plan_name(plan: PlanId) -> str:
+    return "custom amount" if plan is PlanId.CUSTOM else f"{plan.value.title()} plan"
+
+
+def _lines_json(credits: int, amount_cents: int, fee_cents: int, method: Method, plan: PlanId) -> str:
+    # The exact output of invoices.issuing.invoice_lines, serialised as SQLAlchemy's JSON type does.
+    return _json(
+        [
+            {
+                "description": f"AI model credits top-up ({_plan_name(plan)})",
+                "quantity": f"{credits // 100}.{credits % 100:02d}",
+                "unit": "credit",
+                "amount_cents": amount_cents,
+            },
+            {
+                "description": f"Payment processing fee ({method.value})",
+                "quantity": "1",
+                "unit": "fee",
+                "amount_cents": fee_cents,
+            },
+        ]
+    )
+
+
+def _customers(rng: np.random.Generator, n: int, first_order_us: np.ndarray, id_offset: int) -> tuple[Table, dict]:
+    scripts = list(_SCRIPTS)
+    shares = np.array([_SCRIPTS[s][0] for s in scripts])
+    script_of = rng.choice(len(scripts), size=n, p=shares / shares.sum())
+    picks = rng.integers(0, 1 << 62, size=(n, 8), dtype=np.int64).tolist()
+    has_company = (rng.random(n) < _COMPANY_SHARE).tolist()
+    public_ids = _hex_ids(rng, "cus", n)
+    created = np.maximum(first_order_us - rng.integers(60 * _US, 3 * _DAY_US, n), _START_US)
+
+    country_pick = {}
+    for script, (_, _, _, _, share) in _SCRIPTS.items():
+        bounds = np.cumsum([round(v * 1000) for v in share.values()]).tolist()
+        country_pick[script] = (list(share), bounds)
+    emails, names, companies, countries, tax_ids, addresses, preferred = [], [], [], [], [], [], []
+    buyers = []
+    for i, (script_index, pick, company) in enumerate(zip(script_of.tolist(), picks, has_company, strict=True)):
+        script = scripts[script_index]
+        _, pattern, firsts, lasts, _ = _SCRIPTS[script]
+        first, first_latin, gender = firsts[pick[0] % len(firsts)]
+        last_m, last_f, last_latin = lasts[pick[1] % len(lasts)]
+        name = pattern.format(f=first, l=last_f if gender == "f" else last_m)
+        codes, bounds = country_pick[script]
+        country = codes[min(bisect_right(bounds, pick[2] % 1000), len(codes) - 1)]
+        cname, address_format, streets, cities, postcode, company_format, tax_format = _COUNTRIES[country]
+        zip_digits = iter(_digits(pick[3], 12))
+        address = address_format.format(
+            n=1 + pick[4] % 180,
+            street=streets[pick[5] % len(streets)],
+            city=cities[pick[5] // 7 % len(cities)],
+            zip="".join(next(zip_digits) if c == "#" else c for c in postcode),
+        )
+        if not address.endswith(cname) and country not in {"CN", "JP", "KR", "TW", "HK"}:
+            address += f", {cname}"
+        number = id_offset + i + 1
+        company_name = tax_id = None
+        domain = _PERSONAL_DOMAINS[pick[6] % len(_PERSONAL_DOMAINS)]
+        if company:
+            stem, slug = _STEMS[script][pick[6] % len(_STEMS[script])]
+            company_name = company_format.format(s=stem)
+            tax_id = tax_format(pick[7]) if tax_format else None
+            domain = f"{slug}-{country.lower()}.test"
+        email = f"{first_latin}.{last_latin}{number}@{domain}"
+        if script == "chinese":
+            preferred.append(2 if pick[7] % 10 < 7 else 0)
+        else:
+            preferred.append(0 if pick[7] % 20 < 13 else (1 if pick[7] % 20 < 18 else 2))
+        emails.append(email)
+        names.append(name)
+        companies.append(company_name)
+        countries.append(country)
+        tax_ids.append(tax_id)
+        addresses.append(address)
+        buyers.append(
+            _json(
+                {
+                    "customer": public_ids[i],
+                    "name": name,
+                    "email": email,
+                    "company": company_name,
+                    "country": country,
+                    "tax_id": tax_id,
+                    "address": address,
+                }
+            )
+        )
+    table = Table(
+        "customers",
+        {
+            "id": np.arange(id_offset + 1, id_offset + n + 1, dtype=np.int64),
+            "public_id": public_ids,
+            "email": emails,
+            "name": names,
+            "company": companies,
+            "country": countries,
+            "tax_id": tax_ids,
+            "address": addresses,
+            "sandbox": Same(False),
+            "created_at": created,
+        },
+        timestamps=frozenset({"created_at"}),
+        booleans=frozenset({"sandbox"}),
+    )
+    extra = {"buyer_json": buyers, "preferred_method": np.array(preferred), "script": script_of}
+    return table, extra
+
+
+def generate(
+    orders: int,
+    seed: int,
+    pricing: Pricing,
+    settings: Settings,
+    offsets: dict[str, int] | None = None,
+) -> DemoData:
+    """Every row of the demo, as columns. ``offsets`` are ids already taken per table."""
+    if orders < 1:
+        raise ValueError("seed at least one order")
+    offsets = offsets or {}
+    rng = np.random.default_rng(seed)
+    n = orders
+    created = _order_times(rng, n)
+    order_ids = np.arange(offsets.get("orders", 0) + 1, offsets.get("orders", 0) + n + 1, dtype=np.int64)
+
+    # Customers: each one's first order is a random order, so sign-ups follow volume; later orders
+    # go to earlier customers, loyal old ones more often.
+    n_customers = max(1, n // ORDERS_PER_CUSTOMER)
+    firsts = np.sort(np.concatenate([[0], rng.choice(np.arange(1, n), size=n_customers - 1, replace=False)]))
+    known = np.searchsorted(firsts, np.arange(n), side="right")
+    customer_of = np.floor(known * rng.random(n) ** 1.3).astype(np.int64)
+    customer_of[firsts] = np.arange(n_customers)
+    customers, people = _customers(rng, n_customers, created[firsts], offsets.get("customers", 0))
+    customer_ids = customers.columns["id"][customer_of]  # type: ignore[index]
+
+    # Method: the customer's usual one, sometimes another.
+    method_index = people["preferred_method"][customer_of]
+    switch = rng.random(n) < 0.15
+    method_index[switch] = rng.integers(0, 3, int(switch.sum()))
+
+    # Amount: a plan preset or a typed custom amount.
+    plan_ids = list(_PLAN_SHARE)
+    plan_pick = rng.choice(len(plan_ids), size=n, p=np.array(list(_PLAN_SHARE.values())))
+    preset_cents = np.array([pricing.plan(p).amount_cents if p != "custom" else 0 for p in plan_ids], dtype=np.int64)
+    custom_weight = np.exp(-((np.log(_CUSTOM_DOLLARS) - np.log(40)) ** 2) / (2 * 1.1**2)) / _CUSTOM_DOLLARS
+    custom_weight *= np.r_[np.ones(95), np.full(180, 5.0), np.full(481, 50.0)]  # step widths
+    custom_cents = _CUSTOM_DOLLARS[rng.choice(len(_CUSTOM_DOLLARS), size=n, p=custom_weight / custom_weight.sum())]
+    amount = np.where(plan_pick == plan_ids.index("custom"), custom_cents * 100, preset_cents[plan_pick])
+    amount = np.clip(amount, pricing.custom_min_cents, pricing.custom_max_cents).astype(np.int64)
+
+    # Prices: quote() once per distinct (amount, method), mapped onto every order.
+    keys, inverse = np.unique(amount * 3 + method_index, return_inverse=True)
+    fee_by_key, credits_by_key, plan_by_key, lines_by_key = [], [], [], []
+    plans = list(PlanId)
+    for key in keys.tolist():
+        method = _METHODS[key % 3]
+        q = quote(key // 3, method, pricing)
+        fee_by_key.append(q.fee_cents)
+        credits_by_key.append(q.credits)
+        plan_by_key.append(plans.index(q.plan))
+        lines_by_key.append(_lines_json(q.credits, q.amount_cents, q.fee_cents, method, q.plan))
+    fee = np.array(fee_by_key, dtype=np.int64)[inverse]
+    credits = np.array(credits_by_key, dtype=np.int64)[inverse]
+    plan_index = np.array(plan_by_key)[inverse]
+    total = amount + fee
+
+    # Outcomes. An order still inside its 24 hours cannot have expired yet: it is pending.
+    case = rng.choice(len(Case), size=n, p=_CASE_SHARE / _CASE_SHARE.sum())
+    expires = created + _TTL_US
+    young = expires >= _END_US
+    case[young & (case == Case.EXPIRED_UNPAID)] = Case.PENDING_UNPAID
+    case[young & (case == Case.EXPIRED_PAID)] = Case.PENDING_PAID
+    has_ref = rng.random(n) < _CASE_HAS_REF[case]
+    is_paid = (case == Case.PAID) | (case == Case.REFUNDED)
+    gateway_paid = is_paid | (case == Case.PENDING_PAID) | (case == Case.EXPIRED_PAID)
+
+    last = _END_US - 1
+    pay_delay = np.minimum(rng.lognormal(np.log(90), 1.0, n).astype(np.int64) * _US, _DAY_US - _US)
+    paid_at = np.minimum(created + 5 * _US + pay_delay, last)
+    refund_window = np.minimum(30 * _DAY_US, last - paid_at)
+    refund_at = paid_at + (rng.random(n) * refund_window).astype(np.int64)
+    payment_created = np.minimum(created + rng.integers(2 * _US, 60 * _US, n), last)
+    gateway_updated = np.where(gateway_paid, paid_at, np.minimum(payment_created + pay_delay, last))
+    gateway_updated = np.where(case == Case.REFUNDED, refund_at, gateway_updated)
+    gateway_updated = np.where(case == Case.PENDING_UNPAID, payment_created, gateway_updated)
+    gateway_updated = np.where(case == Case.EXPIRED_UNPAID, payment_created, gateway_updated)
+
+    refs = _provider_refs(rng, method_index, created)
+    provider_ref = np.where(has_ref, refs, None)
+    status_text = np.array([s.value for s in _CASE_STATUS], dtype=object)[case]
+    failure = np.where(case == Case.FAILED, np.array(_FAILURES, dtype=object)[rng.integers(0, len(_FAILURES), n)], None)
+    order_public_ids = _hex_ids(rng, "ord", n)
+
+    orders_table = Table(
+        "orders",
+        {
+            "id": order_ids,
+            "public_id": order_public_ids,
+            "customer_id": customer_ids,
+            "plan": np.array([p.value for p in plans], dtype=object)[plan_index].tolist(),
+            "amount_cents": amount,
+            "credits": credits,
+            "fee_cents": fee,
+            "total_cents": total,
+            "currency": Same("USD"),
+            "method": np.array([m.value for m in _METHODS], dtype=object)[method_index].tolist(),
+            "provider_ref": provider_ref.tolist(),
+            "pricing_version": Same(pricing.version),
+            "status": status_text.tolist(),
+            "sandbox": Same(False),
+            "created_at": created,
+            "expires_at": expires,
+            "paid_at": np.where(is_paid, paid_at, -1),
+            "completed_at": np.where(is_paid, paid_at, -1),
+            "completed_by": np.where(is_paid, GATEWAY_ACTOR, None).tolist(),
+            "completion_reason": np.where(is_paid, COMPLETION_REASON, None).tolist(),
+            "paid_amount_cents": np.where(is_paid, total, -1),
+            "failure_reason": failure.tolist(),
+        },
+        timestamps=frozenset({"created_at", "expires_at", "paid_at", "completed_at"}),
+        booleans=frozenset({"sandbox"}),
+        nullable=frozenset({"paid_amount_cents"}),
+    )
+
+    gateway_status = np.array([s.value for s in _CASE_GATEWAY], dtype=object)[case]
+    with_ref = np.flatnonzero(has_ref)
+    payments = Table(
+        "simulated_payments",
+        {
+            "ref": provider_ref[with_ref].tolist(),
+            "order_public_id": [order_public_ids[i] for i in with_ref.tolist()],
+            "amount_cents": total[with_ref],
+            "currency": Same("USD"),
+            "status": gateway_status[with_ref].tolist(),
+            "refunded_cents": np.where(case == Case.REFUNDED, total, 0)[with_ref],
+            "created_at": payment_created[with_ref],
+            "updated_at": gateway_updated[with_ref],
+        },
+        timestamps=frozenset({"created_at", "updated_at"}),
+    )
+
+    # Ledger: a top-up per paid order, a negative refund entry per refunded one, in time order.
+    paid_rows = np.flatnonzero(is_paid)
+    refunded_rows = np.flatnonzero(case == Case.REFUNDED)
+    entry_order = np.concatenate([paid_rows, refunded_rows])
+    entry_time = np.concatenate([paid_at[paid_rows], refund_at[refunded_rows]])
+    entry_kind = np.concatenate([np.zeros(len(paid_rows), np.int64), np.ones(len(refunded_rows), np.int64)])
+    by_time = np.lexsort((entry_kind, entry_order, entry_time))
+    entry_order, entry_time, entry_kind = entry_order[by_time], entry_time[by_time], entry_kind[by_time]
+    n_entries = len(entry_order)
+    ledger = Table(
+        "ledger_entries",
+        {
+            "id": np.arange(offsets.get("ledger_entries", 0) + 1, offsets.get("ledger_entries", 0) + n_entries + 1),
+            "customer_id": customer_ids[entry_order],
+            "order_id": order_ids[entry_order],
+            "kind": np.array([LedgerKind.TOPUP.value, LedgerKind.REFUND.value], dtype=object)[entry_kind].tolist(),
+            "credits": np.where(entry_kind == 0, credits[entry_order], -credits[entry_order]),
+            "created_at": entry_time,
+            "created_by": Same(GATEWAY_ACTOR),
+        },
+        timestamps=frozenset({"created_at"}),
+    )
+
+    rows = paid_rows[np.lexsort((order_ids[paid_rows], paid_at[paid_rows]))]
+    invoices, series = _invoices(
+        rows,
+        offsets.get("invoices", 0),
+        paid_at[rows],
+        settings,
+        order_ids=order_ids[rows],
+        amount=amount[rows],
+        fee=fee[rows],
+        total=total[rows],
+        buyers=[people["buyer_json"][c] for c in customer_of[rows].tolist()],
+        lines=[lines_by_key[k] for k in inverse[rows].tolist()],
+    )
+
+    status_counts = {s.value: int((status_text == s.value).sum()) for s in OrderStatus}
+    summary = {
+        "seed": seed,
+        "orders": n,
+        "customers": n_customers,
+        "data_end": DATA_END.isoformat(),
+        "pricing_version": pricing.version,
+        "statuses": {k: v for k, v in status_counts.items() if v},
+        "gateway_paid_but_pending": int((case == Case.PENDING_PAID).sum()),
+        "gateway_paid_but_expired": int((case == Case.EXPIRED_PAID).sum()),
+        "invoices": len(invoices),
+        "ledger_entries": n_entries,
+        "invoice_series": series,
+    }
+    return DemoData(
+        customers=customers,
+        orders=orders_table,
+        payments=payments,
+        ledger=ledger,
+        invoices=invoices,
+        series=series,
+        paid=status_counts[OrderStatus.PAID.value],
+        summary=summary,
+    )
+
+
+def _provider_refs(rng: np.random.Generator, method_index: np.ndarray, created: np.ndarray) -> np.ndarray:
+    """References as each provider prints them: Stripe pi_…, Airwallex int_…, Alipay 28-digit trade_no."""
+    refs = np.empty(len(method_index), dtype=object)
+    stripe = np.flatnonzero(method_index == 0)
+    refs[stripe] = np.char.add("pi_3", _random_text(rng, _ALNUM, len(stripe), 23))
+    airwallex = np.flatnonzero(method_index == 1)
+    refs[airwallex] = np.char.add("int_hk", _random_text(rng, _ALNUM[:36].lower(), len(airwallex), 21))
+    alipay = np.flatnonzero(method_index == 2)
+    day = np.datetime_as_string(created[alipay].astype("datetime64[us]").astype("datetime64[D]"), unit="D")
+    day = np.char.replace(day, "-", "")
+    refs[alipay] = np.char.add(np.char.add(day, "22001"), _random_text(rng, _ALNUM[:10], len(alipay), 15))
+    return refs
+
+
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _invoices(rows, id_offset, issued, settings, **columns) -> tuple[Table, dict[str, int]]:
+    """One invoice per paid order, numbered 1..n per year series in the order the payments arrived."""
+    m = len(rows)
+    year = issued.astype("datetime64[us]").astype("datetime64[Y]").astype(np.int64) + 1970
+    sequence = np.arange(m) - np.searchsorted(year, year, side="left") + 1
+    names = {int(y): series_name(settings.invoice_series, datetime(int(y), 1, 1, tzinfo=UTC)) for y in np.unique(year)}
+    series = [names[y] for y in year.tolist()]
+    next_numbers = {names[int(y)]: int(c) + 1 for y, c in zip(*np.unique(year, return_counts=True), strict=True)}
+    table = Table(
+        "invoices",
+        {
+            "id": np.arange(id_offset + 1, id_offset + m + 1, dtype=np.int64),
+            "number": [format_number(s, q) for s, q in zip(series, sequence.tolist(), strict=True)],
+            "series": series,
+            "sequence": sequence,
+            "kind": Same(InvoiceKind.INVOICE.value),
+            "order_id": columns["order_ids"],
+            "refers_to_id": Same(None),
+            "issued_at": issued,
+            "currency": Same("USD"),
+            "subtotal_cents": columns["amount"],
+            "fee_cents": columns["fee"],
+            "tax_cents": Same(0),
+            "total_cents": columns["total"],
+            "seller": Same(_json(asdict(settings.company))),
+            "buyer": columns["buyers"],
+            "lines": columns["lines"],
+            "template_version": Same(TEMPLATE_VERSION),
+            "sandbox": Same(False),
+        },
+        timestamps=frozenset({"issued_at"}),
+        booleans=frozenset({"sandbox"}),
+    )
+    return table, next_numbers
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+_TABLES = ("customers", "orders", "simulated_payments", "ledger_entries", "invoices")
+_ID_TABLES = ("customers", "orders", "ledger_entries", "invoices")
+_WIPE_ORDER = (
+    "audit_events",
+    "invoices",
+    "ledger_entries",
+    "simulated_payments",
+    "orders",
+    "customers",
+    "invoice_series",
+)
+
+
+def _column_values(table: Table, name: str, dialect: str, start: int, stop: int) -> list:
+    values = table.columns[name]
+    if isinstance(values, Same):
+        value = bool(values.value) if name in table.booleans else values.value
+        return [value] * (stop - start)
+    if isinstance(values, np.ndarray):
+        part = values[start:stop]
+        if name in table.timestamps:
+            text = _timestamps(part)
+            if dialect == "postgresql":
+                text = np.char.add(text, "+00")
+            out = text.astype(object)
+            out[part < 0] = None
+            return out.tolist()
+        if name in table.booleans and dialect == "postgresql":
+            return (part != 0).tolist()
+        if name in table.nullable:
+            out = part.astype(object)
+            out[part < 0] = None
+            return out.tolist()
+        return part.tolist()
+    return values[start:stop]  # type: ignore[index]
+
+
+def _bound_columns(table: Table, dialect: str) -> list[str]:
+    """Columns sent per row: on SQLite the constant ones are inlined into the statement instead."""
+    return [c for c, v in table.columns.items() if dialect != "sqlite" or not isinstance(v, Same)]
+
+
+def _rows(table: Table, dialect: str, start: int, stop: int) -> Iterator[tuple]:
+    columns = [_column_values(table, name, dialect, start, stop) for name in _bound_columns(table, dialect)]
+    return zip(*columns, strict=True)
+
+
+def _sqlite_insert(table: Table) -> str:
+    values = []
+    for value in table.columns.values():
+        if not isinstance(value, Same):
+            values.append("?")
+        elif value.value is None:
+            values.append("NULL")
+        elif isinstance(value.value, bool | int):
+            values.append(str(int(value.value)))
+        else:
+            values.append("'" + str(value.value).replace("'", "''") + "'")
+    return f"INSERT INTO {table.name} ({', '.join(table.columns)}) VALUES ({', '.join(values)})"  # noqa: S608
+
+
+class _Loader:
+    """Bulk writes on the raw DBAPI connection inside the caller's transaction."""
+
+    def __init__(self, conn: Connection, total: int, progress: Progress | None):
+        self.conn = conn
+        self.raw = conn.connection.driver_connection
+        self.dialect = conn.dialect.name
+        self.total, self.done, self.progress = total, 0, progress
+
+    def scalar(self, sql: str):
+        return self.conn.exec_driver_sql(sql).scalar()
+
+    def execute(self, sql: str) -> None:
+        self.conn.exec_driver_sql(sql)
+
+    def secondary_indexes(self) -> list[tuple[str, str]]:
+        """(name, CREATE statement) of the non-constraint indexes, exactly as the migration made them."""
+        names = ", ".join(f"'{t}'" for t in _TABLES)
+        if self.dialect == "sqlite":
+            sql = (
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
+                f"AND tbl_name IN ({names})"
+            )
+        else:
+            sql = (
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "  # noqa: S608
+                f"AND tablename IN ({names}) AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+            )
+        return [tuple(row) for row in self.conn.exec_driver_sql(sql).all()]  # type: ignore[misc]
+
+    def load(self, tables: list[Table]) -> None:
+        for table in tables:
+            for start in range(0, len(table), _CHUNK):
+                stop = min(start + _CHUNK, len(table))
+                self._write(table, _rows(table, self.dialect, start, stop))
+                self.done += stop - start
+                if self.progress:
+                    self.progress(self.done, self.total)
+
+    def _write(self, table: Table, rows: Iterator[tuple]) -> None:
+        columns = ", ".join(table.columns)
+        if self.dialect == "sqlite":
+            cursor = self.raw.cursor()
+            try:
+                cursor.executemany(_sqlite_insert(table), rows)
+            finally:
+                cursor.close()
+        else:
+            with self.raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+
+def seed(
+    database: Database,
+    *,
+    orders: int,
+    seed: int = 7,
+    actor: Actor,
+    replace: bool = False,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> SeedReport:
+    """Fill an order-less database with ``orders`` demo orders and everything that follows from them.
+
+    One transaction: on any error nothing is written. Refuses a database that has orders unless
+    ``replace``, which deletes all existing data first (in the same transaction).
+    """
+    require(actor, Action.SEED_DEMO)
+    if orders < 1:
+        raise BillingError("Seed at least one order.")
+    settings = settings or Settings()
+    pricing = settings.pricing()
+    started = time.perf_counter()
+    engine = database.engine
+    dialect = engine.dialect.name
+    with engine.connect() as conn:
+        conn.execution_options(write=True)
+        raw = conn.connection.driver_connection
+        if dialect == "sqlite":
+            # Durability is moot while loading: the transaction either commits whole or not at all.
+            journal = _sqlite_load_mode(raw)
+        try:
+            with conn.begin():
+                existing = conn.exec_driver_sql("SELECT count(*) FROM orders").scalar()
+                if existing and not replace:
+                    raise StateConflict(
+                        f"The database already has {existing:,} orders; nothing was changed. "
+                        "Seed an empty database, or pass --replace to delete everything first."
+                    )
+                if replace:
+                    _wipe(conn, dialect)
+                offsets = {
+                    t: conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {t}").scalar()  # noqa: S608
+                    for t in _ID_TABLES
+                }
+                data = generate(orders, seed, pricing, settings, offsets)
+                loader = _Loader(conn, sum(len(t) for t in data.tables), progress)
+                if progress:
+                    progress(0, loader.total)
+                indexes = loader.secondary_indexes()
+                for name, _ in indexes:
+                    loader.execute(f"DROP INDEX {name}")
+                loader.load(data.tables)
+                for _, create in indexes:
+                    loader.execute(create)
+                for series, next_number in data.series.items():
+                    conn.exec_driver_sql(
+                        "INSERT INTO invoice_series (series, next_number) VALUES (%(s)s, %(n)s) "
+                        "ON CONFLICT (series) DO UPDATE SET next_number = excluded.next_number"
+                        if dialect == "postgresql"
+                        else "INSERT INTO invoice_series (series, next_number) VALUES (?, ?) "
+                        "ON CONFLICT (series) DO UPDATE SET next_number = excluded.next_number",
+                        {"s": series, "n": next_number} if dialect == "postgresql" else (series, next_number),
+                    )
+                if dialect == "postgresql":
+                    for t in _ID_TABLES:
+                        conn.exec_driver_sql(
+                            f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "  # noqa: S608
+                            f"(SELECT coalesce(max(id), 0) + 1 FROM {t}), false)"
+                        )
+                seconds = time.perf_counter() - started
+                with Session(bind=conn) as session:
+                    audit.record(
+                        session,
+                        actor,
+                        "demo.seed",
+                        "database",
+                        database.describe()[-64:],
+                        reason="demo data" + (f", replacing {existing:,} orders" if replace and existing else ""),
+                        after=data.summary | {"seconds": round(seconds, 2), "replaced_orders": existing or 0},
+                    )
+                    session.flush()
+        finally:
+            if dialect == "sqlite":
+                _sqlite_normal_mode(raw, journal)
+    return SeedReport(
+        customers=len(data.customers),
+        orders=len(data.orders),
+        paid=data.paid,
+        invoices=len(data.invoices),
+        ledger_entries=len(data.ledger),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _sqlite_load_mode(raw) -> str:
+    """Tune this connection for one big write; returns the journal mode to restore.
+
+    Durability is moot while loading: the one transaction commits whole or not at all. Leaving WAL
+    for the load halves the bytes written (no WAL copy to checkpoint); when another connection holds
+    the database open, SQLite refuses the switch and the load simply runs in WAL.
+    """
+    raw.execute("PRAGMA synchronous=OFF")
+    raw.execute("PRAGMA cache_size=-262144")
+    raw.execute("PRAGMA temp_store=MEMORY")
+    raw.execute("PRAGMA threads=2")  # CREATE INDEX sorts on two cores
+    journal = raw.execute("PRAGMA journal_mode").fetchone()[0]
+    try:
+        raw.execute("PRAGMA journal_mode=DELETE")
+    except sqlite3.OperationalError:
+        pass
+    return journal
+
+
+def _sqlite_normal_mode(raw, journal: str) -> None:
+    try:
+        raw.execute(f"PRAGMA journal_mode={journal}")
+    except sqlite3.OperationalError:
+        pass
+    raw.execute("PRAGMA synchronous=NORMAL")
+    raw.execute("PRAGMA cache_size=-2000")
+    raw.execute("PRAGMA temp_store=DEFAULT")
+    raw.execute("PRAGMA threads=0")
+
+
+def delete_all_data(database: Database) -> None:
+    """Empty every table (for benchmarks and tests; ``seed(replace=True)`` does it in its own transaction)."""
+    with database.engine.connect() as conn, conn.execution_options(write=True).begin():
+        _wipe(conn, database.dialect)
+
+
+def _wipe(conn: Connection, dialect: str) -> None:
+    if dialect == "postgresql":
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(_WIPE_ORDER)} RESTART IDENTITY CASCADE")
+    else:
+        for table in _WIPE_ORDER:
+            conn.exec_driver_sql(f"DELETE FROM {table}")  # noqa: S608
+
+
+def setup(
+    database: Database,
+    *,
+    actor: Actor,
+    orders: int = FIRST_RUN_ORDERS,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> SeedReport | None:
+    """First run: migrate, and seed demo data if there are no orders yet. None when nothing was seeded."""
+    from billing_core.db import is_empty
+
+    database.migrate()
+    if not is_empty(database.engine):
+        return None
+    try:
+        return seed(database, orders=orders, actor=actor, settings=settings, progress=progress)
+    except StateConflict:
+        return None  # another process seeded it first
+
+
+def describe(report: SeedReport) -> str:
+    return (
+        f"seeded {report.orders:,} orders ({report.paid:,} paid) for {report.customers:,} customers, "
+        f"{report.invoices:,} invoices and {report.ledger_entries:,} ledger entries in {report.seconds:.1f} s"
+    )
+
+
+__all__ = [
+    "DATA_END",
+    "FIRST_RUN_ORDERS",
+    "SCRIPTS",
+    "Case",
+    "DemoData",
+    "SeedReport",
+    "describe",
+    "generate",
+    "seed",
+    "setup",
+]
