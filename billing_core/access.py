@@ -34,6 +34,13 @@ class Action(enum.StrEnum):
     COMPLETE_ORDER = "order.complete"
     COMPLETE_ORDER_MANUALLY = "order.complete_manual"
     FAIL_ORDER = "order.fail"
+    CHECK_PAYMENT = "order.check_payment"
+    RESUME_PAYMENT = "order.resume_payment"
+    EXPIRE_ORDER = "order.expire"
+    CANCEL_ORDER = "order.cancel"
+    REFUND_ORDER = "order.refund"
+    RECONCILE = "orders.reconcile"
+    IMPORT_SETTLEMENT = "settlement.import"
     SANDBOX = "sandbox.run"
     SEED_DEMO = "demo.seed"
 
@@ -44,6 +51,14 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.COMPLETE_ORDER: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
     Action.COMPLETE_ORDER_MANUALLY: frozenset({Role.FINANCE, Role.ADMIN}),
     Action.FAIL_ORDER: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    Action.CHECK_PAYMENT: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    Action.RESUME_PAYMENT: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    Action.EXPIRE_ORDER: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    Action.CANCEL_ORDER: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    Action.REFUND_ORDER: frozenset({Role.FINANCE, Role.ADMIN}),
+    Action.RECONCILE: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    # A settlement file completes orders without gateway proof: the same bar as manual completion.
+    Action.IMPORT_SETTLEMENT: frozenset({Role.FINANCE, Role.ADMIN}),
     # Sandbox customers and orders never count in revenue or bills; the roles that may open the
     # simulator may run them end to end.
     Action.SANDBOX: frozenset({Role.ANALYST, Role.ADMIN}),

@@ -30,6 +30,8 @@ _SOURCES = {
     "pricing_file": ("BILLING_PRICING_FILE", ("billing", "pricing_file")),
     "invoice_series": ("BILLING_INVOICE_SERIES", ("billing", "invoice_series")),
     "sandbox_invoice_series": ("BILLING_SANDBOX_INVOICE_SERIES", ("billing", "sandbox_invoice_series")),
+    "credit_note_series": ("BILLING_CREDIT_NOTE_SERIES", ("billing", "credit_note_series")),
+    "sandbox_credit_note_series": ("BILLING_SANDBOX_CREDIT_NOTE_SERIES", ("billing", "sandbox_credit_note_series")),
     "local_mode": ("BILLING_LOCAL_MODE", ("access", "local_mode")),
     "local_email": ("BILLING_LOCAL_EMAIL", ("access", "local_email")),
     "local_default_role": ("BILLING_LOCAL_ROLE", ("access", "local_default_role")),
@@ -60,6 +62,8 @@ class Settings:
     pricing_file: Path = DEFAULT_PRICING_FILE
     invoice_series: str = "INV-{year}"
     sandbox_invoice_series: str = "SBX-{year}"
+    credit_note_series: str = "CN-{year}"
+    sandbox_credit_note_series: str = "SBX-CN-{year}"
     local_mode: bool = False
     local_email: str = "local@localhost"
     local_default_role: str = "analyst"
@@ -101,12 +105,15 @@ def load_settings(env: dict[str, str] | None = None, secrets_file: str | Path | 
         if name.startswith("company_"):
             company[name.removeprefix("company_")] = values.pop(name)  # type: ignore[assignment]
     settings = Settings(**values, company=Company(**company))  # type: ignore[arg-type]
-    if settings.invoice_series == settings.sandbox_invoice_series:
-        origin = raw.get("sandbox_invoice_series", (None, "the default"))[1]
-        raise ConfigError(
-            f"Setting sandbox_invoice_series ({origin}): must differ from invoice_series, "
-            "so sandbox invoices never take numbers from the real series."
-        )
+    series = ["invoice_series", "sandbox_invoice_series", "credit_note_series", "sandbox_credit_note_series"]
+    for i, name in enumerate(series):
+        for other in series[:i]:
+            if getattr(settings, name) == getattr(settings, other):
+                origin = raw.get(name, (None, "the default"))[1]
+                raise ConfigError(
+                    f"Setting {name} ({origin}): must differ from {other}; each kind of document "
+                    "(real or sandbox, invoice or credit note) numbers in its own series."
+                )
     try:
         settings.pricing()
     except PricingError as exc:
@@ -167,7 +174,7 @@ def _validate(name: str, value: object, origin: str) -> object:
     if name == "pricing_file":
         path = Path(value)
         return path if path.is_absolute() else PROJECT_ROOT / path
-    if name in {"invoice_series", "sandbox_invoice_series"}:
+    if name.endswith("_series"):
         if not _SERIES.match(value) or len(value) > 30:
             raise fail("may hold letters, digits, '-', '_' and {year}, e.g. INV-{year}.")
         return value

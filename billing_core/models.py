@@ -121,6 +121,12 @@ class Customer(Base):
     sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    __table_args__ = (
+        # Prefix search (billing_core.search): code-point order on PostgreSQL whatever the collation.
+        Index("ix_customers_name_prefix", "name", postgresql_ops={"name": "text_pattern_ops"}),
+        Index("ix_customers_email_prefix", "email", postgresql_ops={"email": "text_pattern_ops"}),
+    )
+
 
 class Order(Base):
     __tablename__ = "orders"
@@ -166,12 +172,19 @@ class LedgerEntry(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind))
     credits: Mapped[int]  # hundredths of a credit, signed
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(320))
 
     __table_args__ = (
-        # A top-up grants credits once: the database refuses a second entry of the same kind.
-        UniqueConstraint("order_id", "kind", name="uq_ledger_entries_order_id_kind"),
+        # A top-up grants credits once: the database refuses a second top-up entry for an order.
+        Index(
+            "uq_ledger_entries_topup_order_id",
+            "order_id",
+            unique=True,
+            sqlite_where=text("kind = 'topup'"),
+            postgresql_where=text("kind = 'topup'"),
+        ),
         Index("ix_ledger_entries_customer_id", "customer_id"),
     )
 
@@ -257,3 +270,70 @@ class SimulatedPayment(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_simulated_payments_order_public_id", "order_public_id"),)
+
+
+class GatewayCheck(Base):
+    """What a gateway said about an order's payment when someone (or reconcile) asked."""
+
+    __tablename__ = "gateway_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    checked_by: Mapped[str] = mapped_column(String(320))
+    provider: Mapped[str] = mapped_column(String(20))
+    ref: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(20))
+    amount_cents: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    refunded_cents: Mapped[int] = mapped_column(default=0)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_gateway_checks_order_id_checked_at", "order_id", "checked_at"),)
+
+
+class Refund(Base):
+    """Money returned for an order, the credits taken back, and the credit note that records it."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    amount_cents: Mapped[int]
+    credits: Mapped[int]  # hundredths of a credit taken back
+    provider_ref: Mapped[str | None] = mapped_column(String(255))
+    credit_note_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text)
+    override: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_refunds_order_id", "order_id"),)
+
+
+class SyncCursor(Base):
+    """Where an incremental job (e.g. reconcile from Stripe events) left off."""
+
+    __tablename__ = "sync_cursors"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    position: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SettlementImport(Base):
+    """One applied settlement file: which, by whom, and what it did."""
+
+    __tablename__ = "settlement_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    imported_by: Mapped[str] = mapped_column(String(320))
+    rows: Mapped[int]
+    completed: Mapped[int]
+    summary: Mapped[dict] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_settlement_imports_sha256", "sha256"),)

@@ -153,11 +153,12 @@ def create_order(
 
 
 def get_order(session: Session, order_id: int | str) -> Order:
-    """An order by numeric id or public id."""
+    """An order by numeric id or public id, freshly read (never a stale copy from the session)."""
     if isinstance(order_id, int):
-        order = session.get(Order, order_id)
+        order = session.get(Order, order_id, populate_existing=True)
     else:
-        order = session.scalar(select(Order).where(Order.public_id == order_id.strip()))
+        stmt = select(Order).where(Order.public_id == order_id.strip()).execution_options(populate_existing=True)
+        order = session.scalar(stmt)
     if order is None:
         raise NotFound(f"There is no order {str(order_id)[:64]!r}.")
     return order

@@ -142,3 +142,68 @@ def chromium_path() -> str:
 def output_dir() -> Path:
     OUTPUT_DIR.mkdir(exist_ok=True)
     return OUTPUT_DIR
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def localstripe_url(tmp_path_factory):
+    """A real, stateful fake Stripe (localstripe) on a loopback port for the whole session."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    exe = Path(sys.executable).with_name("localstripe")
+    if not exe.exists():
+        unavailable("localstripe is not installed (pip install -r requirements-test.txt)")
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("localstripe") / "localstripe.log").open("w")
+    proc = subprocess.Popen(
+        [str(exe), "--port", str(port), "--from-scratch"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=log.name.rsplit("/", 1)[0],
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/v1/balance", timeout=1)  # loopback only
+            break
+        except OSError as exc:
+            if "401" in str(exc) or "HTTP Error" in str(exc):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"localstripe did not start: {exc}")
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture
+def stripe_gateway(localstripe_url):
+    from billing_core.payments.stripe_gateway import StripeGateway
+
+    return StripeGateway("sk_test_localstripe", localstripe_url, retries=0)
+
+
+def pay_at_stripe(localstripe_url: str, ref: str, card: str = "4242424242424242") -> None:
+    """Play the customer: attach a card to the PaymentIntent and confirm it at (local) Stripe."""
+    import stripe
+
+    client = stripe.StripeClient("sk_test_localstripe", base_addresses={"api": localstripe_url})
+    method = client.v1.payment_methods.create(
+        params={"type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}
+    )
+    client.v1.payment_intents.update(ref, params={"payment_method": method.id})
+    client.v1.payment_intents.confirm(ref)

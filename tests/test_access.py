@@ -3,10 +3,11 @@
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import orders
+from billing_core import orders, payment_ops, refunds
 from billing_core.access import Actor, Role, may_open, pages_for
 from billing_core.errors import PermissionDenied
 from billing_core.models import AuditEvent
+from billing_core.payments.simulated import Outcome, SimulatedGateway
 from tests.helpers import make_customer, make_order, paid
 
 S, F, AN, AD = Role.SUPPORT, Role.FINANCE, Role.ANALYST, Role.ADMIN
@@ -57,6 +58,31 @@ def _fail(ctx, actor):
     )
 
 
+def _check(ctx, actor):
+    return payment_ops.check_payment(ctx.session, actor, ctx.order.id, ctx.gateway)
+
+
+def _resume(ctx, actor):
+    return payment_ops.resume_payment(ctx.session, actor, ctx.order.id, ctx.gateway)
+
+
+def _expire(ctx, actor):
+    return payment_ops.expire_order(ctx.session, actor, ctx.order.id, ctx.gateway, reason="r")
+
+
+def _cancel(ctx, actor):
+    return payment_ops.cancel_order(ctx.session, actor, ctx.order.id, ctx.gateway, reason="r")
+
+
+def _refund(ctx, actor):
+    ctx.gateway.settle(ctx.order.provider_ref, Outcome.SUCCEED)
+    admin = Actor("ada@company.test", Role.ADMIN)
+    payment_ops.complete_from_gateway(ctx.session, admin, ctx.order.id, ctx.gateway, settings=ctx.settings, reason="r")
+    first = ctx.session.scalar(select(func.max(AuditEvent.id)))
+    ctx.audit_floor = first
+    return refunds.refund_order(ctx.session, actor, ctx.order.id, ctx.gateway, settings=ctx.settings, reason="r")
+
+
 TABLE = [
     (_create_customer, {AD}),
     (_create_sandbox_customer, {AN, AD}),
@@ -67,6 +93,11 @@ TABLE = [
     (_complete_manually, {F, AD}),
     (_complete_sandbox, {AN, AD}),
     (_fail, {S, F, AD}),
+    (_check, {S, F, AD}),
+    (_resume, {S, F, AD}),
+    (_expire, {S, F, AD}),
+    (_cancel, {S, F, AD}),
+    (_refund, {F, AD}),
 ]
 
 
@@ -76,26 +107,32 @@ class Ctx:
 
 @pytest.mark.parametrize("role", list(Role))
 @pytest.mark.parametrize(("action", "allowed"), TABLE, ids=[fn.__name__.strip("_") for fn, _ in TABLE])
-def test_every_change_checks_the_role_and_audits(session, admin, pricing, settings, action, allowed, role):
+def test_every_change_checks_the_role_and_audits(db, session, admin, pricing, settings, action, allowed, role):
     ctx = Ctx()
     ctx.session, ctx.pricing, ctx.settings = session, pricing, settings
     ctx.customer = make_customer(session, admin)
     ctx.sandbox_customer = make_customer(session, admin, email="box@example.com", sandbox=True)
     ctx.order = make_order(session, admin, ctx.customer, pricing)
     ctx.sandbox_order = make_order(session, admin, ctx.sandbox_customer, pricing)
-    events_before = session.scalar(select(func.count()).select_from(AuditEvent))
+    ctx.gateway = SimulatedGateway(db)
+    payment = ctx.gateway.create_payment(orders.payment_request(session, ctx.order))
+    ctx.order = orders.attach_payment(session, admin, ctx.order.id, payment)
+    ctx.audit_floor = None
+    events_before = session.scalar(select(func.max(AuditEvent.id)))
     actor = Actor(f"{role.value}@company.test", role)
 
     if role in allowed:
         action(ctx, actor)
-        new = list(session.scalars(select(AuditEvent).where(AuditEvent.id > events_before)))
+        floor = ctx.audit_floor or events_before
+        new = list(session.scalars(select(AuditEvent).where(AuditEvent.id > floor)))
         assert new, "an allowed change must write an audit event"
         assert {(e.actor_email, e.actor_role) for e in new} == {(actor.email, role)}
     else:
         with pytest.raises(PermissionDenied, match=f"The {role.value} role may not"):
             action(ctx, actor)
         session.rollback()
-        assert session.scalar(select(func.count()).select_from(AuditEvent)) == events_before
+        floor = ctx.audit_floor or events_before
+        assert session.scalar(select(func.max(AuditEvent.id))) == floor
 
 
 def test_no_actor_is_refused(session, admin, pricing):

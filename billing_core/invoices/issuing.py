@@ -69,3 +69,53 @@ def issue_invoice(session: Session, order: Order, customer: Customer, settings: 
     )
     session.add(invoice)
     return invoice
+
+
+def issue_credit_note(
+    session: Session,
+    invoice: Invoice,
+    order: Order,
+    settings: Settings,
+    *,
+    amount_cents: int,
+    issued_at,
+    reason: str,
+) -> Invoice:
+    """A credit note for ``amount_cents`` of ``invoice``: its own number, negative amounts, a pointer back.
+
+    The refunded amount is split between top-up and fee in the proportion the order charged them
+    (half-up to the cent on the top-up part; the fee part takes the rest), so the parts always add up.
+    """
+    template = settings.sandbox_credit_note_series if order.sandbox else settings.credit_note_series
+    series = series_name(template, issued_at)
+    sequence, number = allocate_number(session, series)
+    subtotal = money.from_decimal(money.to_decimal(amount_cents) * order.amount_cents / order.total_cents)
+    fee = amount_cents - subtotal
+    note = Invoice(
+        number=number,
+        series=series,
+        sequence=sequence,
+        kind=InvoiceKind.CREDIT_NOTE,
+        order_id=order.id,
+        refers_to_id=invoice.id,
+        issued_at=issued_at,
+        currency=order.currency,
+        subtotal_cents=-subtotal,
+        fee_cents=-fee,
+        tax_cents=0,
+        total_cents=-amount_cents,
+        seller=invoice.seller,
+        buyer=invoice.buyer,
+        lines=[
+            {
+                "description": f"Refund of invoice {invoice.number}: {reason}",
+                "quantity": "1",
+                "unit": "refund",
+                "amount_cents": -amount_cents,
+            }
+        ],
+        template_version=TEMPLATE_VERSION,
+        sandbox=order.sandbox,
+    )
+    session.add(note)
+    return note
