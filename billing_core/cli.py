@@ -85,6 +85,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from billing_core.reconcile import cli_reconcile
+
+    return cli_reconcile(args, cli_actor(args.actor))
+
+
+def cmd_settlement(args: argparse.Namespace) -> int:
+    from billing_core.settlement import cli_settlement
+
+    return cli_settlement(args, cli_actor(args.actor))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m billing_core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +121,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("setup", help="first run: migrate, and seed demo data if the database has no orders")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("reconcile", help="check stuck orders with their gateway and complete the paid ones")
+    p.add_argument("--since", help="orders created from this date (YYYY-MM-DD[THH:MM], UTC)")
+    p.add_argument("--until", help="orders created before this date (default: now)")
+    p.add_argument("--method", action="append", choices=["stripe", "airwallex", "alipay"], help="repeatable")
+    p.add_argument("--events", action="store_true", help="start from Stripe events since the last run instead")
+    p.add_argument("--csv", help="write the result table to this CSV file")
+    p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_reconcile)
+
+    p = sub.add_parser("settlement", help="provider settlement files")
+    settlement = p.add_subparsers(dest="settlement_command", required=True)
+    p = settlement.add_parser("import", help="preview a settlement CSV; --apply completes the matched orders")
+    p.add_argument("file", help="the provider's settlement CSV")
+    p.add_argument("--provider", choices=["airwallex", "alipay"], help="default: detected from the columns")
+    p.add_argument("--apply", action="store_true", help="complete the orders the preview matched")
+    p.add_argument("--csv", help="write the preview table to this CSV file")
+    p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_settlement)
 
     p = sub.add_parser("bench", help="print benchmark figures beside same-run baselines")
     p.add_argument("--orders", type=int, default=1_000_000, help="orders to seed for the seeding figure")

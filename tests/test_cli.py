@@ -29,3 +29,21 @@ def test_bad_amount_exits_non_zero_with_reason_on_stderr(capsys):
 def test_bad_method_exits_non_zero(capsys):
     assert main(["quote", "--amount", "20", "--method", "cash"]) == 2
     assert "Unknown payment method" in capsys.readouterr().err
+
+
+def test_settlement_import_previews_without_changing_anything(capsys, tmp_path):
+    from pathlib import Path
+
+    fixture = Path(__file__).parent / "fixtures" / "settlements" / "airwallex_2026-11-20.csv"
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["migrate", "--database-url", url]) == 0
+    assert main(["settlement", "import", str(fixture), "--database-url", url]) == 0
+    out = capsys.readouterr().out
+    assert "not found" in out and "preview only" in out
+
+
+def test_reconcile_needs_a_range_or_events(capsys, tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["migrate", "--database-url", url]) == 0
+    assert main(["reconcile", "--database-url", url]) == 2
+    assert "Give --since" in capsys.readouterr().err
