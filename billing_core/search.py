@@ -1,0 +1,488 @@
+"""Order search for support: one search box plus filters, answered and paged by the database.
+
+The box is read as one of: an order id (``ord_…``, exact), a customer id (``cus_…``, exact), a
+provider reference (Stripe ``pi_…``, Airwallex ``int_…``, simulated ``sim_pi_…``, Alipay's long
+digit string; exact), an email (contains ``@``; emails are stored lower-case, so the lower-cased
+text is a prefix), or otherwise the start of a customer's name or email.
+
+Every kind is an index lookup. Results are ordered newest first by (created_at, id) and paged by a
+keyset cursor, never by OFFSET. A customer match that covers few customers fetches their orders
+through (customer_id, created_at); one that covers many walks orders newest first and checks each
+order's customer, which finds a page quickly precisely because matches are then common.
+
+Case-insensitive name prefixes, any script, without storing anything new: SQLite's lower() folds
+ASCII only, and a folded column would have to be kept up to date by every writer (the demo loader
+writes rows in bulk). Instead the query side expands the prefix into its case variants, each
+character by the simple (one-to-one) Unicode case folding: "зо" becomes the code-point ranges
+["Зо", "Зп"), ["ЗО", "ЗП"), ["зо", "зп"), ["зО", "зП"). Ranges are index range scans on both
+databases: SQLite compares text by code point (BINARY), and on PostgreSQL the name and email
+indexes use ``text_pattern_ops`` with the ``~>=~``/``~<~`` operators, byte (so code point) order
+whatever the collation. Beyond ``MAX_PREFIX_RANGES`` variants, the remaining characters are
+checked one by one (``substr(name, i, 1) IN (variants)``) on the rows the ranges found.
+
+Text is only ever a bound parameter and never a LIKE pattern, so quotes, ``%``, ``_`` and
+backslashes are ordinary characters. Control characters (NUL included, which PostgreSQL refuses in
+text) and lone surrogates are removed and the page says so; text longer than the longest email
+is refused with a message.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from functools import cache
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, literal_column, or_, select, union_all
+from sqlalchemy.orm import Session
+
+from billing_core.errors import BillingError
+from billing_core.models import Customer, Invoice, InvoiceKind, Order, OrderStatus
+from billing_core.pricing import Method, PlanId
+
+MAX_QUERY_CHARS = 320  # the longest email address
+MAX_NAME_CHARS = 200  # customers.name
+MAX_PAGE_SIZE = 500
+# Up to this many matching customers, their orders are fetched by customer; beyond, orders are
+# walked newest first and each one's customer checked.
+CUSTOMER_FANOUT = 1000
+MAX_PREFIX_RANGES = 32
+
+_ORDER_ID = re.compile(r"^ord_[0-9a-z]+$", re.IGNORECASE)
+_CUSTOMER_ID = re.compile(r"^cus_[0-9a-z]+$", re.IGNORECASE)
+_PROVIDER_REF = re.compile(r"^((sim_pi|pi|int|ch|py|re)_[0-9A-Za-z_]+|[0-9]{16,40})$")
+
+
+class SearchError(BillingError):
+    """The search as typed cannot be run; the message says what to change."""
+
+
+class QueryKind(enum.StrEnum):
+    ALL = "all orders"
+    ORDER_ID = "order id"
+    CUSTOMER_ID = "customer id"
+    PROVIDER_REF = "provider reference"
+    EMAIL = "email"
+    EMAIL_PREFIX = "email prefix"
+    CUSTOMER = "customer name or email prefix"
+
+
+@dataclass(frozen=True)
+class OrderQuery:
+    """What support typed and picked. Dates are UTC days; ``created_before`` is exclusive."""
+
+    text: str = ""
+    statuses: Sequence[OrderStatus | str] = ()
+    methods: Sequence[Method | str] = ()
+    plans: Sequence[PlanId | str] = ()
+    created_from: datetime | date | None = None
+    created_before: datetime | date | None = None
+    amount_min_cents: int | None = None  # on amount_cents, the top-up amount before fees
+    amount_max_cents: int | None = None
+    include_sandbox: bool = False
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The last row of a page: the next page starts strictly after it, newest first."""
+
+    created_at: datetime
+    id: int
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    public_id: str
+    created_at: datetime
+    customer_public_id: str
+    customer_email: str
+    customer_name: str
+    plan: PlanId
+    method: Method
+    amount_cents: int
+    fee_cents: int
+    total_cents: int
+    credits: int
+    status: OrderStatus
+    provider_ref: str | None
+    invoice_number: str | None
+    sandbox: bool
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    rows: list[OrderRow]
+    next_cursor: Cursor | None
+    understood_as: str  # e.g. "email prefix", for the page to show
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MatchCount:
+    value: int
+    capped: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.value:,}+" if self.capped else f"{self.value:,}"
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    kind: QueryKind
+    term: str
+    notes: tuple[str, ...] = ()
+
+
+def interpret(text: str | None) -> Interpretation:
+    """Clean what was typed and decide what it is; pure, so the page can show it as one types."""
+    raw = text or ""
+    kept = [c for c in raw if unicodedata.category(c) not in ("Cc", "Cs")]
+    notes = []
+    if len(kept) != len(raw):
+        removed = len(raw) - len(kept)
+        notes.append(f"Ignored {removed:,} control or invalid character{'s' if removed != 1 else ''}.")
+    term = unicodedata.normalize("NFC", "".join(kept)).strip()
+    if len(term) > MAX_QUERY_CHARS:
+        raise SearchError(
+            f"The search text is {len(term):,} characters long; nothing it can find is longer than "
+            f"{MAX_QUERY_CHARS}. Paste just the order id, email, name or payment reference."
+        )
+    if not term:
+        return Interpretation(QueryKind.ALL, "", tuple(notes))
+    if _ORDER_ID.match(term):
+        return Interpretation(QueryKind.ORDER_ID, term.lower(), tuple(notes))
+    if _CUSTOMER_ID.match(term):
+        return Interpretation(QueryKind.CUSTOMER_ID, term.lower(), tuple(notes))
+    if _PROVIDER_REF.match(term):
+        return Interpretation(QueryKind.PROVIDER_REF, term, tuple(notes))
+    if "@" in term:
+        return Interpretation(QueryKind.EMAIL_PREFIX, term.lower(), tuple(notes))
+    return Interpretation(QueryKind.CUSTOMER, term, tuple(notes))
+
+
+# --- case variants and code-point prefix ranges ---------------------------------------------------
+
+
+def _fold(ch: str) -> str:
+    """Simple (one character to one character) case folding; a character without one is itself."""
+    folded = ch.casefold()
+    if len(folded) == 1:
+        return folded
+    lowered = ch.lower()
+    return lowered if len(lowered) == 1 else ch
+
+
+@cache
+def _case_classes() -> dict[str, tuple[str, ...]]:
+    """Folded character -> every character that folds to it (only where there is more than one)."""
+    classes: dict[str, set[str]] = {}
+    for code in range(0x20000):  # every cased letter in Unicode lies below U+20000
+        ch = chr(code)
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        key = _fold(ch)
+        if key != ch:
+            classes.setdefault(key, {key}).add(ch)
+    return {key: tuple(sorted(chars)) for key, chars in classes.items()}
+
+
+def case_variants(ch: str) -> tuple[str, ...]:
+    return _case_classes().get(_fold(ch), (ch,))
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: no bound)."""
+    chars = list(prefix)
+    while chars and ord(chars[-1]) == 0x10FFFF:
+        chars.pop()
+    if not chars:
+        return None
+    code = ord(chars[-1]) + 1
+    chars[-1] = chr(0xE000 if 0xD800 <= code <= 0xDFFF else code)
+    return "".join(chars)
+
+
+def _starts_with(column, prefix: str, dialect: str) -> ColumnElement[bool]:
+    """``column`` starts with ``prefix``, as an index range in code-point order."""
+    upper = _successor(prefix)
+    if dialect == "postgresql":
+        lower_bound = column.op("~>=~", is_comparison=True)(prefix)
+        upper_bound = column.op("~<~", is_comparison=True)(upper) if upper else None
+    else:
+        lower_bound = column >= prefix
+        upper_bound = column < upper if upper else None
+    return lower_bound if upper_bound is None else and_(lower_bound, upper_bound)
+
+
+def _name_starts_with(column, prefix: str, dialect: str) -> ColumnElement[bool]:
+    variants = [case_variants(ch) for ch in prefix]
+    ranged, combinations = 0, 1
+    while ranged < len(prefix) and combinations * len(variants[ranged]) <= MAX_PREFIX_RANGES:
+        combinations *= len(variants[ranged])
+        ranged += 1
+    ranges = [_starts_with(column, "".join(p), dialect) for p in itertools.product(*variants[:ranged])]
+    rest = [
+        func.substr(column, literal_column(str(i + 1)), literal_column("1")).in_(variants[i])
+        for i in range(ranged, len(prefix))
+    ]
+    return and_(or_(*ranges), *rest)
+
+
+# --- the query --------------------------------------------------------------------------------
+
+
+def _enums(values: Iterable, kind: type[enum.Enum], label: str) -> tuple:
+    out = []
+    for value in values or ():
+        try:
+            out.append(kind(value))
+        except ValueError:
+            raise SearchError(f"“{str(value)[:40]}” is not a known {label}.") from None
+    return tuple(dict.fromkeys(out))
+
+
+def _moment(value: datetime | date | None, label: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise SearchError(f"The {label} date needs a time zone.")
+        return value.astimezone(UTC)
+    return datetime.combine(value, time(), tzinfo=UTC)
+
+
+@dataclass
+class _Plan:
+    """What to ask the database: order conditions, the customer scope, and how it was understood."""
+
+    understood_as: str
+    notes: tuple[str, ...]
+    conditions: list[ColumnElement[bool]] = field(default_factory=list)
+    statuses: tuple[OrderStatus, ...] = ()
+    narrow: bool = False  # at most a few customers' orders: no need to merge per status
+    customer_ids: list[int] = field(default_factory=list)  # the few customers matched
+    broad_customers: ColumnElement[bool] | None = None  # a condition on customers, many match
+    nothing: bool = False
+
+
+def _plan(session: Session, query: OrderQuery) -> _Plan:
+    meaning = interpret(query.text)
+    plan = _Plan(understood_as=meaning.kind.value, notes=meaning.notes)
+    plan.statuses = _enums(query.statuses, OrderStatus, "order status")
+    methods = _enums(query.methods, Method, "payment method")
+    plans = _enums(query.plans, PlanId, "plan")
+    start = _moment(query.created_from, "start")
+    end = _moment(query.created_before, "end")
+    low, high = query.amount_min_cents, query.amount_max_cents
+    if start and end and start >= end:
+        raise SearchError("The start date must be before the end date.")
+    if (low is not None and low < 0) or (high is not None and high < 0):
+        raise SearchError("Amounts cannot be negative.")
+    if low is not None and high is not None and low > high:
+        raise SearchError("The smallest amount is larger than the largest.")
+
+    conditions = plan.conditions
+    if not query.include_sandbox:
+        conditions.append(Order.sandbox.is_(false()))
+    if methods:
+        conditions.append(Order.method.in_(methods))
+    if plans:
+        conditions.append(Order.plan.in_(plans))
+    if start:
+        conditions.append(Order.created_at >= start)
+    if end:
+        conditions.append(Order.created_at < end)
+    if low is not None:
+        conditions.append(Order.amount_cents >= low)
+    if high is not None:
+        conditions.append(Order.amount_cents <= high)
+
+    dialect = session.get_bind().dialect.name
+    term = meaning.term
+    if meaning.kind is QueryKind.ORDER_ID:
+        conditions.append(Order.public_id == term)
+        plan.narrow = True
+    elif meaning.kind is QueryKind.PROVIDER_REF:
+        conditions.append(Order.provider_ref == term)
+        plan.narrow = True
+    elif meaning.kind is QueryKind.CUSTOMER_ID:
+        _scope_to_customers(plan, session, [Customer.public_id == term])
+    elif meaning.kind is QueryKind.EMAIL_PREFIX:
+        _scope_to_customers(plan, session, [_starts_with(Customer.email, term, dialect)])
+        exact = session.scalar(select(Customer.id).where(Customer.email == term))
+        if exact is not None and plan.customer_ids == [exact]:
+            plan.understood_as = QueryKind.EMAIL.value
+    elif meaning.kind is QueryKind.CUSTOMER:
+        matchers = [_starts_with(Customer.email, term.lower(), dialect)]
+        if len(term) <= MAX_NAME_CHARS:
+            matchers.append(_name_starts_with(Customer.name, term, dialect))
+        _scope_to_customers(plan, session, matchers)
+    return plan
+
+
+def _scope_to_customers(plan: _Plan, session: Session, matchers: list[ColumnElement[bool]]) -> None:
+    ids: set[int] = set()
+    for matcher in matchers:
+        found = session.scalars(select(Customer.id).where(matcher).limit(CUSTOMER_FANOUT + 1)).all()
+        ids.update(found)
+        if len(found) > CUSTOMER_FANOUT or len(ids) > CUSTOMER_FANOUT:
+            plan.broad_customers = or_(*matchers)
+            return
+    if not ids:
+        plan.nothing = True
+        return
+    plan.narrow = True
+    plan.customer_ids = sorted(ids)
+    only = plan.customer_ids[0]
+    plan.conditions.append(Order.customer_id == only if len(ids) == 1 else Order.customer_id.in_(plan.customer_ids))
+
+
+_PAGE_COLUMNS = (
+    Order.id,
+    Order.public_id,
+    Order.created_at,
+    Order.customer_id,
+    Order.plan,
+    Order.method,
+    Order.amount_cents,
+    Order.fee_cents,
+    Order.total_cents,
+    Order.credits,
+    Order.status,
+    Order.provider_ref,
+    Order.sandbox,
+)
+_NEWEST_FIRST = (Order.created_at.desc(), Order.id.desc())
+
+
+def _after(cursor: Cursor) -> ColumnElement[bool]:
+    # The redundant created_at <= bound is what lets both planners range-scan the index.
+    return and_(
+        Order.created_at <= cursor.created_at,
+        or_(Order.created_at < cursor.created_at, Order.id < cursor.id),
+    )
+
+
+def _page_select(plan: _Plan, limit: int, after: Cursor | None) -> Select:
+    conditions = list(plan.conditions)
+    if after is not None:
+        conditions.append(_after(after))
+    if plan.broad_customers is not None:
+        # A correlated scalar subquery, not a join: both planners then walk orders newest first and
+        # look each customer up by primary key, stopping once the page is full.
+        conditions.append(
+            select(Customer.id)
+            .where(Customer.id == Order.customer_id, plan.broad_customers)
+            .scalar_subquery()
+            .is_not(None)
+        )
+    if len(plan.statuses) > 1 and not plan.narrow:
+        # One newest-first walk of the (status, created_at) index per status, merged.
+        parts = [
+            select(*_PAGE_COLUMNS)
+            .where(*conditions, Order.status == s)
+            .order_by(*_NEWEST_FIRST)
+            .limit(limit)
+            .subquery()
+            for s in plan.statuses
+        ]
+        merged = union_all(*(select(part) for part in parts)).subquery()
+        return select(merged).order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(limit)
+    if len(plan.statuses) == 1:
+        conditions.append(Order.status == plan.statuses[0])
+    elif plan.statuses:
+        conditions.append(Order.status.in_(plan.statuses))
+    return select(*_PAGE_COLUMNS).where(*conditions).order_by(*_NEWEST_FIRST).limit(limit)
+
+
+def search_orders(session: Session, query: OrderQuery, page_size: int = 50, after: Cursor | None = None) -> SearchPage:
+    """One page of matching orders, newest first; pass ``next_cursor`` back for the next page."""
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise SearchError(f"A page holds 1 to {MAX_PAGE_SIZE} orders.")
+    plan = _plan(session, query)
+    if plan.nothing:
+        return SearchPage([], None, plan.understood_as, plan.notes)
+    found = session.execute(_page_select(plan, page_size + 1, after)).all()
+    more = len(found) > page_size
+    found = found[:page_size]
+    customers = {
+        c.id: c
+        for c in session.execute(
+            select(Customer.id, Customer.public_id, Customer.email, Customer.name).where(
+                Customer.id.in_({r.customer_id for r in found})
+            )
+        )
+    }
+    invoices = dict(
+        session.execute(
+            select(Invoice.order_id, Invoice.number).where(
+                Invoice.order_id.in_([r.id for r in found]), Invoice.kind == InvoiceKind.INVOICE
+            )
+        ).all()
+    )
+    rows = [
+        OrderRow(
+            public_id=r.public_id,
+            created_at=r.created_at,
+            customer_public_id=customers[r.customer_id].public_id,
+            customer_email=customers[r.customer_id].email,
+            customer_name=customers[r.customer_id].name,
+            plan=PlanId(r.plan),
+            method=Method(r.method),
+            amount_cents=r.amount_cents,
+            fee_cents=r.fee_cents,
+            total_cents=r.total_cents,
+            credits=r.credits,
+            status=OrderStatus(r.status),
+            provider_ref=r.provider_ref,
+            invoice_number=invoices.get(r.id),
+            sandbox=bool(r.sandbox),
+        )
+        for r in found
+    ]
+    last = found[-1] if more else None
+    return SearchPage(
+        rows=rows,
+        next_cursor=Cursor(last.created_at, last.id) if last else None,
+        understood_as=plan.understood_as,
+        notes=plan.notes,
+    )
+
+
+def count_matches(session: Session, query: OrderQuery, limit: int = 10_000) -> MatchCount:
+    """How many orders match, counting no further than ``limit`` (then the label says "10,000+")."""
+    plan = _plan(session, query)
+    if plan.nothing:
+        return MatchCount(0, False)
+    conditions = list(plan.conditions)
+    if plan.broad_customers is not None:
+        # Counting needs no order, so here the customers' index leads.
+        conditions.append(Order.customer_id.in_(select(Customer.id).where(plan.broad_customers)))
+    if plan.statuses:
+        conditions.append(Order.status.in_(plan.statuses))
+    capped = select(Order.id).where(*conditions).limit(limit + 1).subquery()
+    value = session.scalar(select(func.count()).select_from(capped)) or 0
+    return MatchCount(min(value, limit), value > limit)
+
+
+__all__ = [
+    "CUSTOMER_FANOUT",
+    "MAX_QUERY_CHARS",
+    "Cursor",
+    "Interpretation",
+    "MatchCount",
+    "OrderQuery",
+    "OrderRow",
+    "QueryKind",
+    "SearchError",
+    "SearchPage",
+    "case_variants",
+    "count_matches",
+    "interpret",
+    "search_orders",
+]
