@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test lint bench setup clean system-packages
+.PHONY: run test lint bench setup clean fonts browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,21 +19,29 @@ $(VENV)/.test-installed: requirements.txt requirements-test.txt $(VENV)/.app-ins
 	$(BIN)/python -m pip install --quiet -r requirements-test.txt
 	touch $@
 
-# Fonts for invoices in any script, and Chromium for the browser tests, from Debian's packages.
-system-packages:
-	@missing=""; \
-	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
-	[ -d /usr/share/fonts/opentype/noto ] || missing="$$missing fonts-noto-cjk"; \
-	[ -d /usr/share/fonts/truetype/noto ] || missing="$$missing fonts-noto-core"; \
+# Debian packages, installed with apt-get when missing: fonts for invoices in any script (all
+# targets), Chromium for the browser tests (`make test` only).
+APT_INSTALL = \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null 2>&1; then \
 	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
 	    echo "installing$$missing with apt-get"; \
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "note: apt-get not found; install$$missing yourself for browser tests"; fi; \
+	  else echo "note: apt-get not found; install$$missing yourself"; fi; \
 	fi
 
-setup: $(VENV)/.app-installed
+fonts:
+	@missing=""; \
+	[ -d /usr/share/fonts/truetype/noto ] || missing="$$missing fonts-noto-core"; \
+	[ -d /usr/share/fonts/truetype/wqy ] || missing="$$missing fonts-wqy-microhei"; \
+	$(APT_INSTALL)
+
+browser:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	$(APT_INSTALL)
+
+setup: $(VENV)/.app-installed fonts
 	$(BIN)/python -m billing_core setup
 
 run: setup
@@ -43,7 +51,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(VENV)/.test-installed system-packages lint
+test: $(VENV)/.test-installed fonts browser lint
 	$(BIN)/pytest
 
 bench: $(VENV)/.test-installed

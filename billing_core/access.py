@@ -43,6 +43,7 @@ class Action(enum.StrEnum):
     IMPORT_SETTLEMENT = "settlement.import"
     SANDBOX = "sandbox.run"
     SEED_DEMO = "demo.seed"
+    REGENERATE_INVOICES = "invoices.regenerate"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -63,6 +64,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     # simulator may run them end to end.
     Action.SANDBOX: frozenset({Role.ANALYST, Role.ADMIN}),
     Action.SEED_DEMO: frozenset({Role.ADMIN}),
+    Action.REGENERATE_INVOICES: frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 # Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.

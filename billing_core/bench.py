@@ -224,6 +224,7 @@ SUITES: dict[str, str] = {
     "seed": "billing_core.bench:seed_rows",
     "search": "billing_core.search_bench:search_rows",
     "reconcile": "billing_core.reconcile:reconcile_rows",
+    "invoices": "billing_core.invoices.batch:invoice_rows",
 }
 
 

@@ -97,6 +97,18 @@ def cmd_settlement(args: argparse.Namespace) -> int:
     return cli_settlement(args, cli_actor(args.actor))
 
 
+def cmd_invoices(args: argparse.Namespace) -> int:
+    from billing_core.db import Database
+    from billing_core.invoices.batch import cli_invoices
+
+    settings = load_settings()
+    database = Database(args.database_url or settings.database_url)
+    try:
+        return cli_invoices(args, cli_actor(args.actor), database=database, settings=settings)
+    finally:
+        database.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m billing_core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_settlement)
+
+    from billing_core.invoices.batch import configure_parser
+
+    p = sub.add_parser("invoices", help="regenerate invoice PDFs in batches, or verify stored files")
+    p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    configure_parser(p)
+    p.set_defaults(func=cmd_invoices)
 
     p = sub.add_parser("bench", help="print benchmark figures beside same-run baselines")
     p.add_argument("--orders", type=int, default=1_000_000, help="orders to seed for the seeding figure")

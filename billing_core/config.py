@@ -40,6 +40,9 @@ _SOURCES = {
     "company_tax_id": ("BILLING_COMPANY_TAX_ID", ("company", "tax_id")),
     "company_email": ("BILLING_COMPANY_EMAIL", ("company", "email")),
     "company_country": ("BILLING_COMPANY_COUNTRY", ("company", "country")),
+    "invoice_dir": ("BILLING_INVOICE_DIR", ("invoices", "storage_dir")),
+    "invoice_logo": ("BILLING_INVOICE_LOGO", ("invoices", "logo")),
+    "invoice_paper": ("BILLING_INVOICE_PAPER", ("invoices", "paper")),
 }
 
 
@@ -68,6 +71,9 @@ class Settings:
     local_email: str = "local@localhost"
     local_default_role: str = "analyst"
     company: Company = field(default_factory=Company)
+    invoice_dir: Path | str = PROJECT_ROOT / "data" / "invoices"
+    invoice_logo: Path | str | None = None
+    invoice_paper: str = "A4"
 
     @property
     def stripe_mode(self) -> str:

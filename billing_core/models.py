@@ -337,3 +337,53 @@ class SettlementImport(Base):
     summary: Mapped[dict] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_settlement_imports_sha256", "sha256"),)
+
+
+class RegenerationStatus(enum.StrEnum):
+    RUNNING = "running"
+    CANCELLED = "cancelled"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class RegenerationJob(Base):
+    """A batch re-render of invoice PDFs: what was selected, why, by whom, and how far it got."""
+
+    __tablename__ = "regeneration_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text)
+    selection: Mapped[dict] = mapped_column(JSON)
+    paper: Mapped[str] = mapped_column(String(10), default="A4")
+    total: Mapped[int]
+    done: Mapped[int] = mapped_column(default=0)
+    status: Mapped[RegenerationStatus] = mapped_column(_enum(RegenerationStatus), default=RegenerationStatus.RUNNING)
+    finished_at: Mapped[datetime | None]
+    zip_path: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class InvoiceFile(Base):
+    """One stored PDF version of an invoice; files are never overwritten, a re-render is a new version."""
+
+    __tablename__ = "invoice_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    version: Mapped[int]
+    path: Mapped[str] = mapped_column(String(500))  # relative to the invoice storage directory
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    template_version: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("regeneration_jobs.id"))
+
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "version", name="uq_invoice_files_invoice_id_version"),
+        # A resumed job never renders an invoice twice: one file per (job, invoice).
+        UniqueConstraint("job_id", "invoice_id", name="uq_invoice_files_job_id_invoice_id"),
+    )

@@ -1,0 +1,594 @@
+"""Batch regeneration of invoice PDFs: select in the database, dry run, run resumably on every core, verify.
+
+A job remembers its selection (with the highest invoice id at start, so invoices issued later never
+join it). It works through the selection in id order, one chunk per transaction: lock the chunk's
+invoices, take their next version numbers, render and write the files in worker processes, add the
+rows. A crash loses at most the chunk in flight, whose files are not versions until their rows
+commit; a resumed run skips every invoice that already has a file from this job (a unique key on
+(job, invoice) backs that up), so no invoice ever gets two versions from one job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import resource
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from multiprocessing import get_context
+from pathlib import Path
+
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session, aliased
+
+from billing_core import audit
+from billing_core.access import Action, Actor, Role, require
+from billing_core.config import Settings
+from billing_core.db import Database, transaction
+from billing_core.errors import BillingError, NotFound, StateConflict
+from billing_core.invoices import render, storage
+from billing_core.models import (
+    Customer,
+    Invoice,
+    InvoiceFile,
+    Order,
+    RegenerationJob,
+    RegenerationStatus,
+    utcnow,
+)
+
+CHUNK = 400
+ID_PAGE = 2_000
+Progress = Callable[[int, int], None]
+
+
+# --- selection ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A selection as stored on a job, how many invoices it holds, and pasted numbers that matched none."""
+
+    selection: dict
+    count: int
+    invalid_numbers: list[str] = field(default_factory=list)
+
+
+def _as_date(value: date | datetime | str | None) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise BillingError(f"“{value}” is not a date; use YYYY-MM-DD.") from None
+
+
+def _filters(selection: dict) -> list:
+    conditions = []
+    if selection.get("since"):
+        start = datetime.combine(date.fromisoformat(selection["since"]), dtime.min, UTC)
+        conditions.append(Invoice.issued_at >= start)
+    if selection.get("until"):
+        end = datetime.combine(date.fromisoformat(selection["until"]), dtime.min, UTC) + timedelta(days=1)
+        conditions.append(Invoice.issued_at < end)
+    if selection.get("number_from"):
+        conditions.append(Invoice.number >= selection["number_from"])
+    if selection.get("number_to"):
+        conditions.append(Invoice.number <= selection["number_to"])
+    if selection.get("numbers") is not None:
+        conditions.append(Invoice.number.in_(selection["numbers"]))
+    if selection.get("max_id") is not None:
+        conditions.append(Invoice.id <= selection["max_id"])
+    if selection.get("plans") or selection.get("customer"):
+        order = select(Order.id).where(Order.id == Invoice.order_id)
+        if selection.get("plans"):
+            order = order.where(Order.plan.in_(selection["plans"]))
+        if selection.get("customer"):
+            who = selection["customer"]
+            customer = select(Customer.id).where(
+                (Customer.public_id == who) | (Customer.email == who.lower()), Customer.id == Order.customer_id
+            )
+            order = order.where(customer.exists())
+        conditions.append(order.exists())
+    return conditions
+
+
+def _ids(selection: dict) -> Select:
+    return select(Invoice.id).where(*_filters(selection)).order_by(Invoice.id)
+
+
+def select_invoices(
+    session: Session,
+    *,
+    since: date | str | None = None,
+    until: date | str | None = None,
+    plans: Iterable[str] | None = None,
+    customer: str | None = None,
+    number_from: str | None = None,
+    number_to: str | None = None,
+    numbers: Iterable[str] | None = None,
+) -> Chosen:
+    """Validate filters and count the matching invoices in the database; pasted numbers not found are listed."""
+    selection: dict = {}
+    since_d, until_d = _as_date(since), _as_date(until)
+    if since_d and until_d and since_d > until_d:
+        raise BillingError("The start date is after the end date.")
+    if since_d:
+        selection["since"] = since_d.isoformat()
+    if until_d:
+        selection["until"] = until_d.isoformat()
+    if plans:
+        selection["plans"] = sorted({str(getattr(p, "value", p)).strip().lower() for p in plans if str(p).strip()})
+    if customer and customer.strip():
+        selection["customer"] = customer.strip()
+    if number_from and number_from.strip():
+        selection["number_from"] = number_from.strip()
+    if number_to and number_to.strip():
+        selection["number_to"] = number_to.strip()
+    invalid: list[str] = []
+    if numbers is not None:
+        wanted = list(dict.fromkeys(n.strip() for n in numbers if n and n.strip()))
+        found: set[str] = set()
+        for i in range(0, len(wanted), 1000):
+            part = wanted[i : i + 1000]
+            found.update(session.scalars(select(Invoice.number).where(Invoice.number.in_(part))))
+        invalid = [n for n in wanted if n not in found]
+        selection["numbers"] = [n for n in wanted if n in found]
+    selection["max_id"] = session.scalar(select(func.coalesce(func.max(Invoice.id), 0)))
+    count = session.scalar(select(func.count()).select_from(_ids(selection).order_by(None).subquery()))
+    return Chosen(selection, count or 0, invalid)
+
+
+def _id_pages(session: Session, selection: dict, *, job_id: int | None = None) -> Iterator[list[int]]:
+    """Selected ids in ascending pages (constant memory); with ``job_id``, only those the job has not done."""
+    last = 0
+    while True:
+        stmt = _ids(selection).where(Invoice.id > last)
+        if job_id is not None:
+            done = exists().where(InvoiceFile.job_id == job_id, InvoiceFile.invoice_id == Invoice.id)
+            stmt = stmt.where(~done)
+        ids = list(session.scalars(stmt.limit(ID_PAGE)))
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def _documents(session: Session, ids: list[int]) -> list[tuple[Invoice, render.InvoiceDocument]]:
+    original = aliased(Invoice)
+    rows = session.execute(
+        select(Invoice, Order, original.number)
+        .join(Order, Order.id == Invoice.order_id)
+        .outerjoin(original, original.id == Invoice.refers_to_id)
+        .where(Invoice.id.in_(ids))
+        .order_by(Invoice.id)
+    ).all()
+    return [(inv, render.InvoiceDocument.of(inv, order, refers)) for inv, order, refers in rows]
+
+
+# --- dry run --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DryRun:
+    count: int
+    sampled: int
+    changed_in_sample: int
+    estimated_changed: int
+    seconds_per_invoice: float
+    estimated_seconds: float
+    invalid_numbers: list[str]
+
+
+def dry_run(
+    session: Session, chosen: Chosen, *, sample: int = 20, workers: int = 2, settings: Settings | None = None
+) -> DryRun:
+    """How many invoices, how many would come out different from their latest file, and how long it takes."""
+    settings = settings or Settings()
+    ids = list(session.scalars(_ids(chosen.selection).limit(sample)))
+    changed, seconds = 0, 0.0
+    for invoice, doc in _documents(session, ids):
+        start = time.perf_counter()
+        data = render.render_invoice(doc, paper=settings.invoice_paper, logo=settings.invoice_logo)
+        seconds += time.perf_counter() - start
+        latest = storage.latest_file(session, invoice.id)
+        if latest is None or latest.sha256 != hashlib.sha256(data).hexdigest():
+            changed += 1
+    per = seconds / len(ids) if ids else 0.0
+    return DryRun(
+        count=chosen.count,
+        sampled=len(ids),
+        changed_in_sample=changed,
+        estimated_changed=round(chosen.count * changed / len(ids)) if ids else 0,
+        seconds_per_invoice=per,
+        estimated_seconds=chosen.count * per / max(1, workers),
+        invalid_numbers=chosen.invalid_numbers,
+    )
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+def start_job(session: Session, actor: Actor, chosen: Chosen, reason: str, *, paper: str = "A4") -> RegenerationJob:
+    """Record a regeneration job for the selection (in the caller's transaction)."""
+    require(actor, Action.REGENERATE_INVOICES)
+    if not reason or not reason.strip():
+        raise BillingError("Give a reason for regenerating invoices; it is stored with every new version.")
+    if paper not in render.PAPERS:
+        raise BillingError(f"Paper must be one of {', '.join(render.PAPERS)}.")
+    if chosen.count == 0:
+        raise BillingError("The selection holds no invoices; nothing to regenerate.")
+    job = RegenerationJob(
+        created_by=actor.email,
+        reason=reason.strip(),
+        selection=chosen.selection,
+        paper=paper,
+        total=chosen.count,
+        done=0,
+        status=RegenerationStatus.RUNNING,
+    )
+    session.add(job)
+    session.flush()
+    audit.record(
+        session, actor, "invoices.regenerate.start", "regeneration_job", job.id, reason=job.reason,
+        after={"selection": chosen.selection, "total": chosen.count, "paper": paper},
+    )  # fmt: skip
+    return job
+
+
+_worker_settings: tuple[Path, str, str | None] | None = None
+
+
+def _warm(root: str, paper: str, logo: str | None) -> None:
+    """Worker start-up: parse the fonts once for all the invoices this process will render."""
+    global _worker_settings
+    _worker_settings = (Path(root), paper, logo)
+    render._fonts()
+
+
+def _render_and_write(items: list[tuple[render.InvoiceDocument, str]]) -> list[tuple[int, str, int]]:
+    root, paper, logo = _worker_settings
+    out = []
+    for doc, path in items:
+        data = render.render_invoice(doc, paper=paper, logo=logo)
+        storage.write_atomic(root / path, data)
+        out.append((doc.invoice_id, hashlib.sha256(data).hexdigest(), len(data)))
+    return out
+
+
+def _actor_of(job: RegenerationJob) -> Actor:
+    return Actor(job.created_by, Role.FINANCE, "regeneration job")
+
+
+def run_job(
+    database: Database,
+    job_id: int,
+    *,
+    workers: int = 2,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    settings: Settings | None = None,
+) -> RegenerationJob:
+    """Render every invoice of the job not yet done; resumable after any crash, cancellable between chunks."""
+    settings = settings or Settings()
+    root = storage.storage_root(settings)
+    logo = str(settings.invoice_logo) if settings.invoice_logo else None
+    with database.session() as session:
+        job = session.get(RegenerationJob, job_id)
+        if job is None:
+            raise NotFound(f"No regeneration job {job_id}.")
+        if job.status != RegenerationStatus.RUNNING:
+            raise StateConflict(f"Job {job_id} is {job.status.value}; only a running job can be run or resumed.")
+        selection, paper, reason, actor = job.selection, job.paper, job.reason, _actor_of(job)
+        session.rollback()
+    render._fonts()  # parsed before the workers fork, so they share the parsed tables
+    context = get_context("fork")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_warm, initargs=(str(root), paper, logo))
+    try:
+        with database.session() as reader:
+            for page in _id_pages(reader, selection, job_id=job_id):
+                reader.rollback()
+                for start in range(0, len(page), CHUNK):
+                    if should_stop and should_stop():
+                        return _close(database, job_id, RegenerationStatus.CANCELLED, actor, root)
+                    done, total = _run_chunk(database, job_id, page[start : start + CHUNK], pool, workers, reason)
+                    if progress:
+                        progress(done, total)
+    except BaseException as exc:
+        if isinstance(exc, Exception):
+            _close(database, job_id, RegenerationStatus.FAILED, actor, root, error=str(exc)[:2000])
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)
+    return _close(database, job_id, RegenerationStatus.FINISHED, actor, root)
+
+
+def _run_chunk(database: Database, job_id: int, ids: list[int], pool, workers: int, reason: str) -> tuple[int, int]:
+    with database.session() as session, transaction(session):
+        job = session.get(RegenerationJob, job_id)
+        storage.lock_invoices(session, ids)
+        already = set(
+            session.scalars(
+                select(InvoiceFile.invoice_id).where(InvoiceFile.job_id == job_id, InvoiceFile.invoice_id.in_(ids))
+            )
+        )
+        ids = [i for i in ids if i not in already]
+        versions = storage.next_versions(session, ids)
+        docs = _documents(session, ids)
+        items = [(doc, storage.relative_path(inv, versions[inv.id])) for inv, doc in docs]
+        invoices = {inv.id: inv for inv, _ in docs}
+        size = max(1, -(-len(items) // (workers * 2)))
+        parts = [items[i : i + size] for i in range(0, len(items), size)]
+        for results in pool.map(_render_and_write, parts):
+            for invoice_id, sha, length in results:
+                invoice = invoices[invoice_id]
+                session.add(
+                    InvoiceFile(
+                        invoice_id=invoice_id,
+                        version=versions[invoice_id],
+                        path=storage.relative_path(invoice, versions[invoice_id]),
+                        sha256=sha,
+                        size=length,
+                        template_version=f"{invoice.template_version}/{render.RENDER_VERSION}",
+                        created_by=job.created_by,
+                        reason=reason,
+                        job_id=job_id,
+                    )
+                )
+        job.done = job.done + len(items)
+        return job.done, job.total
+
+
+def _close(
+    database: Database, job_id: int, status: RegenerationStatus, actor: Actor, root: Path, error: str | None = None
+) -> RegenerationJob:
+    zip_path = write_zip(database, job_id, root) if status == RegenerationStatus.FINISHED else None
+    with database.session() as session, transaction(session):
+        job = session.get(RegenerationJob, job_id)
+        before = {"status": job.status.value, "done": job.done}
+        job.status, job.finished_at, job.error = status, utcnow(), error
+        job.zip_path = zip_path
+        audit.record(
+            session, actor, f"invoices.regenerate.{status.value}", "regeneration_job", job_id, reason=job.reason,
+            before=before, after={"status": status.value, "done": job.done, "total": job.total, "error": error},
+        )  # fmt: skip
+    return job
+
+
+def write_zip(database: Database, job_id: int, root: Path) -> str:
+    """All files of the job in one ZIP, written file by file to a temp file and then moved into place."""
+    relative = f"jobs/job-{job_id}.zip"
+    target = root / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".job-", suffix=".zip.tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive, database.session() as session:
+            last = 0
+            while True:
+                rows = session.execute(
+                    select(InvoiceFile.id, InvoiceFile.path)
+                    .where(InvoiceFile.job_id == job_id, InvoiceFile.id > last)
+                    .order_by(InvoiceFile.id)
+                    .limit(ID_PAGE)
+                ).all()
+                if not rows:
+                    break
+                for _, path in rows:
+                    archive.write(root / path, arcname=path)
+                last = rows[-1][0]
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return relative
+
+
+def job_files(session: Session, job_id: int) -> list[InvoiceFile]:
+    return list(session.scalars(select(InvoiceFile).where(InvoiceFile.job_id == job_id).order_by(InvoiceFile.id)))
+
+
+# --- verify ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    checked: int
+    missing: list[str]
+    altered: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.altered
+
+
+def verify(session: Session, chosen: Chosen | None = None, *, root: Path | None = None) -> VerifyReport:
+    """Re-hash every stored version of the selected invoices (all when no selection)."""
+    root = root or storage.storage_root()
+    selection = chosen.selection if chosen else {}
+    checked, missing, altered = 0, [], []
+    for ids in _id_pages(session, selection):
+        files = session.scalars(select(InvoiceFile).where(InvoiceFile.invoice_id.in_(ids)).order_by(InvoiceFile.id))
+        for file in files:
+            checked += 1
+            try:
+                storage.read_file(file, root)
+            except storage.FileIntegrityError as exc:
+                (missing if "missing" in str(exc) else altered).append(file.path)
+    return VerifyReport(checked, missing, altered)
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``python -m billing_core invoices {regenerate,verify}``."""
+    sub = parser.add_subparsers(dest="invoices_command", required=True)
+    for name in ("regenerate", "verify"):
+        p = sub.add_parser(name)
+        p.add_argument("--since", help="issued on or after YYYY-MM-DD")
+        p.add_argument("--until", help="issued on or before YYYY-MM-DD")
+        p.add_argument("--plan", action="append", dest="plans", help="study|standard|pro|max|custom (repeatable)")
+        p.add_argument("--customer", help="customer public id or email")
+        p.add_argument("--number-from")
+        p.add_argument("--number-to")
+        p.add_argument("--numbers", help="comma-separated invoice numbers, or @file with one per line")
+        if name == "regenerate":
+            p.add_argument("--reason", help="why (required unless --dry-run or --resume)")
+            p.add_argument("--paper", choices=render.PAPERS, default=None)
+            p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+            p.add_argument("--dry-run", action="store_true")
+            p.add_argument("--resume", type=int, metavar="JOB_ID", help="continue an interrupted job")
+
+
+def _numbers(raw: str | None) -> list[str] | None:
+    if not raw:
+        return None
+    if raw.startswith("@"):
+        return Path(raw[1:]).read_text(encoding="utf-8").split()
+    return [n for n in raw.replace("\n", ",").split(",") if n.strip()]
+
+
+def cli_invoices(
+    args: argparse.Namespace,
+    actor: Actor,
+    *,
+    database: Database | None = None,
+    settings: Settings | None = None,
+    out: Callable[[str], None] = print,
+) -> int:
+    settings = settings or Settings()
+    database = database or Database(settings.database_url)
+    database.migrate()
+    root = storage.storage_root(settings)
+    with database.session() as session:
+        chosen = None
+        if args.invoices_command == "verify" or not getattr(args, "resume", None):
+            chosen = select_invoices(
+                session,
+                since=args.since,
+                until=args.until,
+                plans=args.plans,
+                customer=args.customer,
+                number_from=args.number_from,
+                number_to=args.number_to,
+                numbers=_numbers(args.numbers),
+            )
+            for number in chosen.invalid_numbers:
+                out(f"not an invoice number: {number}")
+        if args.invoices_command == "verify":
+            report = verify(session, chosen, root=root)
+            for path in report.missing:
+                out(f"MISSING {path}")
+            for path in report.altered:
+                out(f"ALTERED {path}")
+            out(f"checked {report.checked} files: {len(report.missing)} missing, {len(report.altered)} altered")
+            return 0 if report.ok else 1
+        if args.dry_run:
+            result = dry_run(session, chosen, workers=args.workers, settings=settings)
+            out(
+                f"{result.count} invoices; {result.changed_in_sample} of {result.sampled} sampled would change "
+                f"(about {result.estimated_changed}); about {result.estimated_seconds:.1f} s"
+            )
+            return 0
+        if args.resume:
+            job_id = args.resume
+        else:
+            with transaction(session):
+                job_id = start_job(
+                    session, actor, chosen, args.reason or "", paper=args.paper or settings.invoice_paper
+                ).id
+            out(f"job {job_id}: {chosen.count} invoices")
+
+    def show(done: int, total: int) -> None:
+        out(f"job {job_id}: {done}/{total}")
+
+    job = run_job(database, job_id, workers=args.workers, progress=show, settings=settings)
+    out(f"job {job_id} {job.status.value}: {job.done}/{job.total}; zip {root / job.zip_path if job.zip_path else '-'}")
+    return 0
+
+
+# --- benchmark ------------------------------------------------------------------------------------
+
+
+def _naive_render(doc: render.InvoiceDocument) -> bytes:
+    """The baseline: a fresh fpdf2 document with its fonts loaded and fontTools subsetting, per invoice."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    for family, style, file, index in render.FONTS:
+        pdf.add_font(family, style, render.FONT_ROOT / file, collection_font_number=index)
+    pdf.set_fallback_fonts(list(render.FALLBACKS), exact_match=False)
+    pdf.set_creation_date(doc.issued_at)
+    pdf.add_page()
+    pdf.set_font("sans", "B", 18)
+    pdf.cell(0, 9, "INVOICE", align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("sans", "", 9)
+    texts = [doc.number, str(doc.issued_at.date())]
+    texts += [str(v) for v in doc.seller.values() if v] + [str(v) for v in doc.buyer.values() if v]
+    texts += [f"{line['description']} {line['quantity']} {line['amount_cents']}" for line in doc.lines]
+    texts += [str(doc.subtotal_cents), str(doc.fee_cents), str(doc.tax_cents), str(doc.total_cents)]
+    for text in texts:
+        pdf.set_text_shaping(render._needs_shaping(text))
+        pdf.cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def invoice_rows(options) -> Iterable:
+    """Batch regeneration end to end on a seeded SQLite database, beside the naive fpdf2 way."""
+    from billing_core import demo
+    from billing_core.bench import Row
+
+    orders = min(getattr(options, "seed_orders", 3_000), 3_000)
+    actor = Actor("bench@localhost", Role.ADMIN, "benchmark")
+    with tempfile.TemporaryDirectory(prefix="billing-invoices-") as tmp:
+        database = Database(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        settings = Settings(database_url=database.url, invoice_dir=Path(tmp) / "files")
+        try:
+            database.migrate()
+            demo.seed(database, orders=orders, seed=3, actor=actor)
+            with database.session() as session:
+                chosen = select_invoices(session)
+                sample = [
+                    doc for _, doc in _documents(session, list(session.scalars(_ids(chosen.selection).limit(20))))
+                ]
+                with transaction(session):
+                    job_id = start_job(session, actor, chosen, "benchmark").id
+            start = time.perf_counter()
+            for doc in sample:
+                _naive_render(doc)
+            baseline = len(sample) / (time.perf_counter() - start)
+            start = time.perf_counter()
+            job = run_job(database, job_id, workers=2, settings=settings)
+            rate = job.done / (time.perf_counter() - start)
+        finally:
+            database.dispose()
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    yield Row(
+        f"invoice regeneration ({job.done:,} invoices)", rate, "invoices/s", baseline, "naive fpdf2, fonts per invoice"
+    )
+    yield Row("invoice regeneration peak worker RSS", peak_mib, "MiB", 1024, "budget 1 GiB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m billing_core.invoices.batch DATABASE_URL STORAGE_DIR JOB_ID``: run or resume one job."""
+    url, root, job_id = (argv or sys.argv[1:])[:3]
+    database = Database(url)
+    run_job(database, int(job_id), settings=Settings(database_url=url, invoice_dir=Path(root)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""Stored invoice versions and batch regeneration: atomic files, resumable jobs, verified hashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from billing_core import demo
+from billing_core.config import Settings
+from billing_core.db import transaction
+from billing_core.errors import BillingError, PermissionDenied
+from billing_core.invoices import batch, storage
+from billing_core.models import Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def seeded(db, admin):
+    demo.seed(db, orders=60, seed=5, actor=admin)
+    return db
+
+
+@pytest.fixture
+def files_settings(db, tmp_path) -> Settings:
+    return Settings(database_url=db.url, invoice_dir=tmp_path / "files")
+
+
+def first_invoice(session) -> Invoice:
+    return session.scalars(select(Invoice).order_by(Invoice.id).limit(1)).one()
+
+
+def test_each_stored_version_is_a_new_file_with_its_hash(seeded, finance, tmp_path):
+    with seeded.session() as session, transaction(session):
+        invoice = first_invoice(session)
+        one = storage.store_version(session, finance, invoice, b"%PDF-one", "test", root=tmp_path)
+        two = storage.store_version(session, finance, invoice, b"%PDF-two", "test", root=tmp_path)
+    assert (one.version, two.version) == (1, 2)
+    assert storage.read_file(one, tmp_path) == b"%PDF-one"
+    assert storage.read_file(two, tmp_path) == b"%PDF-two"
+    with seeded.session() as session:
+        assert [f.version for f in storage.files_for(session, invoice.id)] == [1, 2]
+        assert storage.latest_file(session, invoice.id).version == 2
+
+
+def test_crash_mid_write_leaves_old_version_intact_and_no_partial_file(seeded, finance, tmp_path, monkeypatch):
+    with seeded.session() as session, transaction(session):
+        invoice = first_invoice(session)
+        one = storage.store_version(session, finance, invoice, b"%PDF-one", "test", root=tmp_path)
+    folder = (tmp_path / one.path).parent
+
+    def crash(*_args):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError), seeded.session() as session, transaction(session):
+        storage.store_version(
+            session, finance, session.get(Invoice, invoice.id), b"%PDF-two" * 1000, "x", root=tmp_path
+        )
+    assert sorted(p.name for p in folder.iterdir()) == ["v1.pdf"]
+    assert storage.read_file(one, tmp_path) == b"%PDF-one"
+    with seeded.session() as session:
+        assert len(storage.files_for(session, invoice.id)) == 1
+
+
+def test_issued_pdf_is_rendered_and_stored_once_then_served(seeded, finance, files_settings):
+    with seeded.session() as session:
+        invoice_id = first_invoice(session).id
+    first, data = storage.issued_pdf(seeded, finance, invoice_id, settings=files_settings)
+    again, same = storage.issued_pdf(seeded, finance, invoice_id, settings=files_settings)
+    assert first.version == again.version == 1 and data == same and data.startswith(b"%PDF")
+
+
+def test_tampered_or_missing_file_is_refused_and_reported(seeded, finance, files_settings):
+    root = Path(files_settings.invoice_dir)
+    with seeded.session() as session:
+        ids = list(session.scalars(select(Invoice.id).order_by(Invoice.id).limit(2)))
+    altered, _ = storage.issued_pdf(seeded, finance, ids[0], settings=files_settings)
+    missing, _ = storage.issued_pdf(seeded, finance, ids[1], settings=files_settings)
+    (root / altered.path).write_bytes(b"%PDF-forged")
+    (root / missing.path).unlink()
+    with pytest.raises(storage.FileIntegrityError, match="altered"):
+        storage.read_file(altered, root)
+    with seeded.session() as session:
+        report = batch.verify(session, root=root)
+    assert report.altered == [altered.path] and report.missing == [missing.path]
+
+
+def test_selection_reports_numbers_that_are_not_invoices(seeded):
+    with seeded.session() as session:
+        number = first_invoice(session).number
+        chosen = batch.select_invoices(session, numbers=[number, "INV-1999-000001", " "])
+    assert chosen.count == 1 and chosen.invalid_numbers == ["INV-1999-000001"]
+
+
+def test_regeneration_needs_a_reason_and_finance_or_admin(seeded, support, finance):
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session)
+        with pytest.raises(PermissionDenied):
+            batch.start_job(session, support, chosen, "new logo")
+        with pytest.raises(BillingError, match="reason"):
+            batch.start_job(session, finance, chosen, "  ")
+
+
+def test_job_gives_every_selected_invoice_one_new_version_and_a_zip(seeded, finance, files_settings):
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session, plans=["pro", "max"])
+        dry = batch.dry_run(session, chosen, sample=3, settings=files_settings)
+        with transaction(session):
+            job_id = batch.start_job(session, finance, chosen, "new template").id
+    assert dry.count == chosen.count > 0 and dry.changed_in_sample == dry.sampled == 3
+    job = batch.run_job(seeded, job_id, workers=2, settings=files_settings)
+    assert job.status == RegenerationStatus.FINISHED and job.done == job.total == chosen.count
+    with seeded.session() as session:
+        files = batch.job_files(session, job_id)
+        assert len({f.invoice_id for f in files}) == len(files) == chosen.count
+        assert batch.verify(session, chosen, root=Path(files_settings.invoice_dir)).ok
+    import zipfile
+
+    with zipfile.ZipFile(Path(files_settings.invoice_dir) / job.zip_path) as archive:
+        assert sorted(archive.namelist()) == sorted(f.path for f in files)
+
+
+def test_two_jobs_over_the_same_invoices_number_versions_without_gaps(seeded, finance, files_settings):
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session, plans=["max"])
+        with transaction(session):
+            jobs = [batch.start_job(session, finance, chosen, f"run {i}").id for i in range(2)]
+    for job_id in jobs:
+        batch.run_job(seeded, job_id, workers=2, settings=files_settings)
+    with seeded.session() as session:
+        rows = session.execute(
+            select(InvoiceFile.invoice_id, func.count(), func.max(InvoiceFile.version)).group_by(InvoiceFile.invoice_id)
+        ).all()
+    assert rows and all(count == 2 and top == 2 for _, count, top in rows)
+
+
+def test_cancelled_job_stops_and_says_so(seeded, finance, files_settings):
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session)
+        with transaction(session):
+            job_id = batch.start_job(session, finance, chosen, "cancel me").id
+    job = batch.run_job(seeded, job_id, should_stop=lambda: True, settings=files_settings)
+    assert job.status == RegenerationStatus.CANCELLED and job.done == 0
+
+
+def test_job_killed_half_way_resumes_without_duplicating_a_version(db, admin, finance, tmp_path):
+    demo.seed(db, orders=400, seed=9, actor=admin)
+    settings = Settings(database_url=db.url, invoice_dir=tmp_path / "files")
+    with db.session() as session:
+        chosen = batch.select_invoices(session)
+        with transaction(session):
+            job_id = batch.start_job(session, finance, chosen, "kill test").id
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\nfrom billing_core.invoices import batch\nbatch.CHUNK = 20\n"
+        "raise SystemExit(batch.main(sys.argv[1:]))\n"
+    )
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), db.url, str(settings.invoice_dir), str(job_id)], env=env, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        with db.session() as session:
+            done = session.get(RegenerationJob, job_id).done
+        if done >= 40:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 0 < done < chosen.count, "the run was not caught half-way"
+    job = batch.run_job(db, job_id, workers=2, settings=settings)
+    assert job.status == RegenerationStatus.FINISHED and job.done == chosen.count
+    with db.session() as session:
+        files = batch.job_files(session, job_id)
+        assert len(files) == len({f.invoice_id for f in files}) == chosen.count
+        assert all(f.version == 1 for f in files)
+        assert batch.verify(session, root=Path(settings.invoice_dir)).ok

@@ -1,0 +1,130 @@
+"""The invoice PDF: required fields, names in every script as real text, paper sizes, identical bytes."""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from datetime import UTC, datetime
+
+import pytest
+from pypdf import PdfReader
+
+from billing_core.invoices.render import REVERSE_CHARGE, VAT_EXEMPT, InvoiceDocument, Payment, render_invoice
+
+NAMES = ["Zoë Müller", "Зоя Смирнова", "Γιώργος Παπαδόπουλος", "王小明", "山田太郎", "김민준", "محمد العلي"]
+SELLER = {
+    "name": "Model Router Ltd.",
+    "address": "1 Example Street, Dublin D02, Ireland",
+    "tax_id": "IE1234567X",
+    "email": "billing@example.com",
+    "country": "IE",
+}
+
+
+def document(name="Zoë Müller", *, country="DE", tax_id="DE123456789", kind="invoice", sign=1) -> InvoiceDocument:
+    return InvoiceDocument(
+        invoice_id=1,
+        number="CN-2026-000004" if kind == "credit_note" else "INV-2026-000123",
+        kind=kind,
+        issued_at=datetime(2026, 5, 1, 12, tzinfo=UTC),
+        currency="USD",
+        subtotal_cents=sign * 50000,
+        fee_cents=sign * 2750,
+        tax_cents=0,
+        total_cents=sign * 52750,
+        seller=SELLER,
+        buyer={
+            "name": name,
+            "company": "ACME GmbH",
+            "address": "Hauptstraße 5, 10115 Berlin, Germany",
+            "tax_id": tax_id,
+            "country": country,
+            "email": "zoe@example.com",
+        },
+        lines=[
+            {
+                "description": "AI model credits top-up (Pro)",
+                "quantity": "50000.00",
+                "unit": "credit",
+                "amount_cents": sign * 50000,
+            },
+            {
+                "description": "Payment processing fee (stripe)",
+                "quantity": "1",
+                "unit": "fee",
+                "amount_cents": sign * 2750,
+            },
+        ],
+        payment=Payment(datetime(2026, 5, 1, 11, 58, tzinfo=UTC), "stripe", "pi_3Nabc123"),
+        refers_to="INV-2026-000123" if kind == "credit_note" else None,
+    )
+
+
+def text_of(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def test_invoice_carries_every_required_field():
+    text = text_of(render_invoice(document()))
+    for expected in [
+        "INVOICE",
+        "INV-2026-000123",
+        "Date of issue 2026-05-01",
+        "Model Router Ltd.",
+        "1 Example Street",
+        "VAT ID: IE1234567X",
+        "ACME GmbH",
+        "Hauptstraße 5",
+        "Tax ID: DE123456789",
+        "AI model credits top-up (Pro)",
+        "50000.00 credit",
+        "$0.01",
+        "Paid on 2026-05-01 by Stripe (card), provider reference pi_3Nabc123",
+        "Amount before tax $527.50",
+        "VAT rate 0% $0.00",
+        "Processing fee $27.50",
+        "Total (USD) $527.50",
+        REVERSE_CHARGE,
+    ]:
+        assert expected in text, expected
+
+
+def test_domestic_or_untaxed_buyer_is_vat_exempt_not_reverse_charge():
+    text = text_of(render_invoice(document(country="IE", tax_id="IE999")))
+    assert VAT_EXEMPT in text and "Reverse charge" not in text
+    assert VAT_EXEMPT in text_of(render_invoice(document(country="DE", tax_id=None)))
+
+
+def test_credit_note_refers_to_the_invoice_with_negative_amounts():
+    text = text_of(render_invoice(document(kind="credit_note", sign=-1)))
+    assert "CREDIT NOTE" in text
+    assert "CN-2026-000004" in text
+    assert "Credits invoice INV-2026-000123" in text
+    assert "-$527.50" in text and "-$500.00" in text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_names_in_every_script_come_back_as_text(name):
+    text = unicodedata.normalize("NFKC", text_of(render_invoice(document(name))))
+    if name == "محمد العلي":
+        # Arabic is shaped and laid out right to left: check each word's letters in either order.
+        for word in name.split():
+            assert word in text or word[::-1] in text, word
+    else:
+        assert name in text
+
+
+@pytest.mark.parametrize(("paper", "size"), [("A4", (595.28, 841.89)), ("Letter", (612.0, 792.0))])
+def test_paper_sizes(paper, size):
+    box = PdfReader(io.BytesIO(render_invoice(document(), paper=paper))).pages[0].mediabox
+    assert (round(float(box.width), 2), round(float(box.height), 2)) == size
+
+
+@pytest.mark.parametrize("name", ["Zoë Müller", "王小明", "محمد العلي"])
+def test_same_invoice_renders_to_identical_bytes(name):
+    assert render_invoice(document(name)) == render_invoice(document(name))
+
+
+def test_unknown_paper_is_refused():
+    with pytest.raises(ValueError, match="Paper"):
+        render_invoice(document(), paper="A3")
