@@ -8,7 +8,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from billing_core.access import pages_for
-from pages import _shared, simulator
+from pages import _shared, orders, simulator
 
 st.set_page_config(page_title="Billing Ops", page_icon=":material/account_balance_wallet:", layout="wide")
 
@@ -30,6 +30,9 @@ _shared.status_sidebar(settings, database)
 IMPLEMENTED = {
     "simulator": st.Page(
         simulator.render, title=_shared.PAGE_TITLES["simulator"], url_path="simulator", icon=":material/calculate:"
+    ),
+    "orders": st.Page(
+        orders.render, title=_shared.PAGE_TITLES["orders"], url_path="orders", icon=":material/receipt_long:"
     ),
 }
 pages = [IMPLEMENTED[name] for name in pages_for(actor) if name in IMPLEMENTED]

@@ -238,5 +238,16 @@ def events_frame(rows: Iterable[AuditRow]) -> pd.DataFrame:
     )
 
 
+# --- text from people and files in markdown-rendering elements ---------------------------------
+
+_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~:$&=\"'")
+
+
+def plain(text: object) -> str:
+    """Text for st.error/st.warning/st.caption shown exactly as written: every markdown, math ($),
+    directive (:red[...]) and shortcode character is escaped, so a customer's name stays a name."""
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in str(text))
+
+
 if __name__ == "__main__":
     hand_over_to_router()

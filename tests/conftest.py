@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -22,6 +23,9 @@ from billing_core.models import Base
 from billing_core.pricing import load_pricing
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Browser assertions wait for Streamlit's reruns; on a loaded 2-core machine 5 s is not enough.
+expect.set_options(timeout=20_000)
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/billing_test")
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
 

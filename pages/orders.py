@@ -1,0 +1,347 @@
+"""Orders: find a customer's order in seconds, see what really happened at the gateway, finish it once.
+
+Only functions: app.py registers ``render`` with st.navigation. Run as a script on its own (Streamlit's
+``pages/`` folder mode), the file hands over to app.py (see ``_shared.hand_over_to_router``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import streamlit as st
+
+from billing_core import money, payment_ops, refunds
+from billing_core.access import Action, may
+from billing_core.errors import BillingError, GatewayError, NotFound
+from billing_core.models import COMPLETABLE, OrderStatus
+from billing_core.order_detail import OrderDetail, order_detail
+from billing_core.orders import complete_order, get_order
+from billing_core.payments.registry import gateway_for
+from billing_core.pricing import Method, PlanId
+from billing_core.search import Cursor, OrderQuery, count_matches, search_orders
+from pages import _orders_ui as ui
+from pages import _shared
+from pages._shared import PageContext, plain
+
+ORDER_PARAM = "order"
+PAGE_SIZE = 50
+CURSORS_KEY = "orders_cursors"
+QUERY_KEY = "orders_query"
+IDS_KEY = "orders_page_ids"
+TABLE_KEY = "orders_table"
+OUTCOME_KEY = "orders_outcome"
+# What may be done to an order, the permission it needs, and the statuses it applies to.
+ACTIONS = {
+    "Complete from gateway": (Action.COMPLETE_ORDER, COMPLETABLE),
+    "Complete manually with provider reference": (Action.COMPLETE_ORDER_MANUALLY, COMPLETABLE),
+    "Resume payment": (Action.RESUME_PAYMENT, COMPLETABLE),
+    "Expire": (Action.EXPIRE_ORDER, (OrderStatus.PENDING,)),
+    "Cancel": (Action.CANCEL_ORDER, COMPLETABLE),
+    "Refund": (Action.REFUND_ORDER, refunds.REFUNDABLE),
+}
+
+
+def render() -> None:
+    ctx = _shared.page_context("orders")
+    st.title("Orders")
+    st.caption("Find an order by id, email, customer or payment reference; check it with the gateway; finish it once.")
+    names = [":material/search: Find an order", ":material/sync: Bulk reconcile"]
+    if may(ctx.actor, Action.IMPORT_SETTLEMENT):
+        names.append(":material/upload_file: Settlement import")
+    tabs = st.tabs(names)
+    with tabs[0]:
+        _lookup(ctx)
+        if public_id := st.query_params.get(ORDER_PARAM):
+            st.divider()
+            _detail(ctx, public_id)
+    with tabs[1]:
+        ui.reconcile_tab(ctx)
+    if len(tabs) > 2:
+        with tabs[2]:
+            ui.settlement_tab(ctx)
+
+
+# --- lookup ----------------------------------------------------------------------------------------
+
+
+def _amount_bound(label: str, key: str) -> tuple[int | None, bool]:
+    text = st.text_input(label, key=key, placeholder="any")
+    if not text.strip():
+        return None, True
+    try:
+        return money.parse_amount(text), True
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return None, False
+
+
+def _query() -> OrderQuery | None:
+    if ORDER_PARAM in st.query_params and "q" not in st.session_state:
+        st.session_state["q"] = st.query_params[ORDER_PARAM]  # a pasted link shows its order in the results
+    text = st.text_input(
+        "Search orders",
+        key="q",
+        placeholder="ord_…, email, customer id or name, payment reference (pi_…, int_…, sim_pi_…)",
+    )
+    with st.expander("Filters", icon=":material/filter_list:"):
+        status_col, method_col, plan_col = st.columns(3)
+        statuses = status_col.multiselect("Status", [s.value for s in OrderStatus], key="f_status")
+        methods = method_col.multiselect("Method", [m.value for m in Method], key="f_method")
+        plans = plan_col.multiselect("Plan", [p.value for p in PlanId], key="f_plan")
+        dates_col, low_col, high_col = st.columns(3)
+        dates = dates_col.date_input("Created between (UTC)", value=(), key="f_dates")
+        with low_col:
+            low, low_ok = _amount_bound("Amount from (USD)", "f_min")
+        with high_col:
+            high, high_ok = _amount_bound("Amount up to (USD)", "f_max")
+    if not (low_ok and high_ok):
+        return None
+    start, end = (*dates, None, None)[:2]
+    return OrderQuery(
+        text=text,
+        statuses=statuses,
+        methods=methods,
+        plans=plans,
+        created_from=start,
+        created_before=end + timedelta(days=1) if end else None,
+        amount_min_cents=low,
+        amount_max_cents=high,
+    )
+
+
+def _lookup(ctx: PageContext) -> None:
+    query = _query()
+    if query is None:
+        st.info("Correct the filters above to search.", icon=":material/edit:")
+        return
+    if st.session_state.get(QUERY_KEY) != query:
+        st.session_state[QUERY_KEY] = query
+        st.session_state[CURSORS_KEY] = []
+    cursors: list[Cursor] = st.session_state[CURSORS_KEY]
+    try:
+        with ctx.database.session() as session:
+            page = search_orders(session, query, PAGE_SIZE, cursors[-1] if cursors else None)
+            matches = count_matches(session, query)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return
+    st.caption(
+        f"Searched as: **{plain(page.understood_as)}** · {matches.label} matching orders · "
+        f"page {len(cursors) + 1}, newest first"
+    )
+    for note in page.notes:
+        st.caption(plain(note))
+    st.session_state[IDS_KEY] = [row.public_id for row in page.rows]
+    st.dataframe(
+        ui.results_frame(page.rows),
+        key=TABLE_KEY,
+        on_select=_open_selected,
+        selection_mode="single-row",
+        hide_index=True,
+    )
+    first, following, _ = st.columns([1, 1, 4])
+    first.button("First page", key="first_page", on_click=cursors.clear, disabled=not cursors)
+    following.button(
+        "Next page",
+        key="next_page",
+        on_click=cursors.append,
+        args=(page.next_cursor,),
+        disabled=page.next_cursor is None,
+    )
+
+
+def _open_selected() -> None:
+    rows = st.session_state[TABLE_KEY].selection.rows
+    if rows:
+        _open(st.session_state[IDS_KEY][rows[0]])
+
+
+def _open(public_id: str) -> None:
+    st.query_params[ORDER_PARAM] = public_id
+    st.session_state.pop(OUTCOME_KEY, None)
+
+
+def _close() -> None:
+    st.query_params.pop(ORDER_PARAM, None)
+    st.session_state.pop(OUTCOME_KEY, None)
+
+
+# --- one order -------------------------------------------------------------------------------------
+
+
+def _detail(ctx: PageContext, public_id: str) -> None:
+    try:
+        with ctx.database.session() as session:
+            detail = order_detail(session, public_id)
+    except NotFound:
+        st.error(f"No such order: {plain(public_id[:64])}", icon=":material/search_off:")
+        st.button("Close", key="close_order", on_click=_close)
+        return
+    order = detail.order
+    head, close = st.columns([5, 1])
+    with head:
+        st.subheader(f"Order {order.public_id}", anchor=False)
+        st.badge(order.status.value, color=ui.STATUS_COLOURS.get(order.status.value, "gray"))
+    close.button("Close", key="close_order", icon=":material/close:", on_click=_close)
+
+    status, total, credits, balance, invoice = st.columns([1, 1, 1, 1, 2])
+    status.metric("Status", order.status.value)
+    total.metric("Total charged", money.format_cents(order.total_cents, order.currency))
+    credits.metric("Credits", money.format_credits(order.credits))
+    balance.metric("Credits balance", money.format_credits(detail.balance))
+    invoice.metric("Invoice", detail.invoice_number or "—")
+
+    left, right = st.columns(2)
+    with left:
+        ui.facts_table("Customer", ui.customer_frame(detail))
+        ui.facts_table("Ours and the gateway's (latest check)", ui.truth_frame(detail))
+        for problem in detail.discrepancies:
+            st.warning(plain(problem), icon=":material/warning:")
+    with right:
+        ui.facts_table("Order", ui.order_frame(detail))
+
+    _actions(ctx, detail)
+    st.markdown("**Timeline**")
+    st.dataframe(ui.timeline_frame(detail.timeline), hide_index=True)
+
+
+def _actions(ctx: PageContext, detail: OrderDetail) -> None:
+    order = detail.order
+    with st.container(border=True):
+        title, badge = st.columns([5, 1])
+        title.markdown("**Actions**")
+        mode = ctx.settings.stripe_mode
+        badge.badge(mode, color={"LIVE": "red", "TEST": "orange"}.get(mode, "blue"), icon=":material/credit_card:")
+        _show_outcome()
+        if may(ctx.actor, Action.CHECK_PAYMENT):
+            st.button(
+                "Check with gateway",
+                key="check_gateway",
+                icon=":material/travel_explore:",
+                on_click=_do,
+                args=(ctx, order.public_id, "Check with gateway"),
+                disabled=not order.provider_ref,
+            )
+        choices = [name for name, (action, states) in ACTIONS.items() if order.status in states]
+        allowed = [name for name in choices if may(ctx.actor, ACTIONS[name][0])]
+        barred = [name for name in choices if name not in allowed]
+        if barred:
+            st.caption(f"Not for the {ctx.actor.role.value} role: {', '.join(barred).lower()}.")
+        if not allowed:
+            return
+        chosen = st.selectbox("What to do", allowed, key="order_action")
+        if chosen == "Complete manually with provider reference":
+            st.text_input("Provider reference (from Airwallex, Alipay or the bank)", key="manual_reference")
+        if chosen == "Refund":
+            _refund_fields(ctx, detail)
+        if chosen != "Resume payment":
+            st.text_input("Reason (kept in the audit log)", key="action_reason")
+        st.checkbox(f"I confirm: {chosen.lower()} for order {order.public_id}", key="action_confirm")
+        st.button(
+            chosen,
+            key="run_action",
+            type="primary",
+            on_click=_do,
+            args=(ctx, order.public_id, chosen),
+            disabled=not st.session_state.get("action_confirm"),
+        )
+
+
+def _refund_fields(ctx: PageContext, detail: OrderDetail) -> None:
+    typed = st.text_input("Refund amount (USD; empty = all that remains)", key="refund_amount")
+    try:
+        with ctx.database.session() as session:
+            plan = refunds.plan_refund(session, detail.order, typed.strip() or None)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return
+    st.info(plain(ui.refund_plan_words(plan)), icon=":material/undo:")
+    if plan.spends_used_credits:
+        st.checkbox("Override: take back credits the customer has already used", key="refund_override")
+
+
+def _show_outcome() -> None:
+    outcome = st.session_state.get(OUTCOME_KEY)
+    if outcome is None:
+        return
+    kind, text, message = outcome
+    if kind == "error":
+        st.error(plain(text), icon=":material/error:")
+    else:
+        st.success(plain(text), icon=":material/check_circle:")
+    if message:
+        st.caption("Send the customer this message:")
+        st.code(message, language=None, wrap_lines=True)
+
+
+def _gateway(ctx: PageContext, order, required: bool = True):
+    try:
+        return gateway_for(order.method, ctx.settings, ctx.database, sandbox=order.sandbox)
+    except GatewayError:
+        if required:
+            raise
+        return None
+
+
+def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
+    """Run one action (as a button callback, so the page then shows the order as it now is)."""
+    state = st.session_state
+    reason = state.get("action_reason", "")
+    message = ""
+    try:
+        with ctx.database.session() as session:
+            order = get_order(session, public_id)
+            if chosen == "Check with gateway":
+                seen = payment_ops.check_payment(session, ctx.actor, public_id, _gateway(ctx, order))
+                paid = money.format_cents(seen.amount_cents, seen.currency.upper())
+                text = f"The gateway says {seen.state.value}: {paid}, payment {seen.ref}."
+            elif chosen == "Complete from gateway":
+                done = payment_ops.complete_from_gateway(
+                    session, ctx.actor, public_id, _gateway(ctx, order), settings=ctx.settings, reason=reason
+                )
+                text = f"Completed: {money.format_credits(done.credits)} credits added, invoice {done.invoice_number}."
+            elif chosen == "Complete manually with provider reference":
+                done = complete_order(
+                    session,
+                    ctx.actor,
+                    public_id,
+                    settings=ctx.settings,
+                    reason=reason,
+                    manual_reference=state.get("manual_reference", ""),
+                )
+                text = f"Completed: {money.format_credits(done.credits)} credits added, invoice {done.invoice_number}."
+            elif chosen == "Resume payment":
+                resumed = payment_ops.resume_payment(session, ctx.actor, public_id, _gateway(ctx, order))
+                text, message = f"New payment {resumed.payment.ref} opened.", resumed.message
+            elif chosen in ("Expire", "Cancel"):
+                close = payment_ops.expire_order if chosen == "Expire" else payment_ops.cancel_order
+                closed = close(session, ctx.actor, public_id, _gateway(ctx, order, required=False), reason=reason)
+                text = f"Order {public_id} is now {closed.status.value}."
+            else:
+                done = refunds.refund_order(
+                    session,
+                    ctx.actor,
+                    public_id,
+                    _gateway(ctx, order),
+                    settings=ctx.settings,
+                    reason=reason,
+                    amount=state.get("refund_amount", "").strip() or None,
+                    override=bool(state.get("refund_override")),
+                )
+                text = (
+                    f"Refunded {money.format_cents(done.amount_cents)}; "
+                    f"{money.format_credits(done.credits_taken_back)} credits taken back; "
+                    f"credit note {done.credit_note_number}."
+                )
+    except BillingError as exc:
+        state[OUTCOME_KEY] = ("error", str(exc), "")
+        return
+    state[OUTCOME_KEY] = ("ok", text, message)
+    for key in ("action_confirm", "refund_override"):
+        state[key] = False
+    for key in ("action_reason", "manual_reference", "refund_amount"):
+        state[key] = ""
+
+
+if __name__ == "__main__":
+    _shared.hand_over_to_router()
