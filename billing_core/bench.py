@@ -110,7 +110,7 @@ def _orm_orders_per_second(database, orders: int) -> float:
         session.commit()
     o, le, inv = raw["orders"].columns, raw["ledger_entries"].columns, raw["invoices"].columns
     ledger_by_order = {int(v): i for i, v in enumerate(le["order_id"].tolist()) if le["kind"][i] == "topup"}
-    invoice_by_order = {int(v): i for i, v in enumerate(inv["order_id"].tolist())}
+    invoice_by_order = {int(v): i for i, v in enumerate(inv["order_id"].tolist()) if inv["kind"][i] == "invoice"}
     start = time.perf_counter()
     with database.session() as session:
         for i in range(orders):
@@ -224,6 +224,7 @@ SUITES: dict[str, str] = {
     "seed": "billing_core.bench:seed_rows",
     "search": "billing_core.search_bench:search_rows",
     "reconcile": "billing_core.reconcile:reconcile_rows",
+    "revenue": "billing_core.reports:revenue_rows",
     "invoices": "billing_core.invoices.batch:invoice_rows",
 }
 

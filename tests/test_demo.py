@@ -10,26 +10,33 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import cli, demo
+from billing_core import cli, demo, money, orders, refunds
 from billing_core.access import Actor, Role
 from billing_core.db import Database
 from billing_core.errors import PermissionDenied, StateConflict
-from billing_core.invoices.numbering import format_number
+from billing_core.invoices.numbering import format_number, series_name
 from billing_core.models import (
     AuditEvent,
     Customer,
     Invoice,
+    InvoiceKind,
     InvoiceSeries,
     LedgerEntry,
     LedgerKind,
     Order,
     OrderStatus,
+    Refund,
     SimulatedPayment,
     SimulatedStatus,
+    utcnow,
 )
+from billing_core.payments.simulated import SimulatedGateway
 from billing_core.pricing import PlanId, quote
 
 ORDERS = 3_000
+# Orders whose credits were granted (and so have a top-up entry and an invoice).
+GRANTED = [OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.PARTIALLY_REFUNDED]
+REFUNDED = [OrderStatus.REFUNDED, OrderStatus.PARTIALLY_REFUNDED]
 
 
 @pytest.fixture
@@ -60,6 +67,33 @@ def _orders_digest(database: Database) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
+def _documents_digest(database: Database) -> str:
+    """Invoices, credit notes, refunds and the ledger, as the ORM reads them back."""
+    with database.session() as s:
+        rows = [
+            s.execute(
+                select(
+                    Invoice.id,
+                    Invoice.number,
+                    Invoice.kind,
+                    Invoice.order_id,
+                    Invoice.refers_to_id,
+                    Invoice.issued_at,
+                    Invoice.subtotal_cents,
+                    Invoice.fee_cents,
+                    Invoice.total_cents,
+                    Invoice.seller,
+                    Invoice.buyer,
+                    Invoice.lines,
+                ).order_by(Invoice.id)
+            ).all(),
+            s.execute(select(Refund.__table__).order_by(Refund.id)).all(),
+            s.execute(select(LedgerEntry.__table__).order_by(LedgerEntry.id)).all(),
+            s.execute(select(SimulatedPayment.__table__).order_by(SimulatedPayment.ref)).all(),
+        ]
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
 def test_same_seed_and_size_give_identical_orders(db, admin, tmp_path):
     other = Database(f"sqlite:///{tmp_path / 'other.db'}")
     other.migrate()
@@ -67,6 +101,7 @@ def test_same_seed_and_size_give_identical_orders(db, admin, tmp_path):
         demo.seed(db, orders=1_000, seed=3, actor=admin)
         demo.seed(other, orders=1_000, seed=3, actor=admin)
         assert _orders_digest(db) == _orders_digest(other)
+        assert _documents_digest(db) == _documents_digest(other)
     finally:
         other.dispose()
 
@@ -86,7 +121,9 @@ def test_report_counts_match_the_tables(seeded):
     with db.session() as s:
         assert report.orders == s.scalar(select(func.count()).select_from(Order)) == ORDERS
         assert report.customers == s.scalar(select(func.count()).select_from(Customer))
-        assert report.invoices == s.scalar(select(func.count()).select_from(Invoice))
+        assert report.invoices == s.scalar(select(func.count()).where(Invoice.kind == InvoiceKind.INVOICE))
+        assert report.credit_notes == s.scalar(select(func.count()).where(Invoice.kind == InvoiceKind.CREDIT_NOTE))
+        assert report.refunds == report.credit_notes == s.scalar(select(func.count()).select_from(Refund)) > 0
         assert report.ledger_entries == s.scalar(select(func.count()).select_from(LedgerEntry))
         assert report.paid == s.scalar(select(func.count()).where(Order.status == OrderStatus.PAID))
 
@@ -109,9 +146,9 @@ def test_rows_read_back_through_the_orm_with_their_types(seeded):
 def test_each_paid_order_has_one_topup_and_one_invoice(seeded):
     db, _ = seeded
     with db.session() as s:
-        paid = set(s.scalars(select(Order.id).where(Order.status.in_([OrderStatus.PAID, OrderStatus.REFUNDED]))))
+        paid = set(s.scalars(select(Order.id).where(Order.status.in_(GRANTED))))
         topups = Counter(s.scalars(select(LedgerEntry.order_id).where(LedgerEntry.kind == LedgerKind.TOPUP)))
-        invoiced = Counter(s.scalars(select(Invoice.order_id)))
+        invoiced = Counter(s.scalars(select(Invoice.order_id).where(Invoice.kind == InvoiceKind.INVOICE)))
     assert set(topups) == paid and set(topups.values()) == {1}
     assert set(invoiced) == paid and set(invoiced.values()) == {1}
 
@@ -122,6 +159,7 @@ def test_invoice_numbers_are_gapless_per_year_in_payment_order(seeded):
         rows = s.execute(
             select(Invoice.series, Invoice.sequence, Invoice.number, Order.paid_at)
             .join(Order, Order.id == Invoice.order_id)
+            .where(Invoice.kind == InvoiceKind.INVOICE)
             .order_by(Invoice.series, Invoice.sequence)
         ).all()
         next_numbers = {r.series: r.next_number for r in s.scalars(select(InvoiceSeries))}
@@ -147,10 +185,8 @@ def test_balance_is_the_sum_of_ledger_and_refunds_take_credits_back(seeded):
             assert sorted(e.credits for e in entries) == [-order.credits, order.credits]
             payment = s.get(SimulatedPayment, order.provider_ref)
             assert payment.refunded_cents == order.total_cents
-        granted = s.scalar(
-            select(func.sum(Order.credits)).where(Order.status.in_([OrderStatus.PAID, OrderStatus.REFUNDED]))
-        )
-        taken = s.scalar(select(func.sum(Order.credits)).where(Order.status == OrderStatus.REFUNDED))
+        granted = s.scalar(select(func.sum(Order.credits)).where(Order.status.in_(GRANTED)))
+        taken = s.scalar(select(func.sum(Refund.credits)))
         assert s.scalar(select(func.sum(LedgerEntry.credits))) == granted - taken
 
 
@@ -190,9 +226,203 @@ def test_every_messy_case_is_present_and_the_gateway_tells_the_truth(seeded):
         (OrderStatus.EXPIRED, SimulatedStatus.SUCCEEDED),
         (OrderStatus.CANCELLED, SimulatedStatus.CANCELED),
         (OrderStatus.REFUNDED, SimulatedStatus.SUCCEEDED),
+        (OrderStatus.PARTIALLY_REFUNDED, SimulatedStatus.SUCCEEDED),
     ]:
         assert cases[case] > 0, case
     assert cases[(OrderStatus.PAID, SimulatedStatus.SUCCEEDED)] > 0.8 * ORDERS
+
+
+def test_refunded_orders_are_recorded_as_a_live_refund_would_be(seeded):
+    db, _ = seeded
+    with db.session() as s:
+        orders_by_id = {o.id: o for o in s.scalars(select(Order).where(Order.status.in_(REFUNDED)))}
+        refunds_by_order = defaultdict(list)
+        for refund in s.scalars(select(Refund)):
+            refunds_by_order[refund.order_id].append(refund)
+        entries = defaultdict(list)
+        for entry in s.scalars(select(LedgerEntry).where(LedgerEntry.order_id.in_(list(orders_by_id)))):
+            entries[entry.order_id].append(entry)
+        gateway = {p.ref: p for p in s.scalars(select(SimulatedPayment))}
+        refunded_at_gateway = {ref: p.refunded_cents for ref, p in gateway.items() if p.refunded_cents}
+    assert set(refunds_by_order) == set(orders_by_id)
+    statuses = Counter(o.status for o in orders_by_id.values())
+    assert statuses[OrderStatus.REFUNDED] > 0 and statuses[OrderStatus.PARTIALLY_REFUNDED] > 0
+    for order_id, order in orders_by_id.items():
+        (refund,) = refunds_by_order[order_id]
+        assert refund.provider_ref == order.provider_ref is not None
+        assert order.paid_at < refund.created_at < demo.DATA_END
+        assert refund.override is False and refund.reason and refund.created_by.endswith("@company.test")
+        topup = [e for e in entries[order_id] if e.kind is LedgerKind.TOPUP]
+        taken = [e for e in entries[order_id] if e.kind is LedgerKind.REFUND]
+        assert [e.credits for e in topup] == [order.credits] and [e.refund_id for e in topup] == [None]
+        assert [(e.refund_id, e.credits, e.created_at) for e in taken] == [
+            (refund.id, -refund.credits, refund.created_at)
+        ]
+        assert taken[0].created_by == refund.created_by and taken[0].customer_id == order.customer_id
+        assert gateway[order.provider_ref].refunded_cents == refund.amount_cents
+        assert gateway[order.provider_ref].status is SimulatedStatus.SUCCEEDED
+        if order.status is OrderStatus.REFUNDED:
+            assert (refund.amount_cents, refund.credits) == (order.total_cents, order.credits)
+            assert sum(e.credits for e in entries[order_id]) == 0
+        else:
+            assert 0 < refund.amount_cents < order.paid_amount_cents
+            share = money.to_decimal(order.credits) * refund.amount_cents / order.paid_amount_cents
+            assert refund.credits == money.from_decimal(share)
+            assert sum(e.credits for e in entries[order_id]) == order.credits - refund.credits
+    # The gateway's book: money went back exactly for the refunded orders, as much as was refunded.
+    assert refunded_at_gateway == {
+        o.provider_ref: sum(r.amount_cents for r in refunds_by_order[o.id]) for o in orders_by_id.values()
+    }
+
+
+def test_credit_notes_are_gapless_and_credit_the_orders_invoice(seeded, settings):
+    db, report = seeded
+    with db.session() as s:
+        notes = s.scalars(
+            select(Invoice).where(Invoice.kind == InvoiceKind.CREDIT_NOTE).order_by(Invoice.series, Invoice.sequence)
+        ).all()
+        invoices = {i.id: i for i in s.scalars(select(Invoice).where(Invoice.kind == InvoiceKind.INVOICE))}
+        refund_of_note = {r.credit_note_id: r for r in s.scalars(select(Refund))}
+        orders_by_id = {o.id: o for o in s.scalars(select(Order).where(Order.status.in_(REFUNDED)))}
+        next_numbers = {r.series: r.next_number for r in s.scalars(select(InvoiceSeries))}
+    assert len(notes) == report.credit_notes == len(refund_of_note) > 0
+    by_series = defaultdict(list)
+    for note in notes:
+        refund = refund_of_note[note.id]
+        order = orders_by_id[note.order_id]
+        invoice = invoices[note.refers_to_id]
+        assert refund.order_id == invoice.order_id == note.order_id
+        assert note.series == series_name(settings.credit_note_series, note.issued_at) == f"CN-{note.issued_at.year}"
+        assert note.number == format_number(note.series, note.sequence)
+        assert note.issued_at == refund.created_at and note.issued_at > invoice.issued_at
+        # Exactly what invoices.issuing.issue_credit_note writes.
+        subtotal = money.from_decimal(money.to_decimal(refund.amount_cents) * order.amount_cents / order.total_cents)
+        assert note.total_cents == -refund.amount_cents < 0
+        assert (note.subtotal_cents, note.fee_cents, note.tax_cents) == (-subtotal, subtotal - refund.amount_cents, 0)
+        assert (note.seller, note.buyer, note.currency, note.sandbox) == (
+            invoice.seller,
+            invoice.buyer,
+            invoice.currency,
+            False,
+        )
+        assert note.template_version == invoice.template_version
+        assert note.lines == [
+            {
+                "description": f"Refund of invoice {invoice.number}: {refund.reason}",
+                "quantity": "1",
+                "unit": "refund",
+                "amount_cents": -refund.amount_cents,
+            }
+        ]
+        by_series[note.series].append(note)
+    for series, items in by_series.items():
+        assert [n.sequence for n in items] == list(range(1, len(items) + 1))
+        assert [n.issued_at for n in items] == sorted(n.issued_at for n in items)
+        assert next_numbers[series] == len(items) + 1
+    # Ids follow issue time across invoices and credit notes, as they would have live.
+    issued = [i.issued_at for i in sorted([*invoices.values(), *notes], key=lambda i: i.id)]
+    assert issued == sorted(issued)
+
+
+def test_every_customer_balance_is_the_sum_of_their_ledger(seeded):
+    db, _ = seeded
+    with db.session() as s:
+        ledger = dict(
+            s.execute(
+                select(LedgerEntry.customer_id, func.sum(LedgerEntry.credits)).group_by(LedgerEntry.customer_id)
+            ).all()
+        )
+        granted = dict(
+            s.execute(
+                select(Order.customer_id, func.sum(Order.credits))
+                .where(Order.status.in_(GRANTED))
+                .group_by(Order.customer_id)
+            ).all()
+        )
+        taken = dict(
+            s.execute(
+                select(Order.customer_id, func.sum(Refund.credits))
+                .join(Order, Order.id == Refund.order_id)
+                .group_by(Order.customer_id)
+            ).all()
+        )
+        assert ledger == {c: credits - taken.get(c, 0) for c, credits in granted.items()}
+        assert all(balance >= 0 for balance in ledger.values())
+        for customer_id in sorted(taken)[:10]:
+            assert orders.customer_balance(s, customer_id) == ledger[customer_id]
+
+
+def test_sqlite_seed_keeps_every_foreign_key(seeded):
+    db, _ = seeded
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL checks foreign keys while loading")
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def _next_number(session, series: str) -> str:
+    taken = session.scalar(select(func.count()).where(Invoice.series == series))
+    stored = session.scalar(select(InvoiceSeries.next_number).where(InvoiceSeries.series == series))
+    assert stored in (None, taken + 1)
+    return format_number(series, taken + 1)
+
+
+def test_live_refunds_and_completions_continue_the_seeded_numbering(seeded, settings, finance, support):
+    db, _ = seeded
+    gateway = SimulatedGateway(db)
+    with db.session() as s:
+        paid = s.scalars(select(Order).where(Order.status == OrderStatus.PAID).order_by(Order.id.desc()).limit(1)).one()
+        partial = s.scalars(select(Order).where(Order.status == OrderStatus.PARTIALLY_REFUNDED).limit(1)).one()
+        lost = s.scalars(
+            select(Order)
+            .join(SimulatedPayment, SimulatedPayment.ref == Order.provider_ref)
+            .where(Order.status == OrderStatus.PENDING, SimulatedPayment.status == SimulatedStatus.SUCCEEDED)
+            .limit(1)
+        ).one()
+        cn_series = series_name(settings.credit_note_series, utcnow())
+        inv_series = series_name(settings.invoice_series, utcnow())
+        expected = _next_number(s, cn_series)
+        balance = orders.customer_balance(s, paid.customer_id)
+
+    with db.session() as s:
+        done = refunds.refund_order(s, finance, paid.id, gateway, settings=settings, reason="customer asked")
+    assert done.credit_note_number == expected
+    assert done.order_status is OrderStatus.REFUNDED and done.balance == balance - paid.credits
+
+    # The rest of a seeded partial refund: the live code sees what the seed recorded.
+    with db.session() as s:
+        expected = _next_number(s, cn_series)
+        already = s.execute(select(Refund.amount_cents, Refund.credits).where(Refund.order_id == partial.id)).one()
+        rest = refunds.refund_order(s, finance, partial.id, gateway, settings=settings, reason="the rest")
+    assert rest.credit_note_number == expected
+    assert rest.amount_cents == partial.total_cents - already.amount_cents
+    assert rest.credits_taken_back == partial.credits - already.credits
+    assert rest.order_status is OrderStatus.REFUNDED
+
+    with db.session() as s:
+        expected = _next_number(s, inv_series)
+        completion = orders.complete_order(
+            s,
+            support,
+            lost.id,
+            settings=settings,
+            reason="lost webhook",
+            payment=gateway.fetch_status(lost.provider_ref),
+        )
+    assert completion.invoice_number == expected
+
+    with db.session() as s:
+        for order_id in (paid.id, partial.id):
+            assert s.scalar(select(func.sum(LedgerEntry.credits)).where(LedgerEntry.order_id == order_id)) == 0
+            assert (
+                s.get(SimulatedPayment, s.get(Order, order_id).provider_ref).refunded_cents
+                == s.get(Order, order_id).total_cents
+            )
+        for series in (cn_series, inv_series):
+            numbers = list(s.scalars(select(Invoice.sequence).where(Invoice.series == series)))
+            assert sorted(numbers) == list(range(1, len(numbers) + 1))
 
 
 def test_customers_are_named_in_eight_scripts_with_unique_lowercase_emails(seeded):
@@ -313,5 +543,6 @@ def test_a_large_seed_on_sqlite_is_complete(tmp_path):
     report = demo.seed(database, orders=200_000, actor=Actor("a@company.test", Role.ADMIN))
     with database.session() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 200_000
-        assert s.scalar(select(func.count()).select_from(Invoice)) == report.invoices
+        assert s.scalar(select(func.count()).select_from(Invoice)) == report.invoices + report.credit_notes
+        assert s.scalar(select(func.count()).select_from(Refund)) == report.refunds > 0
     database.dispose()
