@@ -8,7 +8,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from billing_core.access import pages_for
-from pages import _shared, orders, simulator
+from pages import _shared, invoices, orders, simulator
 
 st.set_page_config(page_title="Billing Ops", page_icon=":material/account_balance_wallet:", layout="wide")
 
@@ -33,6 +33,9 @@ IMPLEMENTED = {
     ),
     "orders": st.Page(
         orders.render, title=_shared.PAGE_TITLES["orders"], url_path="orders", icon=":material/receipt_long:"
+    ),
+    "invoices": st.Page(
+        invoices.render, title=_shared.PAGE_TITLES["invoices"], url_path="invoices", icon=":material/request_quote:"
     ),
 }
 pages = [IMPLEMENTED[name] for name in pages_for(actor) if name in IMPLEMENTED]

@@ -1,0 +1,337 @@
+"""Invoices: review bills (list, totals, export, checks), regenerate PDFs in batches, verify stored files.
+
+Only functions: app.py registers ``render`` with st.navigation. Run as a script on its own (Streamlit's
+``pages/`` folder mode), the file hands over to app.py (see ``_shared.hand_over_to_router``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from billing_core import bills
+from billing_core.db import transaction
+from billing_core.errors import BillingError
+from billing_core.invoices import batch, storage
+from billing_core.models import RegenerationStatus
+from billing_core.money import format_cents
+from pages import _invoices_ui as ui
+from pages import _shared
+from pages._shared import PageContext, plain
+
+PAGE_SIZE = 50
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+CURSORS_KEY = "bills_cursors"
+FILTERS_KEY = "bills_filters_seen"
+CHECKS_KEY = "bills_checks"
+DRY_KEY = "regen_dry_run"
+STARTED_KEY = "regen_started"
+VERIFY_KEY = "verify_report"
+
+
+def render() -> None:
+    ctx = _shared.page_context("invoices")
+    st.title("Invoices")
+    st.caption("Issued invoices and credit notes: review and export them, regenerate their PDFs, verify stored files.")
+    review, regenerate, verify = st.tabs(
+        [":material/fact_check: Bills review", ":material/autorenew: Batch regeneration", ":material/verified: Verify"]
+    )
+    with review:
+        _review(ctx)
+    with regenerate:
+        _regeneration(ctx)
+    with verify:
+        _verify(ctx)
+
+
+# --- bills review ---------------------------------------------------------------------------------
+
+
+def _review(ctx: PageContext) -> None:
+    _checks(ctx)
+    filters = ui.document_filters()
+    if st.session_state.get(FILTERS_KEY) != filters:
+        st.session_state[FILTERS_KEY] = filters
+        st.session_state[CURSORS_KEY] = [None]
+    cursors = st.session_state[CURSORS_KEY]
+    try:
+        with ctx.database.session() as session:
+            page = bills.list_documents(session, filters, PAGE_SIZE, cursors[-1])
+        count, sums = _summary(ctx.settings.database_url, filters)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return
+
+    documents, subtotal, fees, total = st.columns(4)
+    documents.metric("Documents", f"{count:,}")
+    subtotal.metric("Subtotal", format_cents(sum(r.subtotal_cents for r in sums)))
+    fees.metric("Fees", format_cents(sum(r.fee_cents for r in sums)))
+    total.metric("Net total", format_cents(sum(r.total_cents for r in sums)), help="Credit notes count negative.")
+
+    st.dataframe(ui.documents_frame(page.rows), hide_index=True, key="bills_table")
+    _pager(page, cursors, count)
+    st.download_button(
+        "Download CSV of all matching documents",
+        data=lambda: _csv(ctx, filters),
+        file_name="bills.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="bills_csv",
+        disabled=not count,
+    )
+
+    st.subheader("Totals by month and plan")
+    st.dataframe(ui.totals_frame(sums), hide_index=True, key="bills_totals")
+    if page.rows:
+        _document(ctx, [r.number for r in page.rows])
+
+
+@st.cache_data(ttl=30, show_spinner="Totalling…")
+def _summary(database_url: str, filters: bills.DocumentFilters) -> tuple[int, list[bills.TotalRow]]:
+    """Count and totals scan every matching row: shared for half a minute instead of redone on each click."""
+    with _shared.database(database_url).session() as session:
+        return bills.count_documents(session, filters), bills.totals(session, filters)
+
+
+def _csv(ctx: PageContext, filters: bills.DocumentFilters) -> bytes:
+    with ctx.database.session() as session:
+        return bills.documents_csv(session, filters)[0]
+
+
+def _pager(page: bills.DocumentPage, cursors: list, count: int) -> None:
+    first = (len(cursors) - 1) * PAGE_SIZE
+    back, shown, forward = st.columns([1, 4, 1], vertical_alignment="center")
+    if back.button("Previous page", key="bills_prev", disabled=len(cursors) == 1, icon=":material/chevron_left:"):
+        cursors.pop()
+        st.rerun()
+    last = first + len(page.rows)
+    shown.caption(f"Showing {first + 1 if last else 0:,}–{last:,} of {count:,}, newest first")
+    if forward.button(
+        "Next page", key="bills_next", disabled=page.next_cursor is None, icon=":material/chevron_right:"
+    ):
+        cursors.append(page.next_cursor)
+        st.rerun()
+
+
+def _checks(ctx: PageContext) -> None:
+    summary, again = st.columns([6, 1], vertical_alignment="center")
+    if again.button("Re-check", key="bills_checks_run", icon=":material/refresh:", width="stretch"):
+        st.session_state.pop(CHECKS_KEY, None)
+    if CHECKS_KEY not in st.session_state:
+        with st.spinner("Checking…"), ctx.database.session() as session:
+            st.session_state[CHECKS_KEY] = bills.checks(session, root=storage.storage_root(ctx.settings))
+    with summary:
+        ui.checks_summary(st.session_state[CHECKS_KEY])
+    ui.checks_tiles(st.session_state[CHECKS_KEY])
+
+
+def _document(ctx: PageContext, numbers: list[str]) -> None:
+    st.subheader("Document files")
+    number = st.selectbox("Document on this page", numbers, key="bills_document")
+    with ctx.database.session() as session:
+        invoice = bills.find_document(session, number)
+        files = storage.files_for(session, invoice.id)
+    invoice_id = invoice.id
+    if files:
+        try:
+            storage.read_file(files[-1], storage.storage_root(ctx.settings))
+        except storage.FileIntegrityError as exc:
+            st.error(plain(exc), icon=":material/gpp_bad:")
+            return
+
+    def latest_pdf() -> bytes:
+        return storage.issued_pdf(ctx.database, ctx.actor, invoice_id, settings=ctx.settings)[1]
+
+    latest = f"v{files[-1].version}" if files else "v1 (rendered and stored on first download)"
+    st.download_button(
+        f"Download {number}.pdf · {latest}",
+        data=latest_pdf,
+        file_name=f"{number}.pdf",
+        mime="application/pdf",
+        icon=":material/picture_as_pdf:",
+        key="bills_pdf",
+    )
+    if files:
+        st.dataframe(ui.versions_frame(files), hide_index=True, key="bills_versions")
+    else:
+        st.caption("No file stored yet.")
+
+
+# --- batch regeneration ---------------------------------------------------------------------------
+
+
+def _signature(chosen: batch.Chosen) -> dict:
+    return {k: v for k, v in chosen.selection.items() if k != "max_id"}
+
+
+def _regeneration(ctx: PageContext) -> None:
+    st.caption("Re-render the PDFs of a selection as new versions beside the old ones. Dry run first.")
+    wanted = ui.selection_inputs("regen")
+    try:
+        with ctx.database.session() as session:
+            chosen = batch.select_invoices(session, **wanted)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        chosen = None
+    if chosen is not None:
+        _plan_job(ctx, chosen)
+    st.subheader("Jobs")
+    running = any(j.status == RegenerationStatus.RUNNING and ui.alive_here(j.id) for j in _recent(ctx))
+    st.fragment(_jobs, run_every=2.0 if running else None)(ctx, running)
+
+
+def _plan_job(ctx: PageContext, chosen: batch.Chosen) -> None:
+    if chosen.invalid_numbers:
+        st.warning("Not invoice numbers: " + plain(", ".join(chosen.invalid_numbers)), icon=":material/warning:")
+    st.markdown(f"**{chosen.count:,} invoices selected**")
+    reason = st.text_input("Reason (stored with every new version)", key="regen_reason")
+    buttons = st.container(horizontal=True)
+    if buttons.button("Dry run", key="regen_dry", icon=":material/science:", disabled=not chosen.count):
+        with st.spinner("Rendering a sample…"), ctx.database.session() as session:
+            result = batch.dry_run(session, chosen, workers=WORKERS, settings=ctx.settings)
+        st.session_state[DRY_KEY] = (_signature(chosen), result)
+    dry = st.session_state.get(DRY_KEY)
+    current = dry is not None and dry[0] == _signature(chosen)
+    if current:
+        result = dry[1]
+        count, changed, eta = st.columns(3)
+        count.metric("Would regenerate", f"{result.count:,}")
+        changed.metric(
+            "Would change (estimate)",
+            f"{result.estimated_changed:,}",
+            help=f"{result.changed_in_sample} of {result.sampled} sampled invoices render differently from their "
+            "latest file (or have none yet).",
+        )
+        eta.metric("Estimated time", ui.duration(result.estimated_seconds), help=f"With {WORKERS} worker processes.")
+    ready = current and chosen.count > 0 and bool(reason.strip())
+    if buttons.button(
+        "Start regeneration", key="regen_start", type="primary", icon=":material/play_arrow:", disabled=not ready
+    ):
+        _start(ctx, chosen, reason)
+    if not ready:
+        st.caption("Starting needs a dry run of this selection and a reason.")
+
+
+def _start(ctx: PageContext, chosen: batch.Chosen, reason: str) -> None:
+    try:
+        with ctx.database.session() as session, transaction(session):
+            job_id = batch.start_job(session, ctx.actor, chosen, reason, paper=ctx.settings.invoice_paper).id
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return
+    ui.job_processes()[job_id] = bills.launch_job(ctx.settings, job_id, workers=WORKERS)
+    st.session_state.pop(DRY_KEY, None)
+    st.session_state[STARTED_KEY] = job_id
+    st.rerun()
+
+
+def _recent(ctx: PageContext) -> list[bills.JobView]:
+    with ctx.database.session() as session:
+        return bills.recent_jobs(session, limit=10)
+
+
+def _jobs(ctx: PageContext, was_running: bool) -> None:
+    jobs = _recent(ctx)
+    running = any(j.status == RegenerationStatus.RUNNING and ui.alive_here(j.id) for j in jobs)
+    if was_running and not running:
+        st.rerun()  # the last job here ended: redraw the page once, without the polling
+    if not jobs:
+        st.caption("No regeneration jobs yet.")
+    for job in jobs:
+        with st.container(border=True):
+            _job(ctx, job)
+
+
+def _job(ctx: PageContext, job: bills.JobView) -> None:
+    st.markdown(ui.job_heading(job))
+    if job.status == RegenerationStatus.RUNNING:
+        alive = ui.alive_here(job.id)
+        text = f"{job.done:,} of {job.total:,} · about {ui.duration(job.eta_seconds)} left"
+        st.progress(job.fraction, text=text if alive else f"{job.done:,} of {job.total:,} · interrupted")
+        act = st.columns(4)
+        if alive and act[0].button("Cancel", key=f"job_cancel_{job.id}", icon=":material/stop:"):
+            _cancel(ctx, job.id)
+        if not alive:
+            st.caption("No process of this server runs it: it was interrupted (or runs elsewhere). Resume continues.")
+            if act[0].button("Resume", key=f"job_resume_{job.id}", icon=":material/play_arrow:"):
+                ui.job_processes()[job.id] = bills.launch_job(ctx.settings, job.id, workers=WORKERS)
+                st.rerun()
+    elif job.status == RegenerationStatus.FINISHED and job.zip_path:
+        _zip(ctx, job)
+    elif job.error:
+        st.error(plain(job.error), icon=":material/error:")
+
+
+def _cancel(ctx: PageContext, job_id: int) -> None:
+    try:
+        with ctx.database.session() as session:
+            bills.cancel_job(session, ctx.actor, job_id)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return
+    st.rerun()
+
+
+def _zip(ctx: PageContext, job: bills.JobView) -> None:
+    path = Path(storage.storage_root(ctx.settings)) / job.zip_path
+    if not path.exists():
+        st.warning(f"The ZIP file is gone from {plain(path)}.", icon=":material/warning:")
+        return
+    size = path.stat().st_size
+    if size > ui.ZIP_INLINE_LIMIT:
+        st.info(
+            f"The ZIP is {size / 2**20:,.0f} MiB, too large to pass through the browser session. "
+            "Copy it from the server's disk (or stream it with any file server):",
+            icon=":material/folder_zip:",
+        )
+        st.code(str(path), language=None)
+        return
+    st.download_button(
+        f"Download ZIP ({size / 2**20:,.1f} MiB, {job.done:,} PDFs)",
+        data=path.read_bytes,
+        file_name=path.name,
+        mime="application/zip",
+        icon=":material/folder_zip:",
+        key=f"job_zip_{job.id}",
+    )
+
+
+# --- verify ---------------------------------------------------------------------------------------
+
+
+def _verify(ctx: PageContext) -> None:
+    st.caption("Re-hash every stored version of the selected invoices and list the missing or altered files.")
+    wanted = ui.selection_inputs("verify")
+    if st.button("Verify stored files", key="verify_run", type="primary", icon=":material/verified:"):
+        try:
+            with st.spinner("Reading files…"), ctx.database.session() as session:
+                chosen = batch.select_invoices(session, **wanted)
+                st.session_state[VERIFY_KEY] = (chosen, batch.verify(session, chosen, root=_root(ctx)))
+        except BillingError as exc:
+            st.error(plain(exc), icon=":material/error:")
+            return
+    if (done := st.session_state.get(VERIFY_KEY)) is None:
+        return
+    chosen, report = done
+    if chosen.invalid_numbers:
+        st.warning("Not invoice numbers: " + plain(", ".join(chosen.invalid_numbers)), icon=":material/warning:")
+    checked, missing, altered = st.columns(3)
+    checked.metric("Files checked", f"{report.checked:,}", help=f"Of {chosen.count:,} selected invoices.")
+    missing.metric("Missing", f"{len(report.missing):,}")
+    altered.metric("Altered", f"{len(report.altered):,}")
+    if report.ok:
+        st.success(f"All {report.checked:,} stored files match their recorded hashes.", icon=":material/verified:")
+        return
+    st.error("Some stored files are missing or altered; they are never served.", icon=":material/gpp_bad:")
+    problems = [("missing", p) for p in report.missing] + [("altered", p) for p in report.altered]
+    st.dataframe([{"Problem": kind, "File": path} for kind, path in problems], hide_index=True, key="verify_problems")
+
+
+def _root(ctx: PageContext) -> Path:
+    return Path(storage.storage_root(ctx.settings))
+
+
+if __name__ == "__main__":
+    _shared.hand_over_to_router()

@@ -1,0 +1,211 @@
+"""The Invoices page through Streamlit's AppTest: bills review, checks, batch regeneration, verify, access."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+from streamlit.testing.v1 import AppTest
+
+from billing_core import demo
+from billing_core.access import Actor, Role
+from billing_core.config import Settings
+from billing_core.db import Database
+from billing_core.invoices import batch, storage
+from billing_core.models import Invoice, RegenerationJob, RegenerationStatus
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+ADMIN = Actor("ada@company.test", Role.ADMIN, "Ada Admin")
+FINANCE = Actor("fay@company.test", Role.FINANCE, "Fay Finance")
+
+
+@pytest.fixture
+def files(tmp_path) -> Path:
+    return tmp_path / "invoice-files"
+
+
+@pytest.fixture
+def seeded(sqlite_template, tmp_path, files, monkeypatch) -> Database:
+    """A small demo database, and the app's environment pointing at it (local mode, finance)."""
+    path = tmp_path / "app.db"
+    shutil.copy(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    demo.seed(database, orders=150, seed=4, actor=ADMIN)
+    for var in ("STRIPE_API_KEY", "STRIPE_API_BASE", "BILLING_PRICING_FILE", "BILLING_LOCAL_EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("BILLING_SECRETS_FILE", str(tmp_path / "no-secrets.toml"))
+    monkeypatch.setenv("DATABASE_URL", database.url)
+    monkeypatch.setenv("BILLING_LOCAL_MODE", "1")
+    monkeypatch.setenv("BILLING_LOCAL_ROLE", "finance")
+    monkeypatch.setenv("BILLING_INVOICE_DIR", str(files))
+    yield database
+    database.dispose()
+
+
+def open_invoices(at: AppTest | None = None) -> AppTest:
+    """Run the app and go to the Invoices page (the finance role lands on Orders)."""
+    at = at or AppTest.from_file(APP, default_timeout=60).run()
+    # Callable pages have no file for AppTest.switch_page to match: select the registered page by its URL.
+    [page] = [h for h, info in at._registered_pages.items() if info.get("url_pathname") == "invoices"]
+    at._page_hash = page
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+TABLES = {"bills_table": "Number", "bills_totals": "Month", "bills_versions": "Version", "verify_problems": "Problem"}
+
+
+def table(at: AppTest, name: str):
+    """A table of the page, told apart by its first column."""
+    [frame] = [d.value for d in at.dataframe if d.value.columns[0] == TABLES[name]]
+    return frame
+
+
+def count(database: Database, *where) -> int:
+    with database.session() as session:
+        return session.scalar(select(func.count()).select_from(Invoice).where(*where))
+
+
+def test_the_list_shows_the_newest_invoices_with_totals(seeded):
+    at = open_invoices()
+    assert at.title[0].value == "Invoices"
+    assert metrics(at)["Documents"] == f"{count(seeded, Invoice.sandbox.is_(False)):,}"
+    listed = table(at, "bills_table")
+    with seeded.session() as session:
+        newest = session.scalars(select(Invoice.number).order_by(Invoice.issued_at.desc(), Invoice.id.desc())).first()
+    assert len(listed) == 50 and listed["Number"].iloc[0] == newest
+    totals = table(at, "bills_totals")
+    assert totals["Documents"].sum() == count(seeded, Invoice.sandbox.is_(False))
+
+
+def test_next_page_continues_the_list(seeded):
+    at = open_invoices()
+    first = list(table(at, "bills_table")["Number"])
+    at.button(key="bills_next").click().run()
+    second = list(table(at, "bills_table")["Number"])
+    assert len(second) == 50 and not set(first) & set(second)
+    assert any(c.value.startswith("Showing 51–100 of") for c in at.caption)
+    at.button(key="bills_prev").click().run()
+    assert list(table(at, "bills_table")["Number"]) == first
+
+
+def test_a_filter_narrows_the_list_and_totals(seeded):
+    at = open_invoices()
+    at.multiselect(key="bills_plans").set_value(["max"]).run()
+    assert set(table(at, "bills_table")["Plan"]) == {"max"}
+    assert set(table(at, "bills_totals")["Plan"]) == {"max"}
+
+
+def test_a_bad_number_range_is_explained(seeded):
+    at = open_invoices()
+    at.text_input(key="bills_from").input("INV-2026-000001").run()
+    at.text_input(key="bills_to").input("CN-2026-000009").run()
+    assert any("within one series" in e.value for e in at.error)
+    assert not at.exception
+
+
+def test_checks_panel_is_green_on_clean_data(seeded):
+    at = open_invoices()
+    assert at.success[0].value == "All 4 checks pass."
+    assert not at.error
+
+
+def test_checks_panel_turns_red_when_an_invoice_total_is_altered(seeded):
+    with seeded.session() as session, session.begin():
+        session.execute(update(Invoice).where(Invoice.id == 1).values(total_cents=Invoice.total_cents + 100))
+    at = open_invoices()
+    assert at.error[0].value == "1 of 4 checks found trouble."
+
+
+def test_a_documents_stored_versions_are_listed(seeded, files):
+    with seeded.session() as session:
+        newest = session.scalars(select(Invoice).order_by(Invoice.issued_at.desc(), Invoice.id.desc())).first()
+    storage.issued_pdf(seeded, FINANCE, newest.id, settings=Settings(database_url=seeded.url, invoice_dir=files))
+    at = open_invoices()
+    versions = table(at, "bills_versions")
+    assert list(versions["Version"]) == ["v1"] and list(versions["Reason"]) == [storage.ISSUED_REASON]
+    assert table(at, "bills_table")["File"].iloc[0] == "v1"
+
+
+def test_dry_run_shows_how_many_and_start_needs_a_reason(seeded):
+    at = open_invoices()
+    at.multiselect(key="regen_plans").set_value(["pro"]).run()
+    with seeded.session() as session:
+        expected = batch.select_invoices(session, plans=["pro"]).count
+    assert at.button(key="regen_start").disabled
+    at.button(key="regen_dry").click().run()
+    shown = metrics(at)
+    assert shown["Would regenerate"] == f"{expected:,}"
+    assert shown["Would change (estimate)"] == f"{expected:,}"  # nothing stored yet: every one is new
+    assert "Estimated time" in shown
+    assert at.button(key="regen_start").disabled  # no reason yet
+    at.text_input(key="regen_reason").input("new company address").run()
+    assert not at.button(key="regen_start").disabled
+
+
+def test_pasted_numbers_that_are_not_invoices_are_reported(seeded):
+    with seeded.session() as session:
+        real = session.scalars(select(Invoice.number).order_by(Invoice.id)).first()
+    at = open_invoices()
+    at.text_area(key="regen_numbers").input(f"{real}\nINV-1999-000001").run()
+    assert any("INV\\-1999\\-000001" in w.value for w in at.warning)
+    assert any(m.value == "**1 invoices selected**" for m in at.markdown)
+
+
+def test_a_started_job_runs_apart_and_offers_its_zip(seeded, files):
+    at = open_invoices()
+    at.multiselect(key="regen_plans").set_value(["max"]).run()
+    at.button(key="regen_dry").click().run()
+    at.text_input(key="regen_reason").input("new logo").run()
+    at.button(key="regen_start").click().run()
+    assert not at.exception, at.exception
+    with seeded.session() as session:
+        job_id = session.scalar(select(RegenerationJob.id))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with seeded.session() as session:
+            if session.get(RegenerationJob, job_id).status != RegenerationStatus.RUNNING:
+                break
+        time.sleep(0.5)
+    at.run()
+    with seeded.session() as session:
+        job = session.get(RegenerationJob, job_id)
+    assert job.status == RegenerationStatus.FINISHED and job.done == job.total > 0
+    assert any(b.proto.label.startswith("Download ZIP") for b in at.get("download_button"))
+
+
+def test_verify_lists_an_altered_file(seeded, files):
+    with seeded.session() as session:
+        first = session.scalars(select(Invoice).order_by(Invoice.id)).first()
+    stored, _ = storage.issued_pdf(
+        seeded, FINANCE, first.id, settings=Settings(database_url=seeded.url, invoice_dir=files)
+    )
+    (files / stored.path).write_bytes(b"%PDF-forged")
+    at = open_invoices()
+    at.button(key="verify_run").click().run()
+    shown = metrics(at)
+    assert (shown["Files checked"], shown["Altered"], shown["Missing"]) == ("1", "1", "0")
+    assert list(table(at, "verify_problems")["File"]) == [stored.path]
+
+
+@pytest.mark.parametrize("role", ["support", "analyst"])
+def test_support_and_analyst_do_not_get_the_page(seeded, monkeypatch, role):
+    monkeypatch.setenv("BILLING_LOCAL_ROLE", role)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert "invoices" not in {info.get("url_pathname") for info in at._registered_pages.values()}
+    assert all(t.value != "Invoices" for t in at.title)
+
+
+def test_switching_away_from_finance_leaves_the_page(seeded):
+    at = open_invoices()
+    at.selectbox(key="local_role_picker").set_value("analyst").run()
+    assert all(t.value != "Invoices" for t in at.title)
+    assert not [b for b in at.button if b.key == "regen_dry"]
