@@ -142,6 +142,27 @@ def test_two_jobs_over_the_same_invoices_number_versions_without_gaps(seeded, fi
     assert rows and all(count == 2 and top == 2 for _, count, top in rows)
 
 
+def test_file_left_by_a_crashed_chunk_is_no_version_and_is_replaced(seeded, finance, files_settings):
+    """Files are synced once per chunk, before its rows commit: a crash in between leaves files without rows."""
+    root = Path(files_settings.invoice_dir)
+    with seeded.session() as session:
+        invoice = first_invoice(session)
+        leftover = root / storage.relative_path(invoice, 1)
+        chosen = batch.select_invoices(session, numbers=[invoice.number])
+        with transaction(session):
+            job_id = batch.start_job(session, finance, chosen, "after a crash").id
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"%PDF-half-done chunk")
+    with seeded.session() as session:
+        assert batch.verify(session, chosen, root=root).checked == 0
+    job = batch.run_job(seeded, job_id, workers=1, settings=files_settings)
+    assert job.status == RegenerationStatus.FINISHED and job.done == 1
+    with seeded.session() as session:
+        (file,) = batch.job_files(session, job_id)
+        assert file.version == 1 and storage.read_file(file, root).startswith(b"%PDF-1")
+        assert batch.verify(session, chosen, root=root).ok
+
+
 def test_cancelled_job_stops_and_says_so(seeded, finance, files_settings):
     with seeded.session() as session:
         chosen = batch.select_invoices(session)

@@ -128,3 +128,31 @@ def test_same_invoice_renders_to_identical_bytes(name):
 def test_unknown_paper_is_refused():
     with pytest.raises(ValueError, match="Paper"):
         render_invoice(document(), paper="A3")
+
+
+def test_bytes_do_not_depend_on_what_the_process_rendered_before():
+    from billing_core.invoices import render
+
+    render._embedded.cache_clear()
+    first = render_invoice(document())
+    for name in NAMES:
+        render_invoice(document(name))
+    assert render_invoice(document()) == first
+    render._embedded.cache_clear()
+    assert render_invoice(document()) == first
+
+
+@pytest.mark.parametrize("name", ["Zoë Müller", "王小明", "محمد العلي"])
+def test_embedded_fonts_are_valid_truetype_subsets(name):
+    from fontTools.ttLib import TTFont
+
+    page = PdfReader(io.BytesIO(render_invoice(document(name)))).pages[0]
+    fonts = page["/Resources"]["/Font"]
+    assert len(fonts) >= 2
+    for ref in fonts.values():
+        descendant = ref.get_object()["/DescendantFonts"][0].get_object()
+        data = descendant["/FontDescriptor"].get_object()["/FontFile2"].get_object().get_data()
+        font = TTFont(io.BytesIO(data))
+        count = font["maxp"].numGlyphs
+        assert 0 < count < 1000
+        assert all(font["glyf"][name] is not None for name in font.getGlyphOrder())

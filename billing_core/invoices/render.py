@@ -11,25 +11,19 @@ from __future__ import annotations
 
 import copy
 import struct
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
+from itertools import islice
 from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import PDFResourceType
 from fpdf.fonts import SubsetMap, TTFFont
-from fpdf.output import (
-    CIDSystemInfo,
-    OutputProducer,
-    PDFContentStream,
-    PDFFont,
-    PDFFontStream,
-    _build_cmap_blocks,
-    _tt_font_widths,
-)
-from fpdf.syntax import Name, PDFArray
+from fpdf.output import OutputProducer, _build_cmap_blocks, _cid_font_widths
+from fpdf.syntax import Name, PDFObject, create_dictionary_string
 
 from billing_core import money
 from billing_core.models import Invoice, InvoiceKind, Order
@@ -48,6 +42,13 @@ FONTS = (
     ("cjk", "", "wqy/wqy-microhei.ttc", 0),
 )
 FALLBACKS = ("arabic", "hebrew", "cjk")
+# The main fonts' subsets always hold printable ASCII and the em dash of the template at fixed codes
+# (ASCII at its own code), so most invoices embed the very same subset, built and compressed once
+# per process (``_embedded``); other characters get the next codes in order of first use.
+_FIXED_FONTS = ("sans", "sansB")
+_FIXED = {chr(code): code for code in range(0x20, 0x7F)} | {"\u2014": 0x7F}
+_FIXED_HEX = {ch: f"{code:04X}" for ch, code in _FIXED.items()}
+_FIRST_FREE_CODE = 0x80
 
 EU_COUNTRIES = frozenset("AT BE BG HR CY CZ DK EE FI FR DE GR EL HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE".split())
 REVERSE_CHARGE = "Reverse charge — VAT to be accounted for by the recipient (Art. 196 Directive 2006/112/EC)"
@@ -196,15 +197,11 @@ class _Layout:
         self.pdf, self.doc, self.logo = pdf, doc, logo
         self.width = pdf.w - 2 * self.MARGIN
         self.y = self.MARGIN
-        self.current: tuple[str, str, float] | None = None
+        self.current: tuple[str, float] | None = None  # font and size last set in the content stream
+        self.codes: dict[str, dict[str, str]] = {}  # per font: character -> its code as 4 hex digits
         self.fallbacks = [pdf.fonts[key] for key in FALLBACKS]
 
     # primitives
-
-    def font(self, family: str, style: str, size: float) -> None:
-        if self.current != (family, style, size):
-            self.pdf.set_font(family, style, size)
-            self.current = (family, style, size)
 
     def runs(self, text: str, bold: bool) -> list[tuple[str, str, str]]:
         """(family, style, characters) runs: the main font where it has the glyph, else a fallback."""
@@ -228,6 +225,8 @@ class _Layout:
         """Text on the current line inside [x, x + w]; ``fit`` sets a too-long text smaller."""
         if not text:
             return
+        if text.isascii() and self.ascii(x, w, text, bold, size, align, fit, h):
+            return
         if _needs_shaping(text):
             self.shaped(x, w, text, bold=bold, size=size, align=align, h=h)
             return
@@ -243,17 +242,68 @@ class _Layout:
             x += (w - width) / 2
         baseline = self.y + 0.5 * (h or self.LINE) + 0.3 * size / self.pdf.k
         for (family, style, chars), unit in zip(runs, units, strict=True):
-            self.font(family, style, size)
-            self.pdf.text(x, baseline, chars)
+            self.text(family + style, size, x, baseline, chars)
             x += unit * size / 1000 / self.pdf.k
+
+    def ascii(self, x: float, w: float, text: str, bold: bool, size: float, align: str, fit: bool, h) -> bool:
+        """``put`` for printable ASCII in the main font (most text): its codes are fixed, one run."""
+        key = "sansB" if bold else "sans"
+        try:
+            unit = sum(map(_fixed_widths(key).__getitem__, text))
+            hexes = "".join(map(_FIXED_HEX.__getitem__, text))
+        except KeyError:  # a control character: the general way
+            return False
+        k = self.pdf.k
+        width = unit * size / 1000 / k
+        if fit and width > w:
+            size, width = max(5.0, size * w / width), w
+        if align == "R":
+            x += w - width
+        elif align == "C":
+            x += (w - width) / 2
+        self.emit(key, size, x, self.y + 0.5 * (h or self.LINE) + 0.3 * size / k, hexes)
+        return True
+
+    def emit(self, key: str, size: float, x: float, baseline: float, hexes: str) -> None:
+        pdf = self.pdf
+        k = pdf.k
+        if self.current != (key, size):
+            self.current = (key, size)
+            i = pdf.fonts[key].i
+            pdf._resource_catalog.add(PDFResourceType.FONT, i, pdf.page)
+            pdf._out(f"BT /F{i} {size:.2f} Tf {x * k:.2f} {(pdf.h - baseline) * k:.2f} Td <{hexes}> Tj ET")
+        else:
+            pdf._out(f"BT {x * k:.2f} {(pdf.h - baseline) * k:.2f} Td <{hexes}> Tj ET")
+
+    def text(self, key: str, size: float, x: float, baseline: float, chars: str) -> None:
+        """What ``FPDF.text`` writes (font change, position, glyph codes), straight into the page.
+
+        The codes come from the font's subset map, so the embedded subset and the ToUnicode map
+        cover them; the sans fonts' ASCII codes are fixed (``_FIXED``) and cost one lookup.
+        """
+        pdf = self.pdf
+        font = pdf.fonts[key]
+        codes = self.codes.get(key)
+        if codes is None:
+            codes = self.codes[key] = dict(_FIXED_HEX) if key in _FIXED_FONTS else {}
+        hexes = []
+        for ch in chars:
+            code = codes.get(ch)
+            if code is None:
+                picked = font.subset.pick(ord(ch))
+                code = codes[ch] = "" if picked is None else f"{picked:04X}"
+            hexes.append(code)
+        self.emit(key, size, x, baseline, "".join(hexes))
 
     def shaped(self, x: float, w: float, text: str, *, bold: bool, size: float, align: str, h=None) -> None:
         pdf = self.pdf
         pdf.set_text_shaping(True)
-        self.font("sans", "B" if bold else "", size)
+        pdf.set_font("sans", "B" if bold else "", size)
+        pdf.current_font_is_set_on_page = False  # our own text() may have changed the font meanwhile
         pdf.set_xy(x, self.y)
         pdf.cell(w, h or self.LINE, text, align=align)
         pdf.set_text_shaping(False)
+        self.current = None
 
     def newline(self, h: float | None = None) -> None:
         self.y += h or self.LINE
@@ -355,6 +405,7 @@ class _Layout:
         widths = (self.width * 0.46, self.width * 0.18, self.width * 0.18, self.width * 0.18)
         pdf.set_fill_color(240, 240, 240)
         pdf.rect(self.MARGIN, self.y, self.width, 6, style="F")
+        pdf.set_fill_color(0)  # text is drawn in the fill colour: back to black
         x = self.MARGIN
         for w, head, align in zip(widths, ("Description", "Quantity", "Unit price", "Amount"), "LRRR", strict=True):
             self.put(x + 1, w - 2, head, bold=True, size=8, align=align, h=6)
@@ -545,8 +596,8 @@ def _sfnt(tables: dict[str, bytes]) -> bytes:
 
 
 @cache
-def _fonts() -> tuple[tuple[str, TTFFont, _GlyfSource], ...]:
-    """Parse every font file once per process."""
+def _fonts() -> tuple[tuple[str, TTFFont, _GlyfSource, dict], ...]:
+    """Parse every font file once per process; with each, its fixed glyph codes (empty for fallbacks)."""
     loader = FPDF()
     loaded = []
     for family, style, file, index in FONTS:
@@ -560,37 +611,63 @@ def _fonts() -> tuple[tuple[str, TTFFont, _GlyfSource], ...]:
         font = loader.fonts[key]
         if family in ("arabic", "hebrew"):
             font.hbfont  # noqa: B018 - open the HarfBuzz face once, shared by every copy
-        loaded.append((key, font, _GlyfSource(font.ttfont)))
+        fixed = {}
+        if key in _FIXED_FONTS:
+            subset = SubsetMap(font)
+            fixed = dict(subset._char_id_per_glyph)
+            for ch, code in _FIXED.items():
+                glyph = subset.get_glyph(unicode=ord(ch))
+                if glyph is None:
+                    raise ValueError(f"Invoice font {path} has no glyph for {ch!r}.")
+                fixed[glyph] = code
+        loaded.append((key, font, _GlyfSource(font.ttfont), fixed))
+    SubsetMap.get_glyph.cache_clear()
     return tuple(loaded)
 
 
-class _InvoicePDF(FPDF):
-    """An FPDF that knows the raw tables behind each of its fonts (by font number)."""
-
-    def __init__(self, paper: str):
-        super().__init__(orientation="P", unit="mm", format=paper)
-        self.glyf_sources: dict[int, _GlyfSource] = {}
-
-
-def _new_pdf(paper: str) -> _InvoicePDF:
+def _new_pdf(paper: str) -> FPDF:
     """A document with copies of the parsed fonts: each copy has its own record of glyphs used."""
-    pdf = _InvoicePDF(paper)
+    pdf = FPDF(orientation="P", unit="mm", format=paper)
     pdf.set_compression(True)
-    for key, proto, source in _fonts():
+    for key, proto, _, fixed in _fonts():
         font = copy.copy(proto)
         font.i = len(pdf.fonts) + 1
         font.missing_glyphs = []
         font.biggest_size_pt = 0
         font.desc = copy.copy(proto.desc)
         font.subset = SubsetMap(font)
-        pdf.glyf_sources[font.i] = source
+        if fixed:
+            font.subset._char_id_per_glyph = dict(fixed)
+            font.subset._reserved = []
+            font.subset._next = _FIRST_FREE_CODE
         pdf.fonts[key] = font
     pdf.set_fallback_fonts(list(FALLBACKS), exact_match=False)
     return pdf
 
 
+@cache
+def _fixed_widths(key: str) -> dict[str, int]:
+    font = next(f for k, f, _, _ in _fonts() if k == key)
+    return {ch: font.cw[ord(ch)] for ch in _FIXED}
+
+
 class _Output(OutputProducer):
     """fpdf2's producer with our TrueType subsetter for the fonts a page actually uses."""
+
+    def _add_pages(self, *args, **kwargs):
+        # Page contents deflated at level 1: about 5x faster than fpdf2's default level, 1-2 % larger files.
+        fpdf = self.fpdf
+        compress, fpdf.compress = fpdf.compress, False
+        try:
+            pages = super()._add_pages(*args, **kwargs)
+        finally:
+            fpdf.compress = compress
+        if compress:
+            for page in pages:
+                stream = page.contents
+                stream._contents = zlib.compress(stream._contents, 1)
+                stream.filter, stream.length = Name("FlateDecode"), len(stream._contents)
+        return pages
 
     def _add_fonts(self, *args, **kwargs):
         fpdf = self.fpdf
@@ -601,54 +678,94 @@ class _Output(OutputProducer):
         try:
             for font in sorted(fpdf.fonts.values(), key=lambda f: f.i):
                 if font.i in used:
-                    objects[font.i] = self._embed(font, fpdf.glyf_sources[font.i])
+                    objects[font.i] = self._embed(font)
         finally:
             # fpdf2 caches these per class; clearing after each document keeps memory flat.
             SubsetMap.pick.cache_clear()
             SubsetMap.get_glyph.cache_clear()
         return objects
 
-    def _embed(self, font: TTFFont, source: _GlyfSource) -> PDFFont:
-        fontname = f"MPDFAA+{font.name}"
-        glyphs = [(glyph, code) for glyph, code in font.subset.items() if glyph is not None]
-        data = source.subset({code: glyph.glyph_id for glyph, code in glyphs})
-        composite = PDFFont(subtype="Type0", base_font=fontname, encoding="Identity-H")
-        self._add_pdf_obj(composite, "fonts")
-        cid_font = PDFFont(
-            subtype="CIDFontType2", base_font=fontname, d_w=font.desc.missing_width, w=_tt_font_widths(font)
+    def _embed(self, font: TTFFont) -> _RawObject:
+        # A main font's fixed glyphs come first in its subset map, the document's own ones after them.
+        fixed = len(_fixed_glyphs(font.fontkey))
+        glyphs = tuple(
+            (code, glyph.glyph_id, glyph.unicode, glyph.glyph_width)
+            for glyph, code in islice(font.subset._char_id_per_glyph.items(), fixed, None)
+            if glyph is not None
         )
-        self._add_pdf_obj(cid_font, "fonts")
-        composite.descendant_fonts = PDFArray([cid_font])
-        bf_char = []
-        for glyph, code in glyphs:
-            if isinstance(glyph.unicode, tuple) and glyph.unicode:
-                target = "".join(_utf16(c) for c in glyph.unicode)
-                bf_char.append(f"<{code:04X}> <{target}>\n")
-        to_unicode = PDFContentStream(
-            (
-                "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
-                "/CIDSystemInfo\n<</Registry (Adobe)\n/Ordering (UCS)\n/Supplement 0\n>> def\n"
-                "/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
-                "1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
-                f"{_build_cmap_blocks(bf_char, 'bfchar')}"
-                "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend"
-            ).encode("latin-1"),
-            compress=True,
-        )
-        self._add_pdf_obj(to_unicode, "fonts")
-        composite.to_unicode = to_unicode
-        system_info = CIDSystemInfo()
-        self._add_pdf_obj(system_info, "fonts")
-        cid_font.c_i_d_system_info = system_info
-        descriptor = font.desc
-        descriptor.font_name = Name(fontname)
-        self._add_pdf_obj(descriptor, "fonts")
-        cid_font.font_descriptor = descriptor
-        cid_font.c_i_d_to_g_i_d_map = Name("Identity")
-        stream = PDFFontStream(contents=data)
-        self._add_pdf_obj(stream, "fonts")
-        descriptor.font_file2 = stream
-        return composite
+        group: list[_RawObject] = []
+        for head, stream in _embedded(font.fontkey, glyphs):
+            obj = _RawObject(head, stream, group)
+            self._add_pdf_obj(obj, "fonts")
+            group.append(obj)
+        return group[0]
+
+
+class _RawObject(PDFObject):
+    """An object serialized in advance; ``{0}``..``{5}`` in its dictionary are the ids of its group."""
+
+    def __init__(self, head: str, stream: bytes | None, group: list[_RawObject]):
+        super().__init__()
+        self.head, self.stream, self.group = head, stream, group
+
+    def serialize(self, obj_dict=None, _security_handler=None) -> bytes:
+        head = self.head.format(*(obj.id for obj in self.group))
+        if self.stream is None:
+            return f"{self.id} 0 obj\n{head}\nendobj".encode("latin-1")
+        return f"{self.id} 0 obj\n{head}\nstream\n".encode("latin-1") + self.stream + b"\nendstream\nendobj"
+
+
+@cache
+def _fixed_glyphs(fontkey: str) -> tuple[tuple[int, int, tuple, int], ...]:
+    """(code, glyph id, unicode, width) of the glyphs every document's subset of the font holds."""
+    fixed = next(f for key, _, _, f in _fonts() if key == fontkey)
+    return tuple((code, glyph.glyph_id, glyph.unicode, glyph.glyph_width) for glyph, code in fixed.items() if glyph)
+
+
+@lru_cache(maxsize=256)
+def _embedded(fontkey: str, extra: tuple) -> tuple[tuple[str, bytes | None], ...]:
+    """The six objects embedding a subset: Type0 font, CID font, ToUnicode, CIDSystemInfo, descriptor, file.
+
+    ``extra`` is (code, glyph id, unicode, width) of each glyph the document added to the font's fixed
+    ones. Latin-only invoices add none, so their subsets are built once per process; the cache is
+    bounded (constant memory).
+    """
+    glyphs = sorted(_fixed_glyphs(fontkey) + extra)
+    font = next(f for key, f, _, _ in _fonts() if key == fontkey)
+    source = next(s for key, _, s, _ in _fonts() if key == fontkey)
+    name = Name(f"MPDFAA+{font.name}").serialize().replace("{", "{{").replace("}", "}}")
+    data = source.subset({code: glyph_id for code, glyph_id, _, _ in glyphs})
+    font_file = zlib.compress(data)
+    widths = _cid_font_widths({code: width for code, _, _, width in glyphs})
+    bf_char = []
+    for code, _, unicode, _ in glyphs:
+        if isinstance(unicode, tuple) and unicode:
+            target = "".join(_utf16(c) for c in unicode)
+            bf_char.append(f"<{code:04X}> <{target}>\n")
+    to_unicode = zlib.compress(
+        (
+            "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
+            "/CIDSystemInfo\n<</Registry (Adobe)\n/Ordering (UCS)\n/Supplement 0\n>> def\n"
+            "/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
+            "1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
+            f"{_build_cmap_blocks(bf_char, 'bfchar')}"
+            "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend"
+        ).encode("latin-1")
+    )
+    descriptor = copy.copy(font.desc)
+    descriptor.font_name = Name(f"MPDFAA+{font.name}")
+    descriptor.id = 0  # never referenced: fpdf2 reads every attribute while building the dictionary
+    described = create_dictionary_string(descriptor._build_obj_dict()).replace("{", "{{").replace("}", "}}")
+    return (
+        (f"<</Type /Font /Subtype /Type0 /BaseFont {name} /Encoding /Identity-H "
+         "/DescendantFonts [{1} 0 R] /ToUnicode {2} 0 R>>", None),
+        (f"<</Type /Font /Subtype /CIDFontType2 /BaseFont {name} /CIDSystemInfo {{3}} 0 R "
+         f"/FontDescriptor {{4}} 0 R /DW {font.desc.missing_width} /W {widths} /CIDToGIDMap /Identity>>", None),
+        (f"<</Filter /FlateDecode /Length {len(to_unicode)}>>", to_unicode),
+        ("<</Registry (Adobe) /Ordering (UCS) /Supplement 0>>", None),
+        (described[:-2] + " /FontFile2 {5} 0 R>>", None),
+        (f"<</Filter /FlateDecode /Length {len(font_file)} /Length1 {len(data)}>>", font_file),
+    )  # fmt: skip
 
 
 def _utf16(code: int) -> str:
