@@ -8,28 +8,32 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from billing_core.access import pages_for
-from pages import _shared, invoices, orders, simulator
+from pages import _shared, audit, invoices, orders, revenue, simulator
 
 st.set_page_config(page_title="Billing Ops", page_icon=":material/account_balance_wallet:", layout="wide")
 
-settings = _shared.settings_or_stop()
+settings = _shared.settings_or_stop(alone=True)
+# Who first: a stranger sees the sign-in button (or a refusal) and nothing else, not even the database.
+if settings.local_mode:
+    actor = _shared.identity_sidebar(settings)
+elif settings.sign_in is not None:
+    actor = _shared.signed_in_actor_or_stop(settings)
+else:
+    _shared.show_alone(_shared.refusal(_shared.NO_SIGN_IN))
+
 try:
     database = _shared.database(settings.database_url)
-except SQLAlchemyError as exc:
-    st.error(f"The database {_shared.describe_url(settings.database_url)} cannot be opened: {exc.__class__.__name__}.")
-    st.stop()
-
-if not settings.local_mode:
-    st.title("Billing Ops")
-    st.error(_shared.NO_SIGN_IN, icon=":material/lock:")
-    st.stop()
-
-actor = _shared.identity_sidebar(settings)
+except SQLAlchemyError as exc:  # the class name only: a driver's message can quote the URL
+    problem = f"The database {_shared.describe_url(settings.database_url)} cannot be opened: {exc.__class__.__name__}."
+    _shared.show_alone(_shared.refusal(problem, ":material/database:"))
 _shared.status_sidebar(settings, database)
 
 IMPLEMENTED = {
     "simulator": st.Page(
         simulator.render, title=_shared.PAGE_TITLES["simulator"], url_path="simulator", icon=":material/calculate:"
+    ),
+    "revenue": st.Page(
+        revenue.render, title=_shared.PAGE_TITLES["revenue"], url_path="revenue", icon=":material/monitoring:"
     ),
     "orders": st.Page(
         orders.render, title=_shared.PAGE_TITLES["orders"], url_path="orders", icon=":material/receipt_long:"
@@ -37,6 +41,7 @@ IMPLEMENTED = {
     "invoices": st.Page(
         invoices.render, title=_shared.PAGE_TITLES["invoices"], url_path="invoices", icon=":material/request_quote:"
     ),
+    "audit": st.Page(audit.render, title=_shared.PAGE_TITLES["audit"], url_path="audit", icon=":material/history:"),
 }
 pages = [IMPLEMENTED[name] for name in pages_for(actor) if name in IMPLEMENTED]
 if not pages:

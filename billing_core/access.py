@@ -44,6 +44,7 @@ class Action(enum.StrEnum):
     SANDBOX = "sandbox.run"
     SEED_DEMO = "demo.seed"
     REGENERATE_INVOICES = "invoices.regenerate"
+    READ_AUDIT = "audit.read"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -65,6 +66,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.SANDBOX: frozenset({Role.ANALYST, Role.ADMIN}),
     Action.SEED_DEMO: frozenset({Role.ADMIN}),
     Action.REGENERATE_INVOICES: frozenset({Role.FINANCE, Role.ADMIN}),
+    # Reading the audit log: who did what to which record, with before/after data.
+    Action.READ_AUDIT: frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 # Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.
@@ -73,6 +76,7 @@ PAGES: dict[str, frozenset[Role]] = {
     "orders": frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
     "revenue": frozenset({Role.FINANCE, Role.ANALYST, Role.ADMIN}),
     "invoices": frozenset({Role.FINANCE, Role.ADMIN}),
+    "audit": frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 

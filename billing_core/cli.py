@@ -15,7 +15,11 @@ from billing_core.pricing import load_pricing, quote
 
 
 def cli_actor(email: str | None) -> Actor:
-    return Actor(email or f"cli:{getpass.getuser()}", Role.ADMIN, "command line")
+    """Who ran the command, as the audit log will name them: ``--actor EMAIL`` or cli:<OS user>."""
+    who = (email or "").strip() or f"cli:{getpass.getuser()}"
+    if len(who) > 320 or any(ord(ch) < 32 or ch == "\x7f" for ch in who):
+        raise BillingError("--actor must be an email address of at most 320 printable characters.")
+    return Actor(who, Role.ADMIN, "command line")
 
 
 def cmd_quote(args: argparse.Namespace) -> int:
@@ -56,7 +60,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
         database,
         orders=args.orders,
         seed=args.seed,
-        actor=cli_actor(None),
+        actor=cli_actor(args.actor),
         replace=args.replace,
         settings=settings,
         progress=_progress_printer("seeding"),
@@ -71,7 +75,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     database = Database(args.database_url or settings.database_url)
-    report = demo.setup(database, actor=cli_actor(None), settings=settings, progress=_progress_printer("first run"))
+    report = demo.setup(
+        database, actor=cli_actor(args.actor), settings=settings, progress=_progress_printer("first run")
+    )
     if report is None:
         print(f"{database.describe()} is up to date and already has data")
     else:
@@ -127,10 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orders", type=int, default=1_000_000, help="orders to generate (default 1,000,000)")
     p.add_argument("--seed", type=int, default=7, help="random seed: the same seed and size give the same rows")
     p.add_argument("--replace", action="store_true", help="delete all existing data first")
+    p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_seed)
 
     p = sub.add_parser("setup", help="first run: migrate, and seed demo data if the database has no orders")
+    p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_setup)
 

@@ -11,10 +11,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from billing_core.access import Role
 from billing_core.errors import ConfigError, PricingError
 from billing_core.pricing import DEFAULT_PRICING_FILE, Pricing, load_pricing
 
@@ -43,7 +45,11 @@ _SOURCES = {
     "invoice_dir": ("BILLING_INVOICE_DIR", ("invoices", "storage_dir")),
     "invoice_logo": ("BILLING_INVOICE_LOGO", ("invoices", "logo")),
     "invoice_paper": ("BILLING_INVOICE_PAPER", ("invoices", "paper")),
+    "report_timezones": ("BILLING_REPORT_TIMEZONES", ("reports", "timezones")),
+    "sign_in_name": ("BILLING_SIGN_IN_NAME", ("access", "sign_in_name")),
 }
+# Time zones whose local days the revenue rollup keeps exactly (billing_core.rollup).
+DEFAULT_REPORT_TIMEZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,32 @@ class Company:
     tax_id: str = "IE1234567X"
     email: str = "billing@example.com"
     country: str = "IE"
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """The OpenID Connect provider of ``[auth]`` in the secrets file, which ``st.login`` reads itself.
+
+    Only what the app shows or checks is kept here; the client and cookie secrets stay with Streamlit.
+    """
+
+    server_metadata_url: str
+    client_id: str
+    redirect_uri: str
+    provider_name: str
+
+
+@dataclass(frozen=True)
+class RoleMapping:
+    """Who gets which role (``[access.roles]``): by exact email, by a groups claim, by email domain.
+
+    Pairs keep the file's order: of several listed groups a person belongs to, the first one decides.
+    """
+
+    emails: tuple[tuple[str, Role], ...] = ()
+    domains: tuple[tuple[str, Role], ...] = ()
+    groups: tuple[tuple[str, Role], ...] = ()
+    groups_claim: str = "groups"
 
 
 @dataclass(frozen=True)
@@ -74,6 +106,9 @@ class Settings:
     invoice_dir: Path | str = PROJECT_ROOT / "data" / "invoices"
     invoice_logo: Path | str | None = None
     invoice_paper: str = "A4"
+    report_timezones: tuple[str, ...] = DEFAULT_REPORT_TIMEZONES
+    sign_in: SignIn | None = None
+    roles: RoleMapping = field(default_factory=RoleMapping)
 
     @property
     def stripe_mode(self) -> str:
@@ -110,7 +145,20 @@ def load_settings(env: dict[str, str] | None = None, secrets_file: str | Path | 
     for name in list(values):
         if name.startswith("company_"):
             company[name.removeprefix("company_")] = values.pop(name)  # type: ignore[assignment]
-    settings = Settings(**values, company=Company(**company))  # type: ignore[arg-type]
+    sign_in_name = values.pop("sign_in_name", None)
+    sign_in = _sign_in(secrets.get("auth"), path, sign_in_name)  # type: ignore[arg-type]
+    if sign_in is not None and values.get("local_mode"):
+        raise ConfigError(
+            f"Setting local_mode ({raw['local_mode'][1]}): must be off while sign-in is configured "
+            f"([auth] in {path}); local mode would let anyone pick a role without signing in."
+        )
+    roles = _role_mapping(_table(secrets, ("access", "roles"), path), path)
+    settings = Settings(
+        **values,  # type: ignore[arg-type]
+        company=Company(**company),
+        sign_in=sign_in,
+        roles=roles,
+    )
     series = ["invoice_series", "sandbox_invoice_series", "credit_note_series", "sandbox_credit_note_series"]
     for i, name in enumerate(series):
         for other in series[:i]:
@@ -137,6 +185,159 @@ def _read_secrets(path: Path) -> dict:
         raise ConfigError(f"The settings file {path} is not valid TOML: {exc}") from None
 
 
+def _table(secrets: dict, keys: tuple[str, ...], path: Path) -> dict:
+    node: object = secrets
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    if node is None:
+        return {}
+    if not isinstance(node, dict):
+        raise ConfigError(f"Setting {'.'.join(keys)} (in {path}): must be a table, e.g. [{'.'.join(keys)}].")
+    return node
+
+
+# Values copied from documentation and examples; a cookie secret must be the operator's own.
+_PLACEHOLDER_WORDS = (
+    "changeme",
+    "replaceme",
+    "yoursecret",
+    "cookiesecret",
+    "secretkey",
+    "placeholder",
+    "example",
+    "xxxxxx",
+)
+MIN_COOKIE_SECRET = 32
+
+
+def _weak_cookie_secret(value: str) -> str | None:
+    """Why ``value`` is not fit to sign session cookies, or None. Never quotes the value itself."""
+    if len(value) < MIN_COOKIE_SECRET:
+        return f"is shorter than {MIN_COOKIE_SECRET} characters"
+    letters = re.sub(r"[^a-z0-9]", "", value.lower())
+    if any(word in letters for word in _PLACEHOLDER_WORDS):
+        return "looks like a placeholder from an example"
+    if len(set(value)) < 10:
+        return "repeats too few different characters"
+    return None
+
+
+def _sign_in(auth: object, path: Path, provider_name: object) -> SignIn | None:
+    """``[auth]`` checked the way st.login will use it; None when sign-in is not configured."""
+    if auth is None:
+        return None
+    if not isinstance(auth, dict):
+        raise ConfigError(f"Setting auth (in {path}): must be a table [auth].")
+
+    def fail(key: str, reason: str) -> ConfigError:
+        return ConfigError(f"Setting auth.{key} (in {path}): {reason}")
+
+    texts: dict[str, str] = {}
+    for key in ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url"):
+        value = auth.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise fail(
+                key,
+                "is missing; sign-in needs redirect_uri, cookie_secret, client_id, client_secret "
+                "and server_metadata_url in [auth].",
+            )
+        texts[key] = value.strip()
+    if weakness := _weak_cookie_secret(texts["cookie_secret"]):
+        raise fail(
+            "cookie_secret",
+            f"{weakness}; set a random value of at least {MIN_COOKIE_SECRET} characters, "
+            'e.g. from python -c "import secrets; print(secrets.token_urlsafe(48))".',
+        )
+    if not re.match(r"^https?://[^\s/]+(/[^\s]*)?/oauth2callback$", texts["redirect_uri"]):
+        raise fail("redirect_uri", "must be this app's address ending in /oauth2callback.")
+    metadata = texts["server_metadata_url"]
+    if not re.match(r"^https://[^\s]+$", metadata) and not re.match(
+        r"^http://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?/[^\s]*$", metadata
+    ):
+        raise fail("server_metadata_url", "must be an https URL (plain http only on this machine).")
+    if provider_name is None:
+        provider_name = make_url_host(metadata)
+    return SignIn(
+        server_metadata_url=metadata,
+        client_id=texts["client_id"],
+        redirect_uri=texts["redirect_uri"],
+        provider_name=str(provider_name),
+    )
+
+
+def make_url_host(url: str) -> str:
+    """The host of an http(s) URL: the provider's name when none is configured."""
+    return re.sub(r"^https?://", "", url).split("/", 1)[0].split(":", 1)[0]
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+
+
+def _role_mapping(table: dict, path: Path) -> RoleMapping:
+    unknown = sorted(set(table) - {"emails", "domains", "groups", "groups_claim"})
+    if unknown:
+        raise ConfigError(
+            f"Setting access.roles.{unknown[0]} (in {path}): unknown; use emails, domains, groups or groups_claim."
+        )
+
+    def pairs(kind: str, check) -> tuple[tuple[str, Role], ...]:
+        entries = table.get(kind, {})
+        if not isinstance(entries, dict):
+            raise ConfigError(f'Setting access.roles.{kind} (in {path}): must be a table, e.g. {{"x" = "finance"}}.')
+        seen: dict[str, Role] = {}
+        for key, role in entries.items():
+            name = f"access.roles.{kind}.{key[:80]}"
+            if role not in _ROLES:
+                raise ConfigError(f"Setting {name} (in {path}): the role must be one of {', '.join(sorted(_ROLES))}.")
+            normal = check(key.strip(), name)
+            if normal in seen:
+                raise ConfigError(f"Setting {name} (in {path}): listed twice.")
+            seen[normal] = Role(role)
+        return tuple(seen.items())
+
+    def email(key: str, name: str) -> str:
+        if not _EMAIL.match(key) or len(key) > 320:
+            raise ConfigError(f"Setting {name} (in {path}): is not an email address.")
+        return key.lower()
+
+    def domain(key: str, name: str) -> str:
+        if not _DOMAIN.match(key.lower()):
+            raise ConfigError(f"Setting {name} (in {path}): write a domain without @, e.g. company.com.")
+        return key.lower()
+
+    def group(key: str, name: str) -> str:
+        if not key or len(key) > 200:
+            raise ConfigError(f"Setting {name} (in {path}): must be a group name.")
+        return key
+
+    claim = table.get("groups_claim", "groups")
+    if not isinstance(claim, str) or not re.match(r"^[A-Za-z0-9_:./-]{1,100}$", claim):
+        raise ConfigError(f"Setting access.roles.groups_claim (in {path}): must be a claim name such as groups.")
+    return RoleMapping(
+        emails=pairs("emails", email),
+        domains=pairs("domains", domain),
+        groups=pairs("groups", group),
+        groups_claim=claim,
+    )
+
+
+def _timezones(value: object, fail) -> tuple[str, ...]:
+    """A comma-separated string or a list of IANA names, e.g. "UTC, Europe/Berlin"; no repeats."""
+    names = value if isinstance(value, list) else str(value).split(",")
+    zones = tuple(str(n).strip() for n in names if str(n).strip())
+    if not zones or len(zones) > 12 or len(set(zones)) != len(zones):
+        raise fail("list one to twelve different time zones, e.g. UTC,America/New_York.")
+    for zone in zones:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise fail(f"{zone[:40]!r} is not an IANA time zone such as Europe/Berlin.") from None
+    if len(",".join(zones)) > 400:
+        raise fail("the list is too long.")
+    return zones
+
+
 _SERIES = re.compile(r"^[A-Za-z0-9_-]*(\{year\})?[A-Za-z0-9_-]*$")
 _ROLES = {"support", "finance", "analyst", "admin"}
 
@@ -154,6 +355,8 @@ def _validate(name: str, value: object, origin: str) -> object:
         if text in {"0", "false", "no", "off"}:
             return False
         raise fail(f"must be true or false, not {str(value)[:20]!r}.")
+    if name == "report_timezones":
+        return _timezones(value, fail)
     if not isinstance(value, str) or not value.strip():
         raise fail("must be a non-empty string.")
     value = value.strip()

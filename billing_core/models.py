@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -387,3 +388,88 @@ class InvoiceFile(Base):
         # A resumed job never renders an invoice twice: one file per (job, invoice).
         UniqueConstraint("job_id", "invoice_id", name="uq_invoice_files_job_id_invoice_id"),
     )
+
+
+# --- revenue rollups (billing_core.rollup): kept in the same transactions as the orders they count ---
+
+
+class CustomerKind(enum.StrEnum):
+    """A paid top-up is 'new' when it is the customer's first paid order, else 'returning'."""
+
+    NEW = "new"
+    RETURNING = "returning"
+
+
+class RevenueDaily(Base):
+    """Top-ups per local day of each reporting time zone, by plan, method and new/returning; sandbox never."""
+
+    __tablename__ = "revenue_daily"
+
+    tz: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    plan: Mapped[PlanId] = mapped_column(_enum(PlanId), primary_key=True)
+    method: Mapped[Method] = mapped_column(_enum(Method), primary_key=True)
+    kind: Mapped[CustomerKind] = mapped_column(_enum(CustomerKind, 10), primary_key=True)
+    created_count: Mapped[int]  # bucketed by the order's creation day
+    paid_count: Mapped[int]  # paid measures by the payment day
+    amount_cents: Mapped[int]
+    fee_cents: Mapped[int]
+    total_cents: Mapped[int]
+    credits: Mapped[int]
+    refund_count: Mapped[int]  # refund measures by the refund day, with the order's plan, method, kind
+    refunded_cents: Mapped[int]
+
+    # On SQLite the rows live in the primary key's B-tree, so a range of days is read in one pass.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class RevenueDailyCountry(Base):
+    """RevenueDaily split by the customer's country too; read only when a country filter is set."""
+
+    __tablename__ = "revenue_daily_country"
+
+    tz: Mapped[str] = mapped_column(String(40), primary_key=True)
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    plan: Mapped[PlanId] = mapped_column(_enum(PlanId), primary_key=True)
+    method: Mapped[Method] = mapped_column(_enum(Method), primary_key=True)
+    kind: Mapped[CustomerKind] = mapped_column(_enum(CustomerKind, 10), primary_key=True)
+    created_count: Mapped[int]
+    paid_count: Mapped[int]
+    amount_cents: Mapped[int]
+    fee_cents: Mapped[int]
+    total_cents: Mapped[int]
+    credits: Mapped[int]
+    refund_count: Mapped[int]
+    refunded_cents: Mapped[int]
+
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class CustomerMonthly(Base):
+    """Paid top-ups per customer per UTC month (first day of the month), for the top-customers list."""
+
+    __tablename__ = "customer_monthly"
+
+    customer_id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    paid_count: Mapped[int]
+    total_cents: Mapped[int]
+    amount_cents: Mapped[int]
+
+    # Each month's best customers are an index range; without rowid on SQLite the index also covers customer_id.
+    __table_args__ = (
+        Index("ix_customer_monthly_month_total_cents", "month", "total_cents"),
+        {"sqlite_with_rowid": False},
+    )
+
+
+class RevenueState(Base):
+    """One row: a version bumped by every rollup write (page caches key on it), and what the rollup holds."""
+
+    __tablename__ = "revenue_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int]
+    timezones: Mapped[str] = mapped_column(String(400))  # comma-separated IANA names the rollup is kept for
+    built: Mapped[bool] = mapped_column(Boolean)  # rebuilt from orders at least once since it was created

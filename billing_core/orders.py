@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billing_core import audit, money
+from billing_core import audit, money, rollup
 from billing_core.access import Action, Actor, require
 from billing_core.config import Settings
 from billing_core.db import transaction
@@ -148,6 +148,7 @@ def create_order(
         )
         session.add(order)
         session.flush()
+        rollup.record_created(session, order, customer)
         audit.record(session, actor, "order.create", "order", order.public_id, after=_order_view(order))
     return order
 
@@ -270,6 +271,7 @@ def complete_order(
         except IntegrityError:
             raise StateConflict(f"Order {public_id} has already been credited.") from None
         invoice = issue_invoice(session, order, customer, settings, _plan_name(order))
+        rollup.record_paid(session, order, customer)
         after = _order_view(order) | {"invoice": invoice.number}
         audit.record(
             session,

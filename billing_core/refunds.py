@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing_core import audit, money
+from billing_core import audit, money, rollup
 from billing_core.access import Action, Actor, require
 from billing_core.config import Settings
 from billing_core.db import transaction
@@ -148,6 +148,7 @@ def refund_order(
         )
         session.add(refund)
         session.flush()
+        rollup.record_refund(session, order, refund)
         session.add(
             LedgerEntry(
                 customer_id=order.customer_id,

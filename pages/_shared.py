@@ -7,9 +7,10 @@ Files in ``pages/`` define functions only. Streamlit can execute one of them as 
 from __future__ import annotations
 
 import runpy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +20,7 @@ from billing_core.access import Actor, Role, may_open, pages_for
 from billing_core.config import Settings, load_settings
 from billing_core.db import Database
 from billing_core.errors import ConfigError
+from billing_core.identity import actor_for, email_of
 from billing_core.money import format_cents, format_credits
 from billing_core.sandbox import AuditRow, LedgerRow, OrderRow
 from billing_core.whatif import ComparisonRow, Side
@@ -28,7 +30,14 @@ ROLE_KEY = "local_role"
 ROLE_WIDGET_KEY = "local_role_picker"
 LOCAL_MODE_BANNER = "Local mode — identity chosen here, not signed in"
 NO_SIGN_IN = "No access: sign-in is not configured; set BILLING_LOCAL_MODE=1 for local mode."
-PAGE_TITLES = {"simulator": "Top-up simulator", "orders": "Orders", "revenue": "Revenue", "invoices": "Invoices"}
+NOT_SIGNED_IN = "Sign in first: this page is for signed-in staff only."
+PAGE_TITLES = {
+    "simulator": "Top-up simulator",
+    "orders": "Orders",
+    "revenue": "Revenue",
+    "invoices": "Invoices",
+    "audit": "Audit log",
+}
 _MODE_COLOURS = {"SIMULATED": "blue", "TEST": "orange", "LIVE": "red"}
 
 
@@ -64,21 +73,49 @@ def describe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def settings_or_stop() -> Settings:
+def settings_or_stop(*, alone: bool = False) -> Settings:
+    """Settings, or their error and a stop; ``alone`` (the router) shows it as the only page."""
     try:
         return load_settings()
     except ConfigError as exc:
-        st.error(str(exc), icon=":material/settings_alert:")
-        st.stop()
-        raise  # st.stop() raises; this line only tells type checkers so
+        message = str(exc)
+    if alone:
+        show_alone(refusal(message, ":material/settings_alert:"))
+    st.error(message, icon=":material/settings_alert:")
+    st.stop()
+    raise AssertionError  # st.stop() raises; this line only tells type checkers so
+
+
+def show_alone(render: Callable[[], None]) -> NoReturn:
+    """Run ``render`` as the app's one and only page, then stop the router.
+
+    Registering a page, rather than stopping before st.navigation, keeps Streamlit from listing
+    the files in pages/ to people who may open none of them; any other URL is "page not found".
+    """
+    st.navigation([st.Page(render, title="Billing Ops", url_path="welcome")], position="hidden").run()
+    st.stop()
+    raise AssertionError  # st.stop() raises
+
+
+def refusal(message: str, icon: str = ":material/lock:") -> Callable[[], None]:
+    """A page that says why nothing else is shown."""
+
+    def page() -> None:
+        st.title("Billing Ops")
+        st.error(message, icon=icon)
+
+    return page
 
 
 def current_actor(settings: Settings) -> Actor | None:
-    """The acting person: in local mode the configured email with the role picked in the sidebar."""
-    if not settings.local_mode:
-        return None  # no single sign-on yet: nobody is signed in, so nobody gets in
-    role = st.session_state.get(ROLE_KEY) or settings.local_default_role
-    return Actor(settings.local_email, Role(role), "Local user")
+    """The acting person: the signed-in user with the role config maps them to, or in local mode
+    the configured email with the role picked in the sidebar; None for anybody else."""
+    if settings.local_mode:
+        role = st.session_state.get(ROLE_KEY) or settings.local_default_role
+        return Actor(settings.local_email, Role(role), "Local user")
+    if settings.sign_in is not None and st.user.is_logged_in:
+        return actor_for(st.user.to_dict(), settings.roles)
+    return None
 
 
 def page_context(page: str) -> PageContext:
@@ -86,12 +123,53 @@ def page_context(page: str) -> PageContext:
     settings = settings_or_stop()
     actor = current_actor(settings)
     if actor is None:
-        st.error(NO_SIGN_IN, icon=":material/lock:")
+        st.error(NO_SIGN_IN if settings.sign_in is None else NOT_SIGNED_IN, icon=":material/lock:")
         st.stop()
     if not may_open(actor, page):
         st.error(f"The {actor.role.value} role may not open the {PAGE_TITLES.get(page, page)} page.")
         st.stop()
     return PageContext(settings, database(settings.database_url), actor)
+
+
+def signed_in_actor_or_stop(settings: Settings) -> Actor:
+    """Single sign-on: a sign-in button for strangers, a "no access" page for people no role rule
+    names, and for everyone else their actor, shown in the sidebar with a sign-out button."""
+    sign_in = settings.sign_in
+    assert sign_in is not None
+    if not st.user.is_logged_in:
+
+        def sign_in_page() -> None:
+            st.title("Billing Ops")
+            st.info("Billing Ops is for the company's staff. Sign in to continue.", icon=":material/lock:")
+            if st.button(f"Sign in with {sign_in.provider_name}", type="primary", icon=":material/login:"):
+                st.login()
+
+        show_alone(sign_in_page)
+    claims = st.user.to_dict()
+    actor = actor_for(claims, settings.roles)
+    if actor is None:
+
+        def no_access_page() -> None:
+            st.title("No access")
+            who = email_of(claims) or "this account"
+            st.error(
+                f"You are signed in as {plain(who)}, but no role in Billing Ops is assigned to it. "
+                "Ask an administrator to add you to the access settings.",
+                icon=":material/block:",
+            )
+            sign_out_button()
+
+        show_alone(no_access_page)
+    with st.sidebar:
+        st.markdown(f"**{plain(actor.name or actor.email)}** · {actor.role.value}")
+        st.text(actor.email)  # as text: markdown would turn it into a mailto link
+        sign_out_button()
+    return actor
+
+
+def sign_out_button() -> None:
+    if st.button("Sign out", icon=":material/logout:", key="sign_out"):
+        st.logout()
 
 
 def identity_sidebar(settings: Settings) -> Actor:
@@ -100,7 +178,7 @@ def identity_sidebar(settings: Settings) -> Actor:
     roles = [role.value for role in Role]
     chosen = st.session_state.get(ROLE_KEY) or settings.local_default_role
     with st.sidebar:
-        st.markdown(f"**Local user** · `{settings.local_email}`")
+        st.markdown(f"**Local user** · {plain(settings.local_email)}")
         # The choice lives under ROLE_KEY, apart from the widget: the router's widgets change
         # identity when Streamlit runs app.py from a page file (see hand_over_to_router), and a
         # widget whose identity changes starts again from `index`.
@@ -110,7 +188,7 @@ def identity_sidebar(settings: Settings) -> Actor:
             index=roles.index(chosen),
             key=ROLE_WIDGET_KEY,
             on_change=_remember_role,
-            help="Until single sign-on lands, pick the role to act as. Every change is audited with it.",
+            help="Local mode: pick the role to act as. Every change is audited with it.",
         )
     st.session_state[ROLE_KEY] = chosen
     actor = current_actor(settings)
@@ -133,9 +211,10 @@ def status_sidebar(settings: Settings, db: Database) -> None:
 
 def no_page_yet() -> None:
     """For a role whose pages are all still to come: say which they will be, plainly."""
-    actor = current_actor(settings_or_stop())
+    settings = settings_or_stop()
+    actor = current_actor(settings)
     if actor is None:
-        st.error(NO_SIGN_IN, icon=":material/lock:")
+        st.error(NO_SIGN_IN if settings.sign_in is None else NOT_SIGNED_IN, icon=":material/lock:")
         return
     titles = ", ".join(PAGE_TITLES.get(page, page) for page in pages_for(actor)) or "none"
     st.title("Billing Ops")

@@ -14,7 +14,7 @@ from billing_core.payments.simulated import Outcome
 from billing_core.pricing import Pricing, Quote, quote
 from billing_core.sandbox import run_sandbox_topup, sandbox_snapshot
 from pages import _shared
-from pages._shared import PageContext
+from pages._shared import PageContext, plain
 
 AMOUNT_KEY = "amount"
 METHOD_KEY = "method"
@@ -29,7 +29,7 @@ def render() -> None:
     ctx = _shared.page_context("simulator")
     pricing = ctx.settings.pricing()
     st.title("Top-up simulator")
-    st.caption(f"Exactly what a customer sees · pricing {pricing.version} · prices in USD")
+    st.caption(f"Exactly what a customer sees · pricing {plain(pricing.version)} · prices in USD")
 
     amount_text, method, priced = _amount_and_method(pricing)
     if priced is not None:
@@ -85,7 +85,7 @@ def _amount_and_method(pricing: Pricing) -> tuple[str, str, Quote | None]:
         try:
             priced = quote(amount_text, method, pricing)
         except BillingError as exc:
-            st.error(str(exc), icon=":material/error:")  # right under the field; nothing is priced or created
+            st.error(plain(exc), icon=":material/error:")  # right under the field; nothing is priced or created
             priced = None
     return amount_text, method, priced
 
@@ -152,7 +152,7 @@ def _sandbox(ctx: PageContext, priced: Quote | None) -> None:
                 outcome=outcome,
             )
         except BillingError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
     if customer_id is not None:
         _show_customer(ctx, customer_id)
 
@@ -174,7 +174,7 @@ def _new_customer_form(ctx: PageContext) -> None:
                         session, ctx.actor, email=email, name=name, country=country, sandbox=True
                     )
             except BillingError as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
                 return
             st.session_state[NEW_CUSTOMER_KEY] = customer.id
             st.session_state[FORM_VERSION_KEY] = version + 1
@@ -206,7 +206,7 @@ def _whatif(ctx: PageContext, current: Pricing, amount_text: str, method: str) -
     try:
         if uploaded is not None:
             text, source = whatif.uploaded_text(uploaded.getvalue(), uploaded.name), uploaded.name
-            st.caption(f"Using the uploaded file {uploaded.name}; remove it to edit the text instead.")
+            st.caption(f"Using the uploaded file {plain(uploaded.name)}; remove it to edit the text instead.")
         else:
             if "whatif_text" not in st.session_state:
                 st.session_state["whatif_text"] = whatif.pricing_file_text(ctx.settings.pricing_file)
@@ -214,12 +214,12 @@ def _whatif(ctx: PageContext, current: Pricing, amount_text: str, method: str) -
             source = "the edited what-if pricing"
         proposal = whatif.parse_whatif(text, source=source)
     except BillingError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(exc), icon=":material/error:")
         return
     rows = whatif.compare(
         current, proposal, method, whatif.comparison_amounts(current, proposal, _typed_cents(amount_text))
     )
-    st.markdown(f"**Current {current.version}** vs **what-if {proposal.version}**, paid by {method}")
+    st.markdown(f"**Current {plain(current.version)}** vs **what-if {plain(proposal.version)}**, paid by {method}")
     st.dataframe(_shared.whatif_frame(rows), hide_index=True)
 
 

@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import orders, payment_ops, refunds
+from billing_core import audit, orders, payment_ops, refunds
 from billing_core.access import Actor, Role, may_open, pages_for
 from billing_core.errors import PermissionDenied
 from billing_core.models import AuditEvent
@@ -146,8 +146,25 @@ def test_pages_by_role():
         return Actor("x@company.test", role)
 
     assert pages_for(who(S)) == ["orders"]
-    assert pages_for(who(F)) == ["orders", "revenue", "invoices"]
+    assert pages_for(who(F)) == ["orders", "revenue", "invoices", "audit"]
     assert pages_for(who(AN)) == ["simulator", "revenue"]
-    assert pages_for(who(AD)) == ["simulator", "orders", "revenue", "invoices"]
+    assert pages_for(who(AD)) == ["simulator", "orders", "revenue", "invoices", "audit"]
     assert not may_open(None, "simulator")
     assert not may_open(who(AD), "no-such-page")
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_only_finance_and_admin_read_the_audit_log(session, admin, role):
+    make_customer(session, admin)
+    actor = Actor(f"{role.value}@company.test", role)
+    reads = [
+        lambda: audit.search_events(session, actor, audit.AuditFilters()),
+        lambda: audit.known_values(session, actor),
+        lambda: audit.export_rows(session, actor, audit.AuditFilters()),
+    ]
+    for read in reads:
+        if role in {F, AD}:
+            read()
+        else:
+            with pytest.raises(PermissionDenied, match=f"The {role.value} role may not audit.read"):
+                read()

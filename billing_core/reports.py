@@ -1,0 +1,623 @@
+"""Revenue figures for the Revenue page: filters, the report (pandas frames from small rollup queries),
+the pricing what-if over history, and the page's benchmark.
+
+Everything here reads the rollup tables (billing_core.rollup), never orders into pandas, except the
+what-if, which groups the paid orders of the range in the database by (amount, method, plan).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+
+import pandas as pd
+from sqlalchemy import Date, String, bindparam, func, select, text, type_coerce
+from sqlalchemy.orm import Session
+
+from billing_core import money, rollup
+from billing_core.config import DEFAULT_REPORT_TIMEZONES
+from billing_core.errors import BillingError
+from billing_core.models import Customer, CustomerMonthly, Order, RevenueDaily, RevenueDailyCountry
+from billing_core.pricing import Method, PlanId, Pricing, quote
+
+PRESETS = {
+    "last_7": "Last 7 days",
+    "last_30": "Last 30 days",
+    "last_90": "Last 90 days",
+    "this_month": "This month",
+    "last_month": "Last month",
+    "ytd": "Year to date",
+    "last_12_months": "Last 12 months",
+    "all": "All time",
+    "custom": "Custom dates",
+}
+DEFAULT_PRESET = "last_30"
+BUCKETS = ("day", "week", "month")
+KINDS = ("all", "new", "returning")
+PLANS = tuple(p.value for p in PlanId)
+METHODS = tuple(m.value for m in Method)
+EARLIEST = date(2000, 1, 1)
+TOP_CUSTOMERS = 10
+TOP_COLUMNS = ["customer", "email", "country", "topups", "total_cents", "amount_cents"]
+TOP_PER_MONTH = 100
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the page shows: local dates [start, end) in ``tz``; empty tuples mean every value."""
+
+    start: date
+    end: date
+    preset: str = "custom"
+    plans: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    kind: str = "all"
+    tz: str = "UTC"
+    bucket: str = "day"
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    def previous(self) -> tuple[date, date]:
+        """The period of the same length just before."""
+        return self.start - timedelta(days=self.days), self.start
+
+
+def today_in(tz: str) -> date:
+    return datetime.now(UTC).astimezone(rollup._zone(tz)).date()
+
+
+def preset_range(preset: str, today: date) -> tuple[date, date]:
+    """[start, end) of a quick range, ending with ``today``."""
+    tomorrow = today + timedelta(days=1)
+    if preset in ("last_7", "last_30", "last_90"):
+        return tomorrow - timedelta(days=int(preset.removeprefix("last_"))), tomorrow
+    if preset == "this_month":
+        return today.replace(day=1), tomorrow
+    if preset == "last_month":
+        end = today.replace(day=1)
+        return (end - timedelta(days=1)).replace(day=1), end
+    if preset == "ytd":
+        return today.replace(month=1, day=1), tomorrow
+    if preset == "last_12_months":
+        return _add_months(today.replace(day=1), -11), tomorrow
+    if preset == "all":
+        return EARLIEST, tomorrow
+    raise ValueError(f"unknown range {preset!r}")
+
+
+def _add_months(first: date, months: int) -> date:
+    index = first.year * 12 + first.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def default_filters(today: date | None = None, tz: str = "UTC") -> Filters:
+    start, end = preset_range(DEFAULT_PRESET, today or today_in(tz))
+    return Filters(start, end, DEFAULT_PRESET, tz=tz)
+
+
+def filters_to_query_params(filters: Filters) -> dict[str, str]:
+    """The URL query string of a view; defaults are left out so links stay short."""
+    params: dict[str, str] = {}
+    if filters.preset == "custom":
+        params["start"], params["end"] = filters.start.isoformat(), filters.end.isoformat()
+    else:
+        params["range"] = filters.preset
+    for key, values in (("plan", filters.plans), ("method", filters.methods), ("country", filters.countries)):
+        if values:
+            params[key] = ",".join(values)
+    if filters.kind != "all":
+        params["kind"] = filters.kind
+    if filters.tz != "UTC":
+        params["tz"] = filters.tz
+    if filters.bucket != "day":
+        params["bucket"] = filters.bucket
+    return params
+
+
+def filters_from_query_params(
+    params: Mapping[str, str],
+    *,
+    today: date | None = None,
+    timezones: Iterable[str] = DEFAULT_REPORT_TIMEZONES,
+) -> Filters:
+    """Filters from a URL query string. A bad value falls back to its default and leaves a note."""
+    notes: list[str] = []
+
+    def get(key: str) -> str:
+        value = params.get(key, "")
+        return (value[-1] if isinstance(value, list) and value else value or "").strip()[:200]
+
+    zones = tuple(timezones)
+    tz = get("tz") or "UTC"
+    if tz not in zones:
+        notes.append(f"Time zone {tz!r} is not one the reports keep; showing UTC.")
+        tz = "UTC" if "UTC" in zones else zones[0]
+    today = today or today_in(tz)
+
+    def choice(key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = get(key) or default
+        if value not in allowed:
+            notes.append(f"{key} {value!r} is not one of {', '.join(allowed)}; showing {default}.")
+            return default
+        return value
+
+    def many(key: str, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
+        raw = get(key)
+        values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
+        if allowed is None:
+            good = tuple(v.upper() for v in values if len(v) == 2 and v.isascii() and v.isalpha())
+        else:
+            good = tuple(v for v in values if v in allowed)
+        if len(good) != len(values):
+            notes.append(f"Ignored unknown {key} values in the link: {raw!r}.")
+        return good
+
+    preset = get("range")
+    start_text, end_text = get("start"), get("end")
+    if preset and preset != "custom":
+        if preset not in PRESETS:
+            notes.append(f"Range {preset!r} is unknown; showing {PRESETS[DEFAULT_PRESET].lower()}.")
+            preset = DEFAULT_PRESET
+        start, end = preset_range(preset, today)
+    elif start_text or end_text:
+        try:
+            start, end = date.fromisoformat(start_text), date.fromisoformat(end_text)
+            if not (EARLIEST <= start < end <= date(2100, 1, 1)):
+                raise ValueError
+            preset = "custom"
+        except ValueError:
+            notes.append(
+                f"Dates start={start_text!r} end={end_text!r} are not a range of YYYY-MM-DD days; "
+                f"showing {PRESETS[DEFAULT_PRESET].lower()}."
+            )
+            preset = DEFAULT_PRESET
+            start, end = preset_range(preset, today)
+    else:
+        preset = DEFAULT_PRESET
+        start, end = preset_range(preset, today)
+    return Filters(
+        start=start,
+        end=end,
+        preset=preset,
+        plans=many("plan", PLANS),
+        methods=many("method", METHODS),
+        countries=many("country", None),
+        kind=choice("kind", KINDS, "all"),
+        tz=tz,
+        bucket=choice("bucket", BUCKETS, "day"),
+        notes=tuple(notes),
+    )
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Totals:
+    created: int = 0
+    paid: int = 0
+    amount_cents: int = 0
+    fee_cents: int = 0
+    total_cents: int = 0
+    credits: int = 0
+    refund_count: int = 0
+    refunded_cents: int = 0
+
+    @property
+    def success_rate(self) -> float | None:
+        """Paid top-ups per created order in the period (both by their own day)."""
+        return self.paid / self.created if self.created else None
+
+    @property
+    def average_cents(self) -> int | None:
+        """Average top-up amount, rounded half-up to the cent."""
+        return money.from_decimal(money.to_decimal(self.amount_cents) / self.paid) if self.paid else None
+
+    @property
+    def net_cents(self) -> int:
+        """Charged (top-ups and fees) less refunded."""
+        return self.total_cents - self.refunded_cents
+
+
+@dataclass(frozen=True)
+class RevenueReport:
+    filters: Filters
+    start: date  # the start shown (for "all time", the first day with data)
+    current: Totals
+    previous: Totals
+    series: pd.DataFrame  # period, plan, topups, revenue_cents
+    plans: pd.DataFrame  # plan, topups, revenue_cents, topup_share, revenue_share
+    methods: pd.DataFrame  # method, topups, revenue_cents, fee_cents, revenue_share
+    kinds: pd.DataFrame  # kind, topups, revenue_cents, revenue_share
+    top_customers: pd.DataFrame  # customer, email, country, topups, total_cents, amount_cents (may be left out)
+    top_exact: bool  # the candidate bound proved the list without reading every customer
+    top_months: tuple[date, date]  # first and last UTC month the top customers cover
+
+    @property
+    def has_previous(self) -> bool:
+        return self.filters.preset != "all"
+
+
+def _source(filters: Filters):
+    return RevenueDailyCountry if filters.countries else RevenueDaily
+
+
+def _where(filters: Filters, start: date, end: date) -> list:
+    table = _source(filters)
+    where = [table.tz == filters.tz, table.day >= start, table.day < end]
+    if filters.countries:
+        where.append(RevenueDailyCountry.country.in_(filters.countries))
+    if filters.plans:
+        where.append(table.plan.in_(filters.plans))
+    if filters.methods:
+        where.append(table.method.in_(filters.methods))
+    if filters.kind != "all":
+        where.append(table.kind == filters.kind)
+    return where
+
+
+def _sums(table) -> list:
+    return [func.coalesce(func.sum(getattr(table, m)), 0).label(m) for m in rollup.MEASURES]
+
+
+def _totals(row) -> Totals:
+    m = row._mapping
+    return Totals(
+        int(m["created_count"]),
+        int(m["paid_count"]),
+        int(m["amount_cents"]),
+        int(m["fee_cents"]),
+        int(m["total_cents"]),
+        int(m["credits"]),
+        int(m["refund_count"]),
+        int(m["refunded_cents"]),
+    )
+
+
+def revenue_report(session: Session, filters: Filters, *, with_top_customers: bool = True) -> RevenueReport:
+    """Every figure of the Revenue page for ``filters``, from the rollup (a few small queries).
+
+    Top customers read ``customer_monthly``, whose size grows with the number of customers; the page
+    asks for them separately (``top_customers``) so the other figures never wait for them.
+    """
+    table = _source(filters)
+    start = filters.start
+    if filters.preset == "all":
+        first = session.scalar(select(func.min(table.day)).where(table.tz == filters.tz))
+        start = max(start, _as_date(first)) if first else start
+    scoped = replace(filters, start=start)
+    # Plan and day come back as plain text: converting thousands of rows to enums and dates costs more
+    # than the query.
+    plan, day = type_coerce(table.plan, String), type_coerce(table.day, String)
+    series_rows = session.execute(
+        select(day, plan, func.sum(table.paid_count), func.sum(table.amount_cents))
+        .where(*_where(scoped, start, filters.end), table.paid_count > 0)
+        .group_by(table.day, table.plan)
+    ).all()
+    split_rows = session.execute(
+        select(type_coerce(table.method, String), type_coerce(table.kind, String), *_sums(table))
+        .where(*_where(scoped, start, filters.end))
+        .group_by(table.method, table.kind)
+    ).all()
+    prev_start, prev_end = scoped.previous()
+    previous = _totals(session.execute(select(*_sums(table)).where(*_where(scoped, prev_start, prev_end))).one())
+
+    current = Totals(*(sum(int(r[2 + i]) for r in split_rows) for i in range(len(rollup.MEASURES))))
+    by_method: dict[str, list[int]] = {m: [0, 0, 0] for m in METHODS}
+    by_kind: dict[str, list[int]] = {k: [0, 0] for k in ("new", "returning")}
+    paid_i, amount_i, fee_i = (2 + rollup.MEASURES.index(m) for m in ("paid_count", "amount_cents", "fee_cents"))
+    for r in split_rows:
+        figures = (int(r[paid_i]), int(r[amount_i]), int(r[fee_i]))
+        by_method[r[0]] = [a + b for a, b in zip(by_method[r[0]], figures, strict=True)]
+        by_kind[r[1]] = [a + b for a, b in zip(by_kind[r[1]], figures[:2], strict=True)]
+    series, by_plan = _series(series_rows, filters.bucket)
+    first_month, last_month = start.replace(day=1), (filters.end - timedelta(days=1)).replace(day=1)
+    if with_top_customers:
+        top, exact = top_customers(session, first_month, last_month)
+    else:
+        top, exact = pd.DataFrame(columns=TOP_COLUMNS), False
+    return RevenueReport(
+        filters=filters,
+        start=start,
+        current=current,
+        previous=previous,
+        series=series,
+        plans=_shares("plan", {p: by_plan.get(p, [0, 0]) for p in PLANS}, ["topups", "revenue_cents"]),
+        methods=_shares("method", by_method, ["topups", "revenue_cents", "fee_cents"]),
+        kinds=_shares("kind", by_kind, ["topups", "revenue_cents"]),
+        top_customers=top,
+        top_exact=exact,
+        top_months=(first_month, last_month),
+    )
+
+
+def bucket_start(day: date, bucket: str) -> date:
+    if bucket == "week":
+        return day - timedelta(days=day.weekday())  # weeks start on Monday
+    if bucket == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _series(rows, bucket: str) -> tuple[pd.DataFrame, dict[str, list[int]]]:
+    """Top-ups and revenue per period and plan (catalog order), and per plan over the whole range."""
+    periods: dict[tuple[date, str], list[int]] = {}
+    by_plan: dict[str, list[int]] = {}
+    starts: dict[object, date] = {}
+    for day, plan, topups, revenue in rows:
+        period = starts.get(day)
+        if period is None:
+            period = starts[day] = bucket_start(_as_date(day), bucket)
+        cell = periods.setdefault((period, plan), [0, 0])
+        cell[0] += int(topups)
+        cell[1] += int(revenue)
+        total = by_plan.setdefault(plan, [0, 0])
+        total[0] += int(topups)
+        total[1] += int(revenue)
+    order = {p: i for i, p in enumerate(PLANS)}
+    keys = sorted(periods, key=lambda k: (k[0], order[k[1]]))
+    frame = pd.DataFrame(
+        [(period, plan, *periods[(period, plan)]) for period, plan in keys],
+        columns=["period", "plan", "topups", "revenue_cents"],
+    )
+    return frame.astype({"topups": "int64", "revenue_cents": "int64"}), by_plan
+
+
+def _as_date(value) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _shares(key: str, rows: dict[str, list[int]], columns: list[str]) -> pd.DataFrame:
+    """One row per value in catalog order, with its share of top-ups and of revenue."""
+    topups = sum(r[0] for r in rows.values())
+    revenue = sum(r[1] for r in rows.values())
+    return pd.DataFrame(
+        [
+            (name, *figures, figures[0] / topups if topups else 0.0, figures[1] / revenue if revenue else 0.0)
+            for name, figures in rows.items()
+        ],
+        columns=[key, *columns, "topup_share", "revenue_share"],
+    )
+
+
+def top_customers(session: Session, first_month: date, last_month: date) -> tuple[pd.DataFrame, bool]:
+    """The ten best customers by amount charged over whole UTC months (always exact), and whether the
+    candidate bound proved them (True) or every customer of the months had to be grouped (False).
+
+    Candidates are each month's top 100 (an index range each). A customer outside every month's top
+    100 has at most the sum of the months' 100th totals; when the 10th candidate reaches that bound
+    the list is exact without reading the rest. Otherwise it falls back to grouping every customer
+    of the months. Either way the answer is exact; the bound only decides how much is read.
+    """
+    months = []
+    month = first_month
+    while month <= last_month:
+        months.append(month)
+        month = _add_months(month, 1)
+    columns = TOP_COLUMNS
+    if not months:
+        return pd.DataFrame(columns=columns), True
+    one_month = (
+        "SELECT * FROM (SELECT customer_id, month, total_cents FROM customer_monthly WHERE month = :m{i} "
+        "ORDER BY total_cents DESC LIMIT {limit}) AS t{i}"
+    )
+    per_month_sql = " UNION ALL ".join(one_month.format(i=i, limit=TOP_PER_MONTH) for i in range(len(months)))
+    ranked = session.execute(
+        text(per_month_sql).bindparams(*(bindparam(f"m{i}", m, type_=Date) for i, m in enumerate(months)))
+    ).all()
+    per_month: dict[object, list[int]] = {}
+    for _, m, total in ranked:
+        per_month.setdefault(m, []).append(int(total))
+    bound = sum(min(v) for v in per_month.values() if len(v) >= TOP_PER_MONTH)
+    candidates = {r[0] for r in ranked}
+    cm = CustomerMonthly
+    in_range = [cm.month >= first_month, cm.month <= last_month]
+    sums = (func.sum(cm.paid_count), func.sum(cm.total_cents), func.sum(cm.amount_cents))
+    best = []
+    if candidates:
+        best = session.execute(
+            select(cm.customer_id, *sums).where(cm.customer_id.in_(candidates), *in_range).group_by(cm.customer_id)
+        ).all()
+        best = sorted(best, key=lambda r: (-r[2], r[0]))[:TOP_CUSTOMERS]
+    proved = bound == 0 or (len(best) == TOP_CUSTOMERS and best[-1][2] >= bound)
+    if not proved:
+        best = session.execute(
+            select(cm.customer_id, *sums)
+            .where(*in_range)
+            .group_by(cm.customer_id)
+            .order_by(func.sum(cm.total_cents).desc(), cm.customer_id)
+            .limit(TOP_CUSTOMERS)
+        ).all()
+    people = {
+        c.id: c
+        for c in session.execute(
+            select(Customer.id, Customer.name, Customer.email, Customer.country).where(
+                Customer.id.in_([r[0] for r in best])
+            )
+        )
+    }
+    rows = [
+        (people[r[0]].name, people[r[0]].email, people[r[0]].country, int(r[1]), int(r[2]), int(r[3])) for r in best
+    ]
+    return pd.DataFrame(rows, columns=columns), proved
+
+
+# --- pricing what-if over history ----------------------------------------------------------------
+
+
+def utc_bounds(filters: Filters) -> tuple[datetime, datetime]:
+    zone = rollup._zone(filters.tz)
+    start, end = (datetime.combine(d, clock_time(), zone).astimezone(UTC) for d in (filters.start, filters.end))
+    return start, end
+
+
+def pricing_whatif(session: Session, filters: Filters, pricing: Pricing) -> pd.DataFrame:
+    """Fees, credits and charges of the range's paid orders under ``pricing``, beside what they were, by plan.
+
+    The database groups the paid orders by (amount, method, plan); each distinct pair is quoted once
+    and weighted by its count. Orders the proposal would refuse (an amount or method it does not
+    accept) count as lost: nothing charged, no credits. The new/returning filter does not apply.
+    """
+    start, end = utc_bounds(filters)
+    o = Order
+    stmt = select(
+        o.amount_cents,
+        o.method,
+        o.plan,
+        func.count(),
+        func.sum(o.fee_cents),
+        func.sum(o.credits),
+        func.sum(o.total_cents),
+    ).where(o.sandbox.is_(False), o.paid_at.is_not(None), o.paid_at >= start, o.paid_at < end)
+    if filters.plans:
+        stmt = stmt.where(o.plan.in_(filters.plans))
+    if filters.methods:
+        stmt = stmt.where(o.method.in_(filters.methods))
+    if filters.countries:
+        stmt = stmt.join(Customer, Customer.id == o.customer_id).where(Customer.country.in_(filters.countries))
+    stmt = stmt.group_by(o.amount_cents, o.method, o.plan)
+    totals: dict[str, dict[str, int]] = {}
+    for amount, method, plan, count, fees, credits, charged in session.execute(stmt):
+        row = totals.setdefault(plan.value, dict.fromkeys(_WHATIF_FIELDS, 0))
+        row["orders"] += count
+        row["fee_now"] += int(fees)
+        row["credits_now"] += int(credits)
+        row["charged_now"] += int(charged)
+        try:
+            q = quote(int(amount), method, pricing)
+        except BillingError:
+            row["refused"] += count
+            continue
+        row["fee_then"] += q.fee_cents * count
+        row["credits_then"] += q.credits * count
+        row["charged_then"] += q.total_cents * count
+    frame = pd.DataFrame(
+        [{"plan": plan, **totals.get(plan, dict.fromkeys(_WHATIF_FIELDS, 0))} for plan in PLANS if plan in totals],
+        columns=["plan", *_WHATIF_FIELDS],
+    )
+    for name in ("fee", "credits", "charged"):
+        frame[f"{name}_diff"] = frame[f"{name}_then"] - frame[f"{name}_now"]
+    return frame
+
+
+_WHATIF_FIELDS = (
+    "orders",
+    "refused",
+    "fee_now",
+    "fee_then",
+    "credits_now",
+    "credits_then",
+    "charged_now",
+    "charged_then",
+)
+
+
+# --- the benchmark -------------------------------------------------------------------------------
+
+BENCH_SQLITE_SIZES = (100_000, 1_000_000)
+BENCH_POSTGRES_SIZES = (100_000, 1_000_000, 3_000_000)  # 10M seeds for far longer than ten minutes here
+BENCH_NAIVE_MAX = 1_000_000
+
+
+def bench_filters() -> Filters:
+    """Three years up to the end of the demo data, default filters, UTC."""
+    from billing_core.demo import DATA_END
+
+    end = DATA_END.date()
+    return Filters(end.replace(year=end.year - 3), end)
+
+
+def _best_ms(fn, runs: int = 7) -> float:
+    fn()  # warm the page cache and the connection pool
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        timings.append((time.perf_counter() - started) * 1000)
+    return sorted(timings)[len(timings) // 2]
+
+
+def naive_frames(session: Session, filters: Filters) -> pd.DataFrame:
+    """The baseline: the range's paid orders into pandas, grouped there (what the rollup avoids)."""
+    start, end = utc_bounds(filters)
+    o = Order
+    stmt = select(o.customer_id, o.plan, o.method, o.paid_at, o.amount_cents, o.fee_cents, o.total_cents).where(
+        o.sandbox.is_(False), o.paid_at.is_not(None), o.paid_at >= start, o.paid_at < end
+    )
+    frame = pd.read_sql(stmt, session.connection())
+    frame["day"] = pd.to_datetime(frame["paid_at"], utc=True).dt.date
+    frame.groupby(["day", "plan"])["amount_cents"].agg(["sum", "count"])
+    frame.groupby("method")[["amount_cents", "fee_cents"]].sum()
+    return frame.groupby("customer_id")["total_cents"].sum().nlargest(TOP_CUSTOMERS)
+
+
+def revenue_rows(options):
+    """Server time for the Revenue page's data at growing order counts, beside orders-into-pandas."""
+    import tempfile
+    from pathlib import Path
+
+    from billing_core.access import Actor, Role
+    from billing_core.bench import Row
+    from billing_core.db import Database
+    from billing_core.demo import seed
+
+    actor = Actor("bench@localhost", Role.ADMIN, "benchmark")
+    filters = bench_filters()
+    first, last = filters.start.replace(day=1), (filters.end - timedelta(days=1)).replace(day=1)
+    with tempfile.TemporaryDirectory(prefix="billing-bench-") as tmp:
+        targets = [("SQLite", f"sqlite:///{Path(tmp) / 'revenue.db'}", BENCH_SQLITE_SIZES)]
+        if options.postgres_url:
+            targets.append(("PostgreSQL", options.postgres_url, BENCH_POSTGRES_SIZES))
+        for label, url, sizes in targets:
+            database = Database(url)
+            try:
+                database.migrate()
+                for size in sizes:
+                    seed(database, orders=size, actor=actor, replace=True)
+                    rollup.rebuild(database)
+                    with database.session() as session:
+                        ms = _best_ms(lambda s=session: revenue_report(s, filters, with_top_customers=False))
+                        top_ms = _best_ms(lambda s=session: top_customers(s, first, last), 3)
+                        naive = (
+                            _best_ms(lambda s=session: naive_frames(s, filters), 3) if size <= BENCH_NAIVE_MAX else 0.0
+                        )
+                    yield Row(f"revenue page data ({label}, {size:,})", ms, "ms", naive, "orders into pandas")
+                    yield Row(f"revenue top customers ({label}, {size:,})", top_ms, "ms", naive, "orders into pandas")
+            finally:
+                database.dispose()
+
+
+# --- what the page shows, as rows ----------------------------------------------------------------
+
+
+def revenue_table(series: pd.DataFrame) -> pd.DataFrame:
+    """The chart's figures as a table: one row per period, revenue (cents) per plan, total and top-ups."""
+    columns = ["period", *PLANS, "total_cents", "topups"]
+    if series.empty:
+        return pd.DataFrame(columns=columns)
+    table = series.pivot_table(index="period", columns="plan", values="revenue_cents", aggfunc="sum", fill_value=0)
+    table = table.reindex(columns=list(PLANS), fill_value=0).astype("int64")
+    table["total_cents"] = table.sum(axis=1)
+    table["topups"] = series.groupby("period")["topups"].sum()
+    return table.reset_index()[columns]
+
+
+def revenue_csv_rows(series: pd.DataFrame) -> list[dict[str, object]]:
+    """The table beneath the chart as CSV rows: plain dollar amounts, exact to the cent."""
+    rows = []
+    for record in revenue_table(series).to_dict("records"):
+        row: dict[str, object] = {"period": str(record["period"])}
+        row |= {f"{plan} (USD)": money.format_plain(int(record[plan])) for plan in PLANS}
+        row |= {"total (USD)": money.format_plain(int(record["total_cents"])), "top-ups": int(record["topups"])}
+        rows.append(row)
+    return rows

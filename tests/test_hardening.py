@@ -1,0 +1,147 @@
+"""Hostile input in every search box and upload: no error page, no injection, no markup rendered
+from data; every CSV export formula-safe; no configured secret in page text or logs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+from streamlit.util import calc_hash
+
+from billing_core import audit, exports
+from billing_core.access import Actor, Role
+from billing_core.models import AuditEvent, Customer
+from tests import test_app_access as access_app
+from tests.test_app_access import PEOPLE, SECRETS, page_text
+
+# The same sign-in configuration (with distinctive fake secrets) as the access tests.
+sqlite_db = access_app.sqlite_db
+signed_in_env = access_app.signed_in_env
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "app.py"
+MARKUP = "**bold** [link](javascript:alert(1)) $x^2$ :red[alarm]"
+HOSTILE = [
+    "'; DROP TABLE audit_events; --",
+    "<script>alert(1)</script><img src=x onerror=alert(1)>",
+    MARKUP,
+    "\x00\x07\x1b[31m\u202e\r\n\t ctl",
+    '=HYPERLINK("http://evil.test","x")',
+    "9" * 20_000,
+]
+# Every text box a person types into to find or filter, per page.
+SEARCH_BOXES = [
+    ("orders", "text_input", "q"),
+    ("orders", "text_input", "f_min"),
+    ("orders", "text_input", "f_max"),
+    ("invoices", "text_input", "bills_customer"),
+    ("invoices", "text_input", "bills_country"),
+    ("invoices", "text_input", "bills_from"),
+    ("invoices", "text_input", "bills_to"),
+    ("revenue", "text_input", "rev_countries"),
+    ("simulator", "text_input", "amount"),
+    ("simulator", "text_area", "whatif_text"),
+    ("audit", "text_input", "audit_who"),
+    ("audit", "text_input", "audit_id"),
+]
+UPLOADS = [
+    ("orders", "settlement_file", "csv"),
+    ("simulator", "whatif_file", "toml"),
+    ("revenue", "rev_whatif_file", "toml"),
+]
+# (name, content); the uploader's own extension is appended (the browser and Streamlit refuse others).
+HOSTILE_FILES = [
+    ("**x**<img src=x onerror=alert(1)>", f'version = "{MARKUP}"\n<script>\n'.encode()),
+    ("[link](javascript:alert(1)) $x^2$", f'version = "{MARKUP}"\nreference,amount\n{MARKUP},1\n'.encode()),
+    ("binary\u202e\x07", b"\xff\xfe\x00garbage,=1+2,@SUM(A1)\r\n" * 50),
+    ("huge", b"order_id,amount\n" + b"=cmd|'/C calc'!A0," + b"9" * 2_000_000 + b"\n"),
+]
+# Elements whose text Streamlit renders as markdown.
+MARKDOWN_ELEMENTS = ("markdown", "caption", "error", "warning", "info", "success", "title", "subheader", "header")
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.user = {"is_logged_in": True, "sub": "ada", **PEOPLE[Role.ADMIN]}
+    at.run()
+    at._page_hash = calc_hash(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def rendered_markup(at: AppTest) -> list[str]:
+    """Markdown-rendered texts that carry hostile markup unescaped."""
+    found = []
+    for kind in MARKDOWN_ELEMENTS:
+        for element in at.get(kind):
+            value = re.sub(r"\\.", "", str(getattr(element, "value", "")))  # escaped characters are text
+            if any(marker in value for marker in ("**bold**", "<script>", "<img", "$x^2$", ":red[alarm]", "**x**")):
+                found.append(f"{kind}: {value[:120]}")
+    return found
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=["sql", "html", "markdown", "control", "formula", "huge"])
+@pytest.mark.parametrize(("page", "kind", "key"), SEARCH_BOXES, ids=[f"{p}-{k}" for p, _, k in SEARCH_BOXES])
+def test_hostile_text_in_a_search_box_is_only_text(signed_in_env, sqlite_db, page, kind, key, hostile):
+    at = open_page(page)
+    getattr(at, kind)(key=key).input(hostile).run()
+    assert not at.exception, at.exception
+    assert rendered_markup(at) == []
+    with sqlite_db.session() as s:  # the tables are still there
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) is not None
+        assert s.scalar(select(func.count()).select_from(Customer)) is not None
+
+
+@pytest.mark.parametrize(("name", "content"), HOSTILE_FILES, ids=["html", "markdown", "binary", "huge"])
+@pytest.mark.parametrize(("page", "key", "ext"), UPLOADS, ids=[f"{p}-{k}" for p, k, _ in UPLOADS])
+def test_a_hostile_upload_is_refused_or_shown_as_text(signed_in_env, page, key, ext, name, content):
+    at = open_page(page)
+    at.file_uploader(key=key).upload(f"{name}.{ext}", content, "text/plain").run()
+    assert not at.exception, at.exception
+    assert rendered_markup(at) == []
+
+
+# --- exports ------------------------------------------------------------------------------------------
+
+
+def test_audit_csv_defuses_formulas_from_people_and_records(db, session):
+    evil = Actor('=HYPERLINK("http://evil.test")', Role.ADMIN)
+    audit.record(session, evil, "order.complete", "order", "+ord_1", reason="@SUM(A1)", after={"x": "=1"})
+    session.commit()
+    rows = audit.export_rows(session, Actor("ada@company.test", Role.ADMIN), audit.AuditFilters())
+    cells = [
+        c for row in csv.reader(io.StringIO(exports.to_csv_bytes(rows, audit.EXPORT_COLUMNS).decode())) for c in row
+    ]
+    assert not [c for c in cells if c[:1] in exports.FORMULA_STARTS]
+    assert {'\'=HYPERLINK("http://evil.test")', "'+ord_1", "'@SUM(A1)"} <= set(cells)
+
+
+def test_every_csv_in_billing_core_is_written_by_exports():
+    """Exports from every page (bills, revenue, reconcile, settlement, audit) go through
+    exports.to_csv_bytes; each of those has its own formula test (test_bills, test_reports,
+    test_reconcile, test_settlement, above). A second CSV writer would bypass the defusing."""
+    writers = [
+        str(path.relative_to(ROOT))
+        for path in [*(ROOT / "billing_core").rglob("*.py"), *(ROOT / "pages").rglob("*.py")]
+        if re.search(r"csv\.(writer|DictWriter)\(|\.to_csv\((index|path|buf)", path.read_text())
+    ]
+    assert writers == ["billing_core/exports.py"]
+
+
+# --- secrets --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["orders", "invoices", "revenue", "simulator", "audit"])
+def test_no_secret_in_page_text_or_logs(signed_in_env, caplog, page):
+    caplog.set_level(logging.DEBUG)
+    text = page_text(open_page(page))
+    for secret in SECRETS:
+        assert secret not in text
+        assert secret not in caplog.text
