@@ -44,8 +44,10 @@ browser:
 setup: $(VENV)/.app-installed fonts
 	$(BIN)/python -m billing_core setup
 
+# Local mode (role picker) unless single sign-on is configured in .streamlit/secrets.toml.
 run: setup
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
+	@if grep -qs '^\[auth\]' .streamlit/secrets.toml; then mode=0; else mode=$${BILLING_LOCAL_MODE:-1}; fi; \
+	BILLING_LOCAL_MODE=$$mode $(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
