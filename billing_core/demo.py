@@ -9,12 +9,17 @@ from ``quote()``: each distinct (amount, method) pair is quoted once and mapped 
 from __future__ import annotations
 
 import enum
+import gc
 import json
+import os
 import sqlite3
+import sys
 import time
 from bisect import bisect_right
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -22,14 +27,14 @@ import numpy as np
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from billing_core import audit, money
+from billing_core import audit, money, rollup
 from billing_core.access import Action, Actor, require
 from billing_core.config import Settings
 from billing_core.db import Database
 from billing_core.errors import BillingError, StateConflict
 from billing_core.invoices.issuing import TEMPLATE_VERSION
 from billing_core.invoices.numbering import format_number, series_name
-from billing_core.models import InvoiceKind, LedgerKind, OrderStatus, SimulatedStatus
+from billing_core.models import InvoiceKind, LedgerKind, OrderStatus, RevenueState, SimulatedStatus
 from billing_core.pricing import Method, PlanId, Pricing, quote
 
 DATA_END = datetime(2026, 11, 27, tzinfo=UTC)
@@ -614,6 +619,15 @@ class Same:
     value: object
 
 
+@dataclass(frozen=True)
+class Derived:
+    """A column SQLite computes from the row's other columns (``sql``, naming them in braces),
+    so it is neither built nor bound per row there; ``values`` are what COPY sends to PostgreSQL."""
+
+    sql: str
+    values: object
+
+
 def _json(value: object) -> str:
     """JSON text as stored in JSON columns (compact; the ORM reads it back to the same dicts)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -628,9 +642,12 @@ class Table:
     timestamps: frozenset[str] = frozenset()  # µs since the epoch; negative means NULL
     booleans: frozenset[str] = frozenset()
     nullable: frozenset[str] = frozenset()  # integer columns where negative means NULL
+    # SQLite: an INSERT ... SELECT that derives exactly these rows from tables written before it,
+    # run instead of binding every row (the same rows, computed in C without the GIL).
+    sqlite_select: str | None = None
 
     def __len__(self) -> int:
-        return next(len(v) for v in self.columns.values() if not isinstance(v, Same))  # type: ignore[arg-type]
+        return next(len(v) for v in self.columns.values() if not isinstance(v, Same | Derived))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -645,6 +662,7 @@ class DemoData:
     paid: int
     credit_notes: int
     summary: dict
+    facts: dict | None = None  # per-order arrays the revenue rollup is computed from (see rollup_tables)
 
     @property
     def tables(self) -> list[Table]:
@@ -809,6 +827,23 @@ def generate(
     offsets: dict[str, int] | None = None,
 ) -> DemoData:
     """Every row of the demo, as columns. ``offsets`` are ids already taken per table."""
+    for item in generate_stream(orders, seed, pricing, settings, offsets):
+        if isinstance(item, DemoData):
+            return item
+    raise AssertionError("generate_stream ends with the DemoData")
+
+
+def generate_stream(
+    orders: int,
+    seed: int,
+    pricing: Pricing,
+    settings: Settings,
+    offsets: dict[str, int] | None = None,
+) -> Iterator[Table | DemoData]:
+    """``generate``, yielding each table as soon as it is complete (in foreign-key order), then the DemoData.
+
+    The seed writes a table while the next is generated; the random draws are the same either way.
+    """
     if orders < 1:
         raise ValueError("seed at least one order")
     offsets = offsets or {}
@@ -825,6 +860,7 @@ def generate(
     customer_of = np.floor(known * rng.random(n) ** 1.3).astype(np.int64)
     customer_of[firsts] = np.arange(n_customers)
     customers, people = _customers(rng, n_customers, created[firsts], offsets.get("customers", 0))
+    yield customers
     customer_ids = customers.columns["id"][customer_of]  # type: ignore[index]
 
     # Method: the customer's usual one, sometimes another.
@@ -931,16 +967,27 @@ def generate(
             "created_at": created,
             "expires_at": expires,
             "paid_at": np.where(is_paid, paid_at, -1),
-            "completed_at": np.where(is_paid, paid_at, -1),
-            "completed_by": np.where(is_paid, GATEWAY_ACTOR, None).tolist(),
-            "completion_reason": np.where(is_paid, COMPLETION_REASON, None).tolist(),
-            "paid_amount_cents": np.where(is_paid, total, -1),
+            # Every seeded payment was completed by the gateway's webhook at the moment it was paid.
+            "completed_at": Derived("{paid_at}", np.where(is_paid, paid_at, -1)),
+            "completed_by": Derived(
+                f"CASE WHEN {{paid_at}} IS NULL THEN NULL ELSE '{GATEWAY_ACTOR}' END",
+                np.where(is_paid, GATEWAY_ACTOR, None).tolist(),
+            ),
+            "completion_reason": Derived(
+                f"CASE WHEN {{paid_at}} IS NULL THEN NULL ELSE '{COMPLETION_REASON}' END",
+                np.where(is_paid, COMPLETION_REASON, None).tolist(),
+            ),
+            "paid_amount_cents": Derived(
+                "CASE WHEN {paid_at} IS NULL THEN NULL ELSE {total_cents} END", np.where(is_paid, total, -1)
+            ),
             "failure_reason": failure.tolist(),
         },
         timestamps=frozenset({"created_at", "expires_at", "paid_at", "completed_at"}),
         booleans=frozenset({"sandbox"}),
         nullable=frozenset({"paid_amount_cents"}),
     )
+
+    yield orders_table
 
     gateway_status = np.array([s.value for s in _CASE_GATEWAY], dtype=object)[case]
     # The gateway's rows go in sorted by ref, its primary key: appending to that index instead of
@@ -961,6 +1008,8 @@ def generate(
         },
         timestamps=frozenset({"created_at", "updated_at"}),
     )
+
+    yield payments
 
     # Invoices (one per paid order, by payment time) and credit notes (one per refund, by refund
     # time), each numbered gaplessly in its own per-year series; ids follow issue time.
@@ -1004,6 +1053,9 @@ def generate(
         booleans=frozenset({"override"}),
     )
 
+    yield invoices
+    yield refunds_table
+
     # Ledger: a top-up per paid order, a negative refund entry per refund, in time order.
     paid_rows = np.flatnonzero(is_paid)
     entry_order = np.concatenate([paid_rows, ref_rows])
@@ -1029,7 +1081,10 @@ def generate(
         },
         timestamps=frozenset({"created_at"}),
         nullable=frozenset({"refund_id"}),
+        sqlite_select=_ledger_select(offsets),
     )
+
+    yield ledger
 
     status_counts = {s.value: int((status_text == s.value).sum()) for s in OrderStatus}
     summary = {
@@ -1048,7 +1103,7 @@ def generate(
         "ledger_entries": n_entries,
         "invoice_series": series,
     }
-    return DemoData(
+    yield DemoData(
         customers=customers,
         orders=orders_table,
         payments=payments,
@@ -1059,7 +1114,45 @@ def generate(
         paid=status_counts[OrderStatus.PAID.value],
         credit_notes=k,
         summary=summary,
+        facts={
+            "customer_of": customer_of,
+            "customer_id_offset": offsets.get("customers", 0),
+            "countries": customers.columns["country"],
+            "plan": plan_index,
+            "method": method_index,
+            "created": created,
+            "paid_at": np.where(is_paid, paid_at, -1),
+            "amount": amount,
+            "fee": fee,
+            "total": total,
+            "credits": credits,
+            "refund_rows": ref_rows,
+            "refund_at": refund_at[ref_rows],
+            "refund_amount": refund_amount,
+        },
     )
+
+
+def _ledger_select(offsets: dict[str, int]) -> str:
+    """The ledger as generate() lays it out (ids in time order, then by order, top-up before refund),
+    from the orders and refunds just written."""
+    entry_id = offsets.get("ledger_entries", 0)
+    order_id, refund_id = offsets.get("orders", 0), offsets.get("refunds", 0)
+    return f"""
+        INSERT INTO ledger_entries (id, customer_id, order_id, kind, credits, refund_id, created_at, created_by)
+        SELECT {int(entry_id)} + row_number() OVER (ORDER BY t, order_id, k), customer_id, order_id,
+               CASE k WHEN 0 THEN '{LedgerKind.TOPUP.value}' ELSE '{LedgerKind.REFUND.value}' END,
+               credits, refund_id, t, created_by
+        FROM (
+            SELECT paid_at AS t, id AS order_id, 0 AS k, customer_id, credits, NULL AS refund_id,
+                   '{GATEWAY_ACTOR}' AS created_by
+            FROM orders WHERE paid_at IS NOT NULL AND id > {int(order_id)}
+            UNION ALL
+            SELECT r.created_at, r.order_id, 1, o.customer_id, -r.credits, r.id, r.created_by
+            FROM refunds r JOIN orders o ON o.id = r.order_id WHERE r.id > {int(refund_id)}
+        )
+        ORDER BY t, order_id, k
+    """  # noqa: S608 - integers and fixed names only
 
 
 def _provider_refs(rng: np.random.Generator, method_index: np.ndarray, created: np.ndarray) -> np.ndarray:
@@ -1181,12 +1274,185 @@ def _invoices(inv_rows, ref_rows, id_offset, settings, **c) -> tuple[Table, dict
     return table, next_numbers
 
 
+# --- revenue rollup ------------------------------------------------------------------------------
+
+_HOUR_US = 3600 * _US
+
+
+def _local_days(moments: list[np.ndarray], zone: str) -> list[np.ndarray]:
+    """Local calendar day (days since 1970-01-01) of each UTC instant in ``zone``: rollup.local_day, vectorised.
+
+    The zone's offset is looked up once per UTC hour; an hour in which the offset changes is
+    converted row by row with rollup.local_day itself.
+    """
+    present = [us for us in moments if len(us)]
+    if not present:
+        return [np.zeros(0, dtype=np.int64) for _ in moments]
+    first = min(int(us.min()) for us in present) // _HOUR_US
+    span = max(int(us.max()) for us in present) // _HOUR_US - first + 1
+    tz = rollup._zone(zone)
+    offsets = np.empty(span, dtype=np.int64)
+    mixed = []
+    for i in range(span):
+        start = (first + i) * 3600
+        before = datetime.fromtimestamp(start, UTC).astimezone(tz).utcoffset()
+        after = datetime.fromtimestamp(start + 3599.999999, UTC).astimezone(tz).utcoffset()
+        offsets[i] = int(before.total_seconds()) * _US  # type: ignore[union-attr]
+        if before != after:
+            mixed.append(i)
+    out = []
+    epoch = datetime(1970, 1, 1, tzinfo=UTC).date()
+    for us in moments:
+        hours = us // _HOUR_US - first
+        days = (us + offsets[hours]) // _DAY_US
+        for j in np.flatnonzero(np.isin(hours, mixed)).tolist() if mixed else ():
+            moment = datetime.fromtimestamp(int(us[j]) // _US, UTC).replace(microsecond=int(us[j]) % _US)
+            days[j] = (rollup.local_day(moment, zone) - epoch).days
+        out.append(days)
+    return out
+
+
+def _grouped(keys: list[np.ndarray], values: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, dict]:
+    """Sum each measure per distinct key over several sets of facts; keys come back sorted."""
+    unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    sums: dict[str, np.ndarray] = {m: np.zeros(len(unique), dtype=np.int64) for m in rollup.MEASURES}
+    start = 0
+    for part, measures in zip(keys, values, strict=True):
+        where = inverse[start : start + len(part)]
+        start += len(part)
+        for name, value in measures.items():
+            # Float sums are exact here: every partial sum stays far below 2**53.
+            weights = np.ones(len(part)) if isinstance(value, int) else value.astype(np.float64)
+            sums[name] += np.bincount(where, weights=weights, minlength=len(unique)).astype(np.int64)
+    return unique, sums
+
+
+def rollup_tables(data: DemoData, zones: tuple[str, ...]) -> list[Table]:
+    """revenue_daily_country, revenue_daily and customer_monthly for the seeded orders, exactly as
+    rollup.rebuild computes them from the stored rows, in each table's primary-key order."""
+    f = data.facts
+    assert f is not None
+    countries, country_of_customer = np.unique(np.array(f["countries"], dtype=str), return_inverse=True)
+    country = country_of_customer[f["customer_of"]]
+    # Dimensions as ranks in the text order the primary keys sort by.
+    plan_values = [p.value for p in PlanId]
+    plan_names = np.array(sorted(plan_values))
+    plan = np.argsort(np.argsort(plan_values))[f["plan"]]
+    method_values = [m.value for m in _METHODS]
+    method_names = np.array(sorted(method_values))
+    method = np.argsort(np.argsort(method_values))[f["method"]]
+    n_customers = len(country_of_customer)
+
+    paid_at, created = f["paid_at"], f["created"]
+    paid_rows = np.flatnonzero(paid_at >= 0)
+    customer = f["customer_of"]
+    never = np.iinfo(np.int64).max
+    first_paid = np.full(n_customers, never, dtype=np.int64)
+    np.minimum.at(first_paid, customer[paid_rows], paid_at[paid_rows])
+    created_kind = (first_paid[customer] < created).astype(np.int64)  # 1 = returning
+    # A paid order is 'new' when it is the customer's first by (paid_at, id); ids follow row order.
+    by_customer = paid_rows[np.lexsort((paid_rows, paid_at[paid_rows], customer[paid_rows]))]
+    paid_kind = np.zeros(len(paid_at), dtype=np.int64)
+    paid_kind[by_customer] = 1
+    firsts = np.r_[True, customer[by_customer][1:] != customer[by_customer][:-1]]
+    paid_kind[by_customer[firsts]] = 0
+    refund_rows = f["refund_rows"]
+
+    if len(countries) > 64 or len(zones) > 64:
+        raise ValueError("the rollup keys hold at most 64 countries and 64 time zones")
+
+    def key(zone_rank: int, rows: np.ndarray, days: np.ndarray, kind: np.ndarray) -> np.ndarray:
+        k = np.int64(zone_rank) * 64 + country[rows]
+        return (((k * 65536 + days) * 8 + plan[rows]) * 4 + method[rows]) * 2 + kind
+
+    country_keys, country_sums, daily_keys, daily_sums = [], [], [], []
+    zone_names = sorted(zones)
+    all_rows = np.arange(len(created))
+    low = 65536 * 8 * 4 * 2  # day, plan, method and kind below the zone (and country)
+    for rank, zone in enumerate(zone_names):
+        created_days, paid_days, refund_days = _local_days([created, paid_at[paid_rows], f["refund_at"]], zone)
+        facts = [
+            {"created_count": 1},
+            {
+                "paid_count": 1,
+                "amount_cents": f["amount"][paid_rows],
+                "fee_cents": f["fee"][paid_rows],
+                "total_cents": f["total"][paid_rows],
+                "credits": f["credits"][paid_rows],
+            },
+            {"refund_count": 1, "refunded_cents": f["refund_amount"]},
+        ]
+        keys = [
+            key(rank, all_rows, created_days, created_kind),
+            key(rank, paid_rows, paid_days, paid_kind[paid_rows]),
+            key(rank, refund_rows, refund_days, paid_kind[refund_rows]),
+        ]
+        unique, sums = _grouped(keys, facts)
+        country_keys.append(unique)
+        country_sums.append(sums)
+        # Without the country: the same sums grouped once more.
+        daily, inverse = np.unique(unique // low // 64 * low + unique % low, return_inverse=True)
+        daily_keys.append(daily)
+        daily_sums.append(
+            {m: np.bincount(inverse, v.astype(np.float64), len(daily)).astype(np.int64) for m, v in sums.items()}
+        )
+
+    def table(name: str, keys: list[np.ndarray], sums: list[dict], with_country: bool) -> Table:
+        k = np.concatenate(keys)
+        kind, k = k % 2, k // 2
+        method_rank, k = k % 4, k // 4
+        plan_rank, k = k % 8, k // 8
+        days, k = k % 65536, k // 65536
+        columns: dict[str, object] = {}
+        if with_country:
+            country_rank, k = k % 64, k // 64
+            columns["country"] = countries.astype(object)[country_rank]
+        first_day = int(days.min()) if len(days) else 0
+        day_names = np.datetime_as_string(np.arange(first_day, int(days.max(initial=0)) + 1).astype("datetime64[D]"))
+        columns = {
+            "tz": np.array(zone_names, dtype=object)[k],
+            **columns,
+            "day": day_names.astype(object)[days - first_day],
+            "plan": plan_names.astype(object)[plan_rank],
+            "method": method_names.astype(object)[method_rank],
+            "kind": np.array(["new", "returning"], dtype=object)[kind],
+        }
+        for m in rollup.MEASURES:
+            columns[m] = np.concatenate([s[m] for s in sums])
+        return Table(name, columns)
+
+    # Customers per UTC month of payment.
+    month = paid_at[paid_rows].astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
+    monthly_key = customer[paid_rows] * 4096 + month
+    unique, inverse = np.unique(monthly_key, return_inverse=True)
+    monthly = Table(
+        "customer_monthly",
+        {
+            "customer_id": unique // 4096 + f["customer_id_offset"] + 1,
+            "month": np.datetime_as_string((unique % 4096).astype("datetime64[M]").astype("datetime64[D]"), unit="D"),
+            "paid_count": np.bincount(inverse, minlength=len(unique)).astype(np.int64),
+            "total_cents": np.bincount(inverse, f["total"][paid_rows].astype(np.float64), len(unique)).astype(np.int64),
+            "amount_cents": np.bincount(inverse, f["amount"][paid_rows].astype(np.float64), len(unique)).astype(
+                np.int64
+            ),
+        },
+    )
+    return [
+        table("revenue_daily_country", country_keys, country_sums, True),
+        table("revenue_daily", daily_keys, daily_sums, False),
+        monthly,
+    ]
+
+
 # --- loading -------------------------------------------------------------------------------------
 
-_TABLES = ("customers", "orders", "simulated_payments", "ledger_entries", "invoices", "refunds")
+_TABLES = ("customers", "orders", "simulated_payments", "ledger_entries", "invoices", "refunds", "customer_monthly")
+# The revenue rollup (billing_core.rollup): the seed writes it with the orders, so it is never stale.
+_ROLLUP_TABLES = ("revenue_daily", "revenue_daily_country", "customer_monthly")
 _ID_TABLES = ("customers", "orders", "ledger_entries", "invoices", "refunds")
 # Children before parents; on SQLite, tables a migration has not made yet are skipped.
 _WIPE_ORDER = (
+    *_ROLLUP_TABLES,
     "audit_events",
     "invoice_files",
     "ledger_entries",
@@ -1202,6 +1468,8 @@ _WIPE_ORDER = (
 
 def _column_values(table: Table, name: str, dialect: str, start: int, stop: int) -> list:
     values = table.columns[name]
+    if isinstance(values, Derived):
+        values = values.values
     if isinstance(values, Same):
         value = bool(values.value) if name in table.booleans else values.value
         return [value] * (stop - start)
@@ -1225,8 +1493,8 @@ def _column_values(table: Table, name: str, dialect: str, start: int, stop: int)
 
 
 def _bound_columns(table: Table, dialect: str) -> list[str]:
-    """Columns sent per row: on SQLite the constant ones are inlined into the statement instead."""
-    return [c for c, v in table.columns.items() if dialect != "sqlite" or not isinstance(v, Same)]
+    """Columns sent per row: on SQLite constant and derived ones are written into the statement instead."""
+    return [c for c, v in table.columns.items() if dialect != "sqlite" or not isinstance(v, Same | Derived)]
 
 
 def _rows(table: Table, dialect: str, start: int, stop: int) -> Iterator[tuple]:
@@ -1235,10 +1503,13 @@ def _rows(table: Table, dialect: str, start: int, stop: int) -> Iterator[tuple]:
 
 
 def _sqlite_insert(table: Table) -> str:
+    bound = {name: f"?{i}" for i, name in enumerate(_bound_columns(table, "sqlite"), start=1)}
     values = []
-    for value in table.columns.values():
-        if not isinstance(value, Same):
-            values.append("?")
+    for name, value in table.columns.items():
+        if isinstance(value, Derived):
+            values.append(value.sql.format(**bound))
+        elif not isinstance(value, Same):
+            values.append(bound[name])
         elif value.value is None:
             values.append("NULL")
         elif isinstance(value.value, bool | int):
@@ -1248,66 +1519,136 @@ def _sqlite_insert(table: Table) -> str:
     return f"INSERT INTO {table.name} ({', '.join(table.columns)}) VALUES ({', '.join(values)})"  # noqa: S608
 
 
-class _Loader:
-    """Bulk writes on the raw DBAPI connection inside the caller's transaction."""
+class _Profile:
+    """Wall-clock seconds per section, printed to stderr when BILLING_SEED_PROFILE is set."""
 
-    def __init__(self, conn: Connection, total: int, progress: Progress | None):
+    def __init__(self) -> None:
+        self.enabled = bool(os.environ.get("BILLING_SEED_PROFILE"))
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.started = time.perf_counter()
+
+    @contextmanager
+    def section(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+    def report(self) -> None:
+        if not self.enabled:
+            return
+        total = time.perf_counter() - self.started
+        lines = [f"  {name:<36} {seconds:7.2f} s" for name, seconds in self.seconds.items()]
+        print("seed profile (writer sections run beside the main thread's):", *lines, file=sys.stderr, sep="\n")
+        print(f"  {'total':<36} {total:7.2f} s", file=sys.stderr)
+
+
+# Chunks the writer may fall behind by: enough for the main thread to keep building rows while
+# the writer builds a table's indexes, few enough to bound memory (~20 MB a chunk).
+_AHEAD = 8
+
+
+class _Loader:
+    """Bulk writes on the raw DBAPI connection inside the caller's transaction.
+
+    On SQLite one writer thread runs every statement in order: each chunk's executemany and, right
+    after a table's last chunk, that table's secondary indexes (sqlite3_step and CREATE INDEX run
+    without the GIL), while this thread builds the next chunks' rows. The pool's exit waits for the
+    writer, so an error rolls back only after the last write has stopped.
+    """
+
+    def __init__(self, conn: Connection, profile: _Profile, progress: Progress | None):
         self.conn = conn
         self.raw = conn.connection.driver_connection
         self.dialect = conn.dialect.name
-        self.total, self.done, self.progress = total, 0, progress
+        self.total, self.done, self.progress = 0, 0, progress
+        self.profile = profile
+        self.pending: deque[tuple[Future, int]] = deque()
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="demo-seed-writer") if self.dialect == "sqlite" else None
 
-    def scalar(self, sql: str):
-        return self.conn.exec_driver_sql(sql).scalar()
+    def __enter__(self) -> _Loader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.writer:
+            self.writer.shutdown(wait=True, cancel_futures=exc[0] is not None)
 
     def execute(self, sql: str) -> None:
         self.conn.exec_driver_sql(sql)
 
-    def secondary_indexes(self) -> list[tuple[str, str]]:
-        """(name, CREATE statement) of the non-constraint indexes, exactly as the migration made them."""
+    def secondary_indexes(self) -> dict[str, list[tuple[str, str]]]:
+        """Per table, (name, CREATE statement) of the non-constraint indexes exactly as the migration made them."""
         names = ", ".join(f"'{t}'" for t in _TABLES)
         if self.dialect == "sqlite":
             sql = (
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
+                "SELECT tbl_name, name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
                 f"AND tbl_name IN ({names})"
             )
         else:
             sql = (
-                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "  # noqa: S608
-                f"AND tablename IN ({names}) AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+                "SELECT tablename, indexname, indexdef FROM pg_indexes "  # noqa: S608
+                f"WHERE schemaname = current_schema() AND tablename IN ({names}) "
+                "AND indexname NOT IN (SELECT conname FROM pg_constraint)"
             )
-        return [tuple(row) for row in self.conn.exec_driver_sql(sql).all()]  # type: ignore[misc]
+        out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for table, name, create in self.conn.exec_driver_sql(sql).all():
+            out[table].append((name, create))
+        return out
 
-    def load(self, tables: list[Table]) -> None:
-        if self.dialect != "sqlite":
-            for table in tables:
-                for start in range(0, len(table), _CHUNK):
-                    stop = min(start + _CHUNK, len(table))
+    def load(self, table: Table, indexes: list[tuple[str, str]]) -> None:
+        """Write ``table`` and then create its ``indexes`` (dropped beforehand by the caller)."""
+        if self.writer is None:
+            for start in range(0, len(table), _CHUNK):
+                stop = min(start + _CHUNK, len(table))
+                with self.profile.section(f"write {table.name}"):
                     self._write(table, _rows(table, self.dialect, start, stop))
-                    self._advance(stop - start)
+                self._advance(stop - start)
+            for _, create in indexes:
+                with self.profile.section(f"index {table.name}"):
+                    self.execute(create)
             return
-        # SQLite: one writer thread runs each chunk's executemany (sqlite3_step releases the GIL)
-        # while this thread builds the next chunk's rows. Chunks stay in order, and the pool's exit
-        # waits for the writer, so an error rolls back only after the last write has stopped.
-        with ThreadPoolExecutor(1, thread_name_prefix="demo-seed-writer") as writer:
-            pending: tuple[Future, int] | None = None
-            for table in tables:
-                sql = _sqlite_insert(table)
-                for start in range(0, len(table), _CHUNK):
-                    stop = min(start + _CHUNK, len(table))
-                    rows = list(_rows(table, self.dialect, start, stop))
-                    if pending:
-                        pending[0].result()
-                        self._advance(pending[1])
-                    pending = (writer.submit(self._executemany, sql, rows), stop - start)
-            if pending:
-                pending[0].result()
-                self._advance(pending[1])
+        if table.sqlite_select:
+            self._submit(f"write {table.name}", self.raw.execute, len(table), table.sqlite_select)
+            for _, create in indexes:
+                self._submit(f"index {table.name}", self.raw.execute, 0, create)
+            return
+        sql = _sqlite_insert(table)
+        for start in range(0, len(table), _CHUNK):
+            stop = min(start + _CHUNK, len(table))
+            with self.profile.section(f"rows {table.name}"):
+                rows = list(_rows(table, self.dialect, start, stop))
+            self._submit(f"write {table.name}", self._executemany, stop - start, sql, rows)
+        for _, create in indexes:
+            self._submit(f"index {table.name}", self.raw.execute, 0, create)
+
+    def _submit(self, label: str, fn: Callable, rows: int, *args) -> None:
+        while len(self.pending) >= _AHEAD:
+            self._settle()
+        assert self.writer is not None
+
+        def timed() -> None:
+            with self.profile.section(label):
+                fn(*args)
+
+        self.pending.append((self.writer.submit(timed), rows))
+
+    def _settle(self) -> None:
+        future, rows = self.pending.popleft()
+        future.result()
+        self._advance(rows)
+
+    def finish(self) -> None:
+        """Wait for every write; raises the first error."""
+        with self.profile.section("wait for the writer"):
+            while self.pending:
+                self._settle()
 
     def _advance(self, rows: int) -> None:
-        self.done += rows
-        if self.progress:
-            self.progress(self.done, self.total)
+        if rows:
+            self.done += rows
+            if self.progress:
+                self.progress(self.done, self.total)
 
     def _executemany(self, sql: str, rows: list[tuple]) -> None:
         cursor = self.raw.cursor()
@@ -1337,76 +1678,97 @@ def seed(
     """Fill an order-less database with ``orders`` demo orders and everything that follows from them.
 
     One transaction: on any error nothing is written. Refuses a database that has orders unless
-    ``replace``, which deletes all existing data first (in the same transaction).
+    ``replace``, which deletes all existing data first (in the same transaction). The revenue
+    rollup is written in the same transaction, equal to what ``rollup.rebuild`` would compute.
+    Set BILLING_SEED_PROFILE=1 for a breakdown of where the time went.
     """
     require(actor, Action.SEED_DEMO)
     if orders < 1:
         raise BillingError("Seed at least one order.")
     settings = settings or Settings()
     pricing = settings.pricing()
+    zones = tuple(settings.report_timezones)
     started = time.perf_counter()
+    profile = _Profile()
     engine = database.engine
     dialect = engine.dialect.name
-    with engine.connect() as conn:
-        conn.execution_options(write=True)
-        raw = conn.connection.driver_connection
-        if dialect == "sqlite":
-            # Durability is moot while loading: the transaction either commits whole or not at all.
-            state = _sqlite_load_mode(raw)
-        try:
-            with conn.begin():
-                existing = conn.exec_driver_sql("SELECT count(*) FROM orders").scalar()
-                if existing and not replace:
-                    raise StateConflict(
-                        f"The database already has {existing:,} orders; nothing was changed. "
-                        "Seed an empty database, or pass --replace to delete everything first."
-                    )
-                if replace:
-                    _wipe(conn, dialect)
-                offsets = {
-                    t: conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {t}").scalar()  # noqa: S608
-                    for t in _ID_TABLES
-                }
-                data = generate(orders, seed, pricing, settings, offsets)
-                loader = _Loader(conn, sum(len(t) for t in data.tables), progress)
-                if progress:
-                    progress(0, loader.total)
-                indexes = loader.secondary_indexes()
-                for name, _ in indexes:
-                    loader.execute(f"DROP INDEX {name}")
-                loader.load(data.tables)
-                for _, create in indexes:
-                    loader.execute(create)
-                for series, next_number in data.series.items():
-                    conn.exec_driver_sql(
-                        "INSERT INTO invoice_series (series, next_number) VALUES (%(s)s, %(n)s) "
-                        "ON CONFLICT (series) DO UPDATE SET next_number = excluded.next_number"
-                        if dialect == "postgresql"
-                        else "INSERT INTO invoice_series (series, next_number) VALUES (?, ?) "
-                        "ON CONFLICT (series) DO UPDATE SET next_number = excluded.next_number",
-                        {"s": series, "n": next_number} if dialect == "postgresql" else (series, next_number),
-                    )
-                if dialect == "postgresql":
-                    for t in _ID_TABLES:
-                        conn.exec_driver_sql(
-                            f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "  # noqa: S608
-                            f"(SELECT coalesce(max(id), 0) + 1 FROM {t}), false)"
-                        )
-                seconds = time.perf_counter() - started
-                with Session(bind=conn) as session:
-                    audit.record(
-                        session,
-                        actor,
-                        "demo.seed",
-                        "database",
-                        database.describe()[-64:],
-                        reason="demo data" + (f", replacing {existing:,} orders" if replace and existing else ""),
-                        after=data.summary | {"seconds": round(seconds, 2), "replaced_orders": existing or 0},
-                    )
-                    session.flush()
-        finally:
+    # Millions of tuples and strings are made and kept alive; the cyclic collector would rescan
+    # them all again and again for no garbage (none of them form cycles). Reference counting still frees.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(write=True)
+            raw = conn.connection.driver_connection
             if dialect == "sqlite":
-                _sqlite_normal_mode(raw, state)
+                # Durability is moot while loading: the transaction either commits whole or not at all.
+                state = _sqlite_load_mode(raw)
+            try:
+                with conn.begin():
+                    existing = conn.exec_driver_sql("SELECT count(*) FROM orders").scalar()
+                    if existing and not replace:
+                        raise StateConflict(
+                            f"The database already has {existing:,} orders; nothing was changed. "
+                            "Seed an empty database, or pass --replace to delete everything first."
+                        )
+                    with profile.section("wipe"):
+                        if replace:
+                            _wipe(conn, dialect)
+                        else:  # no orders, so an exact rollup is empty
+                            for table in _ROLLUP_TABLES:
+                                conn.exec_driver_sql(f"DELETE FROM {table}")  # noqa: S608
+                    offsets = {
+                        t: conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {t}").scalar()  # noqa: S608
+                        for t in _ID_TABLES
+                    }
+                    with _Loader(conn, profile, progress) as loader:
+                        # Rows to write, estimated until every table is generated (about 5.7 per order).
+                        loader.total = orders * 6
+                        if progress:
+                            progress(0, loader.total)
+                        indexes = loader.secondary_indexes()
+                        for table_indexes in indexes.values():
+                            for name, _ in table_indexes:
+                                loader.execute(f"DROP INDEX {name}")
+                        stream = generate_stream(orders, seed, pricing, settings, offsets)
+                        written = 0
+                        while True:
+                            with profile.section("generate"):
+                                item = next(stream)
+                            if isinstance(item, DemoData):
+                                data = item
+                                break
+                            loader.load(item, indexes.get(item.name, []))
+                            written += len(item)
+                        # Computed while the writer is still busy with the tables above.
+                        with profile.section("rollup: compute"):
+                            rollups = rollup_tables(data, zones)
+                        loader.total = written + sum(len(t) for t in rollups)
+                        for table in rollups:
+                            loader.load(table, indexes.get(table.name, []))
+                        loader.finish()
+                    _finish(conn, dialect, data, zones)
+                    seconds = time.perf_counter() - started
+                    with Session(bind=conn) as session:
+                        audit.record(
+                            session,
+                            actor,
+                            "demo.seed",
+                            "database",
+                            database.describe()[-64:],
+                            reason="demo data" + (f", replacing {existing:,} orders" if replace and existing else ""),
+                            after=data.summary | {"seconds": round(seconds, 2), "replaced_orders": existing or 0},
+                        )
+                        session.flush()
+                    committing = time.perf_counter()
+                profile.seconds["commit"] += time.perf_counter() - committing
+            finally:
+                if dialect == "sqlite":
+                    _sqlite_normal_mode(raw, state)
+    finally:
+        if collecting:
+            gc.enable()
+    profile.report()
     return SeedReport(
         customers=len(data.customers),
         orders=len(data.orders),
@@ -1419,6 +1781,26 @@ def seed(
     )
 
 
+def _finish(conn: Connection, dialect: str, data: DemoData, zones: tuple[str, ...]) -> None:
+    """Invoice series, sequences and the rollup's state, after the rows."""
+    for series, next_number in data.series.items():
+        conn.exec_driver_sql(
+            "INSERT INTO invoice_series (series, next_number) VALUES (%(s)s, %(n)s) "
+            "ON CONFLICT (series) DO UPDATE SET next_number = excluded.next_number"
+            if dialect == "postgresql"
+            else "INSERT INTO invoice_series (series, next_number) VALUES (?, ?) "
+            "ON CONFLICT (series) DO UPDATE SET next_number = excluded.next_number",
+            {"s": series, "n": next_number} if dialect == "postgresql" else (series, next_number),
+        )
+    if dialect == "postgresql":
+        for t in _ID_TABLES:
+            conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "  # noqa: S608
+                f"(SELECT coalesce(max(id), 0) + 1 FROM {t}), false)"
+            )
+    _mark_rollup_built(conn, zones)
+
+
 def _sqlite_load_mode(raw) -> tuple[str, int]:
     """Tune this connection for one big write; returns the journal mode and foreign_keys to restore.
 
@@ -1428,12 +1810,13 @@ def _sqlite_load_mode(raw) -> tuple[str, int]:
     open, SQLite refuses the switch and the load simply runs in WAL. Foreign keys are not checked
     row by row during the load (that check was a quarter of the load time): every id is generated
     from the same arrays, and the tests check the seeded database with ``PRAGMA foreign_key_check``.
-    The page cache is big enough (1 GiB at most) to hold a million orders until the commit.
+    The page cache (512 MiB at most) bounds memory; pages beyond it spill to the file before the
+    commit, which the rollback journal still undoes on failure.
     """
     foreign_keys = raw.execute("PRAGMA foreign_keys").fetchone()[0]
     raw.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction, so set before BEGIN
     raw.execute("PRAGMA synchronous=OFF")
-    raw.execute("PRAGMA cache_size=-1048576")
+    raw.execute("PRAGMA cache_size=-524288")
     raw.execute("PRAGMA temp_store=MEMORY")
     raw.execute("PRAGMA threads=2")  # CREATE INDEX sorts on two cores
     journal = raw.execute("PRAGMA journal_mode").fetchone()[0]
@@ -1464,18 +1847,36 @@ def delete_all_data(database: Database) -> None:
 
 
 def _wipe(conn: Connection, dialect: str) -> None:
-    if dialect == "postgresql":
-        existing = set(
-            conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").scalars()
-        )
-    else:
-        existing = set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'").scalars())
+    existing = _existing_tables(conn, dialect)
     tables = [t for t in _WIPE_ORDER if t in existing]
     if dialect == "postgresql":
         conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     else:
         for table in tables:
             conn.exec_driver_sql(f"DELETE FROM {table}")  # noqa: S608
+    if "revenue_state" in existing:
+        # Kept, not deleted: its version keys the page caches, so it only ever goes up.
+        conn.exec_driver_sql("UPDATE revenue_state SET version = version + 1")
+
+
+def _existing_tables(conn: Connection, dialect: str) -> set[str]:
+    if dialect == "postgresql":
+        sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    return set(conn.exec_driver_sql(sql).scalars())
+
+
+def _mark_rollup_built(conn: Connection, zones: tuple[str, ...]) -> None:
+    """What rollup.rebuild leaves in revenue_state: built for ``zones``, version bumped."""
+    table = RevenueState.__table__
+    stmt = rollup._insert(conn.dialect.name, table).values(id=1, version=1, timezones=",".join(zones), built=True)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={"version": table.c.version + 1, "timezones": stmt.excluded.timezones, "built": True},
+        )
+    )
 
 
 def setup(

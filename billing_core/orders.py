@@ -23,6 +23,7 @@ from billing_core.config import Settings
 from billing_core.db import transaction
 from billing_core.errors import BillingError, NotFound, PaymentMismatch, StateConflict
 from billing_core.invoices import issue_invoice
+from billing_core.invoices.issuing import buyer_snapshot
 from billing_core.models import (
     COMPLETABLE,
     Customer,
@@ -387,11 +388,4 @@ def _order_view(order: Order) -> dict:
 
 
 def _customer_view(customer: Customer) -> dict:
-    return {
-        "email": customer.email,
-        "name": customer.name,
-        "country": customer.country,
-        "company": customer.company,
-        "tax_id": customer.tax_id,
-        "sandbox": customer.sandbox,
-    }
+    return buyer_snapshot(customer) | {"sandbox": customer.sandbox}

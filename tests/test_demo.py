@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from collections import Counter, defaultdict
@@ -10,14 +11,16 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import cli, demo, money, orders, refunds
+from billing_core import cli, demo, money, orders, refunds, rollup
 from billing_core.access import Actor, Role
+from billing_core.config import Settings
 from billing_core.db import Database
 from billing_core.errors import PermissionDenied, StateConflict
 from billing_core.invoices.numbering import format_number, series_name
 from billing_core.models import (
     AuditEvent,
     Customer,
+    CustomerMonthly,
     Invoice,
     InvoiceKind,
     InvoiceSeries,
@@ -26,6 +29,9 @@ from billing_core.models import (
     Order,
     OrderStatus,
     Refund,
+    RevenueDaily,
+    RevenueDailyCountry,
+    RevenueState,
     SimulatedPayment,
     SimulatedStatus,
     utcnow,
@@ -546,3 +552,63 @@ def test_a_large_seed_on_sqlite_is_complete(tmp_path):
         assert s.scalar(select(func.count()).select_from(Invoice)) == report.invoices + report.credit_notes
         assert s.scalar(select(func.count()).select_from(Refund)) == report.refunds > 0
     database.dispose()
+
+
+def _rollup_rows(database: Database) -> dict[str, list[tuple]]:
+    with database.session() as s:
+        return {
+            model.__tablename__: sorted(tuple(row) for row in s.execute(select(model.__table__)).all())
+            for model in (RevenueDaily, RevenueDailyCountry, CustomerMonthly)
+        }
+
+
+def test_seed_leaves_the_rollup_equal_to_a_rebuild(seeded, settings):
+    db, _ = seeded
+    written = _rollup_rows(db)
+    assert all(written.values())
+    assert rollup.ensure_built(db, settings.report_timezones) is None  # built: the page will not rebuild it
+    rollup.rebuild(db)
+    assert _rollup_rows(db) == written
+
+
+def test_the_rollup_is_seeded_for_the_configured_time_zones(db, admin, settings):
+    # Half-hour and 45-minute offsets, and a half-hour daylight-saving shift (Lord Howe).
+    zones = ("Australia/Lord_Howe", "Asia/Kolkata", "America/St_Johns", "Asia/Kathmandu")
+    settings = dataclasses.replace(settings, report_timezones=zones)
+    demo.seed(db, orders=2_000, seed=5, actor=admin, settings=settings)
+    written = _rollup_rows(db)
+    assert {row[0] for row in written["revenue_daily"]} == set(zones)
+    assert rollup.ensure_built(db, zones) is None
+    rollup.rebuild(db)
+    assert _rollup_rows(db) == written
+
+
+def test_replace_rewrites_the_rollup_and_moves_its_version_on(seeded, admin):
+    db, _ = seeded
+    with db.session() as s:
+        before = rollup.version(s)
+    demo.seed(db, orders=400, seed=9, actor=admin, replace=True)
+    written = _rollup_rows(db)
+    with db.session() as s:
+        assert rollup.version(s) > before
+        state = s.get(RevenueState, 1)
+        assert state.built and state.timezones == ",".join(Settings().report_timezones)
+        assert sum(r.created_count for r in s.scalars(select(RevenueDaily)).all()) == 400 * len(
+            state.timezones.split(",")
+        )
+    rollup.rebuild(db)
+    assert _rollup_rows(db) == written
+
+
+def test_a_failed_seed_leaves_orders_and_rollup_as_they_were(seeded, admin, monkeypatch):
+    db, _ = seeded
+    orders_before, rollup_before = _orders_digest(db), _rollup_rows(db)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(demo, "rollup_tables", broken)
+    with pytest.raises(RuntimeError):
+        demo.seed(db, orders=300, seed=2, actor=admin, replace=True)
+    assert _orders_digest(db) == orders_before
+    assert _rollup_rows(db) == rollup_before
