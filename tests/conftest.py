@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -21,6 +22,7 @@ from billing_core.config import Settings
 from billing_core.db import Database
 from billing_core.models import Base
 from billing_core.pricing import load_pricing
+from tests.e2e_support import CHROMIUM_ARGS, free_port
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -142,18 +144,35 @@ def chromium_path() -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def browser(chromium_path) -> Iterator[Browser]:
+    """Headless Chromium for the browser tests, one per test module."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def viewport() -> dict[str, int]:
+    """The browser page's size; a test module overrides this fixture for a taller page."""
+    return {"width": 1400, "height": 1000}
+
+
+@pytest.fixture
+def page(browser, viewport) -> Iterator[Page]:
+    """A fresh browser context and page, waiting up to 20 s for each action."""
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
 @pytest.fixture(scope="session")
 def output_dir() -> Path:
     OUTPUT_DIR.mkdir(exist_ok=True)
     return OUTPUT_DIR
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -167,7 +186,7 @@ def localstripe_url(tmp_path_factory):
     exe = Path(sys.executable).with_name("localstripe")
     if not exe.exists():
         unavailable("localstripe is not installed (pip install -r requirements-test.txt)")
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("localstripe") / "localstripe.log").open("w")
     proc = subprocess.Popen(
         [str(exe), "--port", str(port), "--from-scratch"],

@@ -6,60 +6,22 @@ guard against only shows on a process's very first request.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from billing_core.db import Database
+from tests.e2e_support import BANNER, StreamlitServer, local_mode_env, metric, settle, start_streamlit
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parent.parent
-BANNER = "Local mode — identity chosen here, not signed in"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"streamlit did not become healthy in {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture
 def start_server(tmp_path) -> Iterator[Callable[[str], str]]:
     """Start a fresh server acting as ``role`` in local mode; returns its base URL."""
-    started: list[subprocess.Popen] = []
+    started: list[StreamlitServer] = []
 
     def start(role: str) -> str:
         n = len(started)
@@ -67,53 +29,18 @@ def start_server(tmp_path) -> Iterator[Callable[[str], str]]:
         database = Database(url)
         database.migrate()
         database.dispose()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "STRIPE_", "DATABASE_URL"))}
-        env |= {
-            "DATABASE_URL": url,
-            "BILLING_LOCAL_MODE": "1",
-            "BILLING_LOCAL_ROLE": role,
-            "BILLING_SECRETS_FILE": str(tmp_path / "no-secrets.toml"),
-        }
-        port = _free_port()
-        log = tmp_path / f"streamlit{n}.log"
-        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-        command += ["--server.headless", "true", "--server.fileWatcherType", "none"]
-        command += ["--browser.gatherUsageStats", "false"]
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        started.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        _wait_healthy(base, proc, log)
-        return base
+        env = local_mode_env(url, role, tmp_path)
+        server = start_streamlit(env, tmp_path, f"streamlit{n}")
+        started.append(server)
+        return server.base
 
     yield start
-    for proc in started:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path) -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
+    for server in started:
+        server.stop()
 
 
 def _total(page: Page):
-    return page.get_by_test_id("stMetric").filter(has_text="Total charged").get_by_test_id("stMetricValue")
+    return metric(page, "Total charged")
 
 
 def test_choosing_a_plan_and_typing_an_amount_updates_the_quote(start_server, page, output_dir):
@@ -143,18 +70,11 @@ def test_choosing_a_plan_and_typing_an_amount_updates_the_quote(start_server, pa
     page.screenshot(path=str(output_dir / "simulator.png"), full_page=True)
 
 
-def _settle(page: Page) -> None:
-    """Wait until the script run has finished (the running indicator is gone)."""
-    page.wait_for_load_state("networkidle")
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=20_000)
-    page.wait_for_timeout(500)
-
-
 def test_first_request_to_simulator_url_as_support_shows_no_simulator(start_server, page):
     base = start_server("support")
     page.goto(f"{base}/simulator")  # the very first request this server sees
     expect(page.get_by_role("heading", name="Orders")).to_be_visible()  # support's own page instead
-    _settle(page)
+    settle(page)
 
     expect(page.get_by_role("button", name="Get Credits")).to_have_count(0)
     expect(page.get_by_text("Total charged")).to_have_count(0)
@@ -183,12 +103,12 @@ def test_a_sandbox_run_in_the_browser_shows_balance_and_invoice(start_server, pa
     customer = page.get_by_role("combobox", name="Sandbox customer")
     expect(customer).to_have_value("Zoë Sandbox <zoe@sandbox.test>")
     expect(page.get_by_role("textbox", name="Email")).to_have_value("")  # the form is cleared
-    _settle(page)  # a click that lands during a rerun can be lost
+    settle(page)  # a click that lands during a rerun can be lost
 
     page.get_by_role("button", name="Get Credits").click()
-    balance = page.get_by_test_id("stMetric").filter(has_text="Credits balance").get_by_test_id("stMetricValue")
+    balance = metric(page, "Credits balance")
     expect(balance).to_have_text("100")
-    invoice = page.get_by_test_id("stMetric").filter(has_text="Invoice").get_by_test_id("stMetricValue")
+    invoice = metric(page, "Invoice")
     expect(invoice).to_have_text(re.compile(r"^SBX-\d{4}-000001$"))
     page.get_by_text("Audit events").scroll_into_view_if_needed()
     page.screenshot(path=str(output_dir / "simulator-sandbox.png"))

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +12,9 @@ from playwright.sync_api import Page, expect
 from billing_core import demo
 from billing_core.access import Actor, Role
 from billing_core.db import Database
-from tests import test_e2e_app as e2e
-from tests.test_e2e_app import ROOT, _free_port, _settle, _wait_healthy
+from tests.e2e_support import local_mode_env, metric, settle, start_streamlit
 
 pytestmark = pytest.mark.e2e
-# The headless Chromium and its page fixtures, shared with the other browser tests.
-browser, page = e2e.browser, e2e.page
 
 
 @pytest.fixture
@@ -30,34 +24,9 @@ def finance_server(tmp_path) -> Iterator[str]:
     database.migrate()
     demo.seed(database, orders=400, seed=9, actor=Actor("ada@company.test", Role.ADMIN))
     database.dispose()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "STRIPE_", "DATABASE_URL"))}
-    env |= {
-        "DATABASE_URL": url,
-        "BILLING_LOCAL_MODE": "1",
-        "BILLING_LOCAL_ROLE": "finance",
-        "BILLING_SECRETS_FILE": str(tmp_path / "no-secrets.toml"),
-        "BILLING_INVOICE_DIR": str(tmp_path / "files"),
-    }
-    port = _free_port()
-    log = tmp_path / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-    command += ["--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, proc, log)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _metric(page: Page, label: str):
-    return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+    env = local_mode_env(url, "finance", tmp_path, {"BILLING_INVOICE_DIR": str(tmp_path / "files")})
+    with start_streamlit(env, tmp_path) as server:
+        yield server.base
 
 
 def test_finance_reviews_bills_and_dry_runs_a_regeneration(finance_server, page: Page, output_dir: Path):
@@ -66,25 +35,25 @@ def test_finance_reviews_bills_and_dry_runs_a_regeneration(finance_server, page:
     page.get_by_role("link", name="Invoices", exact=True).click()
     expect(page.get_by_role("heading", name="Invoices")).to_be_visible()
     expect(page.get_by_text("All 4 checks pass.")).to_be_visible()
-    expect(_metric(page, "Documents")).to_have_text(re.compile(r"^[1-9][\d,]*$"))
+    expect(metric(page, "Documents")).to_have_text(re.compile(r"^[1-9][\d,]*$"))
     expect(page.get_by_text("Showing 1–50 of")).to_be_visible()
     expect(page.get_by_role("heading", name="Totals by month and plan")).to_be_visible()
-    _settle(page)
+    settle(page)
     page.set_viewport_size({"width": 1440, "height": 1900})  # Streamlit scrolls inside the page: show it all
     page.screenshot(path=str(output_dir / "invoices.png"))
 
     page.get_by_role("tab", name="Batch regeneration").click()
     page.get_by_role("button", name="Dry run").click()
-    expect(_metric(page, "Would regenerate")).to_be_visible(timeout=60_000)
-    expect(_metric(page, "Estimated time")).to_be_visible()
+    expect(metric(page, "Would regenerate")).to_be_visible(timeout=60_000)
+    expect(metric(page, "Estimated time")).to_be_visible()
     page.get_by_role("textbox", name="Reason (stored with every new version)").fill("new company address")
     page.get_by_role("textbox", name="Reason (stored with every new version)").press("Enter")
     expect(page.get_by_role("button", name="Start regeneration")).to_be_enabled()
-    _settle(page)
+    settle(page)
     page.screenshot(path=str(output_dir / "invoices-dry-run.png"))
 
     page.get_by_role("button", name="Start regeneration").click()
     expect(page.get_by_test_id("stProgress")).to_be_visible()  # the job row, polled while the job runs apart
     expect(page.get_by_role("button", name=re.compile(r"^Download ZIP"))).to_be_visible(timeout=120_000)
-    _settle(page)
+    settle(page)
     page.screenshot(path=str(output_dir / "invoices-job.png"))

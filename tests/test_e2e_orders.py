@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -17,13 +14,10 @@ from billing_core.db import Database
 from billing_core.models import LedgerEntry, Order, OrderStatus
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from billing_core.pricing import load_pricing
-from tests import test_e2e_app as e2e
+from tests.e2e_support import BANNER, StreamlitServer, local_mode_env, metric, settle, start_streamlit
 from tests.helpers import make_customer, make_order
-from tests.test_e2e_app import BANNER, ROOT, _free_port, _settle, _wait_healthy
 
 pytestmark = pytest.mark.e2e
-browser = e2e.browser  # the same headless Chromium fixtures as the other browser tests
-page = e2e.page
 
 ADMIN = Actor("ada@company.test", Role.ADMIN, "Ada Admin")
 EMAIL = "ana.pereira@example.com"
@@ -47,7 +41,7 @@ def seed_stuck_order(database: Database) -> str:
 @pytest.fixture
 def server(tmp_path) -> Iterator[Callable[[str], tuple[str, Database, str]]]:
     """A fresh `streamlit run app.py` on a seeded SQLite file, acting as ``role`` in local mode."""
-    started: list[subprocess.Popen] = []
+    started: list[StreamlitServer] = []
     databases: list[Database] = []
 
     def start(role: str) -> tuple[str, Database, str]:
@@ -56,38 +50,16 @@ def server(tmp_path) -> Iterator[Callable[[str], tuple[str, Database, str]]]:
         database.migrate()
         databases.append(database)
         public_id = seed_stuck_order(database)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "STRIPE_", "DATABASE_URL"))}
-        env |= {
-            "DATABASE_URL": url,
-            "BILLING_LOCAL_MODE": "1",
-            "BILLING_LOCAL_ROLE": role,
-            "BILLING_SECRETS_FILE": str(tmp_path / "no-secrets.toml"),
-        }
-        port = _free_port()
-        log = tmp_path / "streamlit.log"
-        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-        command += ["--server.headless", "true", "--server.fileWatcherType", "none"]
-        command += ["--browser.gatherUsageStats", "false"]
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        started.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        _wait_healthy(base, proc, log)
-        return base, database, public_id
+        env = local_mode_env(url, role, tmp_path)
+        server = start_streamlit(env, tmp_path)
+        started.append(server)
+        return server.base, database, public_id
 
     yield start
-    for proc in started:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    for server in started:
+        server.stop()
     for database in databases:
         database.dispose()
-
-
-def _metric(page: Page, label: str):
-    return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
 
 
 def _select_first_row(page: Page) -> None:
@@ -108,31 +80,31 @@ def test_support_finds_checks_and_completes_a_stuck_order(server, page, output_d
     search.fill(EMAIL)
     search.press("Enter")
     expect(page.get_by_text("2 matching orders")).to_be_visible()
-    _settle(page)
+    settle(page)
     _select_first_row(page)  # newest first: the paid-at-the-gateway Pro order
     expect(page.get_by_role("heading", name=f"Order {public_id}")).to_be_visible()
     assert f"order={public_id}" in page.url  # the link to paste into the ticket
-    expect(_metric(page, "Status")).to_have_text("pending")
+    expect(metric(page, "Status")).to_have_text("pending")
 
     page.get_by_role("button", name="Check with gateway").click()
     expect(page.get_by_text("The gateway says succeeded")).to_be_visible()
     expect(page.get_by_text("Paid at the gateway but pending here: complete the order.")).to_be_visible()
-    _settle(page)
+    settle(page)
 
     page.get_by_role("textbox", name="Reason (kept in the audit log)").fill("Customer wrote: paid but no credits")
     page.get_by_role("textbox", name="Reason (kept in the audit log)").press("Enter")
-    _settle(page)
+    settle(page)
     page.get_by_text(f"I confirm: complete from gateway for order {public_id}").click()
     run = page.get_by_role("button", name="Complete from gateway", exact=True)
     expect(run).to_be_enabled()
     run.click()
 
     expect(page.get_by_text("Completed: 500 credits added")).to_be_visible()
-    expect(_metric(page, "Status")).to_have_text("paid")
-    expect(_metric(page, "Credits balance")).to_have_text("500")
-    _settle(page)
+    expect(metric(page, "Status")).to_have_text("paid")
+    expect(metric(page, "Credits balance")).to_have_text("500")
+    settle(page)
     page.set_viewport_size({"width": 1400, "height": 2400})  # the app scrolls inside; show all of it
-    _settle(page)
+    settle(page)
     page.screenshot(path=str(output_dir / "orders.png"))
 
     with database.session() as s:

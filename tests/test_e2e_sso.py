@@ -5,21 +5,17 @@ or the server log."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from billing_core.db import Database
-from tests.test_e2e_app import CHROMIUM_ARGS, _free_port, _wait_healthy
+from tests.e2e_support import app_env, free_port, start_streamlit
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
 COOKIE_SECRET = "e2e-Ck7Qm2Xv9Lk4Tz8Wn3Hc6Jf1Yd5Gs0Pa-Cookie"
 CLIENT_SECRET = "e2e-Cs3Rb7Mq2Xv9Lk4Tz8Wn6Jf1Yd5Gs0Pa-Client"
 STRIPE_KEY = "sk_test_E2eRb7Mq2Xv9Lk4Tz8Wn3Hc6Jf1Yd5Gs0Pa"
@@ -47,7 +43,7 @@ def oidc_provider() -> Iterator[str]:
     """A local OpenID Connect provider whose sign-in page offers one button per person above."""
     mock = pytest.importorskip("oidc_provider_mock")
     users = [mock.User(sub=claims["email"], claims=claims) for claims in USERS.values()]
-    with mock.run_server_in_thread(port=_free_port(), user_claims=users) as server:
+    with mock.run_server_in_thread(port=free_port(), user_claims=users) as server:
         yield f"http://localhost:{server.server_port}"
 
 
@@ -59,7 +55,7 @@ def app_server(oidc_provider, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     database = Database(url)
     database.migrate()
     database.dispose()
-    port = _free_port()
+    port = free_port()
     secrets = tmp / "secrets.toml"
     secrets.write_text(
         f"""
@@ -82,45 +78,13 @@ groups = {{"billing-admins" = "admin", "billing-analysts" = "analyst"}}
 api_key = "{STRIPE_KEY}"
 """
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "STRIPE_", "DATABASE_URL"))}
-    env |= {"DATABASE_URL": url, "BILLING_SECRETS_FILE": str(secrets)}
-    log = tmp / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-    command += ["--server.headless", "true", "--server.fileWatcherType", "none"]
-    command += ["--browser.gatherUsageStats", "false", "--secrets.files", str(secrets)]
-    command += ["--logger.level", "debug"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://localhost:{port}"
-    try:
-        _wait_healthy(base, proc, log)
-        yield base, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    text = log.read_text()
+    env = app_env({"DATABASE_URL": url, "BILLING_SECRETS_FILE": str(secrets)})
+    args = ["--secrets.files", str(secrets), "--logger.level", "debug"]
+    with start_streamlit(env, tmp, port=port, host="localhost", args=args) as server:
+        yield server.base, server.log
+    text = server.log.read_text()
     leaked = [name for name, secret in zip(("cookie", "client", "stripe"), SECRETS, strict=True) if secret in text]
     assert not leaked, f"the server log holds the {leaked} secret"
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path) -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
 
 
 def sign_in(page: Page, base: str, who: str) -> None:
