@@ -16,12 +16,14 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import make_url
 
+from billing_core import whatif
 from billing_core.access import Actor, Role, may_open, pages_for
 from billing_core.config import Settings, load_settings
 from billing_core.db import Database
-from billing_core.errors import ConfigError
+from billing_core.errors import BillingError, ConfigError
 from billing_core.identity import actor_for, email_of
 from billing_core.money import format_cents, format_credits
+from billing_core.pricing import Pricing
 from billing_core.sandbox import AuditRow, LedgerRow, OrderRow
 from billing_core.whatif import ComparisonRow, Side
 
@@ -326,6 +328,25 @@ def plain(text: object) -> str:
     """Text for st.error/st.warning/st.caption shown exactly as written: every markdown, math ($),
     directive (:red[...]) and shortcode character is escaped, so a customer's name stays a name."""
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in str(text))
+
+
+def whatif_pricing(settings: Settings, key: str, height: int = 300) -> Pricing | None:
+    """A proposed pricing, uploaded as a TOML file or edited from the current one; None (with the
+    reason shown) while it does not parse."""
+    uploaded = st.file_uploader("Upload a what-if pricing (.toml)", type=["toml"], key=f"{key}_file")
+    try:
+        if uploaded is not None:
+            text, source = whatif.uploaded_text(uploaded.getvalue(), uploaded.name), uploaded.name
+            st.caption(f"Using the uploaded file {plain(uploaded.name)}; remove it to edit the text instead.")
+        else:
+            if f"{key}_text" not in st.session_state:
+                st.session_state[f"{key}_text"] = whatif.pricing_file_text(settings.pricing_file)
+            text = st.text_area("What-if pricing (TOML)", key=f"{key}_text", height=height)
+            source = "the edited what-if pricing"
+        return whatif.parse_whatif(text, source=source)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return None
 
 
 if __name__ == "__main__":

@@ -12,8 +12,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from billing_core import charts, money, reports, rollup, whatif
-from billing_core.errors import BillingError
+from billing_core import charts, money, reports, rollup
 from billing_core.exports import to_csv_bytes
 from billing_core.reports import Filters, RevenueReport, Totals
 from pages import _shared
@@ -331,18 +330,8 @@ def _pricing_whatif(ctx: PageContext, filters: Filters) -> None:
             "would refuse (an amount or method it does not accept) count as lost. The new/returning "
             "filter does not apply."
         )
-        uploaded = st.file_uploader("Upload a what-if pricing (.toml)", type=["toml"], key="rev_whatif_file")
-        try:
-            if uploaded is not None:
-                text, source = whatif.uploaded_text(uploaded.getvalue(), uploaded.name), uploaded.name
-            else:
-                if "rev_whatif_text" not in st.session_state:
-                    st.session_state["rev_whatif_text"] = whatif.pricing_file_text(ctx.settings.pricing_file)
-                text = st.text_area("What-if pricing (TOML)", key="rev_whatif_text", height=220)
-                source = "the edited what-if pricing"
-            proposal = whatif.parse_whatif(text, source=source)
-        except BillingError as exc:
-            st.error(plain(exc), icon=":material/error:")
+        proposal = _shared.whatif_pricing(ctx.settings, "rev_whatif", height=220)
+        if proposal is None:
             return
         if not st.toggle("Compute the what-if", key="rev_whatif_on"):
             return

@@ -202,19 +202,8 @@ def _show_customer(ctx: PageContext, customer_id: int) -> None:
 
 def _whatif(ctx: PageContext, current: Pricing, amount_text: str, method: str) -> None:
     st.caption("Compare the current pricing with a proposal: upload a pricing TOML file or edit the current one.")
-    uploaded = st.file_uploader("Upload a what-if pricing (.toml)", type=["toml"], key="whatif_file")
-    try:
-        if uploaded is not None:
-            text, source = whatif.uploaded_text(uploaded.getvalue(), uploaded.name), uploaded.name
-            st.caption(f"Using the uploaded file {plain(uploaded.name)}; remove it to edit the text instead.")
-        else:
-            if "whatif_text" not in st.session_state:
-                st.session_state["whatif_text"] = whatif.pricing_file_text(ctx.settings.pricing_file)
-            text = st.text_area("What-if pricing (TOML)", key="whatif_text", height=300)
-            source = "the edited what-if pricing"
-        proposal = whatif.parse_whatif(text, source=source)
-    except BillingError as exc:
-        st.error(plain(exc), icon=":material/error:")
+    proposal = _shared.whatif_pricing(ctx.settings, "whatif")
+    if proposal is None:
         return
     rows = whatif.compare(
         current, proposal, method, whatif.comparison_amounts(current, proposal, _typed_cents(amount_text))
