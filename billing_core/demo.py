@@ -1374,7 +1374,7 @@ def _grouped(keys: list[np.ndarray], values: list[dict[str, np.ndarray]]) -> tup
 
 
 def rollup_tables(data: DemoData, zones: tuple[str, ...]) -> list[Table]:
-    """revenue_daily_country, revenue_daily and customer_monthly for the seeded orders, exactly as
+    """revenue_daily_country, revenue_daily, customer_monthly and customer_totals for the seeded orders, exactly as
     rollup.rebuild computes them from the stored rows, in each table's primary-key order."""
     f = data.facts
     assert f is not None
@@ -1483,18 +1483,40 @@ def rollup_tables(data: DemoData, zones: tuple[str, ...]) -> list[Table]:
             ),
         },
     )
+    # Customers over all time: the months' sums once more, per customer.
+    customer_ids, per_customer = np.unique(unique // 4096, return_inverse=True)
+    totals = Table(
+        "customer_totals",
+        {
+            "customer_id": customer_ids + f["customer_id_offset"] + 1,
+            **{
+                m: np.bincount(per_customer, monthly.columns[m].astype(np.float64), len(customer_ids)).astype(np.int64)
+                for m in rollup.MONTHLY_MEASURES
+            },
+        },
+    )
     return [
         table("revenue_daily_country", country_keys, country_sums, True),
         table("revenue_daily", daily_keys, daily_sums, False),
         monthly,
+        totals,
     ]
 
 
 # --- loading -------------------------------------------------------------------------------------
 
-_TABLES = ("customers", "orders", "simulated_payments", "ledger_entries", "invoices", "refunds", "customer_monthly")
+_TABLES = (
+    "customers",
+    "orders",
+    "simulated_payments",
+    "ledger_entries",
+    "invoices",
+    "refunds",
+    "customer_monthly",
+    "customer_totals",
+)
 # The revenue rollup (billing_core.rollup): the seed writes it with the orders, so it is never stale.
-_ROLLUP_TABLES = ("revenue_daily", "revenue_daily_country", "customer_monthly")
+_ROLLUP_TABLES = rollup.TABLES
 _ID_TABLES = ("customers", "orders", "ledger_entries", "invoices", "refunds")
 # Children before parents; on SQLite, tables a migration has not made yet are skipped.
 _WIPE_ORDER = (

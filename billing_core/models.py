@@ -464,6 +464,20 @@ class CustomerMonthly(Base):
     )
 
 
+class CustomerTotal(Base):
+    """Paid top-ups per customer over all time: the upper bound that lets top customers skip the rest."""
+
+    __tablename__ = "customer_totals"
+
+    customer_id: Mapped[int] = mapped_column(primary_key=True)
+    paid_count: Mapped[int]
+    total_cents: Mapped[int]
+    amount_cents: Mapped[int]
+
+    # Customers by lifetime total are an index range (covering customer_id, as above).
+    __table_args__ = (Index("ix_customer_totals_total_cents", "total_cents"), {"sqlite_with_rowid": False})
+
+
 class RevenueState(Base):
     """One row: a version bumped by every rollup write (page caches key on it), and what the rollup holds."""
 

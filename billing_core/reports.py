@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from billing_core import money, rollup
 from billing_core.config import DEFAULT_REPORT_TIMEZONES
 from billing_core.errors import BillingError
-from billing_core.models import Customer, CustomerMonthly, Order, RevenueDaily, RevenueDailyCountry
+from billing_core.models import Customer, CustomerMonthly, CustomerTotal, Order, RevenueDaily, RevenueDailyCountry
 from billing_core.pricing import Method, PlanId, Pricing, quote
 
 PRESETS = {
@@ -43,6 +43,7 @@ EARLIEST = date(2000, 1, 1)
 TOP_CUSTOMERS = 10
 TOP_COLUMNS = ["customer", "email", "country", "topups", "total_cents", "amount_cents"]
 TOP_PER_MONTH = 100
+TOP_LIFETIME_CANDIDATES = 5_000  # beyond this many, grouping every customer of the months is cheaper
 
 
 # --- filters -------------------------------------------------------------------------------------
@@ -391,13 +392,17 @@ def _shares(key: str, rows: dict[str, list[int]], columns: list[str]) -> pd.Data
 
 
 def top_customers(session: Session, first_month: date, last_month: date) -> tuple[pd.DataFrame, bool]:
-    """The ten best customers by amount charged over whole UTC months (always exact), and whether the
-    candidate bound proved them (True) or every customer of the months had to be grouped (False).
+    """The ten best customers by amount charged over whole UTC months (always exact), and whether
+    bounds proved them from a few thousand customers (True) or every customer of the months had to
+    be grouped (False).
 
-    Candidates are each month's top 100 (an index range each). A customer outside every month's top
-    100 has at most the sum of the months' 100th totals; when the 10th candidate reaches that bound
-    the list is exact without reading the rest. Otherwise it falls back to grouping every customer
-    of the months. Either way the answer is exact; the bound only decides how much is read.
+    1. Candidates are each month's top 100 (an index range each); their exact sums give a tenth best.
+    2. A customer outside every month's top 100 has at most the sum of the months' 100th totals;
+       when the tenth best reaches that, the list is proved.
+    3. Otherwise, no customer can have paid more in the months than over all time: only customers
+       whose lifetime total reaches the tenth best (an index range of ``customer_totals``) can enter,
+       and when there are few, their exact sums settle the list.
+    4. Failing both, every customer of the months is grouped. The answer is exact on every path.
     """
     months = []
     month = first_month
@@ -420,24 +425,31 @@ def top_customers(session: Session, first_month: date, last_month: date) -> tupl
         per_month.setdefault(m, []).append(int(total))
     bound = sum(min(v) for v in per_month.values() if len(v) >= TOP_PER_MONTH)
     candidates = {r[0] for r in ranked}
-    cm = CustomerMonthly
-    in_range = [cm.month >= first_month, cm.month <= last_month]
-    sums = (func.sum(cm.paid_count), func.sum(cm.total_cents), func.sum(cm.amount_cents))
-    best = []
-    if candidates:
-        best = session.execute(
-            select(cm.customer_id, *sums).where(cm.customer_id.in_(candidates), *in_range).group_by(cm.customer_id)
-        ).all()
-        best = sorted(best, key=lambda r: (-r[2], r[0]))[:TOP_CUSTOMERS]
+    best = _top_of(session, candidates, first_month, last_month)
     proved = bound == 0 or (len(best) == TOP_CUSTOMERS and best[-1][2] >= bound)
+    if not proved and len(best) == TOP_CUSTOMERS:
+        # Customers who could still reach the tenth best: a lifetime total at least that large.
+        reach = session.scalars(
+            select(CustomerTotal.customer_id)
+            .where(CustomerTotal.total_cents >= best[-1][2])
+            .limit(TOP_LIFETIME_CANDIDATES + 1)
+        ).all()
+        if len(reach) <= TOP_LIFETIME_CANDIDATES:
+            entrants = _top_of(session, set(reach) - candidates, first_month, last_month)
+            best = sorted([*best, *entrants], key=_rank)[:TOP_CUSTOMERS]
+            proved = True
     if not proved:
-        best = session.execute(
-            select(cm.customer_id, *sums)
-            .where(*in_range)
+        # Grouped from the (month, total_cents) index alone, which also holds customer_id; the other
+        # sums are read for the ten only.
+        cm = CustomerMonthly
+        ten = session.scalars(
+            select(cm.customer_id)
+            .where(cm.month >= first_month, cm.month <= last_month)
             .group_by(cm.customer_id)
             .order_by(func.sum(cm.total_cents).desc(), cm.customer_id)
             .limit(TOP_CUSTOMERS)
         ).all()
+        best = _top_of(session, set(ten), first_month, last_month)
     people = {
         c.id: c
         for c in session.execute(
@@ -450,6 +462,29 @@ def top_customers(session: Session, first_month: date, last_month: date) -> tupl
         (people[r[0]].name, people[r[0]].email, people[r[0]].country, int(r[1]), int(r[2]), int(r[3])) for r in best
     ]
     return pd.DataFrame(rows, columns=columns), proved
+
+
+def _rank(row) -> tuple[int, int]:
+    """Best first: the larger total, then the lower customer id."""
+    return -int(row[2]), int(row[0])
+
+
+def _monthly_sums() -> tuple:
+    cm = CustomerMonthly
+    return func.sum(cm.paid_count), func.sum(cm.total_cents), func.sum(cm.amount_cents)
+
+
+def _top_of(session: Session, customers: set[int], first_month: date, last_month: date) -> list:
+    """The ten best of ``customers`` over the months: (customer_id, top-ups, total, amount), best first."""
+    if not customers:
+        return []
+    cm = CustomerMonthly
+    rows = session.execute(
+        select(cm.customer_id, *_monthly_sums())
+        .where(cm.customer_id.in_(customers), cm.month >= first_month, cm.month <= last_month)
+        .group_by(cm.customer_id)
+    ).all()
+    return sorted(rows, key=_rank)[:TOP_CUSTOMERS]
 
 
 # --- pricing what-if over history ----------------------------------------------------------------
@@ -583,8 +618,7 @@ def revenue_rows(options):
             try:
                 database.migrate()
                 for size in sizes:
-                    seed(database, orders=size, actor=actor, replace=True)
-                    rollup.rebuild(database)
+                    seed(database, orders=size, actor=actor, replace=True)  # writes the rollup as well
                     with database.session() as session:
                         ms = _best_ms(lambda s=session: revenue_report(s, filters, with_top_customers=False))
                         top_ms = _best_ms(lambda s=session: top_customers(s, first, last), 3)

@@ -36,6 +36,7 @@ from billing_core.models import (
     Customer,
     CustomerKind,
     CustomerMonthly,
+    CustomerTotal,
     Order,
     Refund,
     RevenueDaily,
@@ -54,6 +55,7 @@ MEASURES = (
     "refunded_cents",
 )
 MONTHLY_MEASURES = ("paid_count", "total_cents", "amount_cents")
+TABLES = ("revenue_daily", "revenue_daily_country", "customer_monthly", "customer_totals")
 _STATE_ID = 1
 
 
@@ -95,7 +97,7 @@ def record_created(session: Session, order: Order, customer: Customer) -> None:
 
 
 def record_paid(session: Session, order: Order, customer: Customer) -> None:
-    """Count a payment on its day, and in the customer's month."""
+    """Count a payment on its day, in the customer's month and in the customer's total."""
     if order.sandbox or order.paid_at is None:
         return
     measures = {
@@ -109,6 +111,8 @@ def record_paid(session: Session, order: Order, customer: Customer) -> None:
     row = {"customer_id": order.customer_id, "month": month_of(order.paid_at), "paid_count": 1}
     row |= {"total_cents": order.total_cents, "amount_cents": order.amount_cents}
     _upsert(session, CustomerMonthly, [row], MONTHLY_MEASURES)
+    del row["month"]
+    _upsert(session, CustomerTotal, [row], MONTHLY_MEASURES)
     _bump(session)
 
 
@@ -216,7 +220,7 @@ def rebuild(database: Database, timezones: Sequence[str] | None = None) -> Rebui
 
 def _rebuild(conn: Connection, zones: tuple[str, ...]) -> int:
     dialect = conn.dialect.name
-    for table in ("revenue_daily", "revenue_daily_country", "customer_monthly"):
+    for table in TABLES:
         conn.exec_driver_sql(f"DELETE FROM {table}")  # noqa: S608 - fixed names
     if dialect == "sqlite":
         raw = conn.connection.driver_connection
@@ -284,6 +288,11 @@ def _rebuild(conn: Connection, zones: tuple[str, ...]) -> int:
         "INSERT INTO customer_monthly (customer_id, month, paid_count, total_cents, amount_cents) "  # noqa: S608
         f"SELECT customer_id, {month}, count(*), sum(total_cents), sum(amount_cents) FROM orders "
         f"WHERE sandbox = false AND paid_at IS NOT NULL GROUP BY customer_id, {month}"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO customer_totals (customer_id, paid_count, total_cents, amount_cents) "
+        "SELECT customer_id, sum(paid_count), sum(total_cents), sum(amount_cents) FROM customer_monthly "
+        "GROUP BY customer_id"
     )
     table = RevenueState.__table__
     stmt = _insert(dialect, table).values(id=_STATE_ID, version=1, timezones=",".join(zones), built=True)

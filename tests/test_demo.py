@@ -21,6 +21,7 @@ from billing_core.models import (
     AuditEvent,
     Customer,
     CustomerMonthly,
+    CustomerTotal,
     Invoice,
     InvoiceKind,
     InvoiceSeries,
@@ -558,7 +559,7 @@ def _rollup_rows(database: Database) -> dict[str, list[tuple]]:
     with database.session() as s:
         return {
             model.__tablename__: sorted(tuple(row) for row in s.execute(select(model.__table__)).all())
-            for model in (RevenueDaily, RevenueDailyCountry, CustomerMonthly)
+            for model in (RevenueDaily, RevenueDailyCountry, CustomerMonthly, CustomerTotal)
         }
 
 

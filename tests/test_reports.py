@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import func, select
 
 from billing_core import demo, orders, refunds, reports, rollup
 from billing_core.exports import FORMULA_STARTS, to_csv_bytes
-from billing_core.models import Invoice, InvoiceKind, Order, Refund
+from billing_core.models import Customer, Invoice, InvoiceKind, Order, Refund
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from billing_core.pricing import DEFAULT_PRICING_FILE, parse_pricing, quote
 from billing_core.reports import Filters
@@ -241,3 +242,46 @@ def test_totals_agree_with_paid_orders_and_invoices_on_demo_data(db, admin):
     assert (c.paid, c.amount_cents, c.fee_cents, c.total_cents) == tuple(paid) == tuple(invoiced)
     assert c.refunded_cents == refunded
     assert int(r.series["revenue_cents"].sum()) == c.amount_cents
+
+
+def _top_by_orders(session, first_month: date, last_month: date) -> list[tuple]:
+    """The ten best customers of the months straight from the orders: (email, top-ups, total, amount)."""
+    start = datetime.combine(first_month, datetime.min.time(), UTC)
+    end = datetime.combine(reports._add_months(last_month, 1), datetime.min.time(), UTC)
+    rows = session.execute(
+        select(
+            Order.customer_id,
+            func.count(),
+            func.sum(Order.total_cents),
+            func.sum(Order.amount_cents),
+        )
+        .where(Order.paid_at >= start, Order.paid_at < end, Order.sandbox.is_(False))
+        .group_by(Order.customer_id)
+    ).all()
+    best = sorted(rows, key=lambda r: (-r[2], r[0]))[: reports.TOP_CUSTOMERS]
+    emails = dict(session.execute(select(Customer.id, Customer.email)).all())
+    return [(emails[r[0]], int(r[1]), int(r[2]), int(r[3])) for r in best]
+
+
+@pytest.mark.slow
+def test_top_customers_are_exact_on_every_path(db, admin, monkeypatch):
+    """Month bound, lifetime bound and grouping all give the ten that the orders give, ties included."""
+    demo.seed(db, orders=6000, seed=11, actor=admin)
+    spans = [(date(2025, m, 1), date(2025, m + k, 1)) for m in (1, 4, 7) for k in (0, 1, 2, 5)]
+    spans += [(date(2024, 11, 1), date(2026, 11, 1)), (date(2026, 10, 1), date(2026, 12, 1))]
+    sums = Counter()
+    real = reports._top_of
+    monkeypatch.setattr(reports, "_top_of", lambda *a: sums.update(["call"]) or real(*a))
+    paths: set[str] = set()
+    # Small per-month lists make the month bound fail; a tiny lifetime cap makes the lifetime path give up.
+    for per_month, lifetime in ((100, 5000), (3, 5000), (3, 2)):
+        monkeypatch.setattr(reports, "TOP_PER_MONTH", per_month)
+        monkeypatch.setattr(reports, "TOP_LIFETIME_CANDIDATES", lifetime)
+        with db.session() as s:
+            for first, last in spans:
+                sums.clear()
+                top, proved = reports.top_customers(s, first, last)
+                paths.add("month" if proved and sums["call"] == 1 else "lifetime" if proved else "grouped")
+                got = [(r.email, r.topups, r.total_cents, r.amount_cents) for r in top.itertuples()]
+                assert got == _top_by_orders(s, first, last), (first, last, per_month, lifetime)
+    assert paths == {"month", "lifetime", "grouped"}

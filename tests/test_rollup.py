@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy import select
 
 from billing_core import orders, refunds, rollup
-from billing_core.models import Customer, CustomerMonthly, Order, Refund, RevenueDaily, RevenueDailyCountry
+from billing_core.models import (
+    Customer,
+    CustomerMonthly,
+    CustomerTotal,
+    Order,
+    Refund,
+    RevenueDaily,
+    RevenueDailyCountry,
+)
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from tests.helpers import make_customer
 
@@ -106,7 +114,15 @@ def recomputed(session) -> tuple[dict, dict]:
     return {k: dict(v) for k, v in daily.items()}, {k: dict(v) for k, v in monthly.items()}
 
 
-def stored(session) -> tuple[dict, dict, dict]:
+def lifetime(monthly: dict) -> dict:
+    """Per customer, the months' measures added up."""
+    out: dict[int, Counter] = defaultdict(Counter)
+    for (customer_id, _month), measures in monthly.items():
+        out[customer_id].update(measures)
+    return {k: dict(v) for k, v in out.items()}
+
+
+def stored(session) -> tuple[dict, dict, dict, dict]:
     session.expire_all()
 
     def measures(row, names):
@@ -123,7 +139,8 @@ def stored(session) -> tuple[dict, dict, dict]:
     monthly = {
         (r.customer_id, r.month): measures(r, rollup.MONTHLY_MEASURES) for r in session.scalars(select(CustomerMonthly))
     }
-    return country, daily, monthly
+    totals = {r.customer_id: measures(r, rollup.MONTHLY_MEASURES) for r in session.scalars(select(CustomerTotal))}
+    return country, daily, monthly, totals
 
 
 def without_country(by_country: dict) -> dict:
@@ -168,10 +185,12 @@ def random_history(session, admin, support, finance, pricing, settings, gateway,
 def test_incremental_rollup_equals_a_recomputation_from_orders(random_history):
     session = random_history
     expected_country, expected_monthly = recomputed(session)
-    country, daily, monthly = stored(session)
+    country, daily, monthly, totals = stored(session)
     assert country == expected_country
     assert daily == without_country(expected_country)
     assert monthly == expected_monthly
+    assert totals == lifetime(expected_monthly)
+    assert len(totals) > 1
     assert sum(m.get("refund_count", 0) for m in daily.values()) > 0  # the mix did refund
 
 
@@ -191,10 +210,10 @@ def test_sandbox_orders_never_count(session, admin, support, finance, pricing, s
     order = open_order(session, admin, customer, pricing, gateway, datetime(2026, 3, 2, tzinfo=UTC))
     pay(session, admin, order, gateway, settings, clock, datetime(2026, 3, 2, 1, tzinfo=UTC))
     refund(session, admin, orders.get_order(session, order.id), gateway, settings, clock, clock.now)
-    assert stored(session) == ({}, {}, {})
+    assert stored(session) == ({}, {}, {}, {})
     session.rollback()
     rollup.rebuild(db)
-    assert stored(session) == ({}, {}, {})
+    assert stored(session) == ({}, {}, {}, {})
 
 
 @pytest.mark.parametrize(

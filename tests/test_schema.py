@@ -1,9 +1,12 @@
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
-from billing_core.db import migrate
-from billing_core.models import Base
+from billing_core import demo
+from billing_core.db import MIGRATIONS, migrate
+from billing_core.models import Base, CustomerTotal
 
 
 def test_migrations_build_exactly_the_models_schema(db):
@@ -32,3 +35,19 @@ def test_lookup_indexes_exist(db):
     customer_unique = {tuple(c["column_names"]) for c in inspector.get_unique_constraints("customers")}
     customer_unique |= {tuple(ix["column_names"]) for ix in inspector.get_indexes("customers") if ix.get("unique")}
     assert ("email",) in customer_unique
+
+
+def test_customer_totals_migration_fills_them_from_the_monthly_rollup(db, admin):
+    demo.seed(db, orders=3000, seed=2, actor=admin)
+    with db.session() as s:
+        seeded = sorted(tuple(r) for r in s.execute(select(CustomerTotal.__table__)).all())
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    assert "customer_totals" not in inspect(db.engine).get_table_names()
+    migrate(db.engine)
+    with db.session() as s:
+        assert sorted(tuple(r) for r in s.execute(select(CustomerTotal.__table__)).all()) == seeded
+    assert len(seeded) > 100
