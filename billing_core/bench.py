@@ -55,6 +55,7 @@ def rate(fn: Callable[[], object], seconds: float = 0.5) -> float:
 class Options:
     seed_orders: int = 1_000_000
     postgres_url: str | None = None  # adds PostgreSQL rows where a suite has them
+    large: bool = False  # adds the sizes that take many minutes to seed (revenue at 10,000,000 orders)
 
 
 def quote_rows(options: Options) -> Iterable[Row]:

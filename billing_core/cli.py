@@ -86,7 +86,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    options = bench.Options(seed_orders=args.orders, postgres_url=args.postgres_url)
+    options = bench.Options(seed_orders=args.orders, postgres_url=args.postgres_url, large=args.large)
     bench.run(options, only=args.only or None)
     return 0
 
@@ -175,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orders", type=int, default=1_000_000, help="orders to seed for the seeding figure")
     p.add_argument("--postgres-url", help="also measure on this PostgreSQL database (it is overwritten)")
     p.add_argument("--only", action="append", choices=sorted(bench.SUITES), help="run only these suites")
+    p.add_argument(
+        "--large",
+        action="store_true",
+        help="add the sizes that seed for many minutes (revenue at 10,000,000 orders on PostgreSQL)",
+    )
     p.set_defaults(func=cmd_bench)
     return parser
 

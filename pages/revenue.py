@@ -147,7 +147,7 @@ def _report(url: str, key: tuple, version: int, _filters: Filters) -> RevenueRep
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner="Finding the top customers…")
 def _top(url: str, first: date, last: date, version: int) -> pd.DataFrame:
-    """Apart from the other figures: over long ranges it reads every customer of the months."""
+    """Apart from the other figures: when its bounds cannot settle the ten, it groups every customer of the months."""
     with _shared.database(url).session() as session:
         return reports.top_customers(session, first, last)[0]
 

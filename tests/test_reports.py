@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import demo, orders, refunds, reports, rollup
+from billing_core import bench, demo, orders, refunds, reports, rollup
 from billing_core.exports import FORMULA_STARTS, to_csv_bytes
 from billing_core.models import Customer, Invoice, InvoiceKind, Order, Refund
 from billing_core.payments.simulated import Outcome, SimulatedGateway
@@ -285,3 +285,21 @@ def test_top_customers_are_exact_on_every_path(db, admin, monkeypatch):
                 got = [(r.email, r.topups, r.total_cents, r.amount_cents) for r in top.itertuples()]
                 assert got == _top_by_orders(s, first, last), (first, last, per_month, lifetime)
     assert paths == {"month", "lifetime", "grouped"}
+
+
+@pytest.mark.slow
+def test_the_revenue_benchmark_measures_each_size_beside_its_baseline(pg_database, monkeypatch):
+    monkeypatch.setattr(reports, "BENCH_SQLITE_SIZES", (1_500,))
+    monkeypatch.setattr(reports, "BENCH_POSTGRES_SIZES", (1_000,))
+    monkeypatch.setattr(reports, "BENCH_POSTGRES_LARGE", 3_000)
+    monkeypatch.setattr(reports, "BENCH_NAIVE_REPEAT_MAX", 2_000)  # the large size times its baseline once
+    rows = list(reports.revenue_rows(bench.Options(postgres_url=pg_database.url, large=True)))
+    assert [r.name for r in rows] == [
+        f"revenue {figure} ({where})"
+        for where in ("SQLite, 1,500", "PostgreSQL, 1,000", "PostgreSQL, 3,000")
+        for figure in ("page data", "top customers")
+    ]
+    assert all(r.value > 0 and r.baseline > 0 and r.unit == "ms" for r in rows)
+    assert len(list(reports.revenue_rows(bench.Options()))) == 2  # SQLite only, without a PostgreSQL URL
+    with pg_database.session() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 3_000  # the last size seeded stays
