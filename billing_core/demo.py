@@ -1816,6 +1816,10 @@ def seed(
                             loader.load(table, indexes.get(table.name, []))
                         loader.finish()
                     _finish(conn, dialect, data, zones)
+                    if dialect == "postgresql":
+                        # Fresh statistics, or the planner guesses at every table it was just handed.
+                        with profile.section("analyze"):
+                            conn.exec_driver_sql(f"ANALYZE {', '.join(dict.fromkeys((*_TABLES, *_ROLLUP_TABLES)))}")
                     seconds = time.perf_counter() - started
                     with Session(bind=conn) as session:
                         audit.record(

@@ -469,7 +469,7 @@ class CustomerTotal(Base):
 
     __tablename__ = "customer_totals"
 
-    customer_id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     paid_count: Mapped[int]
     total_cents: Mapped[int]
     amount_cents: Mapped[int]

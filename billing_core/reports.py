@@ -43,7 +43,7 @@ EARLIEST = date(2000, 1, 1)
 TOP_CUSTOMERS = 10
 TOP_COLUMNS = ["customer", "email", "country", "topups", "total_cents", "amount_cents"]
 TOP_PER_MONTH = 100
-TOP_LIFETIME_CANDIDATES = 5_000  # beyond this many, grouping every customer of the months is cheaper
+TOP_LIFETIME_CANDIDATES = 20_000  # beyond this many, grouping every customer of the months is as quick
 
 
 # --- filters -------------------------------------------------------------------------------------
@@ -393,16 +393,18 @@ def _shares(key: str, rows: dict[str, list[int]], columns: list[str]) -> pd.Data
 
 def top_customers(session: Session, first_month: date, last_month: date) -> tuple[pd.DataFrame, bool]:
     """The ten best customers by amount charged over whole UTC months (always exact), and whether
-    bounds proved them from a few thousand customers (True) or every customer of the months had to
-    be grouped (False).
+    bounds proved them from a few customers (True) or every customer of the months was grouped (False).
 
-    1. Candidates are each month's top 100 (an index range each); their exact sums give a tenth best.
-    2. A customer outside every month's top 100 has at most the sum of the months' 100th totals;
-       when the tenth best reaches that, the list is proved.
-    3. Otherwise, no customer can have paid more in the months than over all time: only customers
-       whose lifetime total reaches the tenth best (an index range of ``customer_totals``) can enter,
-       and when there are few, their exact sums settle the list.
-    4. Failing both, every customer of the months is grouped. The answer is exact on every path.
+    Each month's top 100 (an index range each) are the candidates. What a candidate shows in those
+    lists is at most its total, so the tenth best of those partial sums is a floor under the true
+    tenth best. Two ceilings then rule customers out:
+    - a customer outside every month's top 100 has at most the sum of the months' 100th totals;
+      when that is below the tenth best, the ten are among the candidates, summed exactly;
+    - nobody pays more in some months than over all time: only customers whose lifetime total
+      (``customer_totals``, an index range) reaches the floor can be in the ten; when they are not
+      too many, they are summed exactly, each joined to its months by primary key.
+    Failing both, every customer of the months is grouped. The answer is exact on every path; ties
+    go to the lower customer id.
     """
     months = []
     month = first_month
@@ -421,23 +423,24 @@ def top_customers(session: Session, first_month: date, last_month: date) -> tupl
         text(per_month_sql).bindparams(*(bindparam(f"m{i}", m, type_=Date) for i, m in enumerate(months)))
     ).all()
     per_month: dict[object, list[int]] = {}
-    for _, m, total in ranked:
+    seen: dict[int, int] = {}
+    for customer_id, m, total in ranked:
         per_month.setdefault(m, []).append(int(total))
-    bound = sum(min(v) for v in per_month.values() if len(v) >= TOP_PER_MONTH)
-    candidates = {r[0] for r in ranked}
-    best = _top_of(session, candidates, first_month, last_month)
-    proved = bound == 0 or (len(best) == TOP_CUSTOMERS and best[-1][2] >= bound)
-    if not proved and len(best) == TOP_CUSTOMERS:
-        # Customers who could still reach the tenth best: a lifetime total at least that large.
-        reach = session.scalars(
-            select(CustomerTotal.customer_id)
-            .where(CustomerTotal.total_cents >= best[-1][2])
-            .limit(TOP_LIFETIME_CANDIDATES + 1)
-        ).all()
-        if len(reach) <= TOP_LIFETIME_CANDIDATES:
-            entrants = _top_of(session, set(reach) - candidates, first_month, last_month)
-            best = sorted([*best, *entrants], key=_rank)[:TOP_CUSTOMERS]
-            proved = True
+        seen[customer_id] = seen.get(customer_id, 0) + int(total)
+    # Ceiling for non-candidates (months whose list is short hold every customer of theirs: no ceiling).
+    ceiling = sum(min(v) for v in per_month.values() if len(v) >= TOP_PER_MONTH)
+    floor = sorted(seen.values(), reverse=True)[TOP_CUSTOMERS - 1] if len(seen) >= TOP_CUSTOMERS else 0
+    if ceiling < floor or not ceiling:
+        best, proved = _top_of(session, set(seen), first_month, last_month), True
+    elif floor and _lifetimes_reaching(session, floor) <= TOP_LIFETIME_CANDIDATES:
+        best, proved = _top_reaching(session, floor, first_month, last_month), True
+    else:
+        # The candidates' exact sums raise the floor; both ceilings get another try against it.
+        best = _top_of(session, set(seen), first_month, last_month)
+        tenth = best[-1][2] if len(best) == TOP_CUSTOMERS else 0
+        proved = ceiling < tenth
+        if not proved and tenth > floor and _lifetimes_reaching(session, tenth) <= TOP_LIFETIME_CANDIDATES:
+            best, proved = _top_reaching(session, tenth, first_month, last_month), True
     if not proved:
         # Grouped from the (month, total_cents) index alone, which also holds customer_id; the other
         # sums are read for the ten only.
@@ -464,9 +467,9 @@ def top_customers(session: Session, first_month: date, last_month: date) -> tupl
     return pd.DataFrame(rows, columns=columns), proved
 
 
-def _rank(row) -> tuple[int, int]:
+def _rank(row: tuple[int, ...]) -> tuple[int, int]:
     """Best first: the larger total, then the lower customer id."""
-    return -int(row[2]), int(row[0])
+    return -row[2], row[0]
 
 
 def _monthly_sums() -> tuple:
@@ -474,7 +477,29 @@ def _monthly_sums() -> tuple:
     return func.sum(cm.paid_count), func.sum(cm.total_cents), func.sum(cm.amount_cents)
 
 
-def _top_of(session: Session, customers: set[int], first_month: date, last_month: date) -> list:
+def _lifetimes_reaching(session: Session, floor: int) -> int:
+    """How many customers have a lifetime total of at least ``floor`` (counted up to the cap, plus one)."""
+    reaching = select(CustomerTotal.customer_id).where(CustomerTotal.total_cents >= floor)
+    return session.scalar(select(func.count()).select_from(reaching.limit(TOP_LIFETIME_CANDIDATES + 1).subquery()))
+
+
+def _top_reaching(session: Session, tenth: int, first_month: date, last_month: date) -> list[tuple[int, ...]]:
+    """The ten best over the months among customers whose lifetime total is at least ``tenth``."""
+    cm, ct = CustomerMonthly, CustomerTotal
+    # IN (subquery), not a join: SQLite then walks the lifetime index and looks each customer's months
+    # up by primary key, instead of reading every row of the months.
+    reaching = select(ct.customer_id).where(ct.total_cents >= tenth)
+    rows = session.execute(
+        select(cm.customer_id, *_monthly_sums())
+        .where(cm.customer_id.in_(reaching), cm.month >= first_month, cm.month <= last_month)
+        .group_by(cm.customer_id)
+        .order_by(func.sum(cm.total_cents).desc(), cm.customer_id)
+        .limit(TOP_CUSTOMERS)
+    ).all()
+    return [tuple(int(v) for v in r) for r in rows]
+
+
+def _top_of(session: Session, customers: set[int], first_month: date, last_month: date) -> list[tuple[int, ...]]:
     """The ten best of ``customers`` over the months: (customer_id, top-ups, total, amount), best first."""
     if not customers:
         return []
@@ -484,7 +509,9 @@ def _top_of(session: Session, customers: set[int], first_month: date, last_month
         .where(cm.customer_id.in_(customers), cm.month >= first_month, cm.month <= last_month)
         .group_by(cm.customer_id)
     ).all()
-    return sorted(rows, key=_rank)[:TOP_CUSTOMERS]
+    # Integers, not the Decimals PostgreSQL's sum() gives: a Decimal bound against a bigint column
+    # compares as numeric, which no index serves.
+    return sorted((tuple(int(v) for v in r) for r in rows), key=_rank)[:TOP_CUSTOMERS]
 
 
 # --- pricing what-if over history ----------------------------------------------------------------

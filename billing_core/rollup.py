@@ -294,6 +294,8 @@ def _rebuild(conn: Connection, zones: tuple[str, ...]) -> int:
         "SELECT customer_id, sum(paid_count), sum(total_cents), sum(amount_cents) FROM customer_monthly "
         "GROUP BY customer_id"
     )
+    if dialect == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {', '.join(TABLES)}")  # the planner's estimates of the new rows
     table = RevenueState.__table__
     stmt = _insert(dialect, table).values(id=_STATE_ID, version=1, timezones=",".join(zones), built=True)
     conn.execute(

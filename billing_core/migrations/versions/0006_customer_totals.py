@@ -22,7 +22,7 @@ BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def upgrade() -> None:
     op.create_table(
         "customer_totals",
-        sa.Column("customer_id", BIGINT, nullable=False),
+        sa.Column("customer_id", BIGINT, autoincrement=False, nullable=False),
         sa.Column("paid_count", BIGINT, nullable=False),
         sa.Column("total_cents", BIGINT, nullable=False),
         sa.Column("amount_cents", BIGINT, nullable=False),
