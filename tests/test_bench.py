@@ -1,0 +1,26 @@
+"""The benchmark's own machinery, at sizes that run in seconds: every suite's rows must come out."""
+
+from __future__ import annotations
+
+import pytest
+
+from billing_core import bench
+
+
+def test_rows_print_value_baseline_and_ratio():
+    row = bench.Row("thing", 50.0, "ms", 200.0, "the slow way")
+    assert row.ratio == 0.25
+    assert "thing" in row.line() and "the slow way" in row.line() and "ratio 0.25" in row.line()
+
+
+def test_quote_rows():
+    (row,) = bench.quote_rows(bench.Options())
+    assert row.value > 0 and row.baseline > 0
+
+
+@pytest.mark.slow
+def test_seed_rows_measure_the_bulk_load_beside_the_orm(pg_database, monkeypatch):
+    monkeypatch.setattr(bench, "BASELINE_ORDERS", 40)
+    rows = list(bench.seed_rows(bench.Options(seed_orders=3_000, postgres_url=pg_database.url)))
+    assert [r.name for r in rows] == ["seed orders (SQLite, 3,000)", "seed orders (PostgreSQL, 3,000)"]
+    assert all(r.unit == "orders/s" and r.value > 0 and r.baseline > 0 for r in rows)
