@@ -24,3 +24,24 @@ def test_seed_rows_measure_the_bulk_load_beside_the_orm(pg_database, monkeypatch
     rows = list(bench.seed_rows(bench.Options(seed_orders=3_000, postgres_url=pg_database.url)))
     assert [r.name for r in rows] == ["seed orders (SQLite, 3,000)", "seed orders (PostgreSQL, 3,000)"]
     assert all(r.unit == "orders/s" and r.value > 0 and r.baseline > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_search_rows_give_p50_and_p95_per_kind_beside_a_full_scan(monkeypatch):
+    from billing_core import search_bench
+
+    monkeypatch.setattr(search_bench, "SAMPLES", 12)
+    monkeypatch.setattr(search_bench, "BASELINE_SAMPLES", 2)
+    rows = list(search_bench.search_rows(bench.Options(seed_orders=2_000)))
+    assert rows and all(r.name.endswith("(SQLite, 2k)") and r.unit == "ms" for r in rows)
+    assert {r.name.rsplit(" p", 1)[0] for r in rows} >= {"search email prefix", "search order id"}
+    assert all(r.value > 0 and r.baseline > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_invoice_rows_regenerate_a_batch_beside_the_naive_renderer():
+    from billing_core.invoices.batch import invoice_rows
+
+    rate, memory = invoice_rows(bench.Options(seed_orders=120))
+    assert rate.unit == "invoices/s" and rate.value > 0 and rate.baseline > 0
+    assert memory.unit == "MiB" and memory.value > 0
