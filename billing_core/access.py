@@ -45,6 +45,7 @@ class Action(enum.StrEnum):
     SEED_DEMO = "demo.seed"
     REGENERATE_INVOICES = "invoices.regenerate"
     READ_AUDIT = "audit.read"
+    REBUILD_REVENUE = "revenue.rebuild"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -68,6 +69,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.REGENERATE_INVOICES: frozenset({Role.FINANCE, Role.ADMIN}),
     # Reading the audit log: who did what to which record, with before/after data.
     Action.READ_AUDIT: frozenset({Role.FINANCE, Role.ADMIN}),
+    # Recomputing the revenue rollup from the orders changes no order, only derived figures: the
+    # roles that open the Revenue page may (its first view builds it).
+    Action.REBUILD_REVENUE: frozenset({Role.ANALYST, Role.FINANCE, Role.ADMIN}),
 }
 
 # Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.

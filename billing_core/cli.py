@@ -103,6 +103,25 @@ def cmd_settlement(args: argparse.Namespace) -> int:
     return cli_settlement(args, cli_actor(args.actor))
 
 
+def cmd_rollup(args: argparse.Namespace) -> int:
+    from billing_core import rollup
+    from billing_core.db import Database
+
+    settings = load_settings()
+    database = Database(args.database_url or settings.database_url)
+    zones = [z.strip() for z in args.timezones.split(",") if z.strip()] if args.timezones else None
+    try:
+        database.migrate()
+        rebuilt = rollup.rebuild(database, cli_actor(args.actor), zones, reason=args.reason)
+    finally:
+        database.dispose()
+    print(
+        f"rebuilt the revenue rollup from the orders of {database.describe()} for {', '.join(rebuilt.timezones)}: "
+        f"{rebuilt.daily_rows:,} daily rows in {rebuilt.seconds:.1f} s"
+    )
+    return 0
+
+
 def cmd_invoices(args: argparse.Namespace) -> int:
     from billing_core.db import Database
     from billing_core.invoices.batch import cli_invoices
@@ -162,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_settlement)
+
+    p = sub.add_parser("rollup", help="the Revenue page's rollup")
+    rollup_commands = p.add_subparsers(dest="rollup_command", required=True)
+    p = rollup_commands.add_parser("rebuild", help="recompute the revenue rollup from the orders (one transaction)")
+    p.add_argument("--timezones", help="comma-separated IANA zones to keep it for (default: the ones it has)")
+    p.add_argument("--reason", default="command line", help="why, for the audit log")
+    p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_rollup)
 
     from billing_core.invoices.batch import configure_parser
 

@@ -24,14 +24,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, and_, exists, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from billing_core import audit
+from billing_core.access import Action, Actor, require
 from billing_core.config import DEFAULT_REPORT_TIMEZONES
 from billing_core.db import Database
+from billing_core.errors import BillingError
 from billing_core.models import (
     Customer,
     CustomerKind,
@@ -193,28 +196,49 @@ class Rebuilt:
     seconds: float
 
 
-def ensure_built(database: Database, timezones: Sequence[str] = DEFAULT_REPORT_TIMEZONES) -> Rebuilt | None:
+def ensure_built(
+    database: Database, actor: Actor, timezones: Sequence[str] = DEFAULT_REPORT_TIMEZONES
+) -> Rebuilt | None:
     """Rebuild when the rollup was never built or is kept for other time zones; None when it is current."""
     with database.session() as session:
         state = session.get(RevenueState, _STATE_ID)
         if state is not None and state.built and state.timezones == ",".join(timezones):
             return None
-    return rebuild(database, timezones)
+    return rebuild(database, actor, timezones, reason="first view, or the reporting time zones changed")
 
 
-def rebuild(database: Database, timezones: Sequence[str] | None = None) -> Rebuilt:
-    """Recompute every rollup from the orders, in one transaction (INSERT ... SELECT ... GROUP BY)."""
+def rebuild(
+    database: Database, actor: Actor, timezones: Sequence[str] | None = None, *, reason: str = "asked for"
+) -> Rebuilt:
+    """Recompute every rollup from the orders in one transaction (INSERT ... SELECT ... GROUP BY),
+    audited. ``timezones`` default to the ones the rollup is kept for now."""
+    require(actor, Action.REBUILD_REVENUE)
     started = time.perf_counter()
     with database.engine.connect() as conn:
         conn = conn.execution_options(write=True)
         with conn.begin():
-            if timezones is None:
-                stored = conn.execute(select(RevenueState.timezones).where(RevenueState.id == _STATE_ID)).scalar()
-                timezones = tuple(stored.split(",")) if stored else DEFAULT_REPORT_TIMEZONES
-            zones = tuple(timezones)
+            stored = conn.execute(select(RevenueState.timezones).where(RevenueState.id == _STATE_ID)).scalar()
+            zones = tuple(timezones or (stored.split(",") if stored else DEFAULT_REPORT_TIMEZONES))
             for zone in zones:
-                _zone(zone)  # an unknown zone fails here, before anything is deleted
+                try:
+                    _zone(zone)  # an unknown zone fails here, before anything is deleted
+                except (ZoneInfoNotFoundError, ValueError):
+                    raise BillingError(
+                        f"{zone!r} is not an IANA time zone (like Europe/Berlin); nothing changed."
+                    ) from None
             rows = _rebuild(conn, zones)
+            with Session(bind=conn) as session:
+                audit.record(
+                    session,
+                    actor,
+                    Action.REBUILD_REVENUE.value,
+                    "revenue_rollup",
+                    1,
+                    reason=reason,
+                    before={"timezones": stored},
+                    after={"timezones": ",".join(zones), "daily_rows": rows},
+                )
+                session.flush()
     return Rebuilt(zones, rows, time.perf_counter() - started)
 
 

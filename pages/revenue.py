@@ -26,7 +26,7 @@ KIND_LABELS = {"all": "All customers", "new": "New", "returning": "Returning"}
 def render() -> None:
     ctx = _shared.page_context("revenue")
     zones = ctx.settings.report_timezones
-    if rollup.ensure_built(ctx.database, zones) is not None:
+    if rollup.ensure_built(ctx.database, ctx.actor, zones) is not None:
         st.toast("Revenue figures rebuilt from the orders.", icon=":material/sync:")
     st.title("Revenue")
 

@@ -47,3 +47,33 @@ def test_reconcile_needs_a_range_or_events(capsys, tmp_path):
     assert main(["migrate", "--database-url", url]) == 0
     assert main(["reconcile", "--database-url", url]) == 2
     assert "Give --since" in capsys.readouterr().err
+
+
+def test_rollup_rebuild_recomputes_the_revenue_figures_and_audits(capsys, tmp_path):
+    from sqlalchemy import select
+
+    from billing_core import demo
+    from billing_core.access import Actor, Role
+    from billing_core.db import Database
+    from billing_core.models import AuditEvent, RevenueDaily
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    database = Database(url)
+    database.migrate()
+    demo.seed(database, orders=800, seed=4, actor=Actor("ada@company.test", Role.ADMIN))
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM revenue_daily")  # a damaged rollup
+    argv = ["rollup", "rebuild", "--timezones", "UTC,Asia/Tokyo", "--actor", "ops@company.test", "--reason", "fix"]
+    assert main([*argv, "--database-url", url]) == 0
+    assert "UTC, Asia/Tokyo" in capsys.readouterr().out
+    with database.session() as s:
+        assert {r.tz for r in s.scalars(select(RevenueDaily))} == {"UTC", "Asia/Tokyo"}
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "revenue.rebuild")).one()
+        assert (event.actor_email, event.reason) == ("ops@company.test", "fix")
+    database.dispose()
+
+
+def test_rollup_rebuild_with_an_unknown_zone_changes_nothing(capsys, tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["rollup", "rebuild", "--timezones", "UTC,Mars/Olympus", "--database-url", url]) == 2
+    assert "'Mars/Olympus' is not an IANA time zone" in capsys.readouterr().err

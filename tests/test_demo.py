@@ -563,12 +563,12 @@ def _rollup_rows(database: Database) -> dict[str, list[tuple]]:
         }
 
 
-def test_seed_leaves_the_rollup_equal_to_a_rebuild(seeded, settings):
+def test_seed_leaves_the_rollup_equal_to_a_rebuild(seeded, settings, admin):
     db, _ = seeded
     written = _rollup_rows(db)
     assert all(written.values())
-    assert rollup.ensure_built(db, settings.report_timezones) is None  # built: the page will not rebuild it
-    rollup.rebuild(db)
+    assert rollup.ensure_built(db, admin, settings.report_timezones) is None  # built: the page won't rebuild it
+    rollup.rebuild(db, admin)
     assert _rollup_rows(db) == written
 
 
@@ -579,8 +579,8 @@ def test_the_rollup_is_seeded_for_the_configured_time_zones(db, admin, settings)
     demo.seed(db, orders=2_000, seed=5, actor=admin, settings=settings)
     written = _rollup_rows(db)
     assert {row[0] for row in written["revenue_daily"]} == set(zones)
-    assert rollup.ensure_built(db, zones) is None
-    rollup.rebuild(db)
+    assert rollup.ensure_built(db, admin, zones) is None
+    rollup.rebuild(db, admin)
     assert _rollup_rows(db) == written
 
 
@@ -597,7 +597,7 @@ def test_replace_rewrites_the_rollup_and_moves_its_version_on(seeded, admin):
         assert sum(r.created_count for r in s.scalars(select(RevenueDaily)).all()) == 400 * len(
             state.timezones.split(",")
         )
-    rollup.rebuild(db)
+    rollup.rebuild(db, admin)
     assert _rollup_rows(db) == written
 
 

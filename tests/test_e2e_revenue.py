@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from billing_core import demo, rollup
+from billing_core import demo
 from billing_core.access import Actor, Role
 from billing_core.db import Database
 from tests.e2e_support import local_mode_env, metric, start_streamlit
@@ -27,8 +27,7 @@ def revenue_server(tmp_path) -> Iterator[str]:
     url = f"sqlite:///{tmp_path / 'billing.db'}"
     database = Database(url)
     database.migrate()
-    demo.seed(database, orders=3000, seed=5, actor=Actor("ada@company.test", Role.ADMIN))
-    rollup.rebuild(database)
+    demo.seed(database, orders=3000, seed=5, actor=Actor("ada@company.test", Role.ADMIN))  # with its rollup
     database.dispose()
     env = local_mode_env(url, "analyst", tmp_path)
     with start_streamlit(env, tmp_path) as server:

@@ -212,7 +212,7 @@ def test_csv_is_the_table_with_exact_amounts_and_no_formulas(history):
 @pytest.mark.slow
 def test_totals_agree_with_paid_orders_and_invoices_on_demo_data(db, admin):
     demo.seed(db, orders=4000, seed=3, actor=admin, replace=True)
-    rollup.rebuild(db)
+    rollup.rebuild(db, admin)
     filters = Filters(date(2025, 6, 1), date(2026, 6, 1), tz="Europe/Berlin")
     start, end = reports.utc_bounds(filters)
     with db.session() as s:

@@ -7,10 +7,13 @@ from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from billing_core import orders, refunds, rollup
+from billing_core.access import Actor, Role
+from billing_core.errors import PermissionDenied
 from billing_core.models import (
+    AuditEvent,
     Customer,
     CustomerMonthly,
     CustomerTotal,
@@ -18,6 +21,7 @@ from billing_core.models import (
     Refund,
     RevenueDaily,
     RevenueDailyCountry,
+    RevenueState,
 )
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from tests.helpers import make_customer
@@ -194,12 +198,12 @@ def test_incremental_rollup_equals_a_recomputation_from_orders(random_history):
     assert sum(m.get("refund_count", 0) for m in daily.values()) > 0  # the mix did refund
 
 
-def test_rebuild_equals_incremental(random_history, db):
+def test_rebuild_equals_incremental(random_history, db, admin):
     session = random_history
     before = stored(session)
     version = rollup.version(session)
     session.rollback()
-    rebuilt = rollup.rebuild(db)
+    rebuilt = rollup.rebuild(db, admin)
     assert rebuilt.timezones == ZONES
     assert stored(session) == before
     assert rollup.version(session) > version
@@ -212,7 +216,7 @@ def test_sandbox_orders_never_count(session, admin, support, finance, pricing, s
     refund(session, admin, orders.get_order(session, order.id), gateway, settings, clock, clock.now)
     assert stored(session) == ({}, {}, {}, {})
     session.rollback()
-    rollup.rebuild(db)
+    rollup.rebuild(db, admin)
     assert stored(session) == ({}, {}, {}, {})
 
 
@@ -243,7 +247,7 @@ def test_local_days_are_exact_around_midnight(
 
     assert paid_days() == [day]
     session.rollback()
-    rollup.rebuild(db)
+    rollup.rebuild(db, admin)
     assert paid_days() == [day]
 
 
@@ -263,9 +267,28 @@ def test_ensure_built_rebuilds_once_and_for_changed_time_zones(session, admin, p
     customer = make_customer(session, admin)
     orders.create_order(session, admin, customer_id=customer.id, amount="20", method="stripe", pricing=pricing)
     session.rollback()
-    assert rollup.ensure_built(db, ZONES) is not None
-    assert rollup.ensure_built(db, ZONES) is None
-    assert rollup.ensure_built(db, ("UTC", "Asia/Tokyo")) is not None
+    assert rollup.ensure_built(db, admin, ZONES) is not None
+    assert rollup.ensure_built(db, admin, ZONES) is None
+    assert rollup.ensure_built(db, admin, ("UTC", "Asia/Tokyo")) is not None
     assert rollup.kept_timezones(session) == ("UTC", "Asia/Tokyo")
     zones = {r.tz for r in session.scalars(select(RevenueDaily))}
     assert zones == {"UTC", "Asia/Tokyo"}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_rebuild_checks_the_role_and_audits(db, role):
+    actor = Actor(f"{role.value}@company.test", role)
+    with db.session() as s:
+        before = s.scalar(select(func.count()).select_from(AuditEvent))
+    if role in (Role.ANALYST, Role.FINANCE, Role.ADMIN):
+        rollup.rebuild(db, actor, ("UTC",))
+        with db.session() as s:
+            event = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+            assert (event.action, event.actor_email) == ("revenue.rebuild", actor.email)
+            assert rollup.kept_timezones(s) == ("UTC",)
+    else:
+        with pytest.raises(PermissionDenied):
+            rollup.rebuild(db, actor, ("UTC",))
+        with db.session() as s:
+            assert s.scalar(select(func.count()).select_from(AuditEvent)) == before
+            assert s.get(RevenueState, 1) is None
