@@ -267,7 +267,7 @@ def _trend(report: RevenueReport) -> None:
 
 
 def _breakdowns(report: RevenueReport) -> None:
-    mix, methods, kinds = st.columns(3)
+    mix, methods, kinds = st.columns([4, 5, 3])  # the methods table has a fees column more
     with mix:
         st.plotly_chart(charts.plan_mix(report.plans), key="plan_mix")
         st.dataframe(_share_table(report.plans, "plan", charts.PLAN_LABELS, "Plan"), hide_index=True)
