@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from billing_core.access import Action, Actor, require
@@ -145,9 +145,23 @@ def search_events(
 def known_values(session: Session, actor: Actor | None) -> tuple[list[str], list[str]]:
     """The actions and record types the log holds, for the page's pickers."""
     require(actor, Action.READ_AUDIT)
-    actions = session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
-    types = session.scalars(select(AuditEvent.entity_type).distinct().order_by(AuditEvent.entity_type))
-    return list(actions), list(types)
+    return _distinct(session, "action"), _distinct(session, "entity_type")
+
+
+def _distinct(session: Session, column: str) -> list[str]:
+    """The distinct values of an indexed column, in order: one index probe per value ("loose index
+    scan"), where SELECT DISTINCT would read every event."""
+    assert column in ("action", "entity_type")  # names are formatted in, so only these two
+    sql = f"""
+        WITH RECURSIVE found(value) AS (
+            SELECT min({column}) FROM audit_events
+            UNION ALL
+            SELECT (SELECT min({column}) FROM audit_events WHERE {column} > found.value)
+            FROM found WHERE found.value IS NOT NULL
+        )
+        SELECT value FROM found WHERE value IS NOT NULL
+    """  # noqa: S608 - column is one of two fixed names
+    return list(session.scalars(text(sql)))
 
 
 def _json(value: object) -> str:

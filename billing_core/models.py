@@ -253,6 +253,7 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_entity", "entity_type", "entity_id"),
         Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_action_at", "action", "at"),
     )
 
 
