@@ -14,7 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 
 import pandas as pd
-from sqlalchemy import Date, String, bindparam, func, select, text, type_coerce
+from sqlalchemy import BigInteger, Date, String, any_, bindparam, func, select, text, type_coerce
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from billing_core import money, rollup
@@ -43,6 +44,7 @@ EARLIEST = date(2000, 1, 1)
 TOP_CUSTOMERS = 10
 TOP_COLUMNS = ["customer", "email", "country", "topups", "total_cents", "amount_cents"]
 TOP_PER_MONTH = 100
+TOP_CANDIDATES = 15_000  # the longer month lists' rows in all: 7,500 a month over two months
 TOP_LIFETIME_CANDIDATES = 20_000  # beyond this many, grouping every customer of the months is as quick
 
 
@@ -395,55 +397,54 @@ def top_customers(session: Session, first_month: date, last_month: date) -> tupl
     """The ten best customers by amount charged over whole UTC months (always exact), and whether
     bounds proved them from a few customers (True) or every customer of the months was grouped (False).
 
-    Each month's top 100 (an index range each) are the candidates. What a candidate shows in those
-    lists is at most its total, so the tenth best of those partial sums is a floor under the true
-    tenth best. Two ceilings then rule customers out:
-    - a customer outside every month's top 100 has at most the sum of the months' 100th totals;
-      when that is below the tenth best, the ten are among the candidates, summed exactly;
+    Each month's best customers (an index range each) are the candidates. What a candidate shows
+    in those lists is at most its total, so the tenth best of those partial sums is a floor under
+    the true tenth best; the candidates' exact sums raise it. Ceilings rule customers out:
+    - a customer outside every month's list has at most the sum of the lists' last totals;
+      when that is below the floor, the ten are among the candidates, and only candidates whose
+      own ceiling (what they show, plus the last total of each list they miss) reaches the floor
+      are summed exactly;
     - nobody pays more in some months than over all time: only customers whose lifetime total
       (``customer_totals``, an index range) reaches the floor can be in the ten; when they are not
       too many, they are summed exactly, each joined to its months by primary key.
-    Failing both, every customer of the months is grouped. The answer is exact on every path; ties
-    go to the lower customer id.
+    Lists of 100 a month come first; when they prove nothing, longer ones (TOP_CANDIDATES rows in
+    all) lower the first ceiling. Failing all, every customer of the months is grouped. The answer
+    is exact on every path; ties go to the lower customer id.
     """
     months = []
     month = first_month
     while month <= last_month:
         months.append(month)
         month = _add_months(month, 1)
-    columns = TOP_COLUMNS
     if not months:
-        return pd.DataFrame(columns=columns), True
-    one_month = (
-        "SELECT * FROM (SELECT customer_id, month, total_cents FROM customer_monthly WHERE month = :m{i} "
-        "ORDER BY total_cents DESC LIMIT {limit}) AS t{i}"
-    )
-    per_month_sql = " UNION ALL ".join(one_month.format(i=i, limit=TOP_PER_MONTH) for i in range(len(months)))
-    ranked = session.execute(
-        text(per_month_sql).bindparams(*(bindparam(f"m{i}", m, type_=Date) for i, m in enumerate(months)))
-    ).all()
-    per_month: dict[object, list[int]] = {}
-    seen: dict[int, int] = {}
-    for customer_id, m, total in ranked:
-        per_month.setdefault(m, []).append(int(total))
-        seen[customer_id] = seen.get(customer_id, 0) + int(total)
-    # Ceiling for non-candidates (months whose list is short hold every customer of theirs: no ceiling).
-    ceiling = sum(min(v) for v in per_month.values() if len(v) >= TOP_PER_MONTH)
-    floor = sorted(seen.values(), reverse=True)[TOP_CUSTOMERS - 1] if len(seen) >= TOP_CUSTOMERS else 0
-    if ceiling < floor or not ceiling:
-        best, proved = _top_of(session, set(seen), first_month, last_month), True
-    elif floor and _lifetimes_reaching(session, floor) <= TOP_LIFETIME_CANDIDATES:
-        best, proved = _top_reaching(session, floor, first_month, last_month), True
-    else:
-        # The candidates' exact sums raise the floor; both ceilings get another try against it.
-        best = _top_of(session, set(seen), first_month, last_month)
-        tenth = best[-1][2] if len(best) == TOP_CUSTOMERS else 0
-        proved = ceiling < tenth
-        if not proved and tenth > floor and _lifetimes_reaching(session, tenth) <= TOP_LIFETIME_CANDIDATES:
-            best, proved = _top_reaching(session, tenth, first_month, last_month), True
-    if not proved:
-        # Grouped from the (month, total_cents) index alone, which also holds customer_id; the other
-        # sums are read for the ten only.
+        return pd.DataFrame(columns=TOP_COLUMNS), True
+    floor = 0  # never above the true tenth best
+    best: list[tuple[int, ...]] | None = None
+    for limit in sorted({TOP_PER_MONTH, max(TOP_PER_MONTH, TOP_CANDIDATES // len(months))}):
+        shown, most, ceiling = _month_lists(session, months, limit)
+        partial = sorted(shown.values(), reverse=True)
+        floor = max(floor, partial[TOP_CUSTOMERS - 1] if len(partial) >= TOP_CUSTOMERS else 0)
+        # Only candidates whose ceiling reaches the floor can be in the ten.
+        candidates = {c for c, ceiling_c in most.items() if ceiling_c >= floor}
+        if not ceiling or ceiling < floor:
+            best = _top_of(session, candidates, first_month, last_month)
+        elif floor and _lifetimes_reaching(session, floor) <= TOP_LIFETIME_CANDIDATES:
+            best = _top_reaching(session, floor, first_month, last_month)
+        else:
+            candidates_best = _top_of(session, candidates, first_month, last_month)
+            tenth = candidates_best[-1][2] if len(candidates_best) == TOP_CUSTOMERS else 0
+            if ceiling < tenth:
+                best = candidates_best
+            elif tenth > floor:
+                floor = tenth
+                if _lifetimes_reaching(session, floor) <= TOP_LIFETIME_CANDIDATES:
+                    best = _top_reaching(session, floor, first_month, last_month)
+        if best is not None:
+            break
+    proved = best is not None
+    if best is None:
+        # Grouped from the (month, total_cents) index alone, which also holds customer_id on SQLite;
+        # the other sums are read for the ten only.
         cm = CustomerMonthly
         ten = session.scalars(
             select(cm.customer_id)
@@ -464,7 +465,33 @@ def top_customers(session: Session, first_month: date, last_month: date) -> tupl
     rows = [
         (people[r[0]].name, people[r[0]].email, people[r[0]].country, int(r[1]), int(r[2]), int(r[3])) for r in best
     ]
-    return pd.DataFrame(rows, columns=columns), proved
+    return pd.DataFrame(rows, columns=TOP_COLUMNS), proved
+
+
+def _month_lists(session: Session, months: list[date], limit: int) -> tuple[dict[int, int], dict[int, int], int]:
+    """Each month's ``limit`` best customers. Returns per listed customer the sum of what the lists
+    show (a floor on its total) and a ceiling on its total (that sum plus the last total of each full
+    list it is missing from), and the ceiling on any customer outside every list (the sum of the
+    full lists' last totals; 0 when no list is full, as then the lists hold every customer)."""
+    one_month = (
+        "SELECT * FROM (SELECT customer_id, month, total_cents FROM customer_monthly WHERE month = :m{i} "
+        "ORDER BY total_cents DESC LIMIT {limit}) AS t{i}"
+    )
+    sql = " UNION ALL ".join(one_month.format(i=i, limit=limit) for i in range(len(months)))
+    ranked = session.execute(
+        text(sql).bindparams(*(bindparam(f"m{i}", m, type_=Date) for i, m in enumerate(months)))
+    ).all()
+    per_month: dict[object, list[int]] = {}
+    for _, m, total in ranked:
+        per_month.setdefault(m, []).append(int(total))
+    last = {m: min(v) if len(v) >= limit else 0 for m, v in per_month.items()}
+    ceiling = sum(last.values())
+    shown: dict[int, int] = {}
+    covered: dict[int, int] = {}  # the last totals of the lists a customer is in
+    for customer_id, m, total in ranked:
+        shown[customer_id] = shown.get(customer_id, 0) + int(total)
+        covered[customer_id] = covered.get(customer_id, 0) + last[m]
+    return shown, {c: shown[c] + ceiling - covered[c] for c in shown}, ceiling
 
 
 def _rank(row: tuple[int, ...]) -> tuple[int, int]:
@@ -504,9 +531,13 @@ def _top_of(session: Session, customers: set[int], first_month: date, last_month
     if not customers:
         return []
     cm = CustomerMonthly
+    if session.get_bind().dialect.name == "postgresql":  # one array, not thousands of parameters
+        which = cm.customer_id == any_(bindparam("customers", list(customers), type_=ARRAY(BigInteger)))
+    else:
+        which = cm.customer_id.in_(customers)
     rows = session.execute(
         select(cm.customer_id, *_monthly_sums())
-        .where(cm.customer_id.in_(customers), cm.month >= first_month, cm.month <= last_month)
+        .where(which, cm.month >= first_month, cm.month <= last_month)
         .group_by(cm.customer_id)
     ).all()
     # Integers, not the Decimals PostgreSQL's sum() gives: a Decimal bound against a bigint column

@@ -276,6 +276,7 @@ def test_top_customers_are_exact_on_every_path(db, admin, monkeypatch):
     # Small per-month lists make the month bound fail; a tiny lifetime cap makes the lifetime path give up.
     for per_month, lifetime in ((100, 5000), (3, 5000), (3, 2)):
         monkeypatch.setattr(reports, "TOP_PER_MONTH", per_month)
+        monkeypatch.setattr(reports, "TOP_CANDIDATES", per_month * 6)
         monkeypatch.setattr(reports, "TOP_LIFETIME_CANDIDATES", lifetime)
         with db.session() as s:
             for first, last in spans:
