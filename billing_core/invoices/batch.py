@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -631,18 +633,6 @@ def _naive_render(doc: render.InvoiceDocument) -> bytes:
     return bytes(pdf.output())
 
 
-def _bench_job(url: str, job_id: int, invoice_dir: str) -> tuple[int, float, float]:
-    """Run a regeneration job; its invoices, invoices per second, and the workers' peak RSS in MiB."""
-    database = Database(url)
-    try:
-        start = time.perf_counter()
-        job = run_job(database, job_id, workers=2, settings=Settings(database_url=url, invoice_dir=Path(invoice_dir)))
-        rate = job.done / (time.perf_counter() - start)
-    finally:
-        database.dispose()
-    return job.done, rate, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
 def invoice_rows(options) -> Iterable:
     """Batch regeneration end to end on a seeded SQLite database, beside the naive fpdf2 way."""
     from billing_core import demo
@@ -669,9 +659,14 @@ def invoice_rows(options) -> Iterable:
             baseline = len(sample) / (time.perf_counter() - start)
             # The job runs in a fresh interpreter: its workers fork from a process the size of the
             # app's, not from this one after the other suites' seeds (whose pages they would count).
-            with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as runner:
-                measured = runner.submit(_bench_job, database.url, job_id, str(settings.invoice_dir))
-                done, rate, peak_mib = measured.result()
+            command = [sys.executable, "-m", __name__, database.url, str(settings.invoice_dir), str(job_id)]
+            root = str(Path(__file__).resolve().parents[2])
+            env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+            ran = subprocess.run([*command, "--measure"], capture_output=True, text=True, env=env, cwd=root)
+            if ran.returncode:
+                raise BillingError(f"The benchmark's regeneration job failed: {ran.stderr.strip()[-2000:]}")
+            figures = json.loads(ran.stdout.strip().splitlines()[-1])
+            done, rate, peak_mib = figures["done"], figures["rate"], figures["peak_mib"]
         finally:
             database.dispose()
     yield Row(
@@ -681,10 +676,22 @@ def invoice_rows(options) -> Iterable:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m billing_core.invoices.batch DATABASE_URL STORAGE_DIR JOB_ID``: run or resume one job."""
-    url, root, job_id = (argv or sys.argv[1:])[:3]
+    """``python -m billing_core.invoices.batch DATABASE_URL STORAGE_DIR JOB_ID [--measure]``: run or
+    resume one job; with ``--measure``, then print its invoices, invoices per second and the workers'
+    peak RSS in MiB as one line of JSON (the benchmark's figures)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    measure = "--measure" in args
+    url, root, job_id = [a for a in args if a != "--measure"][:3]
     database = Database(url)
-    run_job(database, int(job_id), settings=Settings(database_url=url, invoice_dir=Path(root)))
+    try:
+        start = time.perf_counter()
+        job = run_job(database, int(job_id), settings=Settings(database_url=url, invoice_dir=Path(root)))
+        elapsed = time.perf_counter() - start
+    finally:
+        database.dispose()
+    if measure:
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(json.dumps({"done": job.done, "rate": job.done / elapsed, "peak_mib": peak_mib}))
     return 0
 
 
