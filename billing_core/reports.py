@@ -419,6 +419,18 @@ def top_customers(session: Session, first_month: date, last_month: date) -> tupl
     if not months:
         return pd.DataFrame(columns=TOP_COLUMNS), True
     floor = 0  # never above the true tenth best
+    crowded = -1  # the highest floor known to be reached by more than TOP_LIFETIME_CANDIDATES lifetimes
+
+    def few_reach(value: int) -> bool:
+        """Whether few enough lifetimes reach ``value`` to sum them (counted once per new floor)."""
+        nonlocal crowded
+        if value <= crowded:
+            return False
+        if _lifetimes_reaching(session, value) <= TOP_LIFETIME_CANDIDATES:
+            return True
+        crowded = value
+        return False
+
     best: list[tuple[int, ...]] | None = None
     for limit in sorted({TOP_PER_MONTH, max(TOP_PER_MONTH, TOP_CANDIDATES // len(months))}):
         shown, most, ceiling = _month_lists(session, months, limit)
@@ -428,7 +440,7 @@ def top_customers(session: Session, first_month: date, last_month: date) -> tupl
         candidates = {c for c, ceiling_c in most.items() if ceiling_c >= floor}
         if not ceiling or ceiling < floor:
             best = _top_of(session, candidates, first_month, last_month)
-        elif floor and _lifetimes_reaching(session, floor) <= TOP_LIFETIME_CANDIDATES:
+        elif floor and few_reach(floor):
             best = _top_reaching(session, floor, first_month, last_month)
         else:
             candidates_best = _top_of(session, candidates, first_month, last_month)
@@ -437,7 +449,7 @@ def top_customers(session: Session, first_month: date, last_month: date) -> tupl
                 best = candidates_best
             elif tenth > floor:
                 floor = tenth
-                if _lifetimes_reaching(session, floor) <= TOP_LIFETIME_CANDIDATES:
+                if few_reach(floor):
                     best = _top_reaching(session, floor, first_month, last_month)
         if best is not None:
             break
@@ -462,9 +474,7 @@ def top_customers(session: Session, first_month: date, last_month: date) -> tupl
             )
         )
     }
-    rows = [
-        (people[r[0]].name, people[r[0]].email, people[r[0]].country, int(r[1]), int(r[2]), int(r[3])) for r in best
-    ]
+    rows = [(people[r[0]].name, people[r[0]].email, people[r[0]].country, *r[1:]) for r in best]
     return pd.DataFrame(rows, columns=TOP_COLUMNS), proved
 
 

@@ -111,10 +111,9 @@ def record_paid(session: Session, order: Order, customer: Customer) -> None:
         "credits": order.credits,
     }
     _add(session, order.paid_at, order, customer.country, _paid_kind(session, order), measures)
-    row = {"customer_id": order.customer_id, "month": month_of(order.paid_at), "paid_count": 1}
+    row = {"customer_id": order.customer_id, "paid_count": 1}
     row |= {"total_cents": order.total_cents, "amount_cents": order.amount_cents}
-    _upsert(session, CustomerMonthly, [row], MONTHLY_MEASURES)
-    del row["month"]
+    _upsert(session, CustomerMonthly, [row | {"month": month_of(order.paid_at)}], MONTHLY_MEASURES)
     _upsert(session, CustomerTotal, [row], MONTHLY_MEASURES)
     _bump(session)
 

@@ -659,10 +659,11 @@ def invoice_rows(options) -> Iterable:
             baseline = len(sample) / (time.perf_counter() - start)
             # The job runs in a fresh interpreter: its workers fork from a process the size of the
             # app's, not from this one after the other suites' seeds (whose pages they would count).
-            command = [sys.executable, "-m", __name__, database.url, str(settings.invoice_dir), str(job_id)]
+            job = [database.url, str(settings.invoice_dir), str(job_id), "--measure"]
+            command = [sys.executable, "-m", __name__, *job]
             root = str(Path(__file__).resolve().parents[2])
             env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-            ran = subprocess.run([*command, "--measure"], capture_output=True, text=True, env=env, cwd=root)
+            ran = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
             if ran.returncode:
                 raise BillingError(f"The benchmark's regeneration job failed: {ran.stderr.strip()[-2000:]}")
             figures = json.loads(ran.stdout.strip().splitlines()[-1])
