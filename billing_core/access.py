@@ -39,6 +39,7 @@ class Action(enum.StrEnum):
     EXPIRE_ORDER = "order.expire"
     CANCEL_ORDER = "order.cancel"
     REFUND_ORDER = "order.refund"
+    VIEW_REFUNDS = "order.refunds.view"
     RECONCILE = "orders.reconcile"
     IMPORT_SETTLEMENT = "settlement.import"
     SANDBOX = "sandbox.run"
@@ -46,6 +47,7 @@ class Action(enum.StrEnum):
     REGENERATE_INVOICES = "invoices.regenerate"
     READ_AUDIT = "audit.read"
     REBUILD_REVENUE = "revenue.rebuild"
+    STORE_INVOICE_FILE = "invoices.store_file"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -59,6 +61,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.EXPIRE_ORDER: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
     Action.CANCEL_ORDER: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
     Action.REFUND_ORDER: frozenset({Role.FINANCE, Role.ADMIN}),
+    # The roles that open an order's detail see its refunds, pending and failed ones included.
+    Action.VIEW_REFUNDS: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
     Action.RECONCILE: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
     # A settlement file completes orders without gateway proof: the same bar as manual completion.
     Action.IMPORT_SETTLEMENT: frozenset({Role.FINANCE, Role.ADMIN}),
@@ -72,6 +76,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     # Recomputing the revenue rollup from the orders changes no order, only derived figures: the
     # roles that open the Revenue page may (its first view builds it).
     Action.REBUILD_REVENUE: frozenset({Role.ANALYST, Role.FINANCE, Role.ADMIN}),
+    # Storing an invoice's PDF (the issued copy at its first download, or a re-render): the roles
+    # that open the Invoices page.
+    Action.STORE_INVOICE_FILE: frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 # Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.

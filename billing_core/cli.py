@@ -97,6 +97,12 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return cli_reconcile(args, cli_actor(args.actor))
 
 
+def cmd_refunds(args: argparse.Namespace) -> int:
+    from billing_core.refunds import cli_refunds
+
+    return cli_refunds(args, cli_actor(args.actor))
+
+
 def cmd_settlement(args: argparse.Namespace) -> int:
     from billing_core.settlement import cli_settlement
 
@@ -170,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_reconcile)
+
+    p = sub.add_parser("refunds", help="refunds")
+    refund_commands = p.add_subparsers(dest="refunds_command", required=True)
+    p = refund_commands.add_parser(
+        "reconcile", help="finish pending refunds: ask the gateway about each one's key and record its answer"
+    )
+    p.add_argument("--order", help="only this order's pending refunds (public id)")
+    p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_refunds)
 
     p = sub.add_parser("settlement", help="provider settlement files")
     settlement = p.add_subparsers(dest="settlement_command", required=True)

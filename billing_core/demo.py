@@ -34,7 +34,7 @@ from billing_core.db import Database
 from billing_core.errors import BillingError, StateConflict
 from billing_core.invoices.issuing import TEMPLATE_VERSION
 from billing_core.invoices.numbering import format_number, series_name
-from billing_core.models import InvoiceKind, LedgerKind, OrderStatus, RevenueState, SimulatedStatus
+from billing_core.models import InvoiceKind, LedgerKind, OrderStatus, RefundStatus, RevenueState, SimulatedStatus
 from billing_core.pricing import Method, PlanId, Pricing, quote
 
 DATA_END = datetime(2026, 11, 27, tzinfo=UTC)
@@ -1059,8 +1059,14 @@ def generate_stream(
             "created_by": refund_by.tolist(),
             "reason": refund_reason.tolist(),
             "override": Same(False),
+            # Seeded refunds are finished ones: the gateway answered at once.
+            "status": Same(RefundStatus.SUCCEEDED.value),
+            "idempotency_key": [f"billing-ops-refund-demo-{i}" for i in refund_ids.tolist()],
+            "refunded_at": refund_at[ref_rows],
+            "finished_at": refund_at[ref_rows],
+            "finished_by": refund_by.tolist(),
         },
-        timestamps=frozenset({"created_at"}),
+        timestamps=frozenset({"created_at", "refunded_at", "finished_at"}),
         booleans=frozenset({"override"}),
     )
 
@@ -1527,6 +1533,8 @@ _WIPE_ORDER = (
     "refunds",
     "gateway_checks",
     "invoices",
+    "simulated_requests",
+    "simulated_refunds",
     "simulated_payments",
     "orders",
     "customers",

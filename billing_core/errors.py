@@ -35,3 +35,10 @@ class PaymentMismatch(BillingError):
 
 class GatewayError(BillingError):
     """The payment gateway could not be asked, or refused; nothing was changed here."""
+
+
+class GatewayUnreachable(GatewayError):
+    """The gateway did not answer (network error, timeout, its own outage): what it did is unknown.
+
+    A write sent with an idempotency key may still have happened; ask again with the same key.
+    """

@@ -64,6 +64,9 @@ class OrderStatus(enum.StrEnum):
 
 # An expired order whose payment turns out to have succeeded can still be completed.
 COMPLETABLE = (OrderStatus.PENDING, OrderStatus.EXPIRED)
+# Orders whose payment was received: a refund, full or partial, does not undo that. Every path that
+# meets one of these while trying to complete an order answers "already paid".
+PAID_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
 
 
 class LedgerKind(enum.StrEnum):
@@ -75,6 +78,14 @@ class LedgerKind(enum.StrEnum):
 class InvoiceKind(enum.StrEnum):
     INVOICE = "invoice"
     CREDIT_NOTE = "credit_note"
+
+
+class RefundStatus(enum.StrEnum):
+    """A refund is an intent (requested) before it is money; the gateway's answer finishes it."""
+
+    REQUESTED = "requested"  # written before the gateway is asked; pending until its outcome is recorded
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the gateway refused; nothing was refunded
 
 
 class SimulatedStatus(enum.StrEnum):
@@ -295,22 +306,68 @@ class GatewayCheck(Base):
 
 
 class Refund(Base):
-    """Money returned for an order, the credits taken back, and the credit note that records it."""
+    """A refund of an order: first an intent with its idempotency key, then what the gateway answered.
+
+    Only a succeeded refund has a credit note, a ledger entry and a place in the revenue rollup.
+    """
 
     __tablename__ = "refunds"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
     amount_cents: Mapped[int]
-    credits: Mapped[int]  # hundredths of a credit taken back
+    credits: Mapped[int]  # hundredths of a credit taken back (when it succeeds)
     provider_ref: Mapped[str | None] = mapped_column(String(255))
     credit_note_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(320))
     reason: Mapped[str] = mapped_column(Text)
     override: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[RefundStatus] = mapped_column(_enum(RefundStatus, 16), default=RefundStatus.REQUESTED)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    gateway_refund_id: Mapped[str | None] = mapped_column(String(255))
+    refunded_at: Mapped[datetime | None]  # when the gateway's success was recorded (the rollup's day)
+    finished_at: Mapped[datetime | None]
+    finished_by: Mapped[str | None] = mapped_column(String(320))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_refunds_order_id", "order_id"),)
+    __table_args__ = (
+        Index("ix_refunds_order_id", "order_id"),
+        # One refund per key: the same request made twice finds the first instead of paying again.
+        Index("uq_refunds_idempotency_key", "idempotency_key", unique=True),
+        # What refunds reconcile reads: the few pending ones, without scanning the finished.
+        Index(
+            "ix_refunds_requested",
+            "created_at",
+            sqlite_where=text("status = 'requested'"),
+            postgresql_where=text("status = 'requested'"),
+        ),
+    )
+
+
+class SimulatedRefund(Base):
+    """A refund in the simulated gateway's books, tagged with the idempotency key it was made with."""
+
+    __tablename__ = "simulated_refunds"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    payment_ref: Mapped[str] = mapped_column(ForeignKey("simulated_payments.ref"))
+    amount_cents: Mapped[int]
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_simulated_refunds_payment_ref", "payment_ref"),)
+
+
+class SimulatedRequest(Base):
+    """The simulated gateway's idempotency keys, kept as Stripe keeps them: the request and its first answer."""
+
+    __tablename__ = "simulated_requests"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the operation and its parameters
+    response: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SyncCursor(Base):
@@ -356,6 +413,7 @@ class RegenerationJob(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(320))
+    created_role: Mapped[Role] = mapped_column(_enum(Role, 16))  # the starter's role, kept for the job's audit
     reason: Mapped[str] = mapped_column(Text)
     selection: Mapped[dict] = mapped_column(JSON)
     paper: Mapped[str] = mapped_column(String(10), default="A4")

@@ -11,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing_core import money
+from billing_core.access import Actor
 from billing_core.audit import events_for
-from billing_core.models import AuditEvent, Customer, GatewayCheck, Invoice, InvoiceKind, Order
+from billing_core.models import AuditEvent, Customer, GatewayCheck, Invoice, InvoiceKind, Order, RefundStatus
 from billing_core.orders import customer_balance, get_customer, get_order
 from billing_core.payment_ops import checks_for, discrepancies, successful_refs
 from billing_core.payments import PaymentState, PaymentStatus
@@ -27,7 +28,9 @@ ACTION_LABELS = {
     "order.fail": "Failed",
     "order.expire": "Expired",
     "order.cancel": "Cancelled",
+    "order.refund.request": "Refund requested",
     "order.refund": "Refunded",
+    "order.refund.fail": "Refund failed",
 }
 TIMELINE_LIMIT = 500
 
@@ -50,6 +53,12 @@ class RefundView:
     reason: str
     credit_note: str | None
     override: bool
+    status: RefundStatus
+    failure_reason: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status is RefundStatus.REQUESTED
 
 
 @dataclass(frozen=True)
@@ -64,8 +73,16 @@ class OrderDetail:
     discrepancies: list[str]
     timeline: list[TimelineEvent]
 
+    @property
+    def refunded_cents(self) -> int:
+        return sum(r.amount_cents for r in self.refunds if r.status is RefundStatus.SUCCEEDED)
 
-def order_detail(session: Session, public_id: str) -> OrderDetail:
+    @property
+    def pending_refunds(self) -> list[RefundView]:
+        return [r for r in self.refunds if r.pending]
+
+
+def order_detail(session: Session, actor: Actor, public_id: str) -> OrderDetail:
     """The detail view of one order by its public id; NotFound when there is none."""
     order = get_order(session, public_id)
     customer = get_customer(session, order.customer_id)
@@ -82,8 +99,10 @@ def order_detail(session: Session, public_id: str) -> OrderDetail:
             r.reason,
             notes_by_id.get(r.credit_note_id),
             r.override,
+            r.status,
+            r.failure_reason,
         )
-        for r in refunds_for(session, order.id)
+        for r in refunds_for(session, actor, order.id)
     ]
     checks = checks_for(session, order.id, limit=TIMELINE_LIMIT)
     latest = checks[0] if checks else None
@@ -205,12 +224,22 @@ def _describe(order: Order, event: AuditEvent) -> str:
         shown = f"manual reference {proof['manual_reference']}" if proof.get("manual_reference") else None
         shown = shown or f"payment {proof.get('ref')} succeeded"
         return f"paid; invoice {after.get('invoice')}; proof: {shown}"
+    if action == "order.refund.request":
+        return (
+            f"{money.format_cents(after.get('refund_cents') or 0)} asked of the gateway; pending until it answers"
+            + (" (override: used credits taken back)" if after.get("override") else "")
+        )
+    if action == "order.refund.fail":
+        return f"{money.format_cents(after.get('refund_cents') or 0)} not refunded: {after.get('gateway')}"
     if action == "order.refund":
+        requested = after.get("requested_by")
         words = (
             f"{money.format_cents(after.get('refund_cents') or 0)} refunded, "
             f"{money.format_credits(after.get('credits_taken_back') or 0)} credits taken back, "
             f"credit note {after.get('credit_note')}; now {after.get('status')}"
         )
+        if requested and requested != event.actor_email:
+            words += f" (requested by {requested})"
         return words + (" (override: used credits taken back)" if after.get("override") else "")
     if action in ("order.fail", "order.expire", "order.cancel"):
         return f"{before.get('status', '?')} → {after.get('status', '?')}; {_gateway_words(after.get('gateway'))}"

@@ -26,6 +26,7 @@ from billing_core.invoices import issue_invoice
 from billing_core.invoices.issuing import buyer_snapshot
 from billing_core.models import (
     COMPLETABLE,
+    PAID_STATUSES,
     Customer,
     Invoice,
     InvoiceKind,
@@ -332,10 +333,11 @@ def _check_payment(order: Order, payment: PaymentStatus) -> None:
 
 
 def _already(order: Order) -> StateConflict:
-    if order.status is OrderStatus.PAID:
+    if order.status in PAID_STATUSES:
         who = f" by {order.completed_by}" if order.completed_by else ""
         when = f" at {order.paid_at:%Y-%m-%d %H:%M} UTC" if order.paid_at else ""
-        return StateConflict(f"Order {order.public_id} is already paid{who}{when}; no credits were added.")
+        since = "" if order.status is OrderStatus.PAID else f" (and {order.status.value.replace('_', ' ')} since)"
+        return StateConflict(f"Order {order.public_id} is already paid{who}{when}{since}; no credits were added.")
     return StateConflict(f"Order {order.public_id} is {order.status.value} and cannot be completed.")
 
 

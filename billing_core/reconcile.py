@@ -1,5 +1,7 @@
 """Bulk reconcile: ask the gateway about stuck orders and complete those it says were paid.
 
+A run over a date range also finishes every pending refund (``refunds.reconcile_refunds``).
+
 Two ways in: a date range of pending/expired orders (``reconcile``), or Stripe's
 ``payment_intent.succeeded`` events since the last run (``reconcile_from_events``). Both check each
 order with the gateway (never trusting an event alone), record what it said, and complete through
@@ -26,11 +28,12 @@ from billing_core.config import Settings
 from billing_core.db import Database, transaction
 from billing_core.errors import BillingError, GatewayError, PaymentMismatch, StateConflict
 from billing_core.exports import to_csv_bytes
-from billing_core.models import COMPLETABLE, Order, OrderStatus, SyncCursor, utcnow
+from billing_core.models import COMPLETABLE, PAID_STATUSES, Order, OrderStatus, SyncCursor, utcnow
 from billing_core.orders import complete_order, get_order
 from billing_core.payment_ops import record_check
 from billing_core.payments import Gateway, PaymentState, registry
 from billing_core.pricing import Method
+from billing_core.refunds import RefundReconcileReport, reconcile_refunds
 
 REASON = "bulk reconcile"
 BATCH = 500
@@ -92,6 +95,7 @@ class ReconcileReport:
     total: int
     rows: list[ReconcileRow] = field(default_factory=list)
     stopped: bool = False
+    refunds: RefundReconcileReport | None = None  # the pending refunds finished on the way
 
     @property
     def counts(self) -> dict[Outcome, int]:
@@ -104,7 +108,8 @@ class ReconcileReport:
         parts = [f"{n} {outcome.value}" for outcome, n in self.counts.items() if n]
         head = f"Checked {len(self.rows)} of {self.total} orders"
         tail = " (stopped before the end; run again to finish)" if self.stopped else ""
-        return f"{head}: {', '.join(parts) or 'nothing to do'}{tail}."
+        refunds = f" {self.refunds.summary()}" if self.refunds and self.refunds.rows else ""
+        return f"{head}: {', '.join(parts) or 'nothing to do'}{tail}.{refunds}"
 
     def to_csv(self) -> bytes:
         return to_csv_bytes([row.as_dict() for row in self.rows], columns=list(_COLUMNS))
@@ -218,8 +223,7 @@ def reconcile_one(
             return row(Outcome.MISMATCH, str(exc), **seen)
         except StateConflict as exc:
             session.rollback()
-            now = get_order(session, stuck.id).status
-            paid = now in (OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.PARTIALLY_REFUNDED)
+            paid = get_order(session, stuck.id).status in PAID_STATUSES
             return row(Outcome.ALREADY if paid else Outcome.ERROR, str(exc), **seen)
         except BillingError as exc:
             return row(Outcome.ERROR, str(exc), **seen)
@@ -281,6 +285,8 @@ def reconcile(
             report.rows.append(reconcile_one(database, actor, settings, stuck, gateway))
         if progress:
             progress(len(report.rows), max(total, len(report.rows)))
+    if not report.stopped:
+        report.refunds = reconcile_refunds(database, actor, settings, gateway_for=gateway_for)
     return report
 
 
@@ -427,7 +433,7 @@ def _reconcile_event(database: Database, actor: Actor, settings: Settings, gatew
             f"No order here for Stripe payment {event.intent} (event {event.id}).",
         )
     if order.status not in COMPLETABLE:
-        outcome = Outcome.ALREADY if order.status is OrderStatus.PAID else Outcome.MISMATCH
+        outcome = Outcome.ALREADY if order.status in PAID_STATUSES else Outcome.MISMATCH
         return ReconcileRow(
             order.public_id,
             order.method.value,

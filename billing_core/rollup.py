@@ -10,7 +10,8 @@ Definitions (the same in both paths):
   a paid order before the order was created, else 'new';
 - paid measures fall on the payment day; the kind is 'new' for the customer's first paid order
   (earliest ``paid_at``, then lowest id), else 'returning';
-- refund measures fall on the refund day, with the refunded order's plan, method and kind.
+- refund measures fall on the day a refund succeeded (pending and failed ones never count), with the
+  refunded order's plan, method and kind.
 
 Days are exact local days in each time zone the rollup is kept for (``revenue_state.timezones``).
 Two payments of one customer completed at the same moment in concurrent transactions may both
@@ -119,12 +120,12 @@ def record_paid(session: Session, order: Order, customer: Customer) -> None:
 
 
 def record_refund(session: Session, order: Order, refund: Refund) -> None:
-    """Count a refund on its day, with the refunded order's plan, method and kind."""
-    if order.sandbox:
+    """Count a succeeded refund on the day it succeeded, with the refunded order's plan, method and kind."""
+    if order.sandbox or refund.refunded_at is None:
         return
     country = session.scalar(select(Customer.country).where(Customer.id == order.customer_id))
     measures = {"refund_count": 1, "refunded_cents": refund.amount_cents}
-    _add(session, refund.created_at, order, country, _paid_kind(session, order), measures)
+    _add(session, refund.refunded_at, order, country, _paid_kind(session, order), measures)
     _bump(session)
 
 
@@ -294,9 +295,10 @@ def _rebuild(conn: Connection, zones: tuple[str, ...]) -> int:
                        0, 1, p.amount_cents, p.fee_cents, p.total_cents, p.credits, 0, 0
                 FROM paid p CROSS JOIN zones z
                 UNION ALL
-                SELECT z.tz, p.country, {day("r.created_at")}, p.plan, p.method, p.kind,
+                SELECT z.tz, p.country, {day("r.refunded_at")}, p.plan, p.method, p.kind,
                        0, 0, 0, 0, 0, 0, 1, r.amount_cents
                 FROM refunds r JOIN paid p ON p.id = r.order_id CROSS JOIN zones z
+                WHERE r.status = 'succeeded'
             ) facts
             GROUP BY tz, country, day, plan, method, kind
             """  # noqa: S608 - only fixed fragments are formatted in; values are bound

@@ -48,7 +48,7 @@ from billing_core.config import Settings
 from billing_core.db import Database, transaction
 from billing_core.errors import BillingError, InvalidAmount, StateConflict
 from billing_core.exports import to_csv_bytes
-from billing_core.models import COMPLETABLE, Order, OrderStatus, SettlementImport, utcnow
+from billing_core.models import COMPLETABLE, PAID_STATUSES, Order, OrderStatus, SettlementImport, utcnow
 from billing_core.orders import complete_order
 from billing_core.pricing import Method
 
@@ -466,9 +466,6 @@ def _judge(
             f"the order was placed with {order.method.value.title()}, not {provider.value.title()}",
             order,
         )
-    if order.id in claimed:
-        return verdict(Verdict.MISMATCH, f"line {claimed[order.id]} already settles this order (paid twice?)", order)
-    claimed[order.id] = row.line
     if row.currency != order.currency:
         return verdict(Verdict.MISMATCH, f"paid in {row.currency}, but the order is in {order.currency}", order)
     if row.amount_cents != order.total_cents:
@@ -478,12 +475,16 @@ def _judge(
             f"but the order's total is {money.format_cents(order.total_cents, order.currency)}",
             order,
         )
-    if order.status in (OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.PARTIALLY_REFUNDED):
+    if order.status in PAID_STATUSES:
         return verdict(Verdict.ALREADY_PAID, f"the order is already {order.status.value}; nothing to do", order)
     if order.status not in COMPLETABLE:
         return verdict(
             Verdict.MISMATCH, f"the order is {order.status.value} here, but the file says it was paid", order
         )
+    # Only a line that would complete the order claims it: a wrong line before it claims nothing.
+    if order.id in claimed:
+        return verdict(Verdict.MISMATCH, f"line {claimed[order.id]} already settles this order (paid twice?)", order)
+    claimed[order.id] = row.line
     return verdict(Verdict.WILL_COMPLETE, f"{order.status.value} order; the file shows it paid", order)
 
 
@@ -539,7 +540,7 @@ def apply(
                 result.completed.append(line.order_public_id)
             except StateConflict as exc:
                 session.rollback()
-                if session.get(Order, line.order_id).status is OrderStatus.PAID:
+                if session.get(Order, line.order_id).status in PAID_STATUSES:
                     result.already_paid.append(line.order_public_id)
                 else:
                     result.errors.append((line.line, str(exc)))

@@ -16,10 +16,10 @@ import streamlit as st
 from billing_core import reconcile, settlement
 from billing_core.errors import BillingError
 from billing_core.money import format_cents, format_credits
-from billing_core.order_detail import OrderDetail, TimelineEvent
+from billing_core.order_detail import OrderDetail, RefundView, TimelineEvent
 from billing_core.pricing import Method
 from billing_core.reconcile import ReconcileReport
-from billing_core.refunds import RefundPlan
+from billing_core.refunds import WHAT_TO_DO, RefundPlan
 from billing_core.search import OrderRow
 from billing_core.settlement import SettlementPreview
 from pages._shared import PageContext, hand_over_to_router, plain
@@ -144,7 +144,7 @@ def truth_frame(detail: OrderDetail) -> pd.DataFrame:
         "Amount": format_cents(o.total_cents, o.currency),
         "Currency": o.currency,
         "Reference": o.provider_ref or "—",
-        "Refunded": format_cents(sum(r.amount_cents for r in detail.refunds), o.currency),
+        "Refunded": format_cents(detail.refunded_cents, o.currency),
         "Checked (UTC)": "",
     }
     return pd.DataFrame(
@@ -165,10 +165,19 @@ def timeline_frame(events: Iterable[TimelineEvent]) -> pd.DataFrame:
 def refund_plan_words(plan: RefundPlan) -> str:
     whole = " (all of it)" if plan.full else ""
     after = plan.balance - plan.credits_taken_back
+    pending = f" ({format_cents(plan.pending_cents)} more is pending)" if plan.pending_cents else ""
     return (
-        f"Refunds {format_cents(plan.amount_cents)} of {format_cents(plan.remaining_cents)} refundable{whole}; "
-        f"takes back {format_credits(plan.credits_taken_back)} credits; "
+        f"Refunds {format_cents(plan.amount_cents)} of {format_cents(plan.remaining_cents)} refundable{whole}"
+        f"{pending}; takes back {format_credits(plan.credits_taken_back)} credits; "
         f"balance {format_credits(plan.balance)} → {format_credits(after)}."
+    )
+
+
+def pending_refunds_words(pending: list[RefundView]) -> str:
+    each = "; ".join(f"{format_cents(r.amount_cents)} requested by {r.by} at {_when(r.at)} UTC" for r in pending)
+    return (
+        f"Refund pending: {each}. The gateway's answer is not recorded yet, so nothing of it counts as refunded. "
+        f"{WHAT_TO_DO}"
     )
 
 

@@ -13,7 +13,7 @@ import streamlit as st
 from billing_core import money, payment_ops, refunds
 from billing_core.access import Action, may
 from billing_core.errors import BillingError, GatewayError, NotFound
-from billing_core.models import COMPLETABLE, OrderStatus
+from billing_core.models import COMPLETABLE, OrderStatus, RefundStatus
 from billing_core.order_detail import OrderDetail, order_detail
 from billing_core.orders import complete_order, get_order
 from billing_core.payments.registry import gateway_for
@@ -172,7 +172,7 @@ def _close() -> None:
 def _detail(ctx: PageContext, public_id: str) -> None:
     try:
         with ctx.database.session() as session:
-            detail = order_detail(session, public_id)
+            detail = order_detail(session, ctx.actor, public_id)
     except NotFound:
         st.error(f"No such order: {plain(public_id[:64])}", icon=":material/search_off:")
         st.button("Close", key="close_order", on_click=_close)
@@ -200,9 +200,36 @@ def _detail(ctx: PageContext, public_id: str) -> None:
     with right:
         ui.facts_table("Order", ui.order_frame(detail))
 
+    _pending_refunds(ctx, detail)
     _actions(ctx, detail)
     st.markdown("**Timeline**")
     st.dataframe(ui.timeline_frame(detail.timeline), hide_index=True)
+
+
+def _pending_refunds(ctx: PageContext, detail: OrderDetail) -> None:
+    pending = detail.pending_refunds
+    if not pending:
+        return
+    st.warning(plain(ui.pending_refunds_words(pending)), icon=":material/hourglass_top:")
+    if may(ctx.actor, Action.RECONCILE):
+        st.button(
+            "Finish pending refunds",
+            key="finish_refunds",
+            icon=":material/sync:",
+            on_click=_finish_refunds,
+            args=(ctx, detail.order.public_id),
+        )
+
+
+def _finish_refunds(ctx: PageContext, public_id: str) -> None:
+    try:
+        report = refunds.reconcile_refunds(ctx.database, ctx.actor, ctx.settings, order_id=public_id)
+    except BillingError as exc:
+        st.session_state[OUTCOME_KEY] = ("error", str(exc), "")
+        return
+    words = " ".join(f"{money.format_cents(r.amount_cents)}: {r.outcome} — {r.message}" for r in report.rows)
+    done = all(r.outcome in ("succeeded", "already finished") for r in report.rows)
+    st.session_state[OUTCOME_KEY] = ("ok" if done else "warning", f"{report.summary()} {words}", "")
 
 
 def _actions(ctx: PageContext, detail: OrderDetail) -> None:
@@ -251,10 +278,13 @@ def _refund_fields(ctx: PageContext, detail: OrderDetail) -> None:
     typed = st.text_input("Refund amount (USD; empty = all that remains)", key="refund_amount")
     try:
         with ctx.database.session() as session:
-            plan = refunds.plan_refund(session, detail.order, typed.strip() or None)
+            plan = refunds.plan_refund(session, ctx.actor, detail.order.public_id, typed.strip() or None)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
+    # What was refunded or pending when the form was first shown: the same request from a second
+    # tab or a second click names the same view, and so is one refund.
+    st.session_state.setdefault("refund_seen", plan.committed_cents)
     st.info(plain(ui.refund_plan_words(plan)), icon=":material/undo:")
     if plan.spends_used_credits:
         st.checkbox("Override: take back credits the customer has already used", key="refund_override")
@@ -267,6 +297,8 @@ def _show_outcome() -> None:
     kind, text, message = outcome
     if kind == "error":
         st.error(plain(text), icon=":material/error:")
+    elif kind == "warning":
+        st.warning(plain(text), icon=":material/hourglass_top:")
     else:
         st.success(plain(text), icon=":material/check_circle:")
     if message:
@@ -327,13 +359,16 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
                     reason=reason,
                     amount=state.get("refund_amount", "").strip() or None,
                     override=bool(state.get("refund_override")),
+                    seen_cents=state.get("refund_seen"),
                 )
-                text = (
-                    f"Refunded {money.format_cents(done.amount_cents)}; "
-                    f"{money.format_credits(done.credits_taken_back)} credits taken back; "
-                    f"credit note {done.credit_note_number}."
-                )
+                text = done.message
+                state.pop("refund_seen", None)
+                if done.status is RefundStatus.REQUESTED:
+                    state[OUTCOME_KEY] = ("warning", text, "")
+                    return
     except BillingError as exc:
+        if chosen == "Refund":
+            state.pop("refund_seen", None)
         state[OUTCOME_KEY] = ("error", str(exc), "")
         return
     state[OUTCOME_KEY] = ("ok", text, message)

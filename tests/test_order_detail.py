@@ -41,7 +41,7 @@ def test_timeline_tells_created_resumed_checked_completed_and_partly_refunded_in
     )
 
     with db.session() as s:
-        detail = order_detail(s, order.public_id)
+        detail = order_detail(s, support, order.public_id)
 
     assert [e.what for e in detail.timeline] == [
         "Created",
@@ -51,6 +51,7 @@ def test_timeline_tells_created_resumed_checked_completed_and_partly_refunded_in
         "Gateway check",
         "Completed",
         "Invoice issued",
+        "Refund requested",
         "Refunded",
         "Credit note issued",
     ]
@@ -81,7 +82,7 @@ def test_a_pending_order_paid_at_the_gateway_shows_the_discrepancy(db, session, 
     payment_ops.check_payment(session, support, order.public_id, gateway)
 
     with db.session() as s:
-        detail = order_detail(s, order.public_id)
+        detail = order_detail(s, support, order.public_id)
 
     assert detail.order.status is OrderStatus.PENDING
     assert detail.latest_check.state == "succeeded"
@@ -96,21 +97,21 @@ def test_an_amount_paid_wrong_at_the_gateway_is_named(db, session, admin, suppor
     payment_ops.check_payment(session, support, order.public_id, gateway)
 
     with db.session() as s:
-        found = order_detail(s, order.public_id).discrepancies
+        found = order_detail(s, support, order.public_id).discrepancies
 
     assert "Amount differs: the gateway has $1.00, the order $105.50." in found
 
 
-def test_an_order_without_checks_has_no_gateway_view(db, session, admin, pricing):
+def test_an_order_without_checks_has_no_gateway_view(db, session, admin, support, pricing):
     order = make_order(session, admin, make_customer(session, admin), pricing)
     with db.session() as s:
-        detail = order_detail(s, order.public_id)
+        detail = order_detail(s, support, order.public_id)
     assert detail.latest_check is None
     assert detail.discrepancies == []
     assert [e.what for e in detail.timeline] == ["Created"]
     assert detail.customer.email == "zoe@example.com"
 
 
-def test_an_unknown_order_is_not_found(db):
+def test_an_unknown_order_is_not_found(db, support):
     with db.session() as s, pytest.raises(NotFound):
-        order_detail(s, "ord_doesnotexist")
+        order_detail(s, support, "ord_doesnotexist")

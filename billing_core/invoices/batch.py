@@ -238,6 +238,7 @@ def start_job(session: Session, actor: Actor, chosen: Chosen, reason: str, *, pa
         raise BillingError("The selection holds no invoices; nothing to regenerate.")
     job = RegenerationJob(
         created_by=actor.email,
+        created_role=actor.role,
         reason=reason.strip(),
         selection=chosen.selection,
         paper=paper,
@@ -320,7 +321,8 @@ def _items(session: Session, ids: list[int]) -> list[_Item]:
 
 
 def _actor_of(job: RegenerationJob) -> Actor:
-    return Actor(job.created_by, Role.FINANCE, "regeneration job")
+    """The job acts as whoever started it, in the role they started it with."""
+    return Actor(job.created_by, job.created_role, "regeneration job")
 
 
 def _chunks(reader: Session, selection: dict, job_id: int) -> Iterator[list[int]]:
@@ -512,8 +514,10 @@ def verify(session: Session, chosen: Chosen | None = None, *, root: Path | None 
             checked += 1
             try:
                 storage.read_file(file, root)
-            except storage.FileIntegrityError as exc:
-                (missing if "missing" in str(exc) else altered).append(file.path)
+            except storage.FileMissing:
+                missing.append(file.path)
+            except storage.FileAltered:
+                altered.append(file.path)
     return VerifyReport(checked, missing, altered)
 
 

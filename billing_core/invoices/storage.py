@@ -3,6 +3,7 @@
 Layout under the storage directory: ``<series>/<number>/v<version>.pdf``. The database row is the
 truth: a file becomes a version only when its row commits, and a committed version's file is
 never written again. A file whose bytes no longer match its hash is reported, never served.
+Storing a version is a state change: it takes the actor, checks their role and writes an audit event.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing_core.access import Actor
+from billing_core import audit
+from billing_core.access import Action, Actor, require
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
 from billing_core.errors import BillingError, NotFound
@@ -27,6 +29,14 @@ ISSUED_REASON = "issued copy, stored at first download"
 
 class FileIntegrityError(BillingError):
     """A stored invoice file is missing or its bytes do not match the recorded hash."""
+
+
+class FileMissing(FileIntegrityError):
+    """The recorded version has no file."""
+
+
+class FileAltered(FileIntegrityError):
+    """The file's bytes differ from the recorded hash."""
 
 
 def storage_root(settings: Settings | None = None) -> Path:
@@ -119,7 +129,8 @@ def store_version(
     root: Path | None = None,
     job_id: int | None = None,
 ) -> InvoiceFile:
-    """Write the next version of ``invoice`` and add its row to the caller's transaction."""
+    """Write the next version of ``invoice`` and add its row and audit event to the caller's transaction."""
+    require(actor, Action.STORE_INVOICE_FILE)
     if not reason or not reason.strip():
         raise BillingError("Give a reason for storing a new invoice file.")
     root = root or storage_root()
@@ -140,6 +151,15 @@ def store_version(
     )
     session.add(file)
     session.flush()
+    audit.record(
+        session,
+        actor,
+        "invoice.store_file",
+        "invoice",
+        invoice.number,
+        reason=file.reason,
+        after={"version": version, "path": path, "sha256": file.sha256, "size": file.size, "job": job_id},
+    )
     return file
 
 
@@ -159,22 +179,23 @@ def read_file(file: InvoiceFile, root: Path | None = None) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise FileIntegrityError(f"The file of version {file.version} ({file.path}) is missing.") from None
+        raise FileMissing(f"The file of version {file.version} ({file.path}) is missing.") from None
     if hashlib.sha256(data).hexdigest() != file.sha256:
-        raise FileIntegrityError(f"The file of version {file.version} ({file.path}) was altered: its hash differs.")
+        raise FileAltered(f"The file of version {file.version} ({file.path}) was altered: its hash differs.")
     return data
 
 
 def issued_pdf(
     database: Database, actor: Actor, invoice_id: int, *, settings: Settings | None = None
 ) -> tuple[InvoiceFile, bytes]:
-    """The invoice's latest stored PDF; the first request renders and stores version 1."""
+    """The invoice's latest stored PDF; the first request renders and stores version 1 (as ``actor``)."""
     settings = settings or Settings()
     root = storage_root(settings)
     with database.session() as session:
         file = latest_file(session, invoice_id)
         if file is not None:
             return file, read_file(file, root)
+        require(actor, Action.STORE_INVOICE_FILE)
         with transaction(session):
             invoice = session.get(Invoice, invoice_id)
             if invoice is None:

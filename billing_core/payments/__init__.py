@@ -43,6 +43,25 @@ class PaymentStatus:
         }
 
 
+class RefundState(enum.StrEnum):
+    PENDING = "pending"  # accepted by the gateway, money not yet returned
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # refused or failed at the gateway: nothing was returned
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """What the gateway says about one refund, found by the idempotency key it was made with."""
+
+    provider: str
+    payment_ref: str
+    refund_id: str
+    amount_cents: int
+    state: RefundState
+    idempotency_key: str | None = None
+    detail: str = ""
+
+
 @dataclass(frozen=True)
 class PaymentRequest:
     """What a gateway needs to open a payment for an order."""
@@ -55,12 +74,20 @@ class PaymentRequest:
 
 
 class Gateway(Protocol):
+    """Writes take an idempotency key: the same key with the same parameters gets the first answer
+    and moves no money again; the same key with other parameters is refused (GatewayError).
+    GatewayUnreachable means the outcome is unknown: ask again with the same key."""
+
     name: str
 
-    def create_payment(self, request: PaymentRequest) -> PaymentStatus: ...
+    def create_payment(self, request: PaymentRequest, idempotency_key: str | None = None) -> PaymentStatus: ...
 
     def fetch_status(self, ref: str) -> PaymentStatus: ...
 
     def cancel(self, ref: str) -> PaymentStatus: ...
 
-    def refund(self, ref: str, amount_cents: int, idempotency_key: str) -> PaymentStatus: ...
+    def refund(self, ref: str, amount_cents: int, idempotency_key: str) -> RefundResult: ...
+
+    def find_refund(self, ref: str, idempotency_key: str) -> RefundResult | None:
+        """The refund of payment ``ref`` made with ``idempotency_key``, or None when there is none."""
+        ...

@@ -2,7 +2,10 @@
 
 Every write sends an idempotency key (one per attempt, reused by the client's own network
 retries); connect and read timeouts are short and bounded retries are on. Any Stripe error becomes
-a GatewayError with a sentence a person can act on; nothing here touches our database.
+a GatewayError with a sentence a person can act on: GatewayUnreachable when what Stripe did is
+unknown (network, timeout, Stripe's own 5xx, a concurrent request with the same key). Refunds carry
+their idempotency key in their metadata too, so a refund whose answer was lost can be found again by
+listing the PaymentIntent's refunds. Nothing here touches our database.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ import uuid
 
 import stripe
 
-from billing_core.errors import GatewayError
+from billing_core.errors import GatewayError, GatewayUnreachable
 from billing_core.models import utcnow
-from billing_core.payments import PaymentRequest, PaymentState, PaymentStatus
+from billing_core.payments import PaymentRequest, PaymentState, PaymentStatus, RefundResult, RefundState
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 20.0
@@ -32,16 +35,15 @@ class StripeGateway:
             http_client=stripe.RequestsClient(timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)),
         )
 
-    def create_payment(self, request: PaymentRequest) -> PaymentStatus:
+    def create_payment(self, request: PaymentRequest, idempotency_key: str | None = None) -> PaymentStatus:
         params = {
             "amount": request.amount_cents,
             "currency": request.currency.lower(),
             "payment_method_types": ["card"],
             "metadata": {"order": request.order_public_id, "source": "billing-ops", "what": request.description},
         }
-        intent = self._call(
-            "create a payment", self.client.v1.payment_intents.create, params=params, options=self._key("create")
-        )
+        options = {"idempotency_key": idempotency_key} if idempotency_key else self._key("create")
+        intent = self._call("create a payment", self.client.v1.payment_intents.create, params=params, options=options)
         return self._status(intent)
 
     def fetch_status(self, ref: str) -> PaymentStatus:
@@ -53,14 +55,40 @@ class StripeGateway:
         )
         return self._status(intent)
 
-    def refund(self, ref: str, amount_cents: int, idempotency_key: str) -> PaymentStatus:
-        self._call(
+    def refund(self, ref: str, amount_cents: int, idempotency_key: str) -> RefundResult:
+        refund = self._call(
             "refund the payment",
             self.client.v1.refunds.create,
-            params={"payment_intent": ref, "amount": amount_cents},
+            params={"payment_intent": ref, "amount": amount_cents, "metadata": {"idempotency_key": idempotency_key}},
             options={"idempotency_key": idempotency_key},
         )
-        return self.fetch_status(ref)
+        return self._refund(refund, ref)
+
+    def find_refund(self, ref: str, idempotency_key: str) -> RefundResult | None:
+        params: dict = {"payment_intent": ref, "limit": 100}
+        while True:
+            page = self._call("list the payment's refunds", self.client.v1.refunds.list, params=params)
+            for refund in page.data:
+                if (refund.to_dict().get("metadata") or {}).get("idempotency_key") == idempotency_key:
+                    return self._refund(refund, ref)
+            if not page.has_more or not page.data:
+                return None
+            params["starting_after"] = page.data[-1].id
+
+    def _refund(self, refund, ref: str) -> RefundResult:
+        refund = refund.to_dict()
+        status = refund.get("status")
+        state = {"succeeded": RefundState.SUCCEEDED, "failed": RefundState.FAILED, "canceled": RefundState.FAILED}
+        why = f": {refund['failure_reason']}" if refund.get("failure_reason") else ""
+        return RefundResult(
+            provider=self.name,
+            payment_ref=refund.get("payment_intent") or ref,
+            refund_id=refund["id"],
+            amount_cents=int(refund["amount"]),
+            state=state.get(status, RefundState.PENDING),
+            idempotency_key=(refund.get("metadata") or {}).get("idempotency_key"),
+            detail=f"Stripe refund status {status}{why}",
+        )
 
     @staticmethod
     def _key(what: str) -> dict:
@@ -71,9 +99,15 @@ class StripeGateway:
         try:
             return fn(*args, **kwargs)
         except stripe.APIConnectionError:
-            raise GatewayError(
+            raise GatewayUnreachable(
                 f"Stripe could not be reached to {doing} (network error or timeout); nothing was changed. Try again."
             ) from None
+        except stripe.IdempotencyError:
+            raise GatewayUnreachable(
+                f"Stripe is still working on an earlier request to {doing} with the same key; ask again in a moment."
+            ) from None
+        except stripe.APIError:
+            raise GatewayUnreachable(f"Stripe had an internal error while trying to {doing}; ask again.") from None
         except stripe.AuthenticationError:
             raise GatewayError(f"Stripe refused the configured API key while trying to {doing}.") from None
         except stripe.InvalidRequestError as exc:
