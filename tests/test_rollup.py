@@ -19,6 +19,7 @@ from billing_core.models import (
     CustomerTotal,
     Order,
     Refund,
+    RefundStatus,
     RevenueDaily,
     RevenueDailyCountry,
     RevenueState,
@@ -111,10 +112,10 @@ def recomputed(session) -> tuple[dict, dict]:
             paid_count=1, total_cents=o.total_cents, amount_cents=o.amount_cents
         )
     by_id = {o.id: o for o in all_orders}
-    for r in session.scalars(select(Refund)):
+    for r in session.scalars(select(Refund).where(Refund.status == RefundStatus.SUCCEEDED)):
         if r.order_id in by_id:
             o = by_id[r.order_id]
-            add(r.created_at, o, kind_paid[o.id], refund_count=1, refunded_cents=r.amount_cents)
+            add(r.refunded_at, o, kind_paid[o.id], refund_count=1, refunded_cents=r.amount_cents)
     return {k: dict(v) for k, v in daily.items()}, {k: dict(v) for k, v in monthly.items()}
 
 
