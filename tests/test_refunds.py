@@ -459,3 +459,65 @@ def test_refunds_reconcile_command_finishes_pending_refunds(
     assert "Pending refunds checked: 1 (1 succeeded)." in capsys.readouterr().out
     assert cli.main(["refunds", "reconcile", "--database-url", db.url]) == 0
     assert_books_equal_gateway(books(db, order))
+
+
+# --- against a real HTTP peer: localstripe -------------------------------------------------------------
+
+
+class LosesStripesAnswer:
+    """Stripe refunds, then the answer is lost on the way back (a timeout after the write)."""
+
+    def __init__(self, stripe_gateway):
+        self.inner, self.name = stripe_gateway, stripe_gateway.name
+
+    def refund(self, ref, amount_cents, idempotency_key):
+        self.inner.refund(ref, amount_cents, idempotency_key)
+        raise GatewayUnreachable("Stripe could not be reached to refund the payment (network error or timeout).")
+
+
+def test_stripe_refund_end_to_end_and_a_lost_answer_found_again_by_its_key(
+    db, admin, support, finance, pricing, settings, stripe_gateway, localstripe_url
+):
+    """localstripe ignores idempotency keys (a repeated create refunds again), so this test proves that
+    reconcile finds a refund whose answer was lost by the key in its metadata, listing the PaymentIntent's
+    refunds, and does not send it again; that Stripe itself replays a key is Stripe's documented behaviour."""
+    from tests.conftest import pay_at_stripe
+
+    with db.session() as s:
+        customer = make_customer(s, admin)
+        order = make_order(s, admin, customer, pricing, amount="100")
+        payment = stripe_gateway.create_payment(orders.payment_request(s, order))
+        orders.attach_payment(s, admin, order.id, payment)
+        pay_at_stripe(localstripe_url, payment.ref)
+        payment_ops.complete_from_gateway(s, support, order.id, stripe_gateway, settings=settings, reason="paid")
+
+        done = refunds.refund_order(
+            s, finance, order.public_id, stripe_gateway, settings=settings, reason="part", amount="20"
+        )
+        assert done.status is RefundStatus.SUCCEEDED and done.order_status is OrderStatus.PARTIALLY_REFUNDED
+        (first,) = refunds.refunds_for(s, finance, order.id)
+        assert first.gateway_refund_id.startswith("re_")
+        found = stripe_gateway.find_refund(payment.ref, first.idempotency_key)
+        assert (found.refund_id, found.amount_cents, found.state) == (
+            first.gateway_refund_id,
+            2000,
+            RefundState.SUCCEEDED,
+        )
+
+        lost = refunds.refund_order(
+            s, finance, order.public_id, LosesStripesAnswer(stripe_gateway), settings=settings, reason="more",
+            amount="30",
+        )  # fmt: skip
+        assert lost.status is RefundStatus.REQUESTED
+
+    for _ in range(2):
+        report = refunds.reconcile_refunds(db, support, settings, gateway_for=lambda *a, **k: stripe_gateway)
+    assert report.rows == []
+    at_stripe = stripe_gateway.client.v1.refunds.list(params={"payment_intent": payment.ref}).data
+    assert sorted(r.amount for r in at_stripe) == [2000, 3000]  # nothing sent twice
+    with db.session() as s:
+        assert [(r.amount_cents, r.status) for r in refunds.refunds_for(s, finance, order.id)] == [
+            (2000, RefundStatus.SUCCEEDED),
+            (3000, RefundStatus.SUCCEEDED),
+        ]
+        assert orders.get_order(s, order.id).status is OrderStatus.PARTIALLY_REFUNDED
