@@ -231,6 +231,92 @@ def _seed_row(label: str, url: str, baseline_url: str, orders: int) -> Row:
     )
 
 
+REFUND_ORDERS = 200  # refunded end to end, beside as many completions
+PENDING_REFUNDS = 1_000  # left pending (the gateway's answer lost), then finished by refunds reconcile
+
+
+def refund_rows(options: Options) -> Iterable[Row]:
+    """Refunds per second end to end on the simulated gateway beside complete_order per second, and the
+    time ``refunds reconcile`` takes for 1,000 pending refunds beside 1,000 refunds made live."""
+    with tempfile.TemporaryDirectory(prefix="billing-bench-refunds-") as tmp:
+        targets = [("SQLite", f"sqlite:///{Path(tmp) / 'refunds.db'}")]
+        if options.postgres_url:
+            targets.append(("PostgreSQL", options.postgres_url))
+        for label, url in targets:
+            yield from _refund_rows(label, url, REFUND_ORDERS, PENDING_REFUNDS)
+
+
+def _refund_rows(label: str, url: str, live: int, pending: int) -> Iterable[Row]:
+    from billing_core import demo, orders, refunds
+    from billing_core.access import Actor, Role
+    from billing_core.config import Settings
+    from billing_core.db import Database
+    from billing_core.errors import GatewayUnreachable
+    from billing_core.payments.simulated import Outcome, SimulatedGateway
+
+    class AnswerLost(SimulatedGateway):
+        """Refunds, then the answer never comes back: every refund is left pending."""
+
+        def refund(self, ref, amount_cents, idempotency_key):
+            super().refund(ref, amount_cents, idempotency_key)
+            raise GatewayUnreachable("the answer was lost (benchmark)")
+
+    database = Database(url)
+    try:
+        database.migrate()
+        demo.delete_all_data(database)
+        settings = Settings(database_url=url)
+        admin = Actor("bench@localhost", Role.ADMIN, "benchmark")
+        gateway = SimulatedGateway(database)
+        pricing = load_pricing()
+        with database.session() as session:
+            customer = orders.create_customer(session, admin, email="bench@example.com", name="Bench", country="DE")
+            payments = []
+            for _ in range(live + pending):
+                order = orders.create_order(
+                    session, admin, customer_id=customer.id, amount="100", method="stripe", pricing=pricing
+                )
+                payment = gateway.create_payment(orders.payment_request(session, order))
+                orders.attach_payment(session, admin, order.id, payment)
+                gateway.settle(payment.ref, Outcome.SUCCEED)
+                payments.append((order.id, gateway.fetch_status(payment.ref)))
+
+            def timed(work, items) -> float:
+                start = time.perf_counter()
+                for item in items:
+                    work(item)
+                return time.perf_counter() - start
+
+            completing = timed(
+                lambda p: orders.complete_order(session, admin, p[0], settings=settings, reason="bench", payment=p[1]),
+                payments[:live],
+            )
+            refunding = timed(
+                lambda p: refunds.refund_order(
+                    session, admin, p[0], gateway, settings=settings, reason="bench", amount="10"
+                ),
+                payments[:live],
+            )
+            for order_id, status in payments[live:]:
+                orders.complete_order(session, admin, order_id, settings=settings, reason="bench", payment=status)
+                refunds.refund_order(session, admin, order_id, AnswerLost(database), settings=settings, reason="bench")
+        start = time.perf_counter()
+        report = refunds.reconcile_refunds(database, admin, settings, gateway_for=lambda *a, **k: gateway)
+        reconciling = time.perf_counter() - start
+        assert report.counts == {"succeeded": pending}, report.summary()
+    finally:
+        database.dispose()
+    name = f"refunds end to end ({label}, simulated)"
+    yield Row(name, live / refunding, "refunds/s", live / completing, "complete_order")
+    yield Row(
+        f"refunds reconcile, {pending:,} pending ({label})",
+        reconciling,
+        "s",
+        pending * refunding / live,
+        f"{pending:,} refunds made live",
+    )
+
+
 # Suites by name, each "module:function"; modules load only when their suite runs (they import this one).
 SUITES: dict[str, str] = {
     "quote": "billing_core.bench:quote_rows",
@@ -239,6 +325,7 @@ SUITES: dict[str, str] = {
     "reconcile": "billing_core.reconcile:reconcile_rows",
     "revenue": "billing_core.reports:revenue_rows",
     "invoices": "billing_core.invoices.batch:invoice_rows",
+    "refunds": "billing_core.bench:refund_rows",
 }
 
 

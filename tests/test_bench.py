@@ -45,3 +45,10 @@ def test_invoice_rows_regenerate_a_batch_beside_the_naive_renderer():
     rate, memory = invoice_rows(bench.Options(seed_orders=120))
     assert rate.unit == "invoices/s" and rate.value > 0 and rate.baseline > 0
     assert memory.unit == "MiB" and 0 < memory.value < memory.baseline  # within the 1 GiB budget
+
+
+def test_refund_rows_give_refunds_per_second_and_the_reconcile_time(tmp_path):
+    rows = list(bench._refund_rows("SQLite", f"sqlite:///{tmp_path / 'refunds.db'}", live=4, pending=6))
+    assert [r.name for r in rows] == ["refunds end to end (SQLite, simulated)", "refunds reconcile, 6 pending (SQLite)"]
+    assert [r.unit for r in rows] == ["refunds/s", "s"]
+    assert all(r.value > 0 and r.baseline > 0 for r in rows)
