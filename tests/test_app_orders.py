@@ -259,6 +259,35 @@ def test_finance_sees_the_refund_plan_and_refunds_part(app_env, sqlite_db):
     assert (shown["Status"], shown["Credits balance"]) == ("partially_refunded", "80")
 
 
+def test_a_pending_refund_is_shown_with_what_to_do_and_the_button_finishes_it(app_env, sqlite_db):
+    from billing_core.errors import GatewayUnreachable
+
+    class AnswerLost(SimulatedGateway):
+        def refund(self, *args):
+            super().refund(*args)
+            raise GatewayUnreachable("The gateway did not answer in time.")
+
+    order = seed(sqlite_db, amount="100")
+    settings = Settings(database_url=sqlite_db.url)
+    finance = Actor("fay@company.test", Role.FINANCE)
+    with sqlite_db.session() as s:
+        payment = SimulatedGateway(sqlite_db).fetch_status(orders.get_order(s, order.public_id).provider_ref)
+        orders.complete_order(s, ADMIN, order.public_id, settings=settings, reason="seed", payment=payment)
+        refunds.refund_order(
+            s, finance, order.public_id, AnswerLost(sqlite_db), settings=settings, reason="goodwill", amount="15"
+        )
+    app_env(sqlite_db.url, role="support")
+    at = start({"order": order.public_id})
+    (warning,) = [w.value.replace("\\", "") for w in at.warning if "Refund pending" in w.value]
+    assert "$15.00 requested by fay@company.test" in warning and "refunds reconcile" in warning
+    assert metrics(at)["Status"] == "paid"
+    at.button(key="finish_refunds").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("1 succeeded" in s.value for s in at.success), [s.value for s in at.success]
+    assert metrics(at)["Status"] == "partially_refunded"
+    assert not [w for w in at.warning if "Refund pending" in w.value]
+
+
 def test_an_analyst_does_not_get_the_orders_page(app_env, sqlite_db):
     app_env(sqlite_db.url, role="analyst")
     at = AppTest.from_file(ROOT / "pages" / "orders.py", default_timeout=30).run()
