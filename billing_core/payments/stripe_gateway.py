@@ -100,7 +100,7 @@ class StripeGateway:
             return fn(*args, **kwargs)
         except stripe.APIConnectionError:
             raise GatewayUnreachable(
-                f"Stripe could not be reached to {doing} (network error or timeout); nothing was changed. Try again."
+                f"Stripe could not be reached to {doing} (network error or timeout). Try again."
             ) from None
         except stripe.IdempotencyError:
             raise GatewayUnreachable(
