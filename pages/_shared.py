@@ -21,7 +21,7 @@ from billing_core.access import Actor, Role, may_open, pages_for
 from billing_core.config import Settings, load_settings
 from billing_core.db import Database
 from billing_core.errors import BillingError, ConfigError
-from billing_core.identity import actor_for, email_of
+from billing_core.identity import actor_for, email_of, refusal_of
 from billing_core.money import format_cents, format_credits
 from billing_core.pricing import Pricing
 from billing_core.sandbox import AuditRow, LedgerRow, OrderRow
@@ -153,12 +153,15 @@ def signed_in_actor_or_stop(settings: Settings) -> Actor:
 
         def no_access_page() -> None:
             st.title("No access")
-            who = email_of(claims) or "this account"
-            st.error(
-                f"You are signed in as {plain(who)}, but no role in Billing Ops is assigned to it. "
-                "Ask an administrator to add you to the access settings.",
-                icon=":material/block:",
-            )
+            refused = refusal_of(claims)
+            if refused is not None:
+                st.error(plain(refused), icon=":material/block:")
+            else:
+                st.error(
+                    f"You are signed in as {plain(email_of(claims))}, but no role in Billing Ops is assigned to "
+                    "it. Ask an administrator to add you to the access settings.",
+                    icon=":material/block:",
+                )
             sign_out_button()
 
         show_alone(no_access_page)
