@@ -23,7 +23,7 @@ from billing_core.db import Database
 from billing_core.errors import BillingError, ConfigError
 from billing_core.identity import actor_for, email_of, refusal_of
 from billing_core.money import format_cents, format_credits
-from billing_core.pricing import Pricing
+from billing_core.pricing import MAX_FILE_CHARS, Pricing
 from billing_core.sandbox import AuditRow, LedgerRow, OrderRow
 from billing_core.whatif import ComparisonRow, Side
 
@@ -344,12 +344,26 @@ def whatif_pricing(settings: Settings, key: str, height: int = 300) -> Pricing |
         else:
             if f"{key}_text" not in st.session_state:
                 st.session_state[f"{key}_text"] = whatif.pricing_file_text(settings.pricing_file)
-            text = st.text_area("What-if pricing (TOML)", key=f"{key}_text", height=height)
+            text = st.text_area("What-if pricing (TOML)", key=f"{key}_text", height=height, max_chars=MAX_FILE_CHARS)
             source = "the edited what-if pricing"
-        return whatif.parse_whatif(text, source=source)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return None
+    parsed = _parsed_whatif(text, source)
+    if isinstance(parsed, str):
+        st.error(plain(parsed), icon=":material/error:")
+        return None
+    return parsed
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _parsed_whatif(text: str, source: str) -> Pricing | str:
+    """The what-if pricing, or why it does not parse: parsed once per text (the cache is keyed by a
+    hash of the content), not again on every rerun of the page."""
+    try:
+        return whatif.parse_whatif(text, source=source)
+    except BillingError as exc:
+        return str(exc)
 
 
 if __name__ == "__main__":

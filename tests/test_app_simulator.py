@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from billing_core import money
+from billing_core import money, whatif
 from billing_core.db import Database
 from billing_core.models import Customer, Invoice, Order, OrderStatus
 from billing_core.pricing import DEFAULT_PRICING_FILE, load_pricing, quote
@@ -192,6 +194,30 @@ def test_an_uploaded_whatif_file_is_used(analyst_app):
 
     assert any("2027-up" in shown(m.value) for m in at.markdown)
     assert whatif_table(at).loc["Study", "Δ credits"] == "+2"
+
+
+def test_a_whatif_pricing_is_parsed_once_per_change_not_on_every_rerun(analyst_app, monkeypatch):
+    parsed = []
+    real = whatif.parse_pricing
+    monkeypatch.setattr(whatif, "parse_pricing", lambda text, source: parsed.append(text) or real(text, source))
+    at = analyst_app
+    text = DEFAULT_PRICING_FILE.read_text() + f"# {uuid.uuid4()}\n"  # a text no earlier test had cached
+    at.text_area(key="whatif_text").input(text).run()
+    for amount in ("42", "43", "44"):
+        at.text_input(key="amount").input(amount).run()
+    assert parsed.count(text) == 1
+    at.text_area(key="whatif_text").input(text + "# changed\n").run()
+    assert parsed.count(text + "# changed\n") == 1
+
+
+def test_a_whatif_pricing_with_a_huge_exponent_is_refused_and_the_page_stays_quick(analyst_app):
+    at = analyst_app
+    text = DEFAULT_PRICING_FILE.read_text().replace('credits_per_usd = "1"', 'credits_per_usd = "1e999990"')
+    started = time.perf_counter()
+    at.file_uploader(key="whatif_file").set_value(("huge.toml", text.encode(), "application/toml")).run()
+    assert time.perf_counter() - started < 10  # was 35 s of integer conversion per rerun
+    assert not at.exception
+    assert [shown(e.value) for e in at.error] == ["huge.toml: credits_per_usd must be between 0 and 1000000."]
 
 
 # --- sandbox run -------------------------------------------------------------------------------

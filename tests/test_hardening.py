@@ -7,6 +7,7 @@ import csv
 import io
 import logging
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
-from billing_core import audit, exports
+from billing_core import audit, exports, settlement
 from billing_core.access import Actor, Role
 from billing_core.models import AuditEvent, Customer
 from tests import test_app_access as access_app
@@ -145,3 +146,15 @@ def test_no_secret_in_page_text_or_logs(signed_in_env, caplog, page):
     for secret in SECRETS:
         assert secret not in text
         assert secret not in caplog.text
+
+
+# --- Streamlit's own settings -------------------------------------------------------------------------
+
+
+def streamlit_config() -> dict:
+    return tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+
+
+def test_uploads_are_capped_at_the_largest_file_a_page_takes():
+    """Streamlit holds an upload in memory before any page code runs; its default is 200 MB."""
+    assert streamlit_config()["server"]["maxUploadSize"] * 1024 * 1024 == settlement.MAX_BYTES
