@@ -3,6 +3,7 @@ from data; every CSV export formula-safe; no configured secret in page text or l
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import logging
@@ -158,3 +159,18 @@ def streamlit_config() -> dict:
 def test_uploads_are_capped_at_the_largest_file_a_page_takes():
     """Streamlit holds an upload in memory before any page code runs; its default is 200 MB."""
     assert streamlit_config()["server"]["maxUploadSize"] * 1024 * 1024 == settlement.MAX_BYTES
+
+
+def test_every_text_box_on_every_page_caps_what_can_be_typed():
+    """The browser stops typing at max_chars and Streamlit's server cuts a longer value to it;
+    billing_core still checks every length itself, for callers other than the pages."""
+    uncapped = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in [ROOT / "app.py", *(ROOT / "pages").glob("*.py")]
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in {"text_input", "text_area", "chat_input"}
+        and "max_chars" not in {k.arg for k in node.keywords}
+    ]
+    assert uncapped == []
