@@ -6,6 +6,7 @@ Files in ``pages/`` define functions only. Streamlit can execute one of them as 
 
 from __future__ import annotations
 
+import re
 import runpy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,7 +15,6 @@ from typing import NoReturn
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy.engine import make_url
 
 from billing_core import whatif
 from billing_core.access import Actor, Role, may_open, pages_for
@@ -68,11 +68,6 @@ def database(url: str) -> Database:
     db = Database(url)
     db.migrate()
     return db
-
-
-def describe_url(url: str) -> str:
-    """A database URL for people: never the password."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def settings_or_stop(*, alone: bool = False) -> Settings:
@@ -325,12 +320,18 @@ def events_frame(rows: Iterable[AuditRow]) -> pd.DataFrame:
 # --- text from people and files in markdown-rendering elements ---------------------------------
 
 _MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~:$&=\"'")
+# GitHub-flavoured markdown turns www.x, http://x and a@b.c into live links after escapes are
+# resolved, so escaping cannot stop it; an invisible word joiner where each starts does.
+_JOINER = "\u2060"
+_AUTOLINK_STARTS = re.compile(r"(?i)(?<=www)(?=\.)|(?<=:)(?=//)|(?<=@)")
 
 
 def plain(text: object) -> str:
     """Text for st.error/st.warning/st.caption shown exactly as written: every markdown, math ($),
-    directive (:red[...]) and shortcode character is escaped, so a customer's name stays a name."""
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in str(text))
+    directive (:red[...]) and shortcode character is escaped, so a customer's name stays a name,
+    and a URL or email address in it stays text, never a link."""
+    unlinked = _AUTOLINK_STARTS.sub(_JOINER, str(text))
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in unlinked)
 
 
 def whatif_pricing(settings: Settings, key: str, height: int = 300) -> Pricing | None:

@@ -177,7 +177,8 @@ def _detail(ctx: PageContext, public_id: str) -> None:
         with ctx.database.session() as session:
             detail = order_detail(session, public_id)
     except NotFound:
-        st.error(f"No such order: {plain(public_id[:64])}", icon=":material/search_off:")
+        # The id came from the URL: anybody can write a link, so it is not shown back as markdown.
+        st.error("No such order: the order id in this link matches no order.", icon=":material/search_off:")
         st.button("Close", key="close_order", on_click=_close)
         return
     order = detail.order

@@ -136,7 +136,7 @@ def test_a_stranger_typing_a_page_url_gets_the_sign_in_button(signed_in_env, pag
 def test_a_signed_in_person_without_a_role_sees_no_access_and_can_sign_out(signed_in_env):
     at = run_as({"email": "eve@elsewhere.test", "email_verified": True, "name": "Eve", "groups": ["other"]})
     assert titles(at) == ["No access"]
-    assert "eve@elsewhere" in at.error[0].value
+    assert "eve@\u2060elsewhere" in at.error[0].value  # as text, not a mailto link
     assert [b.label for b in at.button] == ["Sign out"]
     assert registered(at) == set()
 
@@ -221,6 +221,15 @@ def test_database_errors_never_show_its_password(signed_in_env, monkeypatch):
     text = page_text(at)
     assert "cannot be opened" in text
     assert DB_PASSWORD not in text
+
+
+def test_database_errors_never_show_a_password_given_as_a_query_parameter(signed_in_env, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://billing@127.0.0.1:1/nowhere?password={DB_PASSWORD}")
+    at = run_as(PEOPLE[Role.ADMIN])
+    text = page_text(at)
+    assert "The database postgresql 127.0.0.1:1/nowhere cannot be opened" in text
+    assert DB_PASSWORD not in text
+    assert "billing@" not in text
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -18,7 +18,9 @@ from streamlit.util import calc_hash
 
 from billing_core import audit, exports, settlement
 from billing_core.access import Actor, Role
+from billing_core.db import Database, describe_url
 from billing_core.models import AuditEvent, Customer
+from pages._shared import plain
 from tests import test_app_access as access_app
 from tests.test_app_access import PEOPLE, SECRETS, page_text
 
@@ -174,3 +176,73 @@ def test_every_text_box_on_every_page_caps_what_can_be_typed():
         and "max_chars" not in {k.arg for k in node.keywords}
     ]
     assert uncapped == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://billing:pw-secret@db.internal:5433/billing", "postgresql db.internal:5433/billing"),
+        ("postgresql+psycopg://billing@db.internal/billing?password=pw-secret", "postgresql db.internal/billing"),
+        (
+            "postgresql+psycopg://db.internal/billing?sslpassword=pw-secret&user=billing",
+            "postgresql db.internal/billing",
+        ),
+        ("sqlite:///data/billing.db", "sqlite data/billing.db"),
+    ],
+)
+def test_the_database_is_described_by_host_port_and_name_only(url, shown):
+    """What the sidebar shows every role, and the error page when the database cannot be opened."""
+    assert describe_url(url) == shown
+    assert Database.describe(type("D", (), {"url": url})()) == shown
+
+
+def test_streamlit_offers_no_table_export_of_its_own():
+    """Streamlit's "Download as CSV" on st.dataframe bypasses exports.to_csv_bytes (formula-safe)."""
+    assert streamlit_config()["client"]["disableDataExport"] is True
+
+
+# --- links from data and URLs ---------------------------------------------------------------------------
+
+# What GitHub-flavoured markdown turns into a live link once escapes are resolved (its "literal
+# autolinks"): www., http(s):// and email addresses.
+GFM_AUTOLINK = re.compile(r"(?i)(?<![\w])(www\.[\w-]|https?://[\w-])|[\w.+-]@[\w-]+\.[\w-]")
+LINKS = ["www.evil.example/login", EVIL_URL := "https://sso-company.evil.example/reset", "ana@evil.example", "WWW.X.IO"]
+
+
+def resolved(markdown: str) -> str:
+    """The text markdown makes of ``markdown``: each backslash escape becomes its character."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+@pytest.mark.parametrize("text", [*LINKS, f"Call {LINKS[0]} or mail {LINKS[2]} (see {EVIL_URL})"])
+def test_plain_text_keeps_urls_and_emails_from_becoming_links(text):
+    shown = resolved(plain(text))
+    assert GFM_AUTOLINK.search(shown) is None
+    assert shown.replace("\u2060", "") == text  # and reads exactly as written
+
+
+def test_an_order_link_carrying_a_url_is_not_echoed(signed_in_env):
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.user = {"is_logged_in": True, "sub": "ada", **PEOPLE[Role.ADMIN]}
+    at.query_params["order"] = EVIL_URL
+    at.run()
+    at._page_hash = calc_hash("orders")
+    at.run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == ["No such order: the order id in this link matches no order."]
+    for kind in MARKDOWN_ELEMENTS:
+        for element in at.get(kind):
+            assert GFM_AUTOLINK.search(resolved(str(getattr(element, "value", "")))) is None, kind
+
+
+def test_a_revenue_link_carrying_a_url_shows_it_only_as_text(signed_in_env):
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.user = {"is_logged_in": True, "sub": "ada", **PEOPLE[Role.ADMIN]}
+    at.query_params["tz"] = EVIL_URL
+    at.run()
+    at._page_hash = calc_hash("revenue")
+    at.run()
+    assert not at.exception, at.exception
+    notes = [resolved(w.value) for w in at.warning]
+    assert any("sso-company" in note for note in notes)
+    assert [note for note in notes if GFM_AUTOLINK.search(note)] == []
