@@ -16,10 +16,12 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
-from billing_core import audit, exports, settlement
+from billing_core import audit, exports, reconcile, settlement
 from billing_core.access import Actor, Role
 from billing_core.db import Database, describe_url
+from billing_core.errors import NotFound, shown_to_people
 from billing_core.models import AuditEvent, Customer
+from billing_core.payments.simulated import SimulatedGateway
 from pages._shared import plain
 from tests import test_app_access as access_app
 from tests.test_app_access import PEOPLE, SECRETS, page_text
@@ -246,3 +248,38 @@ def test_a_revenue_link_carrying_a_url_shows_it_only_as_text(signed_in_env):
     notes = [resolved(w.value) for w in at.warning]
     assert any("sso-company" in note for note in notes)
     assert [note for note in notes if GFM_AUTOLINK.search(note)] == []
+
+
+# --- exception text stays on the server -------------------------------------------------------------------
+
+DRIVER_SECRET = "postgresql://billing:hunter2@db.internal/billing"
+
+
+def test_an_unexpected_error_is_shown_as_its_type_and_a_sentence_and_logged_in_full(caplog):
+    shown = shown_to_people(RuntimeError(f"connection to {DRIVER_SECRET} failed"), "checking order ord_1")
+    assert shown == "Unexpected error (RuntimeError) while checking order ord_1; the details are in the server log."
+    assert DRIVER_SECRET in caplog.text
+
+
+def test_a_domain_error_is_shown_as_written():
+    assert shown_to_people(NotFound("There is no order 'ord_x'."), "checking") == "There is no order 'ord_x'."
+
+
+def test_a_reconcile_row_never_carries_the_text_of_an_unexpected_error(db, admin, support, settings, pricing, caplog):
+    from tests.test_reconcile import open_orders, window
+
+    sim = SimulatedGateway(db)
+    open_orders(db, admin, pricing, sim, 1)
+
+    class Broken:
+        name = "simulated"
+
+        def fetch_status(self, ref):
+            raise RuntimeError(f"connection to {DRIVER_SECRET} failed")
+
+    report = reconcile.reconcile(db, support, settings, **window(), gateway_for=lambda *a: Broken())
+    (row,) = report.rows
+    assert row.outcome is reconcile.Outcome.ERROR
+    assert DRIVER_SECRET not in row.message and "RuntimeError" in row.message
+    assert DRIVER_SECRET not in report.to_csv().decode()
+    assert DRIVER_SECRET in caplog.text

@@ -38,7 +38,7 @@ from billing_core import audit
 from billing_core.access import Action, Actor, Role, require
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
-from billing_core.errors import BillingError, NotFound, StateConflict
+from billing_core.errors import BillingError, NotFound, StateConflict, shown_to_people
 from billing_core.invoices import render, storage
 from billing_core.models import (
     Customer,
@@ -389,7 +389,8 @@ def run_job(
                     progress(done, total)
     except BaseException as exc:
         if isinstance(exc, Exception):
-            _close(database, job_id, RegenerationStatus.FAILED, actor, root, error=str(exc)[:2000])
+            error = shown_to_people(exc, f"regenerating the invoices of job {job_id}")
+            _close(database, job_id, RegenerationStatus.FAILED, actor, root, error=error[:2000])
         raise
     finally:
         pool.shutdown(cancel_futures=True)
