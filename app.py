@@ -8,6 +8,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from billing_core.access import pages_for
+from billing_core.db import describe_url
 from pages import _shared, audit, invoices, orders, revenue, simulator
 
 st.set_page_config(page_title="Billing Ops", page_icon=":material/account_balance_wallet:", layout="wide")
@@ -24,7 +25,7 @@ else:
 try:
     database = _shared.database(settings.database_url)
 except SQLAlchemyError as exc:  # the class name only: a driver's message can quote the URL
-    problem = f"The database {_shared.describe_url(settings.database_url)} cannot be opened: {exc.__class__.__name__}."
+    problem = f"The database {describe_url(settings.database_url)} cannot be opened: {exc.__class__.__name__}."
     _shared.show_alone(_shared.refusal(problem, ":material/database:"))
 _shared.status_sidebar(settings, database)
 

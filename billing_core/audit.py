@@ -17,6 +17,7 @@ from billing_core.models import AuditEvent, utcnow
 MAX_PAGE_SIZE = 500
 MAX_EXPORT_ROWS = 100_000
 _TEXT_LIMIT = 320
+REASON_MAX_CHARS = 1_000  # what a box for a reason takes
 
 
 def record(

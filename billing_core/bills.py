@@ -22,6 +22,7 @@ from billing_core import audit, money
 from billing_core.access import Action, Actor, require
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
+from billing_core.emails import EMAIL_MAX_CHARS
 from billing_core.errors import BillingError, NotFound
 from billing_core.exports import to_csv_bytes
 from billing_core.invoices import batch, storage
@@ -41,6 +42,7 @@ from billing_core.pricing import Method, PlanId
 
 INVOICED_STATUSES = (OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.PARTIALLY_REFUNDED)
 EXPORT_LIMIT = 100_000
+NUMBER_MAX_CHARS = 60  # invoices.number
 EXPORT_COLUMNS = (
     "number", "kind", "issued_at_utc", "customer", "customer_email", "country", "plan", "method",
     "subtotal", "fee", "tax", "total", "currency", "order", "refers_to", "latest_file_version",
@@ -69,9 +71,10 @@ class DocumentFilters:
 
 def split_number(number: str) -> tuple[str, int]:
     """'INV-2026-000042' -> ('INV-2026', 42): the series and the sequence within it."""
-    series, _, digits = number.strip().rpartition("-")
-    if not series or not digits.isdigit():
-        raise BillingError(f"“{number.strip()}” is not an invoice number such as INV-2026-000042.")
+    text = number.strip() if len(number) <= NUMBER_MAX_CHARS else ""
+    series, _, digits = text.rpartition("-")
+    if not series or not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+        raise BillingError(f"“{number.strip()[:NUMBER_MAX_CHARS]}” is not an invoice number such as INV-2026-000042.")
     return series, int(digits)
 
 
@@ -113,11 +116,13 @@ def _conditions(session: Session, filters: DocumentFilters) -> list[ColumnElemen
         conditions.append(Order.method.in_([Method(m) for m in filters.methods]))
     if filters.customer and filters.customer.strip():
         who = filters.customer.strip()
-        customer_id = session.scalar(
-            select(Customer.id).where(or_(Customer.public_id == who, Customer.email == who.lower()))
+        customer_id = (
+            session.scalar(select(Customer.id).where(or_(Customer.public_id == who, Customer.email == who.lower())))
+            if len(who) <= EMAIL_MAX_CHARS
+            else None
         )
         if customer_id is None:
-            raise NotFound(f"No customer with the id or email “{who}”.")
+            raise NotFound(f"No customer with the id or email “{who[:EMAIL_MAX_CHARS]}”.")
         conditions.append(Order.customer_id == customer_id)
     if filters.country and filters.country.strip():
         conditions.append(_buyer_country() == filters.country.strip().upper())

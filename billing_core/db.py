@@ -79,8 +79,20 @@ class Database:
         self.engine.dispose()
 
     def describe(self) -> str:
-        """Where the data lives, for people: no password ever."""
-        return make_url(self.url).render_as_string(hide_password=True)
+        """Where the data lives, for people: see ``describe_url``."""
+        return describe_url(self.url)
+
+
+def describe_url(url: str) -> str:
+    """Where the data lives, for people: the kind of database, host, port and database name, and
+    nothing else. Not the user, and not the query string, where drivers take a password too
+    (``...?password=...``)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return f"sqlite {parsed.database or ':memory:'}"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{backend} {parsed.host or 'localhost'}{port}/{parsed.database or ''}"
 
 
 @contextmanager

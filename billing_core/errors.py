@@ -1,5 +1,9 @@
 """The few domain errors billing_core raises; each message can be shown to a person as it is."""
 
+import logging
+
+_log = logging.getLogger(__name__)
+
 
 class BillingError(Exception):
     """Base class: something a person asked for cannot be done, and nothing was changed."""
@@ -42,3 +46,13 @@ class GatewayUnreachable(GatewayError):
 
     A write sent with an idempotency key may still have happened; ask again with the same key.
     """
+
+
+def shown_to_people(exc: BaseException, doing: str) -> str:
+    """What a person sees of an exception: a domain error's own message (written to be shown), or
+    else only its type and a sentence. The message and traceback of anything else (a driver's
+    error can quote SQL, parameters or a URL) go to the server log."""
+    if isinstance(exc, BillingError):
+        return str(exc)
+    _log.error("Unexpected error while %s", doing, exc_info=exc)
+    return f"Unexpected error ({type(exc).__name__}) while {doing}; the details are in the server log."

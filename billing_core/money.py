@@ -14,6 +14,7 @@ from billing_core.errors import InvalidAmount
 CENT = Decimal("0.01")
 # Larger than any top-up could be; far below where int64 columns or JSON numbers lose precision.
 MAX_CENTS = 100_000_000_000  # one billion dollars
+AMOUNT_MAX_CHARS = 40  # "$1,000,000,000.00 USD" with room to spare
 
 _GROUPED = re.compile(r"^\d{1,3}(,\d{3})+(\.\d*)?$")
 _PLAIN = re.compile(r"^(\d+(\.\d*)?|\.\d+)$")
@@ -32,7 +33,7 @@ def parse_amount(text: str | int | Decimal) -> int:
     raw = (text or "").strip()
     if not raw:
         raise InvalidAmount("Enter an amount.")
-    if len(raw) > 40:
+    if len(raw) > AMOUNT_MAX_CHARS:
         raise InvalidAmount("That amount is far too long to be a price.")
     body = raw
     if body.upper().endswith("USD"):

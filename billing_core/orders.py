@@ -21,6 +21,7 @@ from billing_core import audit, money, rollup
 from billing_core.access import Action, Actor, require
 from billing_core.config import Settings
 from billing_core.db import transaction
+from billing_core.emails import parse_email
 from billing_core.errors import BillingError, NotFound, PaymentMismatch, StateConflict
 from billing_core.invoices import issue_invoice
 from billing_core.invoices.issuing import buyer_snapshot
@@ -40,7 +41,9 @@ from billing_core.payments import PaymentRequest, PaymentState, PaymentStatus
 from billing_core.pricing import Method, Pricing, quote
 
 ORDER_TTL = timedelta(hours=24)
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+PUBLIC_ID_MAX_CHARS = 64
+NAME_MAX_CHARS = 200
+REFERENCE_MAX_CHARS = 255  # a provider reference
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
@@ -72,13 +75,14 @@ def create_customer(
     sandbox: bool = False,
 ) -> Customer:
     require(actor, Action.SANDBOX if sandbox else Action.CREATE_CUSTOMER)
-    email = (email or "").strip().lower()
+    parsed_email = parse_email(email)
     name = (name or "").strip()
     country = (country or "").strip().upper()
-    if not _EMAIL.match(email) or len(email) > 320:
+    if parsed_email is None:
         raise BillingError("Enter a valid email address, such as ana@example.com.")
-    if not name or len(name) > 200:
-        raise BillingError("Enter the customer's name (at most 200 characters).")
+    email = parsed_email
+    if not name or len(name) > NAME_MAX_CHARS:
+        raise BillingError(f"Enter the customer's name (at most {NAME_MAX_CHARS} characters).")
     if not _COUNTRY.match(country):
         raise BillingError("Country must be a two-letter ISO code, such as DE or JP.")
     with transaction(session):
@@ -159,6 +163,8 @@ def get_order(session: Session, order_id: int | str) -> Order:
     """An order by numeric id or public id, freshly read (never a stale copy from the session)."""
     if isinstance(order_id, int):
         order = session.get(Order, order_id, populate_existing=True)
+    elif len(order_id) > PUBLIC_ID_MAX_CHARS:  # no order has such an id: not worth a query
+        order = None
     else:
         stmt = select(Order).where(Order.public_id == order_id.strip()).execution_options(populate_existing=True)
         order = session.scalar(stmt)

@@ -23,6 +23,13 @@ from billing_core import money
 from billing_core.errors import InvalidAmount, PricingError
 
 DEFAULT_PRICING_FILE = Path(__file__).with_name("pricing_default.toml")
+# A pricing file is a page of text; every number in it is small and has few places. Bounds that keep
+# one quote a few microseconds: "1e999990" credits per USD once made a quote a 35 s integer conversion.
+MAX_FILE_CHARS = 64 * 1024
+MAX_TEXT_CHARS = 200
+MAX_NUMBER_CHARS = 32
+MAX_CREDITS_PER_USD = Decimal(1_000_000)
+RATE_PLACES = 6
 
 
 class Method(enum.StrEnum):
@@ -215,16 +222,20 @@ def load_pricing(path: str | Path | None = None) -> Pricing:
 
 
 def parse_pricing(text: str, source: str = "<text>") -> Pricing:
+    if len(text) > MAX_FILE_CHARS:
+        raise PricingError(f"{source} is {len(text):,} characters long; a pricing file is at most {MAX_FILE_CHARS:,}.")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PricingError(f"{source} is not valid TOML: {exc}") from None
+    except (RecursionError, ValueError):  # arrays nested thousands deep; an integer of thousands of digits
+        raise PricingError(f"{source} is not valid TOML: it nests too deep or holds a number too long.") from None
     reader = _Reader(data, source)
     version = reader.text("version")
     currency = reader.text("currency", "USD")
     if currency != "USD":
         raise PricingError(f"{source}: currency must be USD (got {currency!r}).")
-    credits_per_usd = reader.decimal("credits_per_usd")
+    credits_per_usd = reader.decimal("credits_per_usd", most=MAX_CREDITS_PER_USD, places=RATE_PLACES)
     if credits_per_usd <= 0:
         raise PricingError(f"{source}: credits_per_usd must be more than zero.")
 
@@ -257,7 +268,7 @@ def parse_pricing(text: str, source: str = "<text>") -> Pricing:
         except ValueError:
             raise PricingError(f"{source}: unknown method [methods.{name}].") from None
         r = _Reader(raw, source, f"methods.{name}")
-        rate = r.decimal("fee_rate")
+        rate = r.decimal("fee_rate", most=Decimal(1), places=RATE_PLACES)
         if not (0 <= rate < 1):
             raise PricingError(f"{source}: methods.{name}.fee_rate must be between 0 and 1.")
         fees[method] = MethodFee(method, r.text("label", name.title()), rate, r.cents("min_fee", allow_zero=True))
@@ -267,7 +278,7 @@ def parse_pricing(text: str, source: str = "<text>") -> Pricing:
     tiers = []
     for i, raw in enumerate(data.get("bonus_tiers", []) or []):
         r = _Reader(raw, source, f"bonus_tiers[{i}]")
-        percent = r.decimal("percent")
+        percent = r.decimal("percent", most=Decimal(100), places=RATE_PLACES)
         if not (0 <= percent <= 100):
             raise PricingError(f"{source}: bonus_tiers[{i}].percent must be between 0 and 100.")
         tiers.append(BonusTier(r.cents("min_amount"), percent))
@@ -306,8 +317,10 @@ class _Reader:
 
     def text(self, key: str, default: str | None = None) -> str:
         value = self._get(key, default)
-        if not isinstance(value, str) or not value.strip():
-            raise PricingError(f"{self.source}: {self._key(key)} must be a non-empty string.")
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT_CHARS:
+            raise PricingError(
+                f"{self.source}: {self._key(key)} must be a non-empty string of at most {MAX_TEXT_CHARS} characters."
+            )
         return value.strip()
 
     def table(self, key: str) -> dict:
@@ -316,16 +329,29 @@ class _Reader:
             raise PricingError(f"{self.source}: [{self._key(key)}] must be a table.")
         return value
 
-    def decimal(self, key: str) -> Decimal:
+    def decimal(self, key: str, *, most: Decimal, places: int) -> Decimal:
+        """A number from 0 to ``most`` with at most ``places`` decimals, checked from its text
+        before any arithmetic (the size of a Decimal's exponent is not bounded)."""
         value = self._get(key)
         if isinstance(value, float):
             raise PricingError(f'{self.source}: write {self._key(key)} as a quoted string, e.g. "0.055".')
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise PricingError(f"{self.source}: {self._key(key)} must be a number.")
+        text = value.strip() if isinstance(value, str) else str(value)
+        if len(text) > MAX_NUMBER_CHARS:
+            raise PricingError(
+                f"{self.source}: {self._key(key)} must be a number of at most {MAX_NUMBER_CHARS} characters."
+            )
         try:
-            number = Decimal(str(value))
+            number = Decimal(text)
         except InvalidOperation:
             raise PricingError(f"{self.source}: {self._key(key)} must be a number.") from None
         if not number.is_finite():
             raise PricingError(f"{self.source}: {self._key(key)} must be a finite number.")
+        if not 0 <= number <= most:
+            raise PricingError(f"{self.source}: {self._key(key)} must be between 0 and {_num(most)}.")
+        if number != 0 and number.as_tuple().exponent < -places:
+            raise PricingError(f"{self.source}: {self._key(key)} may have at most {places} decimal places.")
         return number
 
     def cents(self, key: str, allow_zero: bool = False) -> int:

@@ -26,7 +26,7 @@ from billing_core.access import Action, Actor, require
 from billing_core.bench import Row
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
-from billing_core.errors import BillingError, GatewayError, PaymentMismatch, StateConflict
+from billing_core.errors import BillingError, GatewayError, PaymentMismatch, StateConflict, shown_to_people
 from billing_core.exports import to_csv_bytes
 from billing_core.models import COMPLETABLE, PAID_STATUSES, Order, OrderStatus, SyncCursor, utcnow
 from billing_core.orders import complete_order, get_order
@@ -197,7 +197,7 @@ def reconcile_one(
     except BillingError as exc:
         return row(Outcome.ERROR, str(exc))
     except Exception as exc:  # noqa: BLE001 - one broken answer must not end the run for everyone
-        return row(Outcome.ERROR, f"Unexpected error asking the gateway: {exc.__class__.__name__}: {exc}")
+        return row(Outcome.ERROR, shown_to_people(exc, f"asking the gateway about order {stuck.public_id}"))
 
     seen = {"state": status.state.value, "amount": status.amount_cents, "currency": status.currency}
     with database.session() as session:
@@ -228,7 +228,7 @@ def reconcile_one(
         except BillingError as exc:
             return row(Outcome.ERROR, str(exc), **seen)
         except Exception as exc:  # noqa: BLE001 - reported on the order's row; the run goes on
-            return row(Outcome.ERROR, f"Unexpected error: {exc.__class__.__name__}: {exc}", **seen)
+            return row(Outcome.ERROR, shown_to_people(exc, f"reconciling order {stuck.public_id}"), **seen)
 
 
 class _Gateways:

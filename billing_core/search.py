@@ -45,6 +45,7 @@ from billing_core.models import Customer, Invoice, InvoiceKind, Order, OrderStat
 from billing_core.pricing import Method, PlanId
 
 MAX_QUERY_CHARS = 320  # the longest email address
+MAX_TYPED_CHARS = 64 * 1024  # what is cleaned of controls and blanks before MAX_QUERY_CHARS applies
 MAX_NAME_CHARS = 200  # customers.name
 MAX_PAGE_SIZE = 500
 # Up to this many matching customers, their orders are fetched by customer; beyond, orders are
@@ -138,9 +139,18 @@ class Interpretation:
     notes: tuple[str, ...] = ()
 
 
+def _too_long(length: int) -> str:
+    return (
+        f"The search text is {length:,} characters long; nothing it can find is longer than "
+        f"{MAX_QUERY_CHARS}. Paste just the order id, email, name or payment reference."
+    )
+
+
 def interpret(text: str | None) -> Interpretation:
     """Clean what was typed and decide what it is; pure, so the page can show it as one types."""
     raw = text or ""
+    if len(raw) > MAX_TYPED_CHARS:  # refused before any character is looked at
+        raise SearchError(_too_long(len(raw)))
     kept = [c for c in raw if unicodedata.category(c) not in ("Cc", "Cs")]
     notes = []
     if len(kept) != len(raw):
@@ -148,10 +158,7 @@ def interpret(text: str | None) -> Interpretation:
         notes.append(f"Ignored {removed:,} control or invalid character{'s' if removed != 1 else ''}.")
     term = unicodedata.normalize("NFC", "".join(kept)).strip()
     if len(term) > MAX_QUERY_CHARS:
-        raise SearchError(
-            f"The search text is {len(term):,} characters long; nothing it can find is longer than "
-            f"{MAX_QUERY_CHARS}. Paste just the order id, email, name or payment reference."
-        )
+        raise SearchError(_too_long(len(term)))
     if not term:
         return Interpretation(QueryKind.ALL, "", tuple(notes))
     if _ORDER_ID.match(term):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from billing_core.errors import BillingError, PricingError
-from billing_core.pricing import Method, Pricing, parse_pricing, quote
+from billing_core.pricing import MAX_FILE_CHARS, Method, Pricing, parse_pricing, quote
 
 WHATIF_SOURCE = "the what-if pricing"
 
@@ -71,7 +71,11 @@ def pricing_file_text(path: str | Path) -> str:
 
 
 def uploaded_text(data: bytes, name: str) -> str:
-    """An uploaded what-if file as text; a file that is not UTF-8 is refused with a reason."""
+    """An uploaded what-if file as text; a file that is too large or not UTF-8 is refused with a reason."""
+    if len(data) > MAX_FILE_CHARS:
+        raise PricingError(
+            f"{name} is {len(data):,} bytes; a pricing file is at most {MAX_FILE_CHARS:,}. Upload a pricing .toml file."
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -12,7 +12,10 @@ from datetime import date, datetime
 import pandas as pd
 import streamlit as st
 
-from billing_core.bills import Check, DocumentFilters, DocumentRow, JobView, TotalRow
+from billing_core.bills import NUMBER_MAX_CHARS, Check, DocumentFilters, DocumentRow, JobView, TotalRow
+from billing_core.emails import EMAIL_MAX_CHARS
+from billing_core.errors import BillingError
+from billing_core.invoices import batch
 from billing_core.models import InvoiceFile, InvoiceKind
 from billing_core.money import format_cents
 from billing_core.pricing import Method, PlanId
@@ -45,10 +48,16 @@ def document_filters() -> DocumentFilters:
         methods = method.multiselect("Method", [m.value for m in Method], key="bills_methods", placeholder="all")
         chosen_kind = kind.selectbox("Kind", list(KIND_LABELS), format_func=KIND_LABELS.get, key="bills_kind")
         customer, country, number_from, number_to, sandbox = st.columns([3, 1, 2, 2, 1.4], vertical_alignment="bottom")
-        who = customer.text_input("Customer (id or email)", key="bills_customer", placeholder="cus_… or name@…")
+        who = customer.text_input(
+            "Customer (id or email)", key="bills_customer", placeholder="cus_… or name@…", max_chars=EMAIL_MAX_CHARS
+        )
         where = country.text_input("Country", key="bills_country", max_chars=2, placeholder="DE")
-        first = number_from.text_input("Number from", key="bills_from", placeholder="INV-2026-000001")
-        last = number_to.text_input("Number to", key="bills_to", placeholder="INV-2026-000100")
+        first = number_from.text_input(
+            "Number from", key="bills_from", placeholder="INV-2026-000001", max_chars=NUMBER_MAX_CHARS
+        )
+        last = number_to.text_input(
+            "Number to", key="bills_to", placeholder="INV-2026-000100", max_chars=NUMBER_MAX_CHARS
+        )
         include_sandbox = sandbox.checkbox("Sandbox too", key="bills_sandbox")
     return DocumentFilters(
         since=since,
@@ -64,20 +73,32 @@ def document_filters() -> DocumentFilters:
     )
 
 
-def selection_inputs(prefix: str) -> dict:
-    """Widgets for a regeneration or verify selection: keyword arguments for ``batch.select_invoices``."""
+def selection_inputs(prefix: str) -> dict | None:
+    """Widgets for a regeneration or verify selection: keyword arguments for ``batch.select_invoices``,
+    or None (with the reason shown) when the pasted numbers are too many."""
     period, plan, customer = st.columns(3)
     with period:
         since, until = _dates("Issued between (UTC)", f"{prefix}_period")
     plans = plan.multiselect("Plan", [p.value for p in PlanId], key=f"{prefix}_plans", placeholder="all plans")
-    who = customer.text_input("Customer (id or email)", key=f"{prefix}_customer")
+    who = customer.text_input("Customer (id or email)", key=f"{prefix}_customer", max_chars=EMAIL_MAX_CHARS)
     first, last = st.columns(2)
-    number_from = first.text_input("Number from", key=f"{prefix}_from", placeholder="INV-2026-000001")
-    number_to = last.text_input("Number to", key=f"{prefix}_to", placeholder="INV-2026-000100")
-    pasted = st.text_area(
-        "Or paste invoice numbers (one per line or comma-separated)", key=f"{prefix}_numbers", height=80
+    number_from = first.text_input(
+        "Number from", key=f"{prefix}_from", placeholder="INV-2026-000001", max_chars=NUMBER_MAX_CHARS
     )
-    numbers = [n for n in pasted.replace(",", "\n").split() if n.strip()] or None
+    number_to = last.text_input(
+        "Number to", key=f"{prefix}_to", placeholder="INV-2026-000100", max_chars=NUMBER_MAX_CHARS
+    )
+    pasted = st.text_area(
+        "Or paste invoice numbers (one per line or comma-separated)",
+        key=f"{prefix}_numbers",
+        height=80,
+        max_chars=batch.MAX_PASTED_CHARS,
+    )
+    try:
+        numbers = batch.pasted_numbers(pasted)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return None
     return {
         "since": since,
         "until": until,

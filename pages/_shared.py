@@ -6,6 +6,7 @@ Files in ``pages/`` define functions only. Streamlit can execute one of them as 
 
 from __future__ import annotations
 
+import re
 import runpy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,16 +15,15 @@ from typing import NoReturn
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy.engine import make_url
 
 from billing_core import whatif
 from billing_core.access import Actor, Role, may_open, pages_for
 from billing_core.config import Settings, load_settings
 from billing_core.db import Database
 from billing_core.errors import BillingError, ConfigError
-from billing_core.identity import actor_for, email_of
+from billing_core.identity import actor_for, email_of, refusal_of
 from billing_core.money import format_cents, format_credits
-from billing_core.pricing import Pricing
+from billing_core.pricing import MAX_FILE_CHARS, Pricing
 from billing_core.sandbox import AuditRow, LedgerRow, OrderRow
 from billing_core.whatif import ComparisonRow, Side
 
@@ -68,11 +68,6 @@ def database(url: str) -> Database:
     db = Database(url)
     db.migrate()
     return db
-
-
-def describe_url(url: str) -> str:
-    """A database URL for people: never the password."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def settings_or_stop(*, alone: bool = False) -> Settings:
@@ -153,12 +148,15 @@ def signed_in_actor_or_stop(settings: Settings) -> Actor:
 
         def no_access_page() -> None:
             st.title("No access")
-            who = email_of(claims) or "this account"
-            st.error(
-                f"You are signed in as {plain(who)}, but no role in Billing Ops is assigned to it. "
-                "Ask an administrator to add you to the access settings.",
-                icon=":material/block:",
-            )
+            refused = refusal_of(claims)
+            if refused is not None:
+                st.error(plain(refused), icon=":material/block:")
+            else:
+                st.error(
+                    f"You are signed in as {plain(email_of(claims))}, but no role in Billing Ops is assigned to "
+                    "it. Ask an administrator to add you to the access settings.",
+                    icon=":material/block:",
+                )
             sign_out_button()
 
         show_alone(no_access_page)
@@ -322,12 +320,18 @@ def events_frame(rows: Iterable[AuditRow]) -> pd.DataFrame:
 # --- text from people and files in markdown-rendering elements ---------------------------------
 
 _MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~:$&=\"'")
+# GitHub-flavoured markdown turns www.x, http://x and a@b.c into live links after escapes are
+# resolved, so escaping cannot stop it; an invisible word joiner where each starts does.
+_JOINER = "\u2060"
+_AUTOLINK_STARTS = re.compile(r"(?i)(?<=www)(?=\.)|(?<=:)(?=//)|(?<=@)")
 
 
 def plain(text: object) -> str:
     """Text for st.error/st.warning/st.caption shown exactly as written: every markdown, math ($),
-    directive (:red[...]) and shortcode character is escaped, so a customer's name stays a name."""
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in str(text))
+    directive (:red[...]) and shortcode character is escaped, so a customer's name stays a name,
+    and a URL or email address in it stays text, never a link."""
+    unlinked = _AUTOLINK_STARTS.sub(_JOINER, str(text))
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in unlinked)
 
 
 def whatif_pricing(settings: Settings, key: str, height: int = 300) -> Pricing | None:
@@ -341,12 +345,26 @@ def whatif_pricing(settings: Settings, key: str, height: int = 300) -> Pricing |
         else:
             if f"{key}_text" not in st.session_state:
                 st.session_state[f"{key}_text"] = whatif.pricing_file_text(settings.pricing_file)
-            text = st.text_area("What-if pricing (TOML)", key=f"{key}_text", height=height)
+            text = st.text_area("What-if pricing (TOML)", key=f"{key}_text", height=height, max_chars=MAX_FILE_CHARS)
             source = "the edited what-if pricing"
-        return whatif.parse_whatif(text, source=source)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return None
+    parsed = _parsed_whatif(text, source)
+    if isinstance(parsed, str):
+        st.error(plain(parsed), icon=":material/error:")
+        return None
+    return parsed
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _parsed_whatif(text: str, source: str) -> Pricing | str:
+    """The what-if pricing, or why it does not parse: parsed once per text (the cache is keyed by a
+    hash of the content), not again on every rerun of the page."""
+    try:
+        return whatif.parse_whatif(text, source=source)
+    except BillingError as exc:
+        return str(exc)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from billing_core import bills
+from billing_core.audit import REASON_MAX_CHARS
 from billing_core.db import transaction
 from billing_core.errors import BillingError
 from billing_core.invoices import batch, storage
@@ -169,12 +170,13 @@ def _signature(chosen: batch.Chosen) -> dict:
 def _regeneration(ctx: PageContext) -> None:
     st.caption("Re-render the PDFs of a selection as new versions beside the old ones. Dry run first.")
     wanted = ui.selection_inputs("regen")
+    chosen = None
     try:
-        with ctx.database.session() as session:
-            chosen = batch.select_invoices(session, **wanted)
+        if wanted is not None:
+            with ctx.database.session() as session:
+                chosen = batch.select_invoices(session, **wanted)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
-        chosen = None
     if chosen is not None:
         _plan_job(ctx, chosen)
     st.subheader("Jobs")
@@ -186,7 +188,7 @@ def _plan_job(ctx: PageContext, chosen: batch.Chosen) -> None:
     if chosen.invalid_numbers:
         st.warning("Not invoice numbers: " + plain(", ".join(chosen.invalid_numbers)), icon=":material/warning:")
     st.markdown(f"**{chosen.count:,} invoices selected**")
-    reason = st.text_input("Reason (stored with every new version)", key="regen_reason")
+    reason = st.text_input("Reason (stored with every new version)", key="regen_reason", max_chars=REASON_MAX_CHARS)
     buttons = st.container(horizontal=True)
     if buttons.button("Dry run", key="regen_dry", icon=":material/science:", disabled=not chosen.count):
         with st.spinner("Rendering a sample…"), ctx.database.session() as session:
@@ -304,6 +306,8 @@ def _zip(ctx: PageContext, job: bills.JobView) -> None:
 def _verify(ctx: PageContext) -> None:
     st.caption("Re-hash every stored version of the selected invoices and list the missing or altered files.")
     wanted = ui.selection_inputs("verify")
+    if wanted is None:
+        return
     if st.button("Verify stored files", key="verify_run", type="primary", icon=":material/verified:"):
         try:
             with st.spinner("Reading files…"), ctx.database.session() as session:

@@ -12,13 +12,14 @@ import streamlit as st
 
 from billing_core import money, payment_ops, refunds
 from billing_core.access import Action, may
+from billing_core.audit import REASON_MAX_CHARS
 from billing_core.errors import BillingError, GatewayError, NotFound
 from billing_core.models import COMPLETABLE, OrderStatus, RefundStatus
 from billing_core.order_detail import OrderDetail, order_detail
-from billing_core.orders import complete_order, get_order
+from billing_core.orders import REFERENCE_MAX_CHARS, complete_order, get_order
 from billing_core.payments.registry import gateway_for
 from billing_core.pricing import Method, PlanId
-from billing_core.search import Cursor, OrderQuery, count_matches, search_orders
+from billing_core.search import MAX_QUERY_CHARS, Cursor, OrderQuery, count_matches, search_orders
 from pages import _orders_ui as ui
 from pages import _shared
 from pages._shared import PageContext, plain
@@ -65,7 +66,7 @@ def render() -> None:
 
 
 def _amount_bound(label: str, key: str) -> tuple[int | None, bool]:
-    text = st.text_input(label, key=key, placeholder="any")
+    text = st.text_input(label, key=key, placeholder="any", max_chars=money.AMOUNT_MAX_CHARS)
     if not text.strip():
         return None, True
     try:
@@ -77,10 +78,12 @@ def _amount_bound(label: str, key: str) -> tuple[int | None, bool]:
 
 def _query() -> OrderQuery | None:
     if ORDER_PARAM in st.query_params and "q" not in st.session_state:
-        st.session_state["q"] = st.query_params[ORDER_PARAM]  # a pasted link shows its order in the results
+        # A pasted link shows its order in the results (cut to what the box takes).
+        st.session_state["q"] = st.query_params[ORDER_PARAM][:MAX_QUERY_CHARS]
     text = st.text_input(
         "Search orders",
         key="q",
+        max_chars=MAX_QUERY_CHARS,
         placeholder="ord_…, email, customer id or name, payment reference (pi_…, int_…, sim_pi_…)",
     )
     with st.expander("Filters", icon=":material/filter_list:"):
@@ -174,7 +177,8 @@ def _detail(ctx: PageContext, public_id: str) -> None:
         with ctx.database.session() as session:
             detail = order_detail(session, ctx.actor, public_id)
     except NotFound:
-        st.error(f"No such order: {plain(public_id[:64])}", icon=":material/search_off:")
+        # The id came from the URL: anybody can write a link, so it is not shown back as markdown.
+        st.error("No such order: the order id in this link matches no order.", icon=":material/search_off:")
         st.button("Close", key="close_order", on_click=_close)
         return
     order = detail.order
@@ -258,11 +262,15 @@ def _actions(ctx: PageContext, detail: OrderDetail) -> None:
             return
         chosen = st.selectbox("What to do", allowed, key="order_action")
         if chosen == "Complete manually with provider reference":
-            st.text_input("Provider reference (from Airwallex, Alipay or the bank)", key="manual_reference")
+            st.text_input(
+                "Provider reference (from Airwallex, Alipay or the bank)",
+                key="manual_reference",
+                max_chars=REFERENCE_MAX_CHARS,
+            )
         if chosen == "Refund":
             _refund_fields(ctx, detail)
         if chosen != "Resume payment":
-            st.text_input("Reason (kept in the audit log)", key="action_reason")
+            st.text_input("Reason (kept in the audit log)", key="action_reason", max_chars=REASON_MAX_CHARS)
         st.checkbox(f"I confirm: {chosen.lower()} for order {order.public_id}", key="action_confirm")
         st.button(
             chosen,
@@ -275,7 +283,9 @@ def _actions(ctx: PageContext, detail: OrderDetail) -> None:
 
 
 def _refund_fields(ctx: PageContext, detail: OrderDetail) -> None:
-    typed = st.text_input("Refund amount (USD; empty = all that remains)", key="refund_amount")
+    typed = st.text_input(
+        "Refund amount (USD; empty = all that remains)", key="refund_amount", max_chars=money.AMOUNT_MAX_CHARS
+    )
     try:
         with ctx.database.session() as session:
             plan = refunds.plan_refund(session, ctx.actor, detail.order.public_id, typed.strip() or None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from billing_core import money, orders, whatif
+from billing_core.emails import EMAIL_MAX_CHARS
 from billing_core.errors import BillingError
 from billing_core.payments.simulated import Outcome
 from billing_core.pricing import Pricing, Quote, quote
@@ -79,6 +80,7 @@ def _amount_and_method(pricing: Pricing) -> tuple[str, str, Quote | None]:
         amount_text = st.text_input(
             "Or a custom amount (USD)",
             key=AMOUNT_KEY,
+            max_chars=money.AMOUNT_MAX_CHARS,
             help=f"From {money.format_cents(pricing.custom_min_cents)} to "
             f"{money.format_cents(pricing.custom_max_cents)}.",
         )
@@ -164,8 +166,8 @@ def _new_customer_form(ctx: PageContext) -> None:
         st.expander("New sandbox customer", icon=":material/person_add:"),
         st.form(f"new_customer_{version}"),
     ):
-        name = st.text_input("Name")
-        email = st.text_input("Email")
+        name = st.text_input("Name", max_chars=orders.NAME_MAX_CHARS)
+        email = st.text_input("Email", max_chars=EMAIL_MAX_CHARS)
         country = st.text_input("Country (two letters)", max_chars=2)
         if st.form_submit_button("Create sandbox customer"):
             try:

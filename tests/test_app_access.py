@@ -46,10 +46,15 @@ api_key = "{STRIPE_KEY}"
 """
 # One signed-in person per role, each mapped by a different rule.
 PEOPLE = {
-    Role.SUPPORT: {"email": "sam@support.company.test", "name": "Sam Support"},
-    Role.FINANCE: {"email": "fay@company.test", "name": "Fay Finance"},
-    Role.ANALYST: {"email": "ann@company.test", "name": "Ann Analyst", "groups": ["billing-analysts"]},
-    Role.ADMIN: {"email": "ada@company.test", "name": "Ada Admin"},
+    Role.SUPPORT: {"email": "sam@support.company.test", "email_verified": True, "name": "Sam Support"},
+    Role.FINANCE: {"email": "fay@company.test", "email_verified": True, "name": "Fay Finance"},
+    Role.ANALYST: {
+        "email": "ann@company.test",
+        "email_verified": True,
+        "name": "Ann Analyst",
+        "groups": ["billing-analysts"],
+    },
+    Role.ADMIN: {"email": "ada@company.test", "email_verified": True, "name": "Ada Admin"},
 }
 EXPECTED_PAGES = {
     Role.SUPPORT: {"orders"},
@@ -129,9 +134,9 @@ def test_a_stranger_typing_a_page_url_gets_the_sign_in_button(signed_in_env, pag
 
 
 def test_a_signed_in_person_without_a_role_sees_no_access_and_can_sign_out(signed_in_env):
-    at = run_as({"email": "eve@elsewhere.test", "name": "Eve", "groups": ["other"]})
+    at = run_as({"email": "eve@elsewhere.test", "email_verified": True, "name": "Eve", "groups": ["other"]})
     assert titles(at) == ["No access"]
-    assert "eve@elsewhere" in at.error[0].value
+    assert "eve@\u2060elsewhere" in at.error[0].value  # as text, not a mailto link
     assert [b.label for b in at.button] == ["Sign out"]
     assert registered(at) == set()
 
@@ -144,6 +149,21 @@ def test_a_signed_in_person_without_a_role_sees_no_access_and_can_sign_out(signe
 def test_an_unverified_email_is_not_trusted_for_a_role(signed_in_env):
     at = run_as({"email": "ada@company.test", "email_verified": False})
     assert titles(at) == ["No access"]
+
+
+@pytest.mark.parametrize("claims", [{}, {"email_verified": "FALSE"}, {"email_verified": None}])
+def test_a_token_not_saying_the_email_is_verified_gets_no_access_and_the_reason(signed_in_env, claims):
+    at = run_as({"email": "ada@company.test", "name": "Ada Admin"} | claims)
+    assert titles(at) == ["No access"]
+    assert registered(at) == set()
+    assert "does not say that the email address" in at.error[0].value
+
+
+def test_a_look_alike_email_gets_no_access_and_is_told_only_ascii_is_accepted(signed_in_env):
+    at = run_as({"email": "\u212ada@company.test", "email_verified": True, "groups": ["billing-analysts"]})
+    assert titles(at) == ["No access"]
+    assert registered(at) == set()
+    assert "accepts only ASCII addresses" in at.error[0].value
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -201,6 +221,15 @@ def test_database_errors_never_show_its_password(signed_in_env, monkeypatch):
     text = page_text(at)
     assert "cannot be opened" in text
     assert DB_PASSWORD not in text
+
+
+def test_database_errors_never_show_a_password_given_as_a_query_parameter(signed_in_env, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://billing@127.0.0.1:1/nowhere?password={DB_PASSWORD}")
+    at = run_as(PEOPLE[Role.ADMIN])
+    text = page_text(at)
+    assert "The database postgresql 127.0.0.1:1/nowhere cannot be opened" in text
+    assert DB_PASSWORD not in text
+    assert "billing@" not in text
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,15 +13,16 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from billing_core import money
+from billing_core import money, whatif
 from billing_core.db import Database
 from billing_core.models import Customer, Invoice, Order, OrderStatus
 from billing_core.pricing import DEFAULT_PRICING_FILE, load_pricing, quote
 
 
 def shown(text: str) -> str:
-    """What a person reads: messages from data are markdown-escaped (pages._shared.plain)."""
-    return re.sub(r"\\(.)", r"\1", text)
+    """What a person reads: messages from data are markdown-escaped, with a word joiner where a
+    link would start (pages._shared.plain)."""
+    return re.sub(r"\\(.)", r"\1", text).replace("\u2060", "")
 
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -194,6 +197,30 @@ def test_an_uploaded_whatif_file_is_used(analyst_app):
     assert whatif_table(at).loc["Study", "Δ credits"] == "+2"
 
 
+def test_a_whatif_pricing_is_parsed_once_per_change_not_on_every_rerun(analyst_app, monkeypatch):
+    parsed = []
+    real = whatif.parse_pricing
+    monkeypatch.setattr(whatif, "parse_pricing", lambda text, source: parsed.append(text) or real(text, source))
+    at = analyst_app
+    text = DEFAULT_PRICING_FILE.read_text() + f"# {uuid.uuid4()}\n"  # a text no earlier test had cached
+    at.text_area(key="whatif_text").input(text).run()
+    for amount in ("42", "43", "44"):
+        at.text_input(key="amount").input(amount).run()
+    assert parsed.count(text) == 1
+    at.text_area(key="whatif_text").input(text + "# changed\n").run()
+    assert parsed.count(text + "# changed\n") == 1
+
+
+def test_a_whatif_pricing_with_a_huge_exponent_is_refused_and_the_page_stays_quick(analyst_app):
+    at = analyst_app
+    text = DEFAULT_PRICING_FILE.read_text().replace('credits_per_usd = "1"', 'credits_per_usd = "1e999990"')
+    started = time.perf_counter()
+    at.file_uploader(key="whatif_file").set_value(("huge.toml", text.encode(), "application/toml")).run()
+    assert time.perf_counter() - started < 10  # was 35 s of integer conversion per rerun
+    assert not at.exception
+    assert [shown(e.value) for e in at.error] == ["huge.toml: credits_per_usd must be between 0 and 1000000."]
+
+
 # --- sandbox run -------------------------------------------------------------------------------
 
 
@@ -323,9 +350,9 @@ def test_sidebar_shows_who_where_and_payments_mode(app_env, sqlite_url, monkeypa
     app_env(sqlite_url)
     monkeypatch.setenv("STRIPE_API_KEY", "sk_live_abc123")
     at = start()
-    sidebar = str([e.value for e in at.sidebar.markdown] + [c.value for c in at.sidebar.code])
+    sidebar = shown(" ".join([e.value for e in at.sidebar.markdown] + [c.value for c in at.sidebar.code]))
     assert "local@localhost" in sidebar
-    assert sqlite_url in sidebar
+    assert f"sqlite {sqlite_url.removeprefix('sqlite:///')}" in sidebar
     assert at.sidebar.selectbox(key="local_role_picker").value == "analyst"
     [badge] = [m.value for m in at.sidebar.markdown if "Payments" in m.value]
     assert "red" in badge
@@ -339,4 +366,5 @@ def test_the_database_password_is_never_shown(app_env, pg_database):
     assert not at.exception
     shown = " ".join(c.value for c in at.sidebar.code)
     assert "hunter2" not in shown
-    assert "***" in shown
+    assert "postgres@" not in shown  # host, port and database name only
+    assert shown.startswith("postgresql 127.0.0.1")

@@ -3,10 +3,12 @@ from data; every CSV export formula-safe; no configured secret in page text or l
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import logging
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,13 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
-from billing_core import audit, exports
+from billing_core import audit, exports, reconcile, settlement
 from billing_core.access import Actor, Role
+from billing_core.db import Database, describe_url
+from billing_core.errors import NotFound, shown_to_people
 from billing_core.models import AuditEvent, Customer
+from billing_core.payments.simulated import SimulatedGateway
+from pages._shared import plain
 from tests import test_app_access as access_app
 from tests.test_app_access import PEOPLE, SECRETS, page_text
 
@@ -145,3 +151,135 @@ def test_no_secret_in_page_text_or_logs(signed_in_env, caplog, page):
     for secret in SECRETS:
         assert secret not in text
         assert secret not in caplog.text
+
+
+# --- Streamlit's own settings -------------------------------------------------------------------------
+
+
+def streamlit_config() -> dict:
+    return tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+
+
+def test_uploads_are_capped_at_the_largest_file_a_page_takes():
+    """Streamlit holds an upload in memory before any page code runs; its default is 200 MB."""
+    assert streamlit_config()["server"]["maxUploadSize"] * 1024 * 1024 == settlement.MAX_BYTES
+
+
+def test_every_text_box_on_every_page_caps_what_can_be_typed():
+    """The browser stops typing at max_chars and Streamlit's server cuts a longer value to it;
+    billing_core still checks every length itself, for callers other than the pages."""
+    uncapped = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in [ROOT / "app.py", *(ROOT / "pages").glob("*.py")]
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in {"text_input", "text_area", "chat_input"}
+        and "max_chars" not in {k.arg for k in node.keywords}
+    ]
+    assert uncapped == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://billing:pw-secret@db.internal:5433/billing", "postgresql db.internal:5433/billing"),
+        ("postgresql+psycopg://billing@db.internal/billing?password=pw-secret", "postgresql db.internal/billing"),
+        (
+            "postgresql+psycopg://db.internal/billing?sslpassword=pw-secret&user=billing",
+            "postgresql db.internal/billing",
+        ),
+        ("sqlite:///data/billing.db", "sqlite data/billing.db"),
+    ],
+)
+def test_the_database_is_described_by_host_port_and_name_only(url, shown):
+    """What the sidebar shows every role, and the error page when the database cannot be opened."""
+    assert describe_url(url) == shown
+    assert Database.describe(type("D", (), {"url": url})()) == shown
+
+
+def test_streamlit_offers_no_table_export_of_its_own():
+    """Streamlit's "Download as CSV" on st.dataframe bypasses exports.to_csv_bytes (formula-safe)."""
+    assert streamlit_config()["client"]["disableDataExport"] is True
+
+
+# --- links from data and URLs ---------------------------------------------------------------------------
+
+# What GitHub-flavoured markdown turns into a live link once escapes are resolved (its "literal
+# autolinks"): www., http(s):// and email addresses.
+GFM_AUTOLINK = re.compile(r"(?i)(?<![\w])(www\.[\w-]|https?://[\w-])|[\w.+-]@[\w-]+\.[\w-]")
+LINKS = ["www.evil.example/login", EVIL_URL := "https://sso-company.evil.example/reset", "ana@evil.example", "WWW.X.IO"]
+
+
+def resolved(markdown: str) -> str:
+    """The text markdown makes of ``markdown``: each backslash escape becomes its character."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+@pytest.mark.parametrize("text", [*LINKS, f"Call {LINKS[0]} or mail {LINKS[2]} (see {EVIL_URL})"])
+def test_plain_text_keeps_urls_and_emails_from_becoming_links(text):
+    shown = resolved(plain(text))
+    assert GFM_AUTOLINK.search(shown) is None
+    assert shown.replace("\u2060", "") == text  # and reads exactly as written
+
+
+def test_an_order_link_carrying_a_url_is_not_echoed(signed_in_env):
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.user = {"is_logged_in": True, "sub": "ada", **PEOPLE[Role.ADMIN]}
+    at.query_params["order"] = EVIL_URL
+    at.run()
+    at._page_hash = calc_hash("orders")
+    at.run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == ["No such order: the order id in this link matches no order."]
+    for kind in MARKDOWN_ELEMENTS:
+        for element in at.get(kind):
+            assert GFM_AUTOLINK.search(resolved(str(getattr(element, "value", "")))) is None, kind
+
+
+def test_a_revenue_link_carrying_a_url_shows_it_only_as_text(signed_in_env):
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.user = {"is_logged_in": True, "sub": "ada", **PEOPLE[Role.ADMIN]}
+    at.query_params["tz"] = EVIL_URL
+    at.run()
+    at._page_hash = calc_hash("revenue")
+    at.run()
+    assert not at.exception, at.exception
+    notes = [resolved(w.value) for w in at.warning]
+    assert any("sso-company" in note for note in notes)
+    assert [note for note in notes if GFM_AUTOLINK.search(note)] == []
+
+
+# --- exception text stays on the server -------------------------------------------------------------------
+
+DRIVER_SECRET = "postgresql://billing:hunter2@db.internal/billing"
+
+
+def test_an_unexpected_error_is_shown_as_its_type_and_a_sentence_and_logged_in_full(caplog):
+    shown = shown_to_people(RuntimeError(f"connection to {DRIVER_SECRET} failed"), "checking order ord_1")
+    assert shown == "Unexpected error (RuntimeError) while checking order ord_1; the details are in the server log."
+    assert DRIVER_SECRET in caplog.text
+
+
+def test_a_domain_error_is_shown_as_written():
+    assert shown_to_people(NotFound("There is no order 'ord_x'."), "checking") == "There is no order 'ord_x'."
+
+
+def test_a_reconcile_row_never_carries_the_text_of_an_unexpected_error(db, admin, support, settings, pricing, caplog):
+    from tests.test_reconcile import open_orders, window
+
+    sim = SimulatedGateway(db)
+    open_orders(db, admin, pricing, sim, 1)
+
+    class Broken:
+        name = "simulated"
+
+        def fetch_status(self, ref):
+            raise RuntimeError(f"connection to {DRIVER_SECRET} failed")
+
+    report = reconcile.reconcile(db, support, settings, **window(), gateway_for=lambda *a: Broken())
+    (row,) = report.rows
+    assert row.outcome is reconcile.Outcome.ERROR
+    assert DRIVER_SECRET not in row.message and "RuntimeError" in row.message
+    assert DRIVER_SECRET not in report.to_csv().decode()
+    assert DRIVER_SECRET in caplog.text

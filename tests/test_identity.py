@@ -7,7 +7,7 @@ import pytest
 from billing_core.access import Actor, Role
 from billing_core.config import RoleMapping, load_settings
 from billing_core.errors import ConfigError
-from billing_core.identity import actor_for, role_for
+from billing_core.identity import NOT_ASCII, NOT_VERIFIED, actor_for, email_of, refusal_of, role_for
 
 GOOD_SECRET = "kT9vQ2mZ7xR4pL8wN3bF6hJ1cY5dG0sA-uE"
 AUTH = f"""
@@ -44,14 +44,26 @@ def mapping(tmp_path) -> RoleMapping:
 @pytest.mark.parametrize(
     ("claims", "role"),
     [
-        ({"email": "ana@company.test"}, Role.FINANCE),  # exact email, any case
-        ({"email": "ANA@company.test"}, Role.FINANCE),
-        ({"email": "boss@partner.test"}, Role.ADMIN),
-        ({"email": "zed@company.test"}, Role.SUPPORT),  # by domain
-        ({"email": "zed@company.test", "groups": ["billing-analysts"]}, Role.ANALYST),  # group beats domain
-        ({"email": "ana@company.test", "groups": ["billing-admins"]}, Role.FINANCE),  # email beats group
-        ({"email": "x@elsewhere.test", "groups": ["billing-admins", "billing-analysts"]}, Role.ANALYST),  # first listed
-        ({"email": "x@elsewhere.test", "groups": "billing-admins"}, Role.ADMIN),  # a single string claim
+        ({"email": "ana@company.test", "email_verified": True}, Role.FINANCE),  # exact email, any case
+        ({"email": "ANA@company.test", "email_verified": True}, Role.FINANCE),
+        ({"email": "boss@partner.test", "email_verified": True}, Role.ADMIN),
+        ({"email": "zed@company.test", "email_verified": True}, Role.SUPPORT),  # by domain
+        (
+            {"email": "zed@company.test", "email_verified": True, "groups": ["billing-analysts"]},
+            Role.ANALYST,
+        ),  # group beats domain
+        (
+            {"email": "ana@company.test", "email_verified": True, "groups": ["billing-admins"]},
+            Role.FINANCE,
+        ),  # email beats group
+        (
+            {"email": "x@elsewhere.test", "email_verified": True, "groups": ["billing-admins", "billing-analysts"]},
+            Role.ANALYST,
+        ),  # first listed
+        (
+            {"email": "x@elsewhere.test", "email_verified": True, "groups": "billing-admins"},
+            Role.ADMIN,
+        ),  # a single string claim
     ],
 )
 def test_role_comes_from_email_then_group_then_domain(mapping, claims, role):
@@ -62,16 +74,16 @@ def test_role_comes_from_email_then_group_then_domain(mapping, claims, role):
     "claims",
     [
         {},
-        {"email": "stranger@elsewhere.test"},
-        {"email": "zed@sub.company.test"},  # a subdomain is not the domain
-        {"email": "zed@company.test.evil.test"},
-        {"email": "company.test"},
+        {"email": "stranger@elsewhere.test", "email_verified": True},
+        {"email": "zed@sub.company.test", "email_verified": True},  # a subdomain is not the domain
+        {"email": "zed@company.test.evil.test", "email_verified": True},
+        {"email": "company.test", "email_verified": True},
         {"email": "zed@company.test", "email_verified": False},  # the provider did not verify it
         {"email": "ana@company.test", "email_verified": "false"},
         {"email": ["ana@company.test"]},
-        {"email": "x@elsewhere.test", "groups": ["Billing-Admins"]},  # groups match exactly
-        {"email": "x@elsewhere.test", "groups": {"billing-admins": True}},
-        {"email": "x@elsewhere.test", "roles": ["billing-admins"]},  # not the configured claim
+        {"email": "x@elsewhere.test", "email_verified": True, "groups": ["Billing-Admins"]},  # groups match exactly
+        {"email": "x@elsewhere.test", "email_verified": True, "groups": {"billing-admins": True}},
+        {"email": "x@elsewhere.test", "email_verified": True, "roles": ["billing-admins"]},  # not the configured claim
     ],
 )
 def test_anybody_no_rule_names_gets_no_role(mapping, claims):
@@ -80,12 +92,19 @@ def test_anybody_no_rule_names_gets_no_role(mapping, claims):
 
 def test_groups_claim_name_is_configurable(tmp_path):
     mapping = settings_from(tmp_path, AUTH + ROLES.replace('"groups"', '"roles"')).roles
-    assert role_for({"email": "x@elsewhere.test", "roles": ["billing-admins"]}, mapping) is Role.ADMIN
-    assert role_for({"email": "x@elsewhere.test", "groups": ["billing-admins"]}, mapping) is None
+    assert (
+        role_for({"email": "x@elsewhere.test", "email_verified": True, "roles": ["billing-admins"]}, mapping)
+        is Role.ADMIN
+    )
+    assert (
+        role_for({"email": "x@elsewhere.test", "email_verified": True, "groups": ["billing-admins"]}, mapping) is None
+    )
 
 
 def test_actor_carries_email_role_and_name(mapping):
-    actor = actor_for({"email": " Ana@Company.test ", "name": "Ana Finance", "sub": "1"}, mapping)
+    actor = actor_for(
+        {"email": " Ana@Company.test ", "email_verified": True, "name": "Ana Finance", "sub": "1"}, mapping
+    )
     assert actor == Actor("ana@company.test", Role.FINANCE, "Ana Finance")
 
 
@@ -94,7 +113,10 @@ def test_a_group_member_without_an_email_gets_no_actor(mapping):
 
 
 def test_empty_mapping_denies_everyone():
-    assert role_for({"email": "ana@company.test", "groups": ["billing-admins"]}, RoleMapping()) is None
+    assert (
+        role_for({"email": "ana@company.test", "email_verified": True, "groups": ["billing-admins"]}, RoleMapping())
+        is None
+    )
 
 
 # --- settings ----------------------------------------------------------------------------------------
@@ -202,3 +224,49 @@ def test_cli_refuses_an_actor_with_control_characters(tmp_path, monkeypatch, cap
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     assert main(["setup", "--actor", "ops@company.test\x1b[2J", "--database-url", url]) == 2
     assert "--actor must be" in capsys.readouterr().err
+
+
+# --- claims taken strictly ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verified", [None, False, "false", "False", "FALSE", "0", 0, 1, "yes", "True", "TRUE"])
+def test_only_an_email_verified_claim_of_true_gives_a_role(mapping, verified):
+    claims = {"email": "fay@company.test", "groups": ["billing-admins"], "email_verified": verified}
+    assert role_for(claims, mapping) is None
+    assert actor_for(claims, mapping) is None
+    assert refusal_of(claims) == NOT_VERIFIED.format(email="fay@company.test")
+
+
+def test_a_token_without_email_verified_gets_no_role(mapping):
+    assert role_for({"email": "ana@company.test"}, mapping) is None
+    assert actor_for({"email": "ana@company.test", "groups": ["billing-admins"]}, mapping) is None
+
+
+@pytest.mark.parametrize("verified", [True, "true"])
+def test_email_verified_true_or_the_string_true_verifies(mapping, verified):
+    assert role_for({"email": "ana@company.test", "email_verified": verified}, mapping) is Role.FINANCE
+    assert refusal_of({"email": "ana@company.test", "email_verified": verified}) is None
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "\u212aim@company.test",  # KELVIN SIGN lower-cases to "k"
+        "ana@company.tes\u0442",  # Cyrillic te
+        "\uff41na@company.test",  # fullwidth a, which NFKC folds to "a"
+        "ana@company.test\u200b",  # zero-width space
+        "bo\u00dfs@partner.test",
+    ],
+)
+def test_a_non_ascii_email_gets_no_role_and_is_told_why(mapping, email):
+    claims = {"email": email, "email_verified": True, "groups": ["billing-admins"]}
+    assert email_of(claims) is None
+    assert role_for(claims, mapping) is None
+    assert actor_for(claims, mapping) is None
+    assert refusal_of(claims) == NOT_ASCII
+
+
+def test_kelvin_sign_does_not_become_an_admin_listed_by_email(tmp_path):
+    mapping = settings_from(tmp_path, AUTH + '[access.roles]\nemails = {"kim@company.test" = "admin"}\n').roles
+    assert role_for({"email": "kim@company.test", "email_verified": True}, mapping) is Role.ADMIN
+    assert role_for({"email": "\u212aim@company.test", "email_verified": True}, mapping) is None

@@ -206,3 +206,25 @@ def test_job_killed_half_way_resumes_without_duplicating_a_version(db, admin, fi
         assert len(files) == len({f.invoice_id for f in files}) == chosen.count
         assert all(f.version == 1 for f in files)
         assert batch.verify(session, root=Path(settings.invoice_dir)).ok
+
+
+def test_a_job_that_fails_unexpectedly_shows_the_type_not_the_message(seeded, finance, files_settings, monkeypatch):
+    secret = "postgresql://billing:hunter2@db.internal/billing"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"could not write through {secret}")
+
+    monkeypatch.setattr(batch, "_run_chunk", broken)
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session, plans=["max"])
+        with transaction(session):
+            job_id = batch.start_job(session, finance, chosen, "new address").id
+    with pytest.raises(RuntimeError):
+        batch.run_job(seeded, job_id, workers=1, settings=files_settings)
+    with seeded.session() as session:
+        job = session.get(RegenerationJob, job_id)
+        assert job.status is RegenerationStatus.FAILED
+        assert job.error == (
+            f"Unexpected error (RuntimeError) while regenerating the invoices of job {job_id}; "
+            "the details are in the server log."
+        )

@@ -1,9 +1,11 @@
+import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from billing_core import whatif
 from billing_core.errors import InvalidAmount, PricingError
 from billing_core.pricing import DEFAULT_PRICING_FILE, Method, PlanId, load_pricing, parse_pricing, quote
 
@@ -123,3 +125,55 @@ def test_credits_never_exceed_what_was_paid_for(amount, method, rate):
 def test_typed_and_integer_amounts_quote_the_same(amount):
     typed = f"${amount // 100:,}.{amount % 100:02d}"
     assert quote(typed, "stripe", DEFAULT) == quote(amount, "stripe", DEFAULT)
+
+
+# --- bounds: a pricing file cannot make a quote slow --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('credits_per_usd = "1"', 'credits_per_usd = "1e999990"'), "between 0 and 1000000"),
+        (lambda t: t.replace('credits_per_usd = "1"', 'credits_per_usd = "1e400000"'), "between 0 and 1000000"),
+        (lambda t: t.replace('credits_per_usd = "1"', 'credits_per_usd = "1e-999990"'), "at most 6 decimal places"),
+        (lambda t: t.replace('credits_per_usd = "1"', 'credits_per_usd = "1.0000001"'), "at most 6 decimal places"),
+        (lambda t: t.replace('credits_per_usd = "1"', f'credits_per_usd = "{"1" * 40}"'), "at most 32 characters"),
+        (lambda t: t.replace('credits_per_usd = "1"', f"credits_per_usd = 1{'0' * 5000}"), "number too long"),
+        (lambda t: t.replace('fee_rate = "0.055"', 'fee_rate = "5.5e-99999"'), "at most 6 decimal places"),
+        (lambda t: t + '\n[[bonus_tiers]]\nmin_amount = "500.00"\npercent = "1e99999"\n', "between 0 and 100"),
+        (lambda t: t.replace('version = "2026.1"', f'version = "{"v" * 201}"'), "at most 200 characters"),
+        (lambda t: t + "\nx = " + "[" * 10_000, "nests too deep"),
+        (lambda t: t + "\n# " + "x" * 70_000, "a pricing file is at most 65,536"),
+    ],
+    ids=[
+        "huge exponent",
+        "exponent that broke money.py",
+        "tiny exponent",
+        "seven places",
+        "forty digits",
+        "integer of 5000 digits",
+        "tiny fee rate",
+        "huge bonus",
+        "long version",
+        "nested arrays",
+        "70 kB file",
+    ],
+)
+def test_a_pricing_file_with_an_unbounded_number_or_size_is_refused_at_once(edit, message):
+    started = time.perf_counter()
+    with pytest.raises(PricingError, match=message):
+        parse_pricing(edit(TEXT), source="what-if.toml")
+    assert time.perf_counter() - started < 0.5
+
+
+def test_the_largest_accepted_credits_per_usd_quotes_the_largest_top_up_quickly():
+    pricing = parse_pricing(TEXT.replace('credits_per_usd = "1"', 'credits_per_usd = "999999.999999"'))
+    started = time.perf_counter()
+    q = quote(DEFAULT.custom_max_cents, Method.STRIPE, pricing)
+    assert time.perf_counter() - started < 0.1
+    assert q.base_credits == 2_499_999_999_997  # 25,000 USD x 999,999.999999 credits, in hundredths, rounded down
+
+
+def test_an_uploaded_what_if_file_over_the_size_cap_is_refused_before_decoding():
+    with pytest.raises(PricingError, match="at most 65,536"):
+        whatif.uploaded_text(b"\xff" * (64 * 1024 + 1), "big.toml")

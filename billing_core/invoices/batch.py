@@ -38,7 +38,7 @@ from billing_core import audit
 from billing_core.access import Action, Actor, Role, require
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
-from billing_core.errors import BillingError, NotFound, StateConflict
+from billing_core.errors import BillingError, NotFound, StateConflict, shown_to_people
 from billing_core.invoices import render, storage
 from billing_core.models import (
     Customer,
@@ -53,6 +53,8 @@ from billing_core.models import (
 CHUNK = 1_000  # invoices per transaction: one fsync of the file system and one batch of rows each
 PART = 25  # invoices per task sent to a worker: small, so no worker idles long at a chunk's end
 ID_PAGE = 2_000
+MAX_PASTED_NUMBERS = 10_000
+MAX_PASTED_CHARS = MAX_PASTED_NUMBERS * 64  # a number and its separator
 Progress = Callable[[int, int], None]
 
 
@@ -75,10 +77,23 @@ def _as_date(value: date | datetime | str | None) -> date | None:
         return value.date()
     if isinstance(value, date):
         return value
+    text = str(value)
     try:
-        return date.fromisoformat(str(value))
+        if len(text) > 32:
+            raise ValueError
+        return date.fromisoformat(text)
     except ValueError:
-        raise BillingError(f"“{value}” is not a date; use YYYY-MM-DD.") from None
+        raise BillingError(f"“{text[:32]}” is not a date; use YYYY-MM-DD.") from None
+
+
+def pasted_numbers(text: str) -> list[str] | None:
+    """Invoice numbers pasted one per line or comma-separated; None when none were pasted."""
+    if len(text) > MAX_PASTED_CHARS:
+        raise BillingError(f"Paste at most {MAX_PASTED_NUMBERS:,} invoice numbers ({MAX_PASTED_CHARS:,} characters).")
+    numbers = text.replace(",", "\n").split()
+    if len(numbers) > MAX_PASTED_NUMBERS:
+        raise BillingError(f"Paste at most {MAX_PASTED_NUMBERS:,} invoice numbers; select a range for more.")
+    return numbers or None
 
 
 def _filters(selection: dict) -> list:
@@ -376,7 +391,8 @@ def run_job(
                     progress(done, total)
     except BaseException as exc:
         if isinstance(exc, Exception):
-            _close(database, job_id, RegenerationStatus.FAILED, actor, root, error=str(exc)[:2000])
+            error = shown_to_people(exc, f"regenerating the invoices of job {job_id}")
+            _close(database, job_id, RegenerationStatus.FAILED, actor, root, error=error[:2000])
         raise
     finally:
         pool.shutdown(cancel_futures=True)

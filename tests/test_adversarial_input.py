@@ -1,0 +1,188 @@
+"""Every parser of text from people, files and URLs refuses 1 MB of adversarial text in well under a
+second. A pattern or loop that is quadratic in its input takes hours on 1 MB (a 20,003-character
+email took 3.3 s, stalling every other session of the process), so any bound here catches it.
+
+Timings on a shared machine are noisy: each limit is the larger of half a second and twenty times
+one Python-level pass over the same text, measured in the same test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+
+from billing_core import audit, bills, emails, identity, money, reports, settlement, whatif
+from billing_core.config import RoleMapping
+from billing_core.errors import BillingError, NotFound
+from billing_core.invoices import batch
+from billing_core.models import Customer
+from billing_core.orders import create_customer, get_order
+from billing_core.pricing import DEFAULT_PRICING_FILE, parse_pricing
+from billing_core.search import interpret
+
+MB = 1_000_000
+EMAILS = {
+    "dots after the at": "a@" + "a." * (MB // 2) + " ",  # what made the old pattern backtrack
+    "no at": "a" * MB,
+    "all ats": "@" * MB,
+    "long domain": "ana@" + "x" * MB + ".com",
+    "spaces": " " * MB + "ana@example.com",
+}
+AMOUNTS = {
+    "digits": "9" * MB,
+    "groups": "1" + ",000" * (MB // 4),
+    "decimals": "1." + "0" * MB,
+    "exponent": "1e" + "9" * MB,
+    "signs": "-" * MB,
+}
+
+
+def limit_for(text: str | bytes) -> float:
+    started = time.perf_counter()
+    sum(1 for _ in text)
+    return max(0.5, 20 * (time.perf_counter() - started))
+
+
+def refused_quickly(call: Callable[[], object], text: str | bytes, refusal: type[BaseException] = BillingError):
+    limit = limit_for(text)
+    started = time.perf_counter()
+    with pytest.raises(refusal) as caught:
+        call()
+    elapsed = time.perf_counter() - started
+    assert elapsed < limit, f"{elapsed:.2f} s to refuse (limit {limit:.2f} s)"
+    assert len(str(caught.value)) < 1_000  # the message does not echo the megabyte back
+    return caught.value
+
+
+def quick(call: Callable[[], object], text: str | bytes):
+    limit = limit_for(text)
+    started = time.perf_counter()
+    result = call()
+    elapsed = time.perf_counter() - started
+    assert elapsed < limit, f"{elapsed:.2f} s (limit {limit:.2f} s)"
+    return result
+
+
+# --- emails -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", list(EMAILS.values()), ids=list(EMAILS))
+def test_a_megabyte_email_is_not_an_email_at_once(text):
+    assert quick(lambda: emails.parse_email(text), text) is None
+
+
+@pytest.mark.parametrize("text", list(EMAILS.values()), ids=list(EMAILS))
+def test_a_megabyte_email_claim_gets_no_role_at_once(text):
+    claims = {"email": text, "email_verified": True, "groups": ["billing-admins"]}
+    mapping = RoleMapping(groups=(("billing-admins", identity.Role.ADMIN),))
+    assert quick(lambda: identity.actor_for(claims, mapping), text) is None
+    assert quick(lambda: identity.refusal_of(claims), text) == identity.NOT_AN_EMAIL
+
+
+@pytest.mark.parametrize("field", ["email", "name", "country"])
+def test_a_megabyte_customer_field_is_refused_at_once_and_creates_nothing(session, admin, field):
+    values = {"email": "zoe@sandbox.test", "name": "Zoë", "country": "DE"} | {field: EMAILS["dots after the at"]}
+    refused_quickly(lambda: create_customer(session, admin, sandbox=True, **values), values[field])
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_a_megabyte_order_id_is_not_found_at_once(session):
+    text = "ord_" + "a" * MB
+    refused_quickly(lambda: get_order(session, text), text, NotFound)
+
+
+# --- amounts ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", list(AMOUNTS.values()), ids=list(AMOUNTS))
+def test_a_megabyte_amount_is_refused_at_once(text):
+    refused_quickly(lambda: money.parse_amount(text), text)
+
+
+# --- files --------------------------------------------------------------------------------------------
+
+PRICING = DEFAULT_PRICING_FILE.read_text()
+PRICING_FILES = {
+    "comment": PRICING + "# " + "x" * MB,
+    "number": PRICING.replace('credits_per_usd = "1"', f'credits_per_usd = "{"9" * MB}"'),
+    "nesting": PRICING + "x = " + "[" * MB,
+    "plans": PRICING + '[[plans]]\nid = "max"\nname = "x"\namount = "1"\n' * (MB // 40),
+}
+
+
+@pytest.mark.parametrize("text", list(PRICING_FILES.values()), ids=list(PRICING_FILES))
+def test_a_megabyte_pricing_file_is_refused_at_once(text):
+    refused_quickly(lambda: whatif.parse_whatif(text), text)
+    refused_quickly(lambda: whatif.uploaded_text(text.encode(), "what-if.toml"), text)
+
+
+def test_the_refused_exponent_is_refused_even_when_short():
+    text = PRICING.replace('credits_per_usd = "1"', 'credits_per_usd = "1e999999"')
+    assert len(text) < 2_000
+    started = time.perf_counter()
+    with pytest.raises(BillingError, match="between 0 and 1000000"):
+        parse_pricing(text)
+    assert time.perf_counter() - started < 0.5
+
+
+HEADER = b"Transaction ID,Merchant Order ID,Payment Intent ID,Currency,Amount,Status,Settled At\n"
+SETTLEMENT_FILES = {
+    "amount cell": HEADER + b"tx_1,ord_1,int_1,USD," + b"9" * MB + b",SETTLED,2026-11-01\n",
+    "currency cell": HEADER + b"tx_1,ord_1,int_1," + b"U" * MB + b",20.00,SETTLED,2026-11-01\n",
+    "reference cell": HEADER + b"tx_" + b"1" * MB + b",ord_1,int_1,USD,20.00,SETTLED,2026-11-01\n",
+    "grouped amount": HEADER + b'tx_1,ord_1,int_1,USD,"1' + b",000" * (MB // 4) + b'",SETTLED,x\n',
+    "commas": HEADER + b"," * MB + b"\n",
+    "open quote": HEADER + b'tx_1,"' + b"a" * MB + b"\n",
+    "header": b"Transaction ID," + b"x" * MB + b"\ntx_1\n",
+    "lines": HEADER + b"tx,ord,int,USD,1\n" * (MB // 18),
+}
+
+
+@pytest.mark.parametrize("data", list(SETTLEMENT_FILES.values()), ids=list(SETTLEMENT_FILES))
+def test_a_settlement_file_with_a_megabyte_of_hostile_cells_imports_nothing_at_once(data):
+    try:
+        parsed = quick(lambda: settlement.parse_settlement(data, "report.csv", provider="airwallex"), data)
+    except settlement.SettlementError as refused:
+        assert len(str(refused)) < 1_000
+        return
+    assert parsed.rows == () or all(r.amount_cents is None or r.amount_cents < money.MAX_CENTS for r in parsed.rows)
+    assert not [r for r in parsed.rows if len(r.transaction_id) > 255 or len(r.currency) > 3]
+    assert all(len(m.reason) < 1_000 for m in parsed.malformed)
+
+
+# --- search box, filters, query parameters ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [*EMAILS.values(), "ord_" + "a" * MB, "\x00" * MB], ids=[*EMAILS, "order id", "nul"])
+def test_a_megabyte_search_is_refused_at_once(text):
+    refused_quickly(lambda: interpret(text), text)
+
+
+@pytest.mark.parametrize("key", ["range", "start", "end", "plan", "method", "country", "kind", "tz", "bucket"])
+def test_a_megabyte_query_parameter_falls_back_to_its_default_at_once(key):
+    text = "," * (MB // 2) + "x" * (MB // 2)
+    filters = quick(lambda: reports.filters_from_query_params({key: text, "start": "2026-01-01"} | {key: text}), text)
+    assert filters.notes
+    assert all(len(note) < 1_000 for note in filters.notes)
+
+
+@pytest.mark.parametrize(
+    "text", ["INV-" + "9" * MB, "9" * MB, "-" * MB, "INV" * (MB // 3)], ids=["digits", "bare", "dashes", "prefix"]
+)
+def test_a_megabyte_invoice_number_is_refused_at_once(text):
+    refused_quickly(lambda: bills.split_number(text), text)
+
+
+@pytest.mark.parametrize("text", ["INV-2026-000001 " * (MB // 16), "," * MB, "x" * MB], ids=["many", "commas", "one"])
+def test_a_megabyte_of_pasted_invoice_numbers_is_refused_at_once(text):
+    refused_quickly(lambda: batch.pasted_numbers(text), text)
+
+
+@pytest.mark.parametrize("field", ["who", "action", "entity_type", "entity_id"])
+def test_a_megabyte_audit_filter_is_refused_at_once(session, admin, field):
+    text = "a" * MB
+    refused_quickly(lambda: audit.search_events(session, admin, audit.AuditFilters(**{field: text})), text)
