@@ -120,8 +120,8 @@ def _lookup(ctx: PageContext) -> None:
     cursors: list[Cursor] = st.session_state[CURSORS_KEY]
     try:
         with ctx.database.session() as session:
-            page = search_orders(session, query, PAGE_SIZE, cursors[-1] if cursors else None)
-            matches = count_matches(session, query)
+            page = search_orders(session, ctx.actor, query, PAGE_SIZE, cursors[-1] if cursors else None)
+            matches = count_matches(session, ctx.actor, query)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
@@ -172,7 +172,7 @@ def _close() -> None:
 def _detail(ctx: PageContext, public_id: str) -> None:
     try:
         with ctx.database.session() as session:
-            detail = order_detail(session, public_id)
+            detail = order_detail(session, ctx.actor, public_id)
     except NotFound:
         st.error(f"No such order: {plain(public_id[:64])}", icon=":material/search_off:")
         st.button("Close", key="close_order", on_click=_close)

@@ -115,7 +115,7 @@ def test_every_change_checks_the_role_and_audits(db, session, admin, pricing, se
     ctx.order = make_order(session, admin, ctx.customer, pricing)
     ctx.sandbox_order = make_order(session, admin, ctx.sandbox_customer, pricing)
     ctx.gateway = SimulatedGateway(db)
-    payment = ctx.gateway.create_payment(orders.payment_request(session, ctx.order))
+    payment = ctx.gateway.create_payment(orders._payment_request(session, ctx.order))
     ctx.order = orders.attach_payment(session, admin, ctx.order.id, payment)
     ctx.audit_floor = None
     events_before = session.scalar(select(func.max(AuditEvent.id)))
