@@ -1,6 +1,7 @@
 """Every state-changing function against every role: allowed ones audit, refused ones change nothing; and
 every public function of billing_core that reaches data checks the acting person first (found by introspection)."""
 
+import argparse
 import importlib
 import inspect
 import pkgutil
@@ -264,6 +265,10 @@ CHECKED = {
     ),
     "invoices.batch.run_job": _c(A.REGENERATE_INVOICES, lambda e, a: batch.run_job(e.db, a, 1, settings=e.settings)),
     "invoices.batch.write_zip": _c(A.REGENERATE_INVOICES, lambda e, a: batch.write_zip(e.db, a, 1, e.root)),
+    "invoices.batch.cli_invoices": _c(
+        A.READ_BILLS,
+        lambda e, a: batch.cli_invoices(argparse.Namespace(invoices_command="verify"), a, database=e.db),
+    ),
     "invoices.batch.job_files": _c(A.READ_BILLS, lambda e, a: batch.job_files(e.s, a, 1)),
     "invoices.batch.verify": _c(A.READ_BILLS, lambda e, a: batch.verify(e.s, a, root=e.root)),
     "order_detail.order_detail": _c(A.READ_ORDERS, lambda e, a: order_detail.order_detail(e.s, a, "ord_x")),
@@ -366,7 +371,6 @@ NOT_CHECKED = {
     "payments.registry.gateway_for": "builds a gateway client; reads and writes nothing",
     "rollup.version": "the rollup's change counter; no personal or financial data",
     "rollup.kept_timezones": "the zone names the rollup is kept for; no personal or financial data",
-    "invoices.batch.cli_invoices": "command line: passes its --actor to the checked functions above",
     "reconcile.cli_reconcile": "command line: passes its --actor to the checked functions above",
     "settlement.cli_settlement": "command line: passes its --actor to the checked functions above",
     "invoices.batch.invoice_rows": "benchmark: its own temporary database, as the benchmark's actor",

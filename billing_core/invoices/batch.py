@@ -567,6 +567,8 @@ def cli_invoices(
     settings: Settings | None = None,
     out: Callable[[str], None] = print,
 ) -> int:
+    reads_only = args.invoices_command == "verify" or args.dry_run
+    require(actor, Action.READ_BILLS if reads_only else Action.REGENERATE_INVOICES)  # before migrating
     settings = settings or Settings()
     database = database or Database(settings.database_url)
     database.migrate()
