@@ -15,7 +15,7 @@ from billing_core.access import Action, may
 from billing_core.errors import BillingError, GatewayError, NotFound
 from billing_core.models import COMPLETABLE, OrderStatus
 from billing_core.order_detail import OrderDetail, order_detail
-from billing_core.orders import complete_order, get_order
+from billing_core.orders import complete_order
 from billing_core.payments.registry import gateway_for
 from billing_core.pricing import Method, PlanId
 from billing_core.search import Cursor, OrderQuery, count_matches, search_orders
@@ -290,7 +290,7 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
     message = ""
     try:
         with ctx.database.session() as session:
-            order = get_order(session, public_id)
+            order = order_detail(session, ctx.actor, public_id).order  # checked read: which gateway
             if chosen == "Check with gateway":
                 seen = payment_ops.check_payment(session, ctx.actor, public_id, _gateway(ctx, order))
                 paid = money.format_cents(seen.amount_cents, seen.currency.upper())
