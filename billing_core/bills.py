@@ -1,7 +1,8 @@
 """Bills review: issued invoices and credit notes listed, totalled and checked in the database.
 
 Also the app's side of batch regeneration: a job started from a page runs in its own process
-(``python -m billing_core.bills run-job JOB_ID``) and the page follows it through the job row.
+(``python -m billing_core.bills run-job JOB_ID --actor EMAIL --role ROLE``, as the person who launched it)
+and the page follows it through the job row.
 """
 
 from __future__ import annotations
