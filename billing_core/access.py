@@ -45,6 +45,9 @@ class Action(enum.StrEnum):
     SANDBOX = "sandbox.run"
     SEED_DEMO = "demo.seed"
     REGENERATE_INVOICES = "invoices.regenerate"
+    READ_ORDERS = "orders.read"
+    READ_BILLS = "bills.read"
+    READ_REVENUE = "revenue.read"
     READ_AUDIT = "audit.read"
     REBUILD_REVENUE = "revenue.rebuild"
     STORE_INVOICE_FILE = "invoices.store_file"
@@ -71,6 +74,13 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.SANDBOX: frozenset({Role.ANALYST, Role.ADMIN}),
     Action.SEED_DEMO: frozenset({Role.ADMIN}),
     Action.REGENERATE_INVOICES: frozenset({Role.FINANCE, Role.ADMIN}),
+    # Reads of personal and financial data: the roles that open the page showing it (PAGES below).
+    # Orders: search, order detail with its timeline and gateway checks, stuck orders.
+    Action.READ_ORDERS: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    # Bills: issued invoices and credit notes, their totals, checks, exports and regeneration jobs.
+    Action.READ_BILLS: frozenset({Role.FINANCE, Role.ADMIN}),
+    # Revenue: the report, top customers (names, emails, totals) and the pricing what-if.
+    Action.READ_REVENUE: frozenset({Role.ANALYST, Role.FINANCE, Role.ADMIN}),
     # Reading the audit log: who did what to which record, with before/after data.
     Action.READ_AUDIT: frozenset({Role.FINANCE, Role.ADMIN}),
     # Recomputing the revenue rollup from the orders changes no order, only derived figures: the

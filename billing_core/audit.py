@@ -47,7 +47,7 @@ def record(
     return event
 
 
-def events_for(session: Session, entity_type: str, entity_id: str | int, limit: int = 200) -> list[AuditEvent]:
+def _events_for(session: Session, entity_type: str, entity_id: str | int, limit: int = 200) -> list[AuditEvent]:
     stmt = (
         select(AuditEvent)
         .where(AuditEvent.entity_type == entity_type, AuditEvent.entity_id == str(entity_id))

@@ -208,17 +208,17 @@ def _seed_row(label: str, url: str, baseline_url: str, orders: int) -> Row:
     from billing_core.access import Actor, Role
     from billing_core.db import Database
 
+    actor = Actor("bench@localhost", Role.ADMIN, "benchmark")
     baseline_db = Database(baseline_url)
     try:
         baseline_db.migrate()
-        demo.delete_all_data(baseline_db)
+        demo.delete_all_data(baseline_db, actor)
         baseline = _orm_orders_per_second(baseline_db, BASELINE_ORDERS)
     finally:
         baseline_db.dispose()
     database = Database(url)
     try:
         database.migrate()
-        actor = Actor("bench@localhost", Role.ADMIN, "benchmark")
         report = demo.seed(database, orders=orders, actor=actor, replace=True)
     finally:
         database.dispose()

@@ -1,7 +1,8 @@
 """Bills review: issued invoices and credit notes listed, totalled and checked in the database.
 
 Also the app's side of batch regeneration: a job started from a page runs in its own process
-(``python -m billing_core.bills run-job JOB_ID``) and the page follows it through the job row.
+(``python -m billing_core.bills run-job JOB_ID --actor EMAIL --role ROLE``, as the person who launched it)
+and the page follows it through the job row.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from billing_core import audit, money
-from billing_core.access import Action, Actor, require
+from billing_core.access import Action, Actor, Role, require
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
 from billing_core.emails import EMAIL_MAX_CHARS
@@ -254,9 +255,10 @@ def _after(cursor: Cursor) -> ColumnElement[bool]:
 
 
 def list_documents(
-    session: Session, filters: DocumentFilters, page_size: int = 50, after: Cursor | None = None
+    session: Session, actor: Actor, filters: DocumentFilters, page_size: int = 50, after: Cursor | None = None
 ) -> DocumentPage:
     """One page of matching invoices and credit notes, newest first; pass ``next_cursor`` back for more."""
+    require(actor, Action.READ_BILLS)
     stmt = _documents_select(session, filters)
     if after is not None:
         stmt = stmt.where(_after(after))
@@ -266,26 +268,36 @@ def list_documents(
     return DocumentPage(rows, Cursor(rows[-1].issued_at, rows[-1].id) if more else None)
 
 
-def iter_documents(session: Session, filters: DocumentFilters, batch_size: int = 1_000) -> Iterator[DocumentRow]:
+def iter_documents(
+    session: Session, actor: Actor, filters: DocumentFilters, batch_size: int = 1_000
+) -> Iterator[DocumentRow]:
     """Every matching document, newest first, fetched page by page."""
+    require(actor, Action.READ_BILLS)  # here, not in the generator: a refused call raises at once
+    return _iter_documents(session, actor, filters, batch_size)
+
+
+def _iter_documents(session: Session, actor: Actor, filters: DocumentFilters, batch_size: int) -> Iterator[DocumentRow]:
     cursor = None
     while True:
-        page = list_documents(session, filters, batch_size, cursor)
+        page = list_documents(session, actor, filters, batch_size, cursor)
         yield from page.rows
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
 
 
-def count_documents(session: Session, filters: DocumentFilters) -> int:
+def count_documents(session: Session, actor: Actor, filters: DocumentFilters) -> int:
+    require(actor, Action.READ_BILLS)
     stmt = _documents_select(session, filters).order_by(None).subquery()
     return session.scalar(select(func.count()).select_from(stmt)) or 0
 
 
-def documents_csv(session: Session, filters: DocumentFilters, limit: int = EXPORT_LIMIT) -> tuple[bytes, int]:
+def documents_csv(
+    session: Session, actor: Actor, filters: DocumentFilters, limit: int = EXPORT_LIMIT
+) -> tuple[bytes, int]:
     """The matching documents as spreadsheet-safe CSV (at most ``limit`` rows) and how many were written."""
     rows = []
-    for row in iter_documents(session, filters):
+    for row in iter_documents(session, actor, filters):
         if len(rows) == limit:
             break
         rows.append(row.export())
@@ -312,8 +324,9 @@ def _month(session: Session) -> ColumnElement[str]:
     return func.strftime("%Y-%m", Invoice.issued_at)
 
 
-def totals(session: Session, filters: DocumentFilters) -> list[TotalRow]:
+def totals(session: Session, actor: Actor, filters: DocumentFilters) -> list[TotalRow]:
     """Count and sums of the matching documents per UTC month and plan (credit notes count negative)."""
+    require(actor, Action.READ_BILLS)
     month = _month(session).label("month")
     stmt = (
         select(
@@ -442,35 +455,39 @@ def _repeats(session: Session, limit: int) -> list[tuple[str, int]]:
     return [(s, q) for s, q in session.execute(stmt)]
 
 
-def _stored_files(session: Session, root: Path, sample: int) -> Check:
+def _stored_files(session: Session, actor: Actor, root: Path, sample: int) -> Check:
     """Re-hash the files of the invoices stored most recently (reading files is the slow part)."""
     stored = session.scalar(select(func.count()).select_from(InvoiceFile)) or 0
     recent = select(InvoiceFile.invoice_id).order_by(InvoiceFile.id.desc()).limit(sample).subquery()
     numbers = list(session.scalars(select(Invoice.number).where(Invoice.id.in_(select(recent.c.invoice_id)))))
     if not numbers:
         return Check("Stored file altered or missing", 0, [], "No invoice files are stored yet.")
-    report = batch.verify(session, batch.select_invoices(session, numbers=numbers), root=root)
+    report = batch.verify(session, actor, batch.select_invoices(session, actor, numbers=numbers), root=root)
     bad = [f"missing {p}" for p in report.missing] + [f"altered {p}" for p in report.altered]
     scope = f"{report.checked:,} files of the {len(numbers):,} most recently stored invoices ({stored:,} files in all)"
     message = f"Checked {scope}; use Verify for the rest." if not bad else f"{len(bad)} bad among {scope}."
     return Check("Stored file altered or missing", len(bad), bad[:sample], message)
 
 
-def checks(session: Session, *, root: Path | None = None, limit: int = 10, file_sample: int = 200) -> list[Check]:
+def checks(
+    session: Session, actor: Actor, *, root: Path | None = None, limit: int = 10, file_sample: int = 200
+) -> list[Check]:
     """Trouble flags for finance, each a bounded query: what is wrong, how often, and a few examples."""
+    require(actor, Action.READ_BILLS)
     root = root or storage.storage_root()
     return [
         _paid_without_invoice(session, limit),
         _total_mismatch(session, limit),
         _series_gaps(session, limit),
-        _stored_files(session, root, file_sample),
+        _stored_files(session, actor, root, file_sample),
     ]
 
 
 # --- one document ---------------------------------------------------------------------------------
 
 
-def find_document(session: Session, number: str) -> Invoice:
+def find_document(session: Session, actor: Actor, number: str) -> Invoice:
+    require(actor, Action.READ_BILLS)
     invoice = session.scalar(select(Invoice).where(Invoice.number == number.strip()))
     if invoice is None:
         raise NotFound(f"No invoice or credit note numbered “{number.strip()}”.")
@@ -510,26 +527,33 @@ def _view(job: RegenerationJob, now: datetime) -> JobView:
     )  # fmt: skip
 
 
-def recent_jobs(session: Session, limit: int = 20) -> list[JobView]:
+def recent_jobs(session: Session, actor: Actor, limit: int = 20) -> list[JobView]:
+    require(actor, Action.READ_BILLS)
     now = utcnow()
     stmt = select(RegenerationJob).order_by(RegenerationJob.id.desc()).limit(limit)
     return [_view(job, now) for job in session.scalars(stmt)]
 
 
-def get_job(session: Session, job_id: int) -> JobView:
+def get_job(session: Session, actor: Actor, job_id: int) -> JobView:
+    require(actor, Action.READ_BILLS)
     job = session.get(RegenerationJob, job_id)
     if job is None:
         raise NotFound(f"No regeneration job {job_id}.")
     return _view(job, utcnow())
 
 
-def launch_job(settings: Settings, job_id: int, *, workers: int = 2) -> subprocess.Popen:
-    """Run (or resume) a job in its own process, so it outlives the page run that started it."""
+def launch_job(settings: Settings, actor: Actor, job_id: int, *, workers: int = 2) -> subprocess.Popen:
+    """Run (or resume) a job in its own process, so it outlives the page run that started it.
+
+    The process acts as ``actor`` (passed on its command line) and checks the role again itself.
+    """
+    require(actor, Action.REGENERATE_INVOICES)
     root = storage.storage_root(settings)
     log = root / "jobs" / f"job-{job_id}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     env = os.environ | {"DATABASE_URL": settings.database_url, "BILLING_INVOICE_DIR": str(root)}
     command = [sys.executable, "-m", "billing_core.bills", "run-job", str(job_id), "--workers", str(workers)]
+    command += ["--actor", actor.email, "--role", actor.role.value, "--name", actor.name]
     with log.open("ab") as out:
         return subprocess.Popen(
             command,
@@ -558,7 +582,7 @@ def cancel_job(session: Session, actor: Actor, job_id: int) -> None:
         )  # fmt: skip
 
 
-def _run_job(job_id: int, workers: int) -> int:
+def _run_job(actor: Actor, job_id: int, workers: int) -> int:
     from billing_core.config import load_settings
 
     settings = load_settings()
@@ -571,7 +595,7 @@ def _run_job(job_id: int, workers: int) -> int:
             )
 
     try:
-        job = batch.run_job(database, job_id, workers=workers, should_stop=cancelled, settings=settings)
+        job = batch.run_job(database, actor, job_id, workers=workers, should_stop=cancelled, settings=settings)
         print(f"job {job_id} {job.status.value}: {job.done}/{job.total}", flush=True)
     finally:
         database.dispose()
@@ -579,7 +603,8 @@ def _run_job(job_id: int, workers: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m billing_core.bills run-job JOB_ID [--workers N]``: run or resume one regeneration job."""
+    """``python -m billing_core.bills run-job JOB_ID --actor EMAIL --role ROLE [--workers N]``: run or resume
+    one regeneration job as that person (the app's launch_job passes its signed-in actor)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m billing_core.bills")
@@ -587,8 +612,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run-job")
     run.add_argument("job_id", type=int)
     run.add_argument("--workers", type=int, default=2)
+    run.add_argument("--actor", required=True, help="email of the person the job runs for")
+    run.add_argument("--role", required=True, choices=[role.value for role in Role])
+    run.add_argument("--name", default="")
     args = parser.parse_args(argv)
-    return _run_job(args.job_id, args.workers)
+    return _run_job(Actor(args.actor, Role(args.role), args.name), args.job_id, args.workers)
 
 
 if __name__ == "__main__":

@@ -1920,8 +1920,9 @@ def _sqlite_normal_mode(raw, state: tuple[str, int]) -> None:
     raw.execute("PRAGMA threads=0")
 
 
-def delete_all_data(database: Database) -> None:
+def delete_all_data(database: Database, actor: Actor) -> None:
     """Empty every table (for benchmarks and tests; ``seed(replace=True)`` does it in its own transaction)."""
+    require(actor, Action.SEED_DEMO)
     with database.engine.connect() as conn, conn.execution_options(write=True).begin():
         _wipe(conn, database.dialect)
 
@@ -1970,6 +1971,7 @@ def setup(
     """First run: migrate, and seed demo data if there are no orders yet. None when nothing was seeded."""
     from billing_core.db import is_empty
 
+    require(actor, Action.SEED_DEMO)
     database.migrate()
     if not is_empty(database.engine):
         return None

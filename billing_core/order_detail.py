@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing_core import money
-from billing_core.access import Actor
-from billing_core.audit import events_for
+from billing_core.access import Action, Actor, require
+from billing_core.audit import _events_for
 from billing_core.models import AuditEvent, Customer, GatewayCheck, Invoice, InvoiceKind, Order, RefundStatus
-from billing_core.orders import customer_balance, get_customer, get_order
-from billing_core.payment_ops import checks_for, discrepancies, successful_refs
+from billing_core.orders import _get_customer, customer_balance, get_order
+from billing_core.payment_ops import _successful_refs, checks_for, discrepancies
 from billing_core.payments import PaymentState, PaymentStatus
 from billing_core.refunds import refunds_for
 
@@ -84,8 +84,9 @@ class OrderDetail:
 
 def order_detail(session: Session, actor: Actor, public_id: str) -> OrderDetail:
     """The detail view of one order by its public id; NotFound when there is none."""
+    require(actor, Action.READ_ORDERS)
     order = get_order(session, public_id)
-    customer = get_customer(session, order.customer_id)
+    customer = _get_customer(session, order.customer_id)
     documents = list(
         session.scalars(select(Invoice).where(Invoice.order_id == order.id).order_by(Invoice.issued_at, Invoice.id))
     )
@@ -104,13 +105,13 @@ def order_detail(session: Session, actor: Actor, public_id: str) -> OrderDetail:
         )
         for r in refunds_for(session, actor, order.id)
     ]
-    checks = checks_for(session, order.id, limit=TIMELINE_LIMIT)
+    checks = checks_for(session, actor, order.id, limit=TIMELINE_LIMIT)
     latest = checks[0] if checks else None
     found = []
     if latest is not None:
-        others = successful_refs(session, order) - {latest.ref}
+        others = _successful_refs(session, order) - {latest.ref}
         found = discrepancies(order, as_status(latest), len(others))
-    events = events_for(session, "order", order.public_id, limit=TIMELINE_LIMIT)
+    events = _events_for(session, "order", order.public_id, limit=TIMELINE_LIMIT)
     return OrderDetail(
         order=order,
         customer=customer,

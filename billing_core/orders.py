@@ -23,8 +23,7 @@ from billing_core.config import Settings
 from billing_core.db import transaction
 from billing_core.emails import parse_email
 from billing_core.errors import BillingError, NotFound, PaymentMismatch, StateConflict
-from billing_core.invoices import issue_invoice
-from billing_core.invoices.issuing import buyer_snapshot
+from billing_core.invoices.issuing import _issue_invoice, buyer_snapshot
 from billing_core.models import (
     COMPLETABLE,
     PAID_STATUSES,
@@ -105,12 +104,13 @@ def create_customer(
     return customer
 
 
-def sandbox_customers(session: Session, limit: int = 200) -> list[Customer]:
+def sandbox_customers(session: Session, actor: Actor, limit: int = 200) -> list[Customer]:
+    require(actor, Action.SANDBOX)
     stmt = select(Customer).where(Customer.sandbox.is_(True)).order_by(Customer.created_at.desc()).limit(limit)
     return list(session.scalars(stmt))
 
 
-def get_customer(session: Session, customer_id: int) -> Customer:
+def _get_customer(session: Session, customer_id: int) -> Customer:
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"There is no customer {customer_id}.")
@@ -134,7 +134,7 @@ def create_order(
     priced = quote(amount, method, pricing)
     now = now or utcnow()
     with transaction(session):
-        customer = get_customer(session, customer_id)
+        customer = _get_customer(session, customer_id)
         require(actor, Action.SANDBOX if customer.sandbox else Action.CREATE_ORDER)
         order = Order(
             public_id=new_public_id("ord"),
@@ -154,7 +154,7 @@ def create_order(
         )
         session.add(order)
         session.flush()
-        rollup.record_created(session, order, customer)
+        rollup._record_created(session, order, customer)
         audit.record(session, actor, "order.create", "order", order.public_id, after=_order_view(order))
     return order
 
@@ -173,8 +173,8 @@ def get_order(session: Session, order_id: int | str) -> Order:
     return order
 
 
-def payment_request(session: Session, order: Order) -> PaymentRequest:
-    customer = get_customer(session, order.customer_id)
+def _payment_request(session: Session, order: Order) -> PaymentRequest:
+    customer = _get_customer(session, order.customer_id)
     return PaymentRequest(
         order_public_id=order.public_id,
         amount_cents=order.total_cents,
@@ -263,7 +263,7 @@ def complete_order(
             raise _already(order)
         session.refresh(order)
 
-        customer = get_customer(session, order.customer_id)
+        customer = _get_customer(session, order.customer_id)
         session.add(
             LedgerEntry(
                 customer_id=order.customer_id,
@@ -278,8 +278,8 @@ def complete_order(
             session.flush()
         except IntegrityError:
             raise StateConflict(f"Order {public_id} has already been credited.") from None
-        invoice = issue_invoice(session, order, customer, settings, _plan_name(order))
-        rollup.record_paid(session, order, customer)
+        invoice = _issue_invoice(session, order, customer, settings, _plan_name(order))
+        rollup._record_paid(session, order, customer)
         after = _order_view(order) | {"invoice": invoice.number}
         audit.record(
             session,
@@ -360,24 +360,9 @@ def customer_balance(session: Session, customer_id: int) -> int:
     return int(session.scalar(stmt))
 
 
-def ledger_for(session: Session, customer_id: int, limit: int = 100) -> list[LedgerEntry]:
-    stmt = (
-        select(LedgerEntry)
-        .where(LedgerEntry.customer_id == customer_id)
-        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
-        .limit(limit)
-    )
-    return list(session.scalars(stmt))
-
-
 def invoice_for(session: Session, order_id: int) -> Invoice | None:
     stmt = select(Invoice).where(Invoice.order_id == order_id, Invoice.kind == InvoiceKind.INVOICE)
     return session.scalar(stmt)
-
-
-def orders_for_customer(session: Session, customer_id: int, limit: int = 50) -> list[Order]:
-    stmt = select(Order).where(Order.customer_id == customer_id).order_by(Order.created_at.desc()).limit(limit)
-    return list(session.scalars(stmt))
 
 
 # --- views for audit events --------------------------------------------------------------------

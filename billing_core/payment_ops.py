@@ -18,12 +18,13 @@ from billing_core.config import Settings
 from billing_core.db import transaction
 from billing_core.errors import BillingError, StateConflict
 from billing_core.models import COMPLETABLE, GatewayCheck, Order, OrderStatus, utcnow
-from billing_core.orders import ORDER_TTL, Completion, complete_order, get_order, payment_request
+from billing_core.orders import ORDER_TTL, Completion, _payment_request, complete_order, get_order
 from billing_core.payments import Gateway, PaymentState, PaymentStatus
 
 
 def record_check(session: Session, actor: Actor, order: Order, status: PaymentStatus) -> GatewayCheck:
     """Keep what the gateway said, in the caller's transaction (reconcile records its checks too)."""
+    require(actor, Action.CHECK_PAYMENT)
     check = GatewayCheck(
         order_id=order.id,
         checked_at=status.checked_at,
@@ -41,8 +42,8 @@ def record_check(session: Session, actor: Actor, order: Order, status: PaymentSt
 
 
 def _reference(session: Session, actor: Actor, order_id: int | str, action: Action) -> tuple[Order, str]:
-    order = get_order(session, order_id)
     require(actor, action)
+    order = get_order(session, order_id)
     if not order.provider_ref:
         raise StateConflict(f"Order {order.public_id} has no payment at the gateway yet; resume payment to create one.")
     ref = order.provider_ref
@@ -65,6 +66,7 @@ def complete_from_gateway(
     session: Session, actor: Actor, order_id: int | str, gateway: Gateway, *, settings: Settings, reason: str
 ) -> Completion:
     """Complete an order when its gateway says the payment succeeded for the right amount and currency."""
+    require(actor, Action.COMPLETE_ORDER)
     if not (reason or "").strip():
         raise BillingError("Give a reason for completing the order.")
     status = check_payment(session, actor, order_id, gateway)
@@ -95,7 +97,7 @@ def discrepancies(order: Order, status: PaymentStatus | None, other_successes: i
     return found
 
 
-def successful_refs(session: Session, order: Order) -> set[str]:
+def _successful_refs(session: Session, order: Order) -> set[str]:
     """Distinct payment references the gateway has reported as succeeded for this order."""
     stmt = select(GatewayCheck.ref).where(
         GatewayCheck.order_id == order.id, GatewayCheck.state == PaymentState.SUCCEEDED.value
@@ -111,11 +113,11 @@ class Resumed:
 
 def resume_payment(session: Session, actor: Actor, order_id: int | str, gateway: Gateway) -> Resumed:
     """Open a fresh payment for an unpaid order (after checking the last one did not succeed)."""
-    order = get_order(session, order_id)
     require(actor, Action.RESUME_PAYMENT)
+    order = get_order(session, order_id)
     if order.status not in COMPLETABLE:
         raise StateConflict(f"Order {order.public_id} is {order.status.value}; only an unpaid order takes a payment.")
-    request = payment_request(session, order)
+    request = _payment_request(session, order)
     previous = order.provider_ref
     session.rollback()
     if previous:
@@ -170,11 +172,11 @@ def _close(
     target: OrderStatus,
     action: Action,
 ) -> Order:
+    require(actor, action)
     reason = (reason or "").strip()
     if not reason:
         raise BillingError("Give a reason.")
     order = get_order(session, order_id)
-    require(actor, action)
     allowed = (OrderStatus.PENDING,) if target is OrderStatus.EXPIRED else COMPLETABLE
     if order.status not in allowed:
         raise StateConflict(f"Order {order.public_id} is {order.status.value}; it cannot become {target.value}.")
@@ -223,7 +225,8 @@ def _close(
     return fresh
 
 
-def checks_for(session: Session, order_id: int, limit: int = 50) -> list[GatewayCheck]:
+def checks_for(session: Session, actor: Actor, order_id: int, limit: int = 50) -> list[GatewayCheck]:
+    require(actor, Action.READ_ORDERS)
     stmt = (
         select(GatewayCheck)
         .where(GatewayCheck.order_id == order_id)

@@ -138,6 +138,7 @@ def _stuck_filter(since: datetime, until: datetime, methods: list[Method] | None
 
 def select_stuck(
     session: Session,
+    actor: Actor,
     *,
     since: datetime,
     until: datetime,
@@ -149,6 +150,7 @@ def select_stuck(
 
     One keyset page: pass the last row's ``(created_at, id)`` as ``after`` for the next one.
     """
+    require(actor, Action.READ_ORDERS)
     stmt = (
         select(Order.id, Order.public_id, Order.method, Order.status, Order.provider_ref, Order.created_at)
         .where(*_stuck_filter(since, until, methods))
@@ -161,18 +163,34 @@ def select_stuck(
     return [StuckOrder(*row) for row in session.execute(stmt)]
 
 
-def count_stuck(session: Session, *, since: datetime, until: datetime, methods: list[Method] | None = None) -> int:
+def count_stuck(
+    session: Session, actor: Actor, *, since: datetime, until: datetime, methods: list[Method] | None = None
+) -> int:
+    require(actor, Action.READ_ORDERS)
     return int(session.scalar(select(func.count()).select_from(Order).where(*_stuck_filter(since, until, methods))))
 
 
 def iter_stuck(
-    database: Database, *, since: datetime, until: datetime, methods: list[Method] | None = None, batch: int = BATCH
+    database: Database,
+    actor: Actor,
+    *,
+    since: datetime,
+    until: datetime,
+    methods: list[Method] | None = None,
+    batch: int = BATCH,
 ) -> Iterator[StuckOrder]:
     """Every stuck order in the range, read a batch at a time in short read transactions."""
+    require(actor, Action.READ_ORDERS)  # here, not in the generator: a refused call raises at once
+    return _iter_stuck(database, actor, since, until, methods, batch)
+
+
+def _iter_stuck(
+    database: Database, actor: Actor, since: datetime, until: datetime, methods: list[Method] | None, batch: int
+) -> Iterator[StuckOrder]:
     after = None
     while True:
         with database.session() as session:
-            page = select_stuck(session, since=since, until=until, methods=methods, limit=batch, after=after)
+            page = select_stuck(session, actor, since=since, until=until, methods=methods, limit=batch, after=after)
         yield from page
         if len(page) < batch:
             return
@@ -185,7 +203,12 @@ def iter_stuck(
 def reconcile_one(
     database: Database, actor: Actor, settings: Settings, stuck: StuckOrder, gateway: Gateway
 ) -> ReconcileRow:
-    """Check one order at its gateway, record the answer, and complete it if it was paid. Never raises."""
+    """Check one order at its gateway, record the answer, and complete it if it was paid.
+
+    Raises PermissionDenied for an actor who may not reconcile, before anything is asked or written;
+    otherwise never raises: what went wrong with this order is its row's outcome.
+    """
+    require(actor, Action.RECONCILE)
 
     def row(outcome: Outcome, message: str, state: str = "", amount: int | None = None, currency: str = ""):
         return ReconcileRow(
@@ -266,12 +289,12 @@ def reconcile(
     """
     require(actor, Action.RECONCILE)
     with database.session() as session:
-        total = count_stuck(session, since=since, until=until, methods=methods)
+        total = count_stuck(session, actor, since=since, until=until, methods=methods)
     report = ReconcileReport(total=total)
     gateways = _Gateways(gateway_for, settings, database)
     if progress:
         progress(0, total)
-    for stuck in iter_stuck(database, since=since, until=until, methods=methods):
+    for stuck in iter_stuck(database, actor, since=since, until=until, methods=methods):
         if should_stop and should_stop():
             report.stopped = True
             break
@@ -330,7 +353,7 @@ class Cursor:
         return Cursor(last, (self.ids if last == self.created else ()) + ids)
 
 
-def load_cursor(session: Session, name: str = EVENTS_CURSOR) -> Cursor:
+def _load_cursor(session: Session, name: str = EVENTS_CURSOR) -> Cursor:
     return Cursor.decode(session.scalar(select(SyncCursor.position).where(SyncCursor.name == name)))
 
 
@@ -395,7 +418,7 @@ def reconcile_from_events(
     """
     require(actor, Action.RECONCILE)
     with database.session() as session:
-        cursor = load_cursor(session)
+        cursor = _load_cursor(session)
     events = fetch_succeeded_events(stripe_gateway, cursor)
     report = ReconcileReport(total=len(events))
     if progress:
@@ -463,7 +486,7 @@ def reconcile_rows(options) -> Iterator[Row]:
     from pathlib import Path
 
     from billing_core.access import Role
-    from billing_core.orders import attach_payment, create_customer, create_order, payment_request
+    from billing_core.orders import _payment_request, attach_payment, create_customer, create_order
     from billing_core.payments.stripe_gateway import StripeGateway
     from billing_core.pricing import load_pricing
 
@@ -509,7 +532,7 @@ def reconcile_rows(options) -> Iterator[Row]:
                 order = create_order(
                     session, admin, customer_id=customer.id, amount="100", method="stripe", pricing=pricing
                 )
-                payment = gateway.create_payment(payment_request(session, order))
+                payment = gateway.create_payment(_payment_request(session, order))
                 attach_payment(session, admin, order.id, payment)
                 refs.append(payment.ref)
         for ref in refs[::2]:

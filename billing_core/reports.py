@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from billing_core import money, rollup
+from billing_core.access import Action, Actor, require
 from billing_core.config import DEFAULT_REPORT_TIMEZONES
 from billing_core.errors import BillingError
 from billing_core.models import Customer, CustomerMonthly, CustomerTotal, Order, RevenueDaily, RevenueDailyCountry
@@ -287,12 +288,15 @@ def _totals(row) -> Totals:
     )
 
 
-def revenue_report(session: Session, filters: Filters, *, with_top_customers: bool = True) -> RevenueReport:
+def revenue_report(
+    session: Session, actor: Actor, filters: Filters, *, with_top_customers: bool = True
+) -> RevenueReport:
     """Every figure of the Revenue page for ``filters``, from the rollup (a few small queries).
 
     Top customers read ``customer_monthly`` and ``customer_totals``, which grow with the number of
     customers; the page asks for them separately (``top_customers``) so the other figures never wait.
     """
+    require(actor, Action.READ_REVENUE)
     table = _source(filters)
     start = filters.start
     if filters.preset == "all":
@@ -326,7 +330,7 @@ def revenue_report(session: Session, filters: Filters, *, with_top_customers: bo
     series, by_plan = _series(series_rows, filters.bucket)
     first_month, last_month = start.replace(day=1), (filters.end - timedelta(days=1)).replace(day=1)
     if with_top_customers:
-        top, exact = top_customers(session, first_month, last_month)
+        top, exact = top_customers(session, actor, first_month, last_month)
     else:
         top, exact = pd.DataFrame(columns=TOP_COLUMNS), False
     return RevenueReport(
@@ -393,7 +397,7 @@ def _shares(key: str, rows: dict[str, list[int]], columns: list[str]) -> pd.Data
     )
 
 
-def top_customers(session: Session, first_month: date, last_month: date) -> tuple[pd.DataFrame, bool]:
+def top_customers(session: Session, actor: Actor, first_month: date, last_month: date) -> tuple[pd.DataFrame, bool]:
     """The ten best customers by amount charged over whole UTC months (always exact), and whether
     bounds proved them from a few customers (True) or every customer of the months was grouped (False).
 
@@ -411,6 +415,7 @@ def top_customers(session: Session, first_month: date, last_month: date) -> tupl
     all) lower the first ceiling. Failing all, every customer of the months is grouped. The answer
     is exact on every path; ties go to the lower customer id.
     """
+    require(actor, Action.READ_REVENUE)
     months = []
     month = first_month
     while month <= last_month:
@@ -564,13 +569,14 @@ def utc_bounds(filters: Filters) -> tuple[datetime, datetime]:
     return start, end
 
 
-def pricing_whatif(session: Session, filters: Filters, pricing: Pricing) -> pd.DataFrame:
+def pricing_whatif(session: Session, actor: Actor, filters: Filters, pricing: Pricing) -> pd.DataFrame:
     """Fees, credits and charges of the range's paid orders under ``pricing``, beside what they were, by plan.
 
     The database groups the paid orders by (amount, method, plan); each distinct pair is quoted once
     and weighted by its count. Orders the proposal would refuse (an amount or method it does not
     accept) count as lost: nothing charged, no credits. The new/returning filter does not apply.
     """
+    require(actor, Action.READ_REVENUE)
     start, end = utc_bounds(filters)
     o = Order
     stmt = select(
@@ -651,7 +657,7 @@ def _best_ms(fn, runs: int = 7) -> float:
     return sorted(timings)[len(timings) // 2]
 
 
-def naive_frames(session: Session, filters: Filters) -> pd.DataFrame:
+def _naive_frames(session: Session, filters: Filters) -> pd.DataFrame:
     """The baseline: the range's paid orders into pandas, grouped there (what the rollup avoids)."""
     start, end = utc_bounds(filters)
     o = Order
@@ -670,7 +676,7 @@ def revenue_rows(options):
     import tempfile
     from pathlib import Path
 
-    from billing_core.access import Actor, Role
+    from billing_core.access import Role
     from billing_core.bench import Row
     from billing_core.db import Database
     from billing_core.demo import seed
@@ -690,10 +696,10 @@ def revenue_rows(options):
                 for size in sizes:
                     seed(database, orders=size, actor=actor, replace=True)  # writes the rollup as well
                     with database.session() as session:
-                        ms = _best_ms(lambda s=session: revenue_report(s, filters, with_top_customers=False))
-                        top_ms = _best_ms(lambda s=session: top_customers(s, first, last))
+                        ms = _best_ms(lambda s=session: revenue_report(s, actor, filters, with_top_customers=False))
+                        top_ms = _best_ms(lambda s=session: top_customers(s, actor, first, last))
                         naive_runs = 3 if size <= BENCH_NAIVE_REPEAT_MAX else 1  # a minute a run at 10M
-                        naive = _best_ms(lambda s=session: naive_frames(s, filters), naive_runs)
+                        naive = _best_ms(lambda s=session: _naive_frames(s, filters), naive_runs)
                     yield Row(f"revenue page data ({label}, {size:,})", ms, "ms", naive, "orders into pandas")
                     yield Row(f"revenue top customers ({label}, {size:,})", top_ms, "ms", naive, "orders into pandas")
             finally:

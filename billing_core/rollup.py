@@ -81,7 +81,7 @@ def month_of(moment: datetime) -> date:
 # --- kept current in the caller's transaction ----------------------------------------------------
 
 
-def record_created(session: Session, order: Order, customer: Customer) -> None:
+def _record_created(session: Session, order: Order, customer: Customer) -> None:
     """Count a new order on its creation day."""
     if order.sandbox:
         return
@@ -100,7 +100,7 @@ def record_created(session: Session, order: Order, customer: Customer) -> None:
     _bump(session)
 
 
-def record_paid(session: Session, order: Order, customer: Customer) -> None:
+def _record_paid(session: Session, order: Order, customer: Customer) -> None:
     """Count a payment on its day, in the customer's month and in the customer's total."""
     if order.sandbox or order.paid_at is None:
         return
@@ -200,6 +200,7 @@ def ensure_built(
     database: Database, actor: Actor, timezones: Sequence[str] = DEFAULT_REPORT_TIMEZONES
 ) -> Rebuilt | None:
     """Rebuild when the rollup was never built or is kept for other time zones; None when it is current."""
+    require(actor, Action.REBUILD_REVENUE)
     with database.session() as session:
         state = session.get(RevenueState, _STATE_ID)
         if state is not None and state.built and state.timezones == ",".join(timezones):

@@ -17,8 +17,8 @@ from billing_core import orders
 from billing_core.access import Action, Actor, require
 from billing_core.config import Settings
 from billing_core.db import Database
-from billing_core.errors import BillingError
-from billing_core.models import AuditEvent, Invoice, InvoiceKind, LedgerEntry, Order, OrderStatus
+from billing_core.errors import NotFound
+from billing_core.models import AuditEvent, Customer, Invoice, InvoiceKind, LedgerEntry, Order, OrderStatus
 from billing_core.payments import PaymentState, PaymentStatus
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from billing_core.pricing import Method
@@ -98,15 +98,11 @@ def run_sandbox_topup(
     pricing = settings.pricing()
     gateway = SimulatedGateway(database)
     with database.session() as session:
-        customer = orders.get_customer(session, customer_id)
-        if not customer.sandbox:
-            raise BillingError(
-                f"Customer {customer.email} is a real customer; the simulator only tops up sandbox customers."
-            )
+        customer = _sandbox_customer(session, customer_id)
         order = orders.create_order(
             session, actor, customer_id=customer.id, amount=amount, method=method, pricing=pricing
         )
-        opened = gateway.create_payment(orders.payment_request(session, order))
+        opened = gateway.create_payment(orders._payment_request(session, order))
         orders.attach_payment(session, actor, order.public_id, opened)
         gateway.settle(opened.ref, outcome)
         status = gateway.fetch_status(opened.ref)
@@ -133,9 +129,21 @@ def run_sandbox_topup(
         )
 
 
-def sandbox_snapshot(session: Session, customer_id: int, limit: int = 50) -> SandboxSnapshot:
-    """The customer's balance, latest ledger entries, orders with invoice numbers, and their audit events."""
-    customer = orders.get_customer(session, customer_id)
+def _sandbox_customer(session: Session, customer_id: int) -> Customer:
+    """A sandbox customer; a real one is refused without naming or describing them."""
+    customer = session.get(Customer, customer_id)
+    if customer is None or not customer.sandbox:
+        raise NotFound(f"There is no sandbox customer {customer_id}; the simulator only works with sandbox customers.")
+    return customer
+
+
+def sandbox_snapshot(session: Session, actor: Actor, customer_id: int, limit: int = 50) -> SandboxSnapshot:
+    """A sandbox customer's balance, latest ledger entries, orders with invoice numbers, and their audit events.
+
+    Only sandbox customers: a real customer's id is refused as if there were none.
+    """
+    require(actor, Action.SANDBOX)
+    customer = _sandbox_customer(session, customer_id)
 
     order_rows = session.execute(
         select(Order, Invoice.number)

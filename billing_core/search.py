@@ -40,6 +40,7 @@ from functools import cache
 from sqlalchemy import ColumnElement, Select, and_, false, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from billing_core.access import Action, Actor, require
 from billing_core.errors import BillingError
 from billing_core.models import Customer, Invoice, InvoiceKind, Order, OrderStatus
 from billing_core.pricing import Method, PlanId
@@ -407,8 +408,11 @@ def _page_select(plan: _Plan, limit: int, after: Cursor | None) -> Select:
     return select(*_PAGE_COLUMNS).where(*conditions).order_by(*_NEWEST_FIRST).limit(limit)
 
 
-def search_orders(session: Session, query: OrderQuery, page_size: int = 50, after: Cursor | None = None) -> SearchPage:
+def search_orders(
+    session: Session, actor: Actor, query: OrderQuery, page_size: int = 50, after: Cursor | None = None
+) -> SearchPage:
     """One page of matching orders, newest first; pass ``next_cursor`` back for the next page."""
+    require(actor, Action.READ_ORDERS)
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise SearchError(f"A page holds 1 to {MAX_PAGE_SIZE} orders.")
     plan = _plan(session, query)
@@ -461,8 +465,9 @@ def search_orders(session: Session, query: OrderQuery, page_size: int = 50, afte
     )
 
 
-def count_matches(session: Session, query: OrderQuery, limit: int = 10_000) -> MatchCount:
+def count_matches(session: Session, actor: Actor, query: OrderQuery, limit: int = 10_000) -> MatchCount:
     """How many orders match, counting no further than ``limit`` (then the label says "10,000+")."""
+    require(actor, Action.READ_ORDERS)
     plan = _plan(session, query)
     if plan.nothing:
         return MatchCount(0, False)

@@ -126,7 +126,7 @@ def _suite(database: Database, where: str) -> Iterator[Row]:
 def _timed(session: Session, query: OrderQuery, timeout_s: float | None = None) -> float:
     started = time.perf_counter()
     try:
-        search_orders(session, query)
+        search_orders(session, _ACTOR, query)
     except OperationalError:
         if timeout_s is None:
             raise

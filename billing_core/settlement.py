@@ -400,7 +400,7 @@ def _load_orders(session: Session, column, values: Iterable[str]) -> dict[str, _
     return found
 
 
-def previous_import(session: Session, sha256: str) -> str | None:
+def _previous_import(session: Session, sha256: str) -> str | None:
     earlier = session.scalar(
         select(SettlementImport).where(SettlementImport.sha256 == sha256).order_by(SettlementImport.imported_at)
     )
@@ -412,8 +412,9 @@ def previous_import(session: Session, sha256: str) -> str | None:
     )
 
 
-def preview(session: Session, parsed: ParsedFile) -> SettlementPreview:
+def preview(session: Session, actor: Actor, parsed: ParsedFile) -> SettlementPreview:
     """What importing the file would do, row by row; reads only (a few batched queries)."""
+    require(actor, Action.IMPORT_SETTLEMENT)
     payments = [r for r in parsed.rows if r.is_payment]
     by_ref = _load_orders(session, Order.provider_ref, (ref for r in payments for ref in r.refs))
     by_id = _load_orders(session, Order.public_id, (r.order_public_id for r in payments if r.order_public_id))
@@ -421,7 +422,7 @@ def preview(session: Session, parsed: ParsedFile) -> SettlementPreview:
     claimed: dict[int, int] = {}  # order id -> the first line that settles it
     for row in parsed.rows:
         lines.append(_judge(row, parsed.provider, by_ref, by_id, claimed))
-    found_before = previous_import(session, parsed.sha256)
+    found_before = _previous_import(session, parsed.sha256)
     session.rollback()
     return SettlementPreview(parsed, tuple(sorted(lines, key=lambda line: line.line)), found_before)
 
@@ -523,7 +524,7 @@ def apply(
     """
     require(actor, Action.IMPORT_SETTLEMENT)
     with database.session() as session:
-        shown = preview(session, parsed)
+        shown = preview(session, actor, parsed)
     result = SettlementResult(shown)
     todo = shown.to_complete
     with database.session() as session:
@@ -611,7 +612,7 @@ def cli_settlement(args, actor: Actor, out: Callable[[str], None] = print) -> in
             shown = result.preview
         else:
             with database.session() as session:
-                shown = preview(session, parsed)
+                shown = preview(session, actor, parsed)
     finally:
         database.dispose()
     if shown.previously_imported:

@@ -213,7 +213,7 @@ def reconcile_tab(ctx: PageContext) -> None:
     chosen = [Method(m) for m in methods] or None
     try:
         with ctx.database.session() as session:
-            stuck = reconcile.count_stuck(session, since=since, until=until, methods=chosen)
+            stuck = reconcile.count_stuck(session, ctx.actor, since=since, until=until, methods=chosen)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
@@ -252,7 +252,7 @@ def settlement_tab(ctx: PageContext) -> None:
     try:
         parsed = settlement.parse_settlement(uploaded.getvalue(), uploaded.name)
         with ctx.database.session() as session:
-            shown = settlement.preview(session, parsed)
+            shown = settlement.preview(session, ctx.actor, parsed)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return

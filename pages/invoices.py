@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from billing_core import bills
+from billing_core.access import Actor
 from billing_core.audit import REASON_MAX_CHARS
 from billing_core.db import transaction
 from billing_core.errors import BillingError
@@ -59,8 +60,8 @@ def _review(ctx: PageContext) -> None:
     cursors = st.session_state[CURSORS_KEY]
     try:
         with ctx.database.session() as session:
-            page = bills.list_documents(session, filters, PAGE_SIZE, cursors[-1])
-        count, sums = _summary(ctx.settings.database_url, filters)
+            page = bills.list_documents(session, ctx.actor, filters, PAGE_SIZE, cursors[-1])
+        count, sums = _summary(ctx.settings.database_url, ctx.actor, filters)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
@@ -90,15 +91,15 @@ def _review(ctx: PageContext) -> None:
 
 
 @st.cache_data(ttl=30, show_spinner="Totalling…")
-def _summary(database_url: str, filters: bills.DocumentFilters) -> tuple[int, list[bills.TotalRow]]:
-    """Count and totals scan every matching row: shared for half a minute instead of redone on each click."""
+def _summary(database_url: str, actor: Actor, filters: bills.DocumentFilters) -> tuple[int, list[bills.TotalRow]]:
+    """Count and totals scan every matching row: kept for half a minute (per person) instead of redone on each click."""
     with _shared.database(database_url).session() as session:
-        return bills.count_documents(session, filters), bills.totals(session, filters)
+        return bills.count_documents(session, actor, filters), bills.totals(session, actor, filters)
 
 
 def _csv(ctx: PageContext, filters: bills.DocumentFilters) -> bytes:
     with ctx.database.session() as session:
-        return bills.documents_csv(session, filters)[0]
+        return bills.documents_csv(session, ctx.actor, filters)[0]
 
 
 def _pager(page: bills.DocumentPage, cursors: list, count: int) -> None:
@@ -122,7 +123,7 @@ def _checks(ctx: PageContext) -> None:
         st.session_state.pop(CHECKS_KEY, None)
     if CHECKS_KEY not in st.session_state:
         with st.spinner("Checking…"), ctx.database.session() as session:
-            st.session_state[CHECKS_KEY] = bills.checks(session, root=storage.storage_root(ctx.settings))
+            st.session_state[CHECKS_KEY] = bills.checks(session, ctx.actor, root=storage.storage_root(ctx.settings))
     with summary:
         ui.checks_summary(st.session_state[CHECKS_KEY])
     ui.checks_tiles(st.session_state[CHECKS_KEY])
@@ -132,7 +133,7 @@ def _document(ctx: PageContext, numbers: list[str]) -> None:
     st.subheader("Document files")
     number = st.selectbox("Document on this page", numbers, key="bills_document")
     with ctx.database.session() as session:
-        invoice = bills.find_document(session, number)
+        invoice = bills.find_document(session, ctx.actor, number)
         files = storage.files_for(session, invoice.id)
     invoice_id = invoice.id
     if files:
@@ -174,7 +175,7 @@ def _regeneration(ctx: PageContext) -> None:
     try:
         if wanted is not None:
             with ctx.database.session() as session:
-                chosen = batch.select_invoices(session, **wanted)
+                chosen = batch.select_invoices(session, ctx.actor, **wanted)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
     if chosen is not None:
@@ -192,7 +193,7 @@ def _plan_job(ctx: PageContext, chosen: batch.Chosen) -> None:
     buttons = st.container(horizontal=True)
     if buttons.button("Dry run", key="regen_dry", icon=":material/science:", disabled=not chosen.count):
         with st.spinner("Rendering a sample…"), ctx.database.session() as session:
-            result = batch.dry_run(session, chosen, workers=WORKERS, settings=ctx.settings)
+            result = batch.dry_run(session, ctx.actor, chosen, workers=WORKERS, settings=ctx.settings)
         st.session_state[DRY_KEY] = (_signature(chosen), result)
     dry = st.session_state.get(DRY_KEY)
     current = dry is not None and dry[0] == _signature(chosen)
@@ -223,7 +224,7 @@ def _start(ctx: PageContext, chosen: batch.Chosen, reason: str) -> None:
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
-    ui.job_processes()[job_id] = bills.launch_job(ctx.settings, job_id, workers=WORKERS)
+    ui.job_processes()[job_id] = bills.launch_job(ctx.settings, ctx.actor, job_id, workers=WORKERS)
     st.session_state.pop(DRY_KEY, None)
     st.session_state[STARTED_KEY] = job_id
     st.rerun()
@@ -231,7 +232,7 @@ def _start(ctx: PageContext, chosen: batch.Chosen, reason: str) -> None:
 
 def _recent(ctx: PageContext) -> list[bills.JobView]:
     with ctx.database.session() as session:
-        return bills.recent_jobs(session, limit=10)
+        return bills.recent_jobs(session, ctx.actor, limit=10)
 
 
 def _jobs(ctx: PageContext, was_running: bool) -> None:
@@ -258,7 +259,7 @@ def _job(ctx: PageContext, job: bills.JobView) -> None:
         if not alive:
             st.caption("No process of this server runs it: it was interrupted (or runs elsewhere). Resume continues.")
             if act[0].button("Resume", key=f"job_resume_{job.id}", icon=":material/play_arrow:"):
-                ui.job_processes()[job.id] = bills.launch_job(ctx.settings, job.id, workers=WORKERS)
+                ui.job_processes()[job.id] = bills.launch_job(ctx.settings, ctx.actor, job.id, workers=WORKERS)
                 st.rerun()
     elif job.status == RegenerationStatus.FINISHED and job.zip_path:
         _zip(ctx, job)
@@ -311,8 +312,8 @@ def _verify(ctx: PageContext) -> None:
     if st.button("Verify stored files", key="verify_run", type="primary", icon=":material/verified:"):
         try:
             with st.spinner("Reading files…"), ctx.database.session() as session:
-                chosen = batch.select_invoices(session, **wanted)
-                st.session_state[VERIFY_KEY] = (chosen, batch.verify(session, chosen, root=_root(ctx)))
+                chosen = batch.select_invoices(session, ctx.actor, **wanted)
+                st.session_state[VERIFY_KEY] = (chosen, batch.verify(session, ctx.actor, chosen, root=_root(ctx)))
         except BillingError as exc:
             st.error(plain(exc), icon=":material/error:")
             return

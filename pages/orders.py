@@ -16,7 +16,7 @@ from billing_core.audit import REASON_MAX_CHARS
 from billing_core.errors import BillingError, GatewayError, NotFound
 from billing_core.models import COMPLETABLE, OrderStatus, RefundStatus
 from billing_core.order_detail import OrderDetail, order_detail
-from billing_core.orders import REFERENCE_MAX_CHARS, complete_order, get_order
+from billing_core.orders import REFERENCE_MAX_CHARS, complete_order
 from billing_core.payments.registry import gateway_for
 from billing_core.pricing import Method, PlanId
 from billing_core.search import MAX_QUERY_CHARS, Cursor, OrderQuery, count_matches, search_orders
@@ -123,8 +123,8 @@ def _lookup(ctx: PageContext) -> None:
     cursors: list[Cursor] = st.session_state[CURSORS_KEY]
     try:
         with ctx.database.session() as session:
-            page = search_orders(session, query, PAGE_SIZE, cursors[-1] if cursors else None)
-            matches = count_matches(session, query)
+            page = search_orders(session, ctx.actor, query, PAGE_SIZE, cursors[-1] if cursors else None)
+            matches = count_matches(session, ctx.actor, query)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
@@ -332,7 +332,7 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
     message = ""
     try:
         with ctx.database.session() as session:
-            order = get_order(session, public_id)
+            order = order_detail(session, ctx.actor, public_id).order  # checked read: which gateway
             if chosen == "Check with gateway":
                 seen = payment_ops.check_payment(session, ctx.actor, public_id, _gateway(ctx, order))
                 paid = money.format_cents(seen.amount_cents, seen.currency.upper())

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from billing_core import charts, money, reports, rollup
+from billing_core.access import Actor
 from billing_core.exports import to_csv_bytes
 from billing_core.reports import Filters, RevenueReport, Totals
 from pages import _shared
@@ -36,7 +37,7 @@ def render() -> None:
         st.warning(plain(note), icon=":material/link_off:")
     with ctx.database.session() as session:
         version = rollup.version(session)
-    report = _report(ctx.settings.database_url, _cache_key(filters), version, filters)
+    report = _report(ctx.settings.database_url, ctx.actor, _cache_key(filters), version, filters)
 
     _kpis(report)
     _trend(report)
@@ -139,17 +140,17 @@ def _cache_key(filters: Filters) -> tuple:
 
 
 @st.cache_data(ttl=3600, max_entries=128, show_spinner="Adding up revenue…")
-def _report(url: str, key: tuple, version: int, _filters: Filters) -> RevenueReport:
-    """Cached per filters and rollup version: any order write bumps the version, so nothing stale shows."""
+def _report(url: str, actor: Actor, key: tuple, version: int, _filters: Filters) -> RevenueReport:
+    """Cached per person, filters and rollup version: any order write bumps the version, so nothing stale shows."""
     with _shared.database(url).session() as session:
-        return reports.revenue_report(session, _filters, with_top_customers=False)
+        return reports.revenue_report(session, actor, _filters, with_top_customers=False)
 
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner="Finding the top customers…")
-def _top(url: str, first: date, last: date, version: int) -> pd.DataFrame:
+def _top(url: str, actor: Actor, first: date, last: date, version: int) -> pd.DataFrame:
     """Apart from the other figures: when its bounds cannot settle the ten, it groups every customer of the months."""
     with _shared.database(url).session() as session:
-        return reports.top_customers(session, first, last)[0]
+        return reports.top_customers(session, actor, first, last)[0]
 
 
 # --- figures ----------------------------------------------------------------------------------------
@@ -306,7 +307,7 @@ def _top_customers(ctx: PageContext, report: RevenueReport, version: int) -> Non
         f"By amount charged in whole UTC months {first:%b %Y} – {last:%b %Y}; plan, method, country "
         "and new/returning filters do not apply here."
     )
-    top = _top(ctx.settings.database_url, first, last, version)
+    top = _top(ctx.settings.database_url, ctx.actor, first, last, version)
     st.dataframe(
         pd.DataFrame(
             {
@@ -336,7 +337,7 @@ def _pricing_whatif(ctx: PageContext, filters: Filters) -> None:
         if not st.toggle("Compute the what-if", key="rev_whatif_on"):
             return
         with ctx.database.session() as session:
-            frame = reports.pricing_whatif(session, filters, proposal)
+            frame = reports.pricing_whatif(session, ctx.actor, filters, proposal)
         if frame.empty:
             st.info("No paid orders in the period.")
             return

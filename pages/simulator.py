@@ -117,7 +117,7 @@ def _quote_panel(priced: Quote, pricing: Pricing) -> None:
 def _sandbox(ctx: PageContext, priced: Quote | None) -> None:
     st.caption("Runs the real order → payment → completion flow against the simulated gateway, for a sandbox customer.")
     with ctx.database.session() as session:
-        customers = {c.id: f"{c.name} <{c.email}>" for c in orders.sandbox_customers(session)}
+        customers = {c.id: f"{c.name} <{c.email}>" for c in orders.sandbox_customers(session, ctx.actor)}
 
     if (new_id := st.session_state.pop(NEW_CUSTOMER_KEY, None)) is not None:
         st.session_state[CUSTOMER_KEY] = new_id
@@ -186,7 +186,7 @@ def _new_customer_form(ctx: PageContext) -> None:
 
 def _show_customer(ctx: PageContext, customer_id: int) -> None:
     with ctx.database.session() as session:
-        snap = sandbox_snapshot(session, customer_id)
+        snap = sandbox_snapshot(session, ctx.actor, customer_id)
     result = st.session_state.get(RESULT_KEY)
     status, balance, invoice = st.columns(3)
     balance.metric("Credits balance", money.format_credits(snap.balance))

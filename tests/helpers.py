@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from billing_core import orders
-from billing_core.access import Actor
+from billing_core.access import Actor, Role
 from billing_core.models import Order, utcnow
 from billing_core.payments import PaymentState, PaymentStatus
+
+# The least role that opens each page, for tests that read what that page shows.
+SUPPORT = Actor("sam@company.test", Role.SUPPORT, "Sam Support")
+FINANCE = Actor("fay@company.test", Role.FINANCE, "Fay Finance")
+ANALYST = Actor("ann@company.test", Role.ANALYST, "Ann Analyst")
 
 
 def make_customer(session, admin: Actor, email: str = "zoe@example.com", sandbox: bool = False, **extra):

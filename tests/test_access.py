@@ -1,13 +1,41 @@
-"""Every state-changing function against every role: allowed ones audit, refused ones change nothing."""
+"""Every state-changing function against every role: allowed ones audit, refused ones change nothing; and
+every public function of billing_core that reaches data checks the acting person first (found by introspection)."""
+
+import argparse
+import importlib
+import inspect
+import pkgutil
+import re
+import subprocess
+from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
-from billing_core import audit, orders, payment_ops, refunds
-from billing_core.access import Actor, Role, may_open, pages_for
+import billing_core
+from billing_core import (
+    audit,
+    bills,
+    demo,
+    order_detail,
+    orders,
+    payment_ops,
+    reconcile,
+    refunds,
+    reports,
+    rollup,
+    sandbox,
+    search,
+    settlement,
+)
+from billing_core.access import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
+from billing_core.config import Settings
 from billing_core.errors import PermissionDenied
-from billing_core.models import AuditEvent
+from billing_core.invoices import batch
+from billing_core.models import AuditEvent, Order, OrderStatus
+from billing_core.payments import PaymentState
 from billing_core.payments.simulated import Outcome, SimulatedGateway
+from billing_core.pricing import Method
 from tests.helpers import make_customer, make_order, paid
 
 S, F, AN, AD = Role.SUPPORT, Role.FINANCE, Role.ANALYST, Role.ADMIN
@@ -115,7 +143,7 @@ def test_every_change_checks_the_role_and_audits(db, session, admin, pricing, se
     ctx.order = make_order(session, admin, ctx.customer, pricing)
     ctx.sandbox_order = make_order(session, admin, ctx.sandbox_customer, pricing)
     ctx.gateway = SimulatedGateway(db)
-    payment = ctx.gateway.create_payment(orders.payment_request(session, ctx.order))
+    payment = ctx.gateway.create_payment(orders._payment_request(session, ctx.order))
     ctx.order = orders.attach_payment(session, admin, ctx.order.id, payment)
     ctx.audit_floor = None
     events_before = session.scalar(select(func.max(AuditEvent.id)))
@@ -168,3 +196,280 @@ def test_only_finance_and_admin_read_the_audit_log(session, admin, role):
         else:
             with pytest.raises(PermissionDenied, match=f"The {role.value} role may not audit.read"):
                 read()
+
+
+# --- deny by default: every public function of billing_core that reaches data checks the actor ---------
+#
+# Found by introspection: a public function reaches data when a parameter is (or is annotated as) a
+# session, database, engine, connection or actor, or its body opens a session or connection. Each must be
+# in CHECKED, which calls it with every role its action refuses and with no actor, and asserts it is
+# refused before a single SQL statement runs; or in NOT_CHECKED with the reason it needs no check.
+
+_DATA_PARAMS = {"session", "database", "actor", "engine", "conn", "connection"}
+_DATA_TYPES = re.compile(r"\b(Session|Database|Actor|Engine|Connection)\b")
+_OPENS_DATA = re.compile(r"\.session\(|\bSession\(|\.engine\b|\.connect\(|\.begin\(")
+
+
+def _reaching_data() -> dict[str, object]:
+    found = {}
+    for info in pkgutil.walk_packages(billing_core.__path__, "billing_core."):
+        if ".migrations" in info.name or info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, fn in vars(module).items():
+            if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != module.__name__:
+                continue
+            params = inspect.signature(fn).parameters.values()
+            by_param = any(p.name in _DATA_PARAMS or _DATA_TYPES.search(str(p.annotation)) for p in params)
+            if by_param or _OPENS_DATA.search(inspect.getsource(fn)):
+                found[f"{module.__name__.removeprefix('billing_core.')}.{name}"] = fn
+    return found
+
+
+class _Env:
+    """What the calls below are given. Refused calls never reach it, so most ids need not exist; the
+    few whose role depends on the record (``reads_first``) get a real customer and order."""
+
+
+_SINCE, _UNTIL = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+_FILTERS = reports.default_filters(date(2026, 1, 31))
+
+
+def _c(action: Action, call, *, reads_first: bool = False) -> tuple[Action, object, bool]:
+    return action, call, reads_first
+
+
+A = Action
+CHECKED = {
+    "audit.search_events": _c(A.READ_AUDIT, lambda e, a: audit.search_events(e.s, a, audit.AuditFilters())),
+    "audit.known_values": _c(A.READ_AUDIT, lambda e, a: audit.known_values(e.s, a)),
+    "audit.export_rows": _c(A.READ_AUDIT, lambda e, a: audit.export_rows(e.s, a, audit.AuditFilters())),
+    "bills.list_documents": _c(A.READ_BILLS, lambda e, a: bills.list_documents(e.s, a, bills.DocumentFilters())),
+    "bills.iter_documents": _c(A.READ_BILLS, lambda e, a: bills.iter_documents(e.s, a, bills.DocumentFilters())),
+    "bills.count_documents": _c(A.READ_BILLS, lambda e, a: bills.count_documents(e.s, a, bills.DocumentFilters())),
+    "bills.documents_csv": _c(A.READ_BILLS, lambda e, a: bills.documents_csv(e.s, a, bills.DocumentFilters())),
+    "bills.totals": _c(A.READ_BILLS, lambda e, a: bills.totals(e.s, a, bills.DocumentFilters())),
+    "bills.checks": _c(A.READ_BILLS, lambda e, a: bills.checks(e.s, a, root=e.root)),
+    "bills.find_document": _c(A.READ_BILLS, lambda e, a: bills.find_document(e.s, a, "INV-2026-000001")),
+    "bills.recent_jobs": _c(A.READ_BILLS, lambda e, a: bills.recent_jobs(e.s, a)),
+    "bills.get_job": _c(A.READ_BILLS, lambda e, a: bills.get_job(e.s, a, 1)),
+    "bills.launch_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.launch_job(e.settings, a, 1)),
+    "bills.cancel_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.cancel_job(e.s, a, 1)),
+    "demo.seed": _c(A.SEED_DEMO, lambda e, a: demo.seed(e.db, orders=10, actor=a)),
+    "demo.setup": _c(A.SEED_DEMO, lambda e, a: demo.setup(e.db, actor=a)),
+    "demo.delete_all_data": _c(A.SEED_DEMO, lambda e, a: demo.delete_all_data(e.db, a)),
+    "invoices.batch.select_invoices": _c(A.READ_BILLS, lambda e, a: batch.select_invoices(e.s, a)),
+    "invoices.batch.dry_run": _c(A.READ_BILLS, lambda e, a: batch.dry_run(e.s, a, batch.Chosen({}, 1))),
+    "invoices.batch.start_job": _c(
+        A.REGENERATE_INVOICES, lambda e, a: batch.start_job(e.s, a, batch.Chosen({}, 1), "r")
+    ),
+    "invoices.batch.run_job": _c(A.REGENERATE_INVOICES, lambda e, a: batch.run_job(e.db, a, 1, settings=e.settings)),
+    "invoices.batch.write_zip": _c(A.REGENERATE_INVOICES, lambda e, a: batch.write_zip(e.db, a, 1, e.root)),
+    "invoices.batch.cli_invoices": _c(
+        A.READ_BILLS,
+        lambda e, a: batch.cli_invoices(argparse.Namespace(invoices_command="verify"), a, database=e.db),
+    ),
+    "invoices.batch.job_files": _c(A.READ_BILLS, lambda e, a: batch.job_files(e.s, a, 1)),
+    "invoices.batch.verify": _c(A.READ_BILLS, lambda e, a: batch.verify(e.s, a, root=e.root)),
+    "order_detail.order_detail": _c(A.READ_ORDERS, lambda e, a: order_detail.order_detail(e.s, a, "ord_x")),
+    "orders.create_customer": _c(
+        A.CREATE_CUSTOMER, lambda e, a: orders.create_customer(e.s, a, email="n@example.com", name="N", country="FR")
+    ),
+    "orders.sandbox_customers": _c(A.SANDBOX, lambda e, a: orders.sandbox_customers(e.s, a)),
+    # The role these need depends on whether the record is a sandbox one, so they read it first.
+    "orders.create_order": _c(
+        A.CREATE_ORDER,
+        lambda e, a: orders.create_order(
+            e.s, a, customer_id=e.customer.id, amount="20", method="stripe", pricing=e.pricing
+        ),
+        reads_first=True,
+    ),
+    "orders.attach_payment": _c(
+        A.COMPLETE_ORDER, lambda e, a: orders.attach_payment(e.s, a, e.order.id, paid(e.order)), reads_first=True
+    ),
+    "orders.complete_order": _c(
+        A.COMPLETE_ORDER,
+        lambda e, a: orders.complete_order(e.s, a, e.order.id, settings=e.settings, reason="r", payment=paid(e.order)),
+        reads_first=True,
+    ),
+    "orders.fail_order": _c(
+        A.FAIL_ORDER,
+        lambda e, a: orders.fail_order(
+            e.s, a, e.order.id, payment=paid(e.order, state=PaymentState.FAILED), reason="r"
+        ),
+        reads_first=True,
+    ),
+    "payment_ops.record_check": _c(
+        A.CHECK_PAYMENT, lambda e, a: payment_ops.record_check(e.s, a, e.order, paid(e.order))
+    ),
+    "payment_ops.check_payment": _c(A.CHECK_PAYMENT, lambda e, a: payment_ops.check_payment(e.s, a, "ord_x", None)),
+    "payment_ops.complete_from_gateway": _c(
+        A.COMPLETE_ORDER,
+        lambda e, a: payment_ops.complete_from_gateway(e.s, a, "ord_x", None, settings=e.settings, reason="r"),
+    ),
+    "payment_ops.resume_payment": _c(A.RESUME_PAYMENT, lambda e, a: payment_ops.resume_payment(e.s, a, "ord_x", None)),
+    "payment_ops.expire_order": _c(
+        A.EXPIRE_ORDER, lambda e, a: payment_ops.expire_order(e.s, a, "ord_x", None, reason="r")
+    ),
+    "payment_ops.cancel_order": _c(
+        A.CANCEL_ORDER, lambda e, a: payment_ops.cancel_order(e.s, a, "ord_x", None, reason="r")
+    ),
+    "payment_ops.checks_for": _c(A.READ_ORDERS, lambda e, a: payment_ops.checks_for(e.s, a, 1)),
+    "reconcile.select_stuck": _c(
+        A.READ_ORDERS, lambda e, a: reconcile.select_stuck(e.s, a, since=_SINCE, until=_UNTIL)
+    ),
+    "reconcile.count_stuck": _c(A.READ_ORDERS, lambda e, a: reconcile.count_stuck(e.s, a, since=_SINCE, until=_UNTIL)),
+    "reconcile.iter_stuck": _c(A.READ_ORDERS, lambda e, a: reconcile.iter_stuck(e.db, a, since=_SINCE, until=_UNTIL)),
+    "reconcile.reconcile_one": _c(
+        A.RECONCILE,
+        lambda e, a: reconcile.reconcile_one(
+            e.db,
+            a,
+            e.settings,
+            reconcile.StuckOrder(1, "ord_x", Method.STRIPE, OrderStatus.PENDING, "pi_x", _SINCE),
+            None,
+        ),
+    ),
+    "reconcile.reconcile": _c(
+        A.RECONCILE, lambda e, a: reconcile.reconcile(e.db, a, e.settings, since=_SINCE, until=_UNTIL)
+    ),
+    "reconcile.reconcile_from_events": _c(
+        A.RECONCILE, lambda e, a: reconcile.reconcile_from_events(e.db, a, e.settings, None)
+    ),
+    "refunds.refund_order": _c(
+        A.REFUND_ORDER, lambda e, a: refunds.refund_order(e.s, a, "ord_x", None, settings=e.settings, reason="r")
+    ),
+    "reports.revenue_report": _c(A.READ_REVENUE, lambda e, a: reports.revenue_report(e.s, a, _FILTERS)),
+    "reports.top_customers": _c(
+        A.READ_REVENUE, lambda e, a: reports.top_customers(e.s, a, _SINCE.date(), _SINCE.date())
+    ),
+    "reports.pricing_whatif": _c(A.READ_REVENUE, lambda e, a: reports.pricing_whatif(e.s, a, _FILTERS, e.pricing)),
+    "rollup.ensure_built": _c(A.REBUILD_REVENUE, lambda e, a: rollup.ensure_built(e.db, a)),
+    "rollup.rebuild": _c(A.REBUILD_REVENUE, lambda e, a: rollup.rebuild(e.db, a)),
+    "sandbox.run_sandbox_topup": _c(
+        A.SANDBOX,
+        lambda e, a: sandbox.run_sandbox_topup(
+            e.db, a, e.settings, customer_id=1, amount="20", method="stripe", outcome=Outcome.SUCCEED
+        ),
+    ),
+    "sandbox.sandbox_snapshot": _c(A.SANDBOX, lambda e, a: sandbox.sandbox_snapshot(e.s, a, 1)),
+    "search.search_orders": _c(A.READ_ORDERS, lambda e, a: search.search_orders(e.s, a, search.OrderQuery())),
+    "search.count_matches": _c(A.READ_ORDERS, lambda e, a: search.count_matches(e.s, a, search.OrderQuery())),
+    "settlement.preview": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.preview(e.s, a, None)),
+    "settlement.apply": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.apply(e.db, a, e.settings, None)),
+}
+
+NOT_CHECKED = {
+    "access.may": "the check itself",
+    "access.require": "the check itself",
+    "access.may_open": "the check itself",
+    "access.pages_for": "the check itself",
+    "audit.record": "writes the audit event of a change, inside that change's checked transaction",
+    "db.transaction": "opens a transaction on the caller's session; reads and writes nothing itself",
+    "db.migrate": "applies the schema; no personal or financial data",
+    "db.is_empty": "whether any order exists, for the first run; no personal or financial data",
+    "payments.registry.gateway_for": "builds a gateway client; reads and writes nothing",
+    "rollup.version": "the rollup's change counter; no personal or financial data",
+    "rollup.kept_timezones": "the zone names the rollup is kept for; no personal or financial data",
+    "reconcile.cli_reconcile": "command line: passes its --actor to the checked functions above",
+    "settlement.cli_settlement": "command line: passes its --actor to the checked functions above",
+    "invoices.batch.invoice_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "reconcile.reconcile_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "reports.revenue_rows": "benchmark: its own temporary database, as the benchmark's actor",
+}
+
+# TEMPORARY, for the lead to empty after merging the refunds branch, which rewrites refunds.py and
+# invoices/storage.py and gives their functions an actor. The helpers of orders, issuing, render and
+# rollup listed here are still imported under these public names by refunds.py or storage.py; once
+# those import the private names (_get_order, ...), these become private and leave this set.
+PENDING_OTHER_BRANCH = {
+    "refunds.plan_refund",
+    "refunds.refunds_for",
+    "invoices.storage.lock_invoices",
+    "invoices.storage.next_versions",
+    "invoices.storage.store_version",
+    "invoices.storage.latest_file",
+    "invoices.storage.files_for",
+    "invoices.storage.issued_pdf",
+    "orders.get_order",
+    "orders.customer_balance",
+    "orders.invoice_for",
+    "invoices.issuing.issue_credit_note",
+    "invoices.render.document_for",
+    "rollup.record_refund",
+}
+
+
+def test_every_public_function_that_reaches_data_checks_the_actor_or_says_why_not():
+    found = set(_reaching_data())
+    unlisted = found - set(CHECKED) - set(NOT_CHECKED) - PENDING_OTHER_BRANCH
+    assert not unlisted, f"public functions of billing_core reaching data with no role check listed: {sorted(unlisted)}"
+    stale = (set(CHECKED) | set(NOT_CHECKED) | PENDING_OTHER_BRANCH) - found
+    assert not stale, f"listed but no longer public functions reaching data: {sorted(stale)}"
+    assert not set(CHECKED) & (set(NOT_CHECKED) | PENDING_OTHER_BRANCH)
+
+
+def test_every_checked_function_takes_the_acting_person():
+    functions = _reaching_data()
+    assert [name for name in CHECKED if "actor" not in inspect.signature(functions[name]).parameters] == []
+
+
+class _Statements:
+    """Every SQL statement sent on the engine while counting."""
+
+    def __init__(self, engine):
+        self.sent: list[str] = []
+        self._engine = engine
+
+    def __call__(self, conn, cursor, statement, *args):
+        self.sent.append(statement)
+
+    def __enter__(self):
+        event.listen(self._engine, "before_cursor_execute", self)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self._engine, "before_cursor_execute", self)
+
+    def writes(self) -> list[str]:
+        return [s for s in self.sent if s.lstrip().split(None, 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}]
+
+
+@pytest.mark.parametrize("name", sorted(CHECKED))
+def test_a_role_without_the_permission_is_refused_before_anything_happens(
+    db, session, admin, pricing, settings, tmp_path, monkeypatch, name
+):
+    action, call, reads_first = CHECKED[name]
+    env = _Env()
+    env.s, env.db, env.pricing, env.root = session, db, pricing, tmp_path / "files"
+    env.settings = Settings(database_url=db.url, invoice_dir=env.root)
+    if reads_first:
+        env.customer = make_customer(session, admin)
+        env.order = make_order(session, admin, env.customer, pricing)
+    else:
+        env.customer = env.order = Order(id=1, public_id="ord_x", total_cents=2000, currency="USD")
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("a process was started"))
+    refused = [Actor(f"{role.value}@company.test", role) for role in Role if role not in PERMISSIONS[action]]
+    assert refused, f"{action} is allowed to every role: nothing to refuse"
+    for actor in [*refused, None]:
+        expected = "Sign in first" if actor is None else f"The {actor.role.value} role may not {action.value};"
+        with _Statements(db.engine) as statements, pytest.raises(PermissionDenied, match=expected):
+            call(env, actor)
+        session.rollback()
+        if reads_first:
+            assert statements.writes() == [], f"{name} wrote before refusing {actor}"
+        else:
+            assert statements.sent == [], f"{name} ran SQL before refusing {actor}: {statements.sent[:3]}"
+    assert not env.root.exists(), f"{name} wrote files before refusing"
+
+
+def test_each_page_opens_for_the_roles_that_may_read_what_it_shows():
+    reads = {
+        "simulator": Action.SANDBOX,
+        "orders": Action.READ_ORDERS,
+        "revenue": Action.READ_REVENUE,
+        "invoices": Action.READ_BILLS,
+        "audit": Action.READ_AUDIT,
+    }
+    assert set(reads) == set(PAGES)
+    assert {page: PERMISSIONS[action] for page, action in reads.items()} == PAGES

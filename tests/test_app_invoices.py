@@ -139,7 +139,7 @@ def test_dry_run_shows_how_many_and_start_needs_a_reason(seeded):
     at = open_invoices()
     at.multiselect(key="regen_plans").set_value(["pro"]).run()
     with seeded.session() as session:
-        expected = batch.select_invoices(session, plans=["pro"]).count
+        expected = batch.select_invoices(session, FINANCE, plans=["pro"]).count
     assert at.button(key="regen_start").disabled
     at.button(key="regen_dry").click().run()
     shown = metrics(at)

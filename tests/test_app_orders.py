@@ -54,7 +54,7 @@ def seed(db: Database, email="ana@example.com", amount="500", method="stripe", p
         order = make_order(s, ADMIN, make_customer(s, ADMIN, email=email), PRICING, amount=amount, method=method)
         if paid_at_gateway:
             gateway = SimulatedGateway(db)
-            payment = gateway.create_payment(orders.payment_request(s, order))
+            payment = gateway.create_payment(orders._payment_request(s, order))
             orders.attach_payment(s, ADMIN, order.public_id, payment)
             gateway.settle(payment.ref, Outcome.SUCCEED)
         return order

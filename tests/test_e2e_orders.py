@@ -32,7 +32,7 @@ def seed_stuck_order(database: Database) -> str:
         make_order(s, ADMIN, customer, load_pricing(), amount="100", method="stripe")  # an older, unpaid one
         order = make_order(s, ADMIN, customer, load_pricing(), amount="500", method="stripe")
         gateway = SimulatedGateway(database)
-        payment = gateway.create_payment(orders.payment_request(s, order))
+        payment = gateway.create_payment(orders._payment_request(s, order))
         orders.attach_payment(s, ADMIN, order.public_id, payment)
         gateway.settle(payment.ref, Outcome.SUCCEED)
         return order.public_id

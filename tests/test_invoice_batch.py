@@ -18,6 +18,7 @@ from billing_core.db import transaction
 from billing_core.errors import BillingError, PermissionDenied
 from billing_core.invoices import batch, storage
 from billing_core.models import Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
+from tests.helpers import FINANCE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,20 +90,20 @@ def test_tampered_or_missing_file_is_refused_and_reported(seeded, finance, files
     with pytest.raises(storage.FileIntegrityError, match="altered"):
         storage.read_file(altered, root)
     with seeded.session() as session:
-        report = batch.verify(session, root=root)
+        report = batch.verify(session, FINANCE, root=root)
     assert report.altered == [altered.path] and report.missing == [missing.path]
 
 
 def test_selection_reports_numbers_that_are_not_invoices(seeded):
     with seeded.session() as session:
         number = first_invoice(session).number
-        chosen = batch.select_invoices(session, numbers=[number, "INV-1999-000001", " "])
+        chosen = batch.select_invoices(session, FINANCE, numbers=[number, "INV-1999-000001", " "])
     assert chosen.count == 1 and chosen.invalid_numbers == ["INV-1999-000001"]
 
 
 def test_regeneration_needs_a_reason_and_finance_or_admin(seeded, support, finance):
     with seeded.session() as session:
-        chosen = batch.select_invoices(session)
+        chosen = batch.select_invoices(session, FINANCE)
         with pytest.raises(PermissionDenied):
             batch.start_job(session, support, chosen, "new logo")
         with pytest.raises(BillingError, match="reason"):
@@ -111,17 +112,17 @@ def test_regeneration_needs_a_reason_and_finance_or_admin(seeded, support, finan
 
 def test_job_gives_every_selected_invoice_one_new_version_and_a_zip(seeded, finance, files_settings):
     with seeded.session() as session:
-        chosen = batch.select_invoices(session, plans=["pro", "max"])
-        dry = batch.dry_run(session, chosen, sample=3, settings=files_settings)
+        chosen = batch.select_invoices(session, FINANCE, plans=["pro", "max"])
+        dry = batch.dry_run(session, FINANCE, chosen, sample=3, settings=files_settings)
         with transaction(session):
             job_id = batch.start_job(session, finance, chosen, "new template").id
     assert dry.count == chosen.count > 0 and dry.changed_in_sample == dry.sampled == 3
-    job = batch.run_job(seeded, job_id, workers=2, settings=files_settings)
+    job = batch.run_job(seeded, FINANCE, job_id, workers=2, settings=files_settings)
     assert job.status == RegenerationStatus.FINISHED and job.done == job.total == chosen.count
     with seeded.session() as session:
-        files = batch.job_files(session, job_id)
+        files = batch.job_files(session, FINANCE, job_id)
         assert len({f.invoice_id for f in files}) == len(files) == chosen.count
-        assert batch.verify(session, chosen, root=Path(files_settings.invoice_dir)).ok
+        assert batch.verify(session, FINANCE, chosen, root=Path(files_settings.invoice_dir)).ok
     import zipfile
 
     with zipfile.ZipFile(Path(files_settings.invoice_dir) / job.zip_path) as archive:
@@ -130,11 +131,11 @@ def test_job_gives_every_selected_invoice_one_new_version_and_a_zip(seeded, fina
 
 def test_two_jobs_over_the_same_invoices_number_versions_without_gaps(seeded, finance, files_settings):
     with seeded.session() as session:
-        chosen = batch.select_invoices(session, plans=["max"])
+        chosen = batch.select_invoices(session, FINANCE, plans=["max"])
         with transaction(session):
             jobs = [batch.start_job(session, finance, chosen, f"run {i}").id for i in range(2)]
     for job_id in jobs:
-        batch.run_job(seeded, job_id, workers=2, settings=files_settings)
+        batch.run_job(seeded, FINANCE, job_id, workers=2, settings=files_settings)
     with seeded.session() as session:
         rows = session.execute(
             select(InvoiceFile.invoice_id, func.count(), func.max(InvoiceFile.version)).group_by(InvoiceFile.invoice_id)
@@ -148,27 +149,27 @@ def test_file_left_by_a_crashed_chunk_is_no_version_and_is_replaced(seeded, fina
     with seeded.session() as session:
         invoice = first_invoice(session)
         leftover = root / storage.relative_path(invoice, 1)
-        chosen = batch.select_invoices(session, numbers=[invoice.number])
+        chosen = batch.select_invoices(session, FINANCE, numbers=[invoice.number])
         with transaction(session):
             job_id = batch.start_job(session, finance, chosen, "after a crash").id
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"%PDF-half-done chunk")
     with seeded.session() as session:
-        assert batch.verify(session, chosen, root=root).checked == 0
-    job = batch.run_job(seeded, job_id, workers=1, settings=files_settings)
+        assert batch.verify(session, FINANCE, chosen, root=root).checked == 0
+    job = batch.run_job(seeded, FINANCE, job_id, workers=1, settings=files_settings)
     assert job.status == RegenerationStatus.FINISHED and job.done == 1
     with seeded.session() as session:
-        (file,) = batch.job_files(session, job_id)
+        (file,) = batch.job_files(session, FINANCE, job_id)
         assert file.version == 1 and storage.read_file(file, root).startswith(b"%PDF-1")
-        assert batch.verify(session, chosen, root=root).ok
+        assert batch.verify(session, FINANCE, chosen, root=root).ok
 
 
 def test_cancelled_job_stops_and_says_so(seeded, finance, files_settings):
     with seeded.session() as session:
-        chosen = batch.select_invoices(session)
+        chosen = batch.select_invoices(session, FINANCE)
         with transaction(session):
             job_id = batch.start_job(session, finance, chosen, "cancel me").id
-    job = batch.run_job(seeded, job_id, should_stop=lambda: True, settings=files_settings)
+    job = batch.run_job(seeded, FINANCE, job_id, should_stop=lambda: True, settings=files_settings)
     assert job.status == RegenerationStatus.CANCELLED and job.done == 0
 
 
@@ -176,7 +177,7 @@ def test_job_killed_half_way_resumes_without_duplicating_a_version(db, admin, fi
     demo.seed(db, orders=400, seed=9, actor=admin)
     settings = Settings(database_url=db.url, invoice_dir=tmp_path / "files")
     with db.session() as session:
-        chosen = batch.select_invoices(session)
+        chosen = batch.select_invoices(session, FINANCE)
         with transaction(session):
             job_id = batch.start_job(session, finance, chosen, "kill test").id
     script = tmp_path / "run.py"
@@ -199,13 +200,13 @@ def test_job_killed_half_way_resumes_without_duplicating_a_version(db, admin, fi
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 0 < done < chosen.count, "the run was not caught half-way"
-    job = batch.run_job(db, job_id, workers=2, settings=settings)
+    job = batch.run_job(db, FINANCE, job_id, workers=2, settings=settings)
     assert job.status == RegenerationStatus.FINISHED and job.done == chosen.count
     with db.session() as session:
-        files = batch.job_files(session, job_id)
+        files = batch.job_files(session, FINANCE, job_id)
         assert len(files) == len({f.invoice_id for f in files}) == chosen.count
         assert all(f.version == 1 for f in files)
-        assert batch.verify(session, root=Path(settings.invoice_dir)).ok
+        assert batch.verify(session, FINANCE, root=Path(settings.invoice_dir)).ok
 
 
 def test_a_job_that_fails_unexpectedly_shows_the_type_not_the_message(seeded, finance, files_settings, monkeypatch):
@@ -216,11 +217,11 @@ def test_a_job_that_fails_unexpectedly_shows_the_type_not_the_message(seeded, fi
 
     monkeypatch.setattr(batch, "_run_chunk", broken)
     with seeded.session() as session:
-        chosen = batch.select_invoices(session, plans=["max"])
+        chosen = batch.select_invoices(session, finance, plans=["max"])
         with transaction(session):
             job_id = batch.start_job(session, finance, chosen, "new address").id
     with pytest.raises(RuntimeError):
-        batch.run_job(seeded, job_id, workers=1, settings=files_settings)
+        batch.run_job(seeded, finance, job_id, workers=1, settings=files_settings)
     with seeded.session() as session:
         job = session.get(RegenerationJob, job_id)
         assert job.status is RegenerationStatus.FAILED

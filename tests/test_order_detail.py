@@ -10,7 +10,7 @@ from billing_core.errors import NotFound
 from billing_core.models import OrderStatus
 from billing_core.order_detail import order_detail
 from billing_core.payments.simulated import Outcome, SimulatedGateway
-from tests.helpers import make_customer, make_order
+from tests.helpers import SUPPORT, make_customer, make_order
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def gateway(db) -> SimulatedGateway:
 
 
 def open_payment(session, db, admin, order, gateway):
-    payment = gateway.create_payment(orders.payment_request(session, order))
+    payment = gateway.create_payment(orders._payment_request(session, order))
     orders.attach_payment(session, admin, order.public_id, payment)
     return payment
 
@@ -41,7 +41,7 @@ def test_timeline_tells_created_resumed_checked_completed_and_partly_refunded_in
     )
 
     with db.session() as s:
-        detail = order_detail(s, support, order.public_id)
+        detail = order_detail(s, SUPPORT, order.public_id)
 
     assert [e.what for e in detail.timeline] == [
         "Created",
@@ -82,7 +82,7 @@ def test_a_pending_order_paid_at_the_gateway_shows_the_discrepancy(db, session, 
     payment_ops.check_payment(session, support, order.public_id, gateway)
 
     with db.session() as s:
-        detail = order_detail(s, support, order.public_id)
+        detail = order_detail(s, SUPPORT, order.public_id)
 
     assert detail.order.status is OrderStatus.PENDING
     assert detail.latest_check.state == "succeeded"
@@ -97,7 +97,7 @@ def test_an_amount_paid_wrong_at_the_gateway_is_named(db, session, admin, suppor
     payment_ops.check_payment(session, support, order.public_id, gateway)
 
     with db.session() as s:
-        found = order_detail(s, support, order.public_id).discrepancies
+        found = order_detail(s, SUPPORT, order.public_id).discrepancies
 
     assert "Amount differs: the gateway has $1.00, the order $105.50." in found
 
@@ -105,7 +105,7 @@ def test_an_amount_paid_wrong_at_the_gateway_is_named(db, session, admin, suppor
 def test_an_order_without_checks_has_no_gateway_view(db, session, admin, support, pricing):
     order = make_order(session, admin, make_customer(session, admin), pricing)
     with db.session() as s:
-        detail = order_detail(s, support, order.public_id)
+        detail = order_detail(s, SUPPORT, order.public_id)
     assert detail.latest_check is None
     assert detail.discrepancies == []
     assert [e.what for e in detail.timeline] == ["Created"]
@@ -114,4 +114,4 @@ def test_an_order_without_checks_has_no_gateway_view(db, session, admin, support
 
 def test_an_unknown_order_is_not_found(db, support):
     with db.session() as s, pytest.raises(NotFound):
-        order_detail(s, support, "ord_doesnotexist")
+        order_detail(s, SUPPORT, "ord_doesnotexist")

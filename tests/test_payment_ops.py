@@ -11,7 +11,7 @@ from billing_core.payments import PaymentState
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from billing_core.payments.stripe_gateway import StripeGateway
 from tests.conftest import pay_at_stripe
-from tests.helpers import make_customer, make_order
+from tests.helpers import SUPPORT, make_customer, make_order
 
 
 def count(session, model, *where):
@@ -24,9 +24,9 @@ def gateway(db):
 
 
 def open_order(session, admin, pricing, gateway, amount="500", method="stripe", email="zoe@example.com"):
-    customer = orders.get_customer(session, make_customer(session, admin, email=email).id)
+    customer = make_customer(session, admin, email=email)
     order = make_order(session, admin, customer, pricing, amount=amount, method=method)
-    payment = gateway.create_payment(orders.payment_request(session, order))
+    payment = gateway.create_payment(orders._payment_request(session, order))
     orders.attach_payment(session, admin, order.id, payment)
     return orders.get_order(session, order.id), payment
 
@@ -43,7 +43,7 @@ def test_check_records_the_gateways_word(session, admin, support, pricing, gatew
     gateway.settle(payment.ref, Outcome.SUCCEED)
     status = payment_ops.check_payment(session, support, order.public_id, gateway)
     assert status.state is PaymentState.SUCCEEDED
-    checks = payment_ops.checks_for(session, order.id)
+    checks = payment_ops.checks_for(session, SUPPORT, order.id)
     assert [(c.state, c.amount_cents, c.checked_by) for c in checks] == [
         ("succeeded", order.total_cents, support.email)
     ]
@@ -230,7 +230,7 @@ def test_stripe_unreachable_gives_a_clear_message_and_changes_nothing(session, a
     customer = make_customer(session, admin)
     order = make_order(session, admin, customer, pricing)
     with pytest.raises(GatewayError, match="could not be reached"):
-        dead.create_payment(orders.payment_request(session, order))
+        dead.create_payment(orders._payment_request(session, order))
     with transaction(session):
         session.get(type(order), order.id).provider_ref = "pi_unknown"
     with pytest.raises(GatewayError, match="could not be reached"):

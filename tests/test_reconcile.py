@@ -22,7 +22,7 @@ from billing_core.reconcile import (
     select_stuck,
 )
 from tests.conftest import pay_at_stripe
-from tests.helpers import make_customer
+from tests.helpers import SUPPORT, make_customer
 
 
 def count(session, model, *where):
@@ -43,7 +43,7 @@ def open_orders(db, admin, pricing, gateway, n, *, method="stripe", email="zoe@e
             order = orders.create_order(
                 s, admin, customer_id=customer.id, amount="100", method=method, pricing=pricing, **created
             )
-            payment = gateway.create_payment(orders.payment_request(s, order))
+            payment = gateway.create_payment(orders._payment_request(s, order))
             made.append(orders.attach_payment(s, admin, order.id, payment))
         return made
 
@@ -155,14 +155,14 @@ def test_selection_is_range_method_and_reference_bound_oldest_first(db, session,
     orders.create_order(session, admin, customer_id=customer.id, amount="20", method="stripe", pricing=pricing)
     sandbox = make_customer(session, admin, email="s@example.com", sandbox=True)
     toy = orders.create_order(session, admin, customer_id=sandbox.id, amount="20", method="stripe", pricing=pricing)
-    orders.attach_payment(session, admin, toy.id, sim.create_payment(orders.payment_request(session, toy)))
+    orders.attach_payment(session, admin, toy.id, sim.create_payment(orders._payment_request(session, toy)))
 
-    stuck = select_stuck(session, **window())
+    stuck = select_stuck(session, SUPPORT, **window())
     assert [s.public_id for s in stuck] == [o.public_id for o in first + airwallex]
-    only_stripe = select_stuck(session, **window(), methods=["stripe"])
+    only_stripe = select_stuck(session, SUPPORT, **window(), methods=["stripe"])
     assert [s.public_id for s in only_stripe] == [o.public_id for o in first]
     assert old[0].public_id not in {s.public_id for s in stuck}
-    paged = list(iter_stuck(db, since=now - timedelta(days=5), until=now + timedelta(minutes=5), batch=2))
+    paged = list(iter_stuck(db, SUPPORT, since=now - timedelta(days=5), until=now + timedelta(minutes=5), batch=2))
     assert [s.public_id for s in paged] == [o.public_id for o in old + first + airwallex]
 
 

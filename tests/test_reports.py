@@ -16,7 +16,7 @@ from billing_core.models import Customer, Invoice, InvoiceKind, Order, Refund
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from billing_core.pricing import DEFAULT_PRICING_FILE, parse_pricing, quote
 from billing_core.reports import Filters
-from tests.helpers import make_customer
+from tests.helpers import ANALYST, make_customer
 
 T = datetime(2026, 3, 2, 10, tzinfo=UTC)  # a Monday
 
@@ -44,7 +44,7 @@ def history(session, admin, support, finance, pricing, settings, db, monkeypatch
         o = orders.create_order(
             session, admin, customer_id=customer.id, amount=amount, method=method, pricing=pricing, now=created
         )
-        payment = gateway.create_payment(orders.payment_request(session, o))
+        payment = gateway.create_payment(orders._payment_request(session, o))
         orders.attach_payment(session, admin, o.id, payment)
         if paid_after is not None:
             gateway.settle(payment.ref, Outcome.SUCCEED)
@@ -74,7 +74,7 @@ def week(**kw) -> Filters:
 
 
 def test_figures_match_hand_computed_values(history, pricing):
-    r = reports.revenue_report(history, week())
+    r = reports.revenue_report(history, ANALYST, week())
     fees = fee(10000, "stripe", pricing) + fee(50000, "alipay", pricing) + fee(3750, "stripe", pricing)
     c = r.current
     assert (c.created, c.paid, c.amount_cents, c.fee_cents) == (4, 3, 63750, fees)
@@ -105,7 +105,7 @@ def test_figures_match_hand_computed_values(history, pricing):
 
 
 def test_previous_period_of_the_same_length(history, pricing):
-    r = reports.revenue_report(history, week())
+    r = reports.revenue_report(history, ANALYST, week())
     assert (r.previous.paid, r.previous.amount_cents, r.previous.created) == (1, 2000, 1)
     assert r.has_previous
 
@@ -126,14 +126,14 @@ def test_previous_period_of_the_same_length(history, pricing):
     ],
 )
 def test_each_filter(history, filters, paid, amount):
-    r = reports.revenue_report(history, filters)
+    r = reports.revenue_report(history, ANALYST, filters)
     assert (r.current.paid, r.current.amount_cents) == (paid, amount)
     assert int(r.series["revenue_cents"].sum()) == amount
 
 
 @pytest.mark.parametrize(("bucket", "period"), [("week", date(2026, 3, 2)), ("month", date(2026, 3, 1))])
 def test_buckets_add_days_up(history, bucket, period):
-    r = reports.revenue_report(history, week(bucket=bucket))
+    r = reports.revenue_report(history, ANALYST, week(bucket=bucket))
     assert set(r.series["period"]) == {period}
     assert int(r.series["revenue_cents"].sum()) == 63750
 
@@ -141,7 +141,7 @@ def test_buckets_add_days_up(history, bucket, period):
 def test_pricing_whatif_reprices_each_order_and_counts_refused_ones_as_lost(history, pricing):
     text = DEFAULT_PRICING_FILE.read_text().replace('fee_rate = "0.055"', 'fee_rate = "0.04"')
     proposal = parse_pricing(text.replace('min = "5.00"', 'min = "50.00"'))
-    frame = reports.pricing_whatif(history, week(), proposal).set_index("plan")
+    frame = reports.pricing_whatif(history, ANALYST, week(), proposal).set_index("plan")
     assert list(frame.index) == ["standard", "pro", "custom"]
     standard = frame.loc["standard"]
     assert (standard["orders"], standard["fee_now"], standard["fee_then"]) == (1, fee(10000, "stripe", pricing), 400)
@@ -196,7 +196,7 @@ def test_quick_ranges():
 
 
 def test_csv_is_the_table_with_exact_amounts_and_no_formulas(history):
-    r = reports.revenue_report(history, week())
+    r = reports.revenue_report(history, ANALYST, week())
     data = to_csv_bytes(reports.revenue_csv_rows(r.series))
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
     assert [(row["period"], row["total (USD)"], row["top-ups"]) for row in rows] == [
@@ -216,7 +216,7 @@ def test_totals_agree_with_paid_orders_and_invoices_on_demo_data(db, admin):
     filters = Filters(date(2025, 6, 1), date(2026, 6, 1), tz="Europe/Berlin")
     start, end = reports.utc_bounds(filters)
     with db.session() as s:
-        r = reports.revenue_report(s, filters)
+        r = reports.revenue_report(s, ANALYST, filters)
         paid = s.execute(
             select(
                 func.count(), func.sum(Order.amount_cents), func.sum(Order.fee_cents), func.sum(Order.total_cents)
@@ -281,7 +281,7 @@ def test_top_customers_are_exact_on_every_path(db, admin, monkeypatch):
         with db.session() as s:
             for first, last in spans:
                 calls.clear()
-                top, proved = reports.top_customers(s, first, last)
+                top, proved = reports.top_customers(s, ANALYST, first, last)
                 paths.add("grouped" if not proved else "lifetime" if calls["lifetime"] else "month")
                 got = [(r.email, r.topups, r.total_cents, r.amount_cents) for r in top.itertuples()]
                 assert got == _top_by_orders(s, first, last), (first, last, per_month, lifetime)

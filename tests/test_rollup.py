@@ -57,7 +57,7 @@ def open_order(session, admin, customer, pricing, gateway, at: datetime, amount=
     order = orders.create_order(
         session, admin, customer_id=customer.id, amount=amount, method=method, pricing=pricing, now=at
     )
-    payment = gateway.create_payment(orders.payment_request(session, order))
+    payment = gateway.create_payment(orders._payment_request(session, order))
     orders.attach_payment(session, admin, order.id, payment)
     return orders.get_order(session, order.id)
 

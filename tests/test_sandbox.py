@@ -9,11 +9,12 @@ from sqlalchemy import func, select
 
 from billing_core import orders
 from billing_core.access import Actor, Role
-from billing_core.errors import BillingError, InvalidAmount, PermissionDenied
+from billing_core.errors import BillingError, InvalidAmount, NotFound, PermissionDenied
 from billing_core.models import Invoice, LedgerEntry, Order, OrderStatus
 from billing_core.payments import PaymentState
 from billing_core.payments.simulated import Outcome
 from billing_core.sandbox import run_sandbox_topup, sandbox_snapshot
+from tests.helpers import ANALYST
 
 
 @pytest.fixture
@@ -101,10 +102,23 @@ def test_each_run_is_its_own_order_and_balances_add_up(db, settings, analyst, sa
 
 
 def test_a_real_customer_is_refused_and_nothing_is_created(db, settings, admin, real_customer):
-    with pytest.raises(BillingError, match="only tops up sandbox customers"):
+    with pytest.raises(NotFound, match="only works with sandbox customers") as refused:
         topup(db, admin, settings, real_customer, Outcome.SUCCEED)
+    assert real_customer.email not in str(refused.value)
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 0
+
+
+def test_the_snapshot_of_a_real_customer_is_refused_as_if_there_were_none(db, admin, real_customer):
+    with db.session() as s, pytest.raises(NotFound, match="no sandbox customer") as refused:
+        sandbox_snapshot(s, admin, real_customer.id)
+    assert real_customer.email not in str(refused.value)
+
+
+@pytest.mark.parametrize("role", [Role.SUPPORT, Role.FINANCE])
+def test_roles_without_the_simulator_may_not_read_a_sandbox_snapshot(db, sandbox_customer, role):
+    with db.session() as s, pytest.raises(PermissionDenied, match=f"The {role.value} role may not sandbox.run"):
+        sandbox_snapshot(s, Actor(f"{role.value}@company.test", role), sandbox_customer.id)
 
 
 def test_an_invalid_amount_is_refused_and_nothing_is_created(db, settings, analyst, sandbox_customer):
@@ -141,7 +155,7 @@ def test_snapshot_shows_balance_ledger_orders_with_invoices_and_audit_events(db,
     failed = topup(db, analyst, settings, sandbox_customer, Outcome.DECLINE, amount="20")
 
     with db.session() as s:
-        snap = sandbox_snapshot(s, sandbox_customer.id)
+        snap = sandbox_snapshot(s, ANALYST, sandbox_customer.id)
 
     assert snap.customer_email == "lin@sandbox.test"
     assert snap.balance == 10000
@@ -163,5 +177,5 @@ def test_snapshot_shows_balance_ledger_orders_with_invoices_and_audit_events(db,
 
 def test_snapshot_of_a_customer_without_orders_is_empty(db, sandbox_customer):
     with db.session() as s:
-        snap = sandbox_snapshot(s, sandbox_customer.id)
+        snap = sandbox_snapshot(s, ANALYST, sandbox_customer.id)
     assert (snap.balance, snap.ledger, snap.orders, snap.events) == (0, [], [], [])

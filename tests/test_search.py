@@ -7,7 +7,7 @@ from billing_core import demo, orders
 from billing_core.errors import BillingError
 from billing_core.models import Customer, Order, OrderStatus
 from billing_core.search import Cursor, OrderQuery, SearchError, count_matches, search_orders
-from tests.helpers import make_customer, make_order, paid
+from tests.helpers import SUPPORT, make_customer, make_order, paid
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -57,7 +57,7 @@ def of(shop, email, *which):
 def everything(session, query, page_size=4):
     rows, cursor = [], None
     while True:
-        page = search_orders(session, query, page_size=page_size, after=cursor)
+        page = search_orders(session, SUPPORT, query, page_size=page_size, after=cursor)
         rows += page.rows
         if page.next_cursor is None:
             return rows
@@ -66,14 +66,14 @@ def everything(session, query, page_size=4):
 
 def test_order_id_finds_exactly_that_order(session, shop):
     order = shop["zoya@example.com"][1]
-    page = search_orders(session, OrderQuery(text=f"  {order.public_id.upper()} "))
+    page = search_orders(session, SUPPORT, OrderQuery(text=f"  {order.public_id.upper()} "))
     assert ids(page) == {order.public_id}
     assert page.understood_as == "order id"
 
 
 def test_paid_order_row_carries_what_support_needs(session, shop):
     order = shop["elodie.martin@example.fr"][0]
-    (row,) = search_orders(session, OrderQuery(text=order.public_id)).rows
+    (row,) = search_orders(session, SUPPORT, OrderQuery(text=order.public_id)).rows
     assert (row.customer_email, row.customer_name, row.status) == ("elodie.martin@example.fr", "Élodie Martin", "paid")
     assert row.invoice_number and row.provider_ref == f"sim_pi_{order.public_id}"
     assert (row.amount_cents, row.fee_cents, row.total_cents, row.credits) == (
@@ -87,34 +87,34 @@ def test_paid_order_row_carries_what_support_needs(session, shop):
 
 def test_provider_reference_finds_its_order(session, shop):
     order = shop["wang.fang@example.cn"][0]
-    page = search_orders(session, OrderQuery(text=order.provider_ref))
+    page = search_orders(session, SUPPORT, OrderQuery(text=order.provider_ref))
     assert ids(page) == {order.public_id}
     assert page.understood_as == "provider reference"
 
 
 @pytest.mark.parametrize("ref", ["pi_3NotARealOne", "int_hk12345", "2026030122001412345678901234", "sim_pi_nope"])
 def test_unknown_provider_references_find_nothing(session, shop, ref):
-    page = search_orders(session, OrderQuery(text=ref))
+    page = search_orders(session, SUPPORT, OrderQuery(text=ref))
     assert page.rows == [] and page.understood_as == "provider reference"
 
 
 def test_customer_public_id_finds_their_orders(session, shop):
     customer = session.scalar(select(Customer).where(Customer.email == "ahmed@example.ae"))
-    page = search_orders(session, OrderQuery(text=customer.public_id))
+    page = search_orders(session, SUPPORT, OrderQuery(text=customer.public_id))
     assert ids(page) == of(shop, "ahmed@example.ae")
     assert page.understood_as == "customer id"
 
 
 def test_email_is_matched_whatever_its_case(session, shop):
-    page = search_orders(session, OrderQuery(text="ZOE.MUELLER@example.COM"))
+    page = search_orders(session, SUPPORT, OrderQuery(text="ZOE.MUELLER@example.COM"))
     assert ids(page) == of(shop, "zoe.mueller@example.com")
     assert page.understood_as == "email"
 
 
 def test_email_prefix_finds_every_customer_it_starts(session, shop):
-    page = search_orders(session, OrderQuery(text="ZO"), page_size=50)
+    page = search_orders(session, SUPPORT, OrderQuery(text="ZO"), page_size=50)
     assert ids(page) == of(shop, "zoya@example.com") | of(shop, "zoe.mueller@example.com") | of(shop, "zoi@example.gr")
-    assert search_orders(session, OrderQuery(text="zoya@exa")).understood_as == "email prefix"
+    assert search_orders(session, SUPPORT, OrderQuery(text="zoya@exa")).understood_as == "email prefix"
 
 
 @pytest.mark.parametrize(
@@ -132,14 +132,14 @@ def test_email_prefix_finds_every_customer_it_starts(session, shop):
     ],
 )
 def test_name_prefix_matches_any_script_case_insensitively(session, shop, typed, email):
-    page = search_orders(session, OrderQuery(text=typed))
+    page = search_orders(session, SUPPORT, OrderQuery(text=typed))
     assert ids(page) == of(shop, email)
     assert page.understood_as == "customer name or email prefix"
 
 
 def test_long_name_prefix_beyond_the_ranged_characters_is_still_exact(session, shop):
-    assert ids(search_orders(session, OrderQuery(text="emil eriksson"))) == of(shop, "emil@example.com")
-    assert search_orders(session, OrderQuery(text="emil erikssom")).rows == []
+    assert ids(search_orders(session, SUPPORT, OrderQuery(text="emil eriksson"))) == of(shop, "emil@example.com")
+    assert search_orders(session, SUPPORT, OrderQuery(text="emil erikssom")).rows == []
 
 
 def test_walking_every_page_returns_each_order_once_newest_first(session, shop):
@@ -186,18 +186,18 @@ def test_each_filter_narrows_and_they_combine(session, shop):
 
 def test_sandbox_orders_are_hidden_unless_asked_for(session, shop):
     sandbox_order = shop["sandy@example.com"][0].public_id
-    assert search_orders(session, OrderQuery(text="sandy")).rows == []
+    assert search_orders(session, SUPPORT, OrderQuery(text="sandy")).rows == []
     assert sandbox_order not in {r.public_id for r in everything(session, OrderQuery())}
-    shown = search_orders(session, OrderQuery(text="sandy", include_sandbox=True))
+    shown = search_orders(session, SUPPORT, OrderQuery(text="sandy", include_sandbox=True))
     assert ids(shown) == {sandbox_order} and shown.rows[0].sandbox
 
 
 def test_count_is_exact_below_the_cap_and_capped_above(session, shop):
-    assert count_matches(session, OrderQuery(text="zo")).label == "9"
-    assert count_matches(session, OrderQuery(statuses=["paid"])).value == len(PEOPLE)
-    capped = count_matches(session, OrderQuery(), limit=10)
+    assert count_matches(session, SUPPORT, OrderQuery(text="zo")).label == "9"
+    assert count_matches(session, SUPPORT, OrderQuery(statuses=["paid"])).value == len(PEOPLE)
+    capped = count_matches(session, SUPPORT, OrderQuery(), limit=10)
     assert (capped.value, capped.capped, capped.label) == (10, True, "10+")
-    assert count_matches(session, OrderQuery(text="nobody-here")).label == "0"
+    assert count_matches(session, SUPPORT, OrderQuery(text="nobody-here")).label == "0"
 
 
 HOSTILE = [
@@ -228,35 +228,35 @@ HOSTILE = [
 
 @pytest.mark.parametrize("typed", HOSTILE)
 def test_hostile_text_is_just_text(session, shop, typed):
-    page = search_orders(session, OrderQuery(text=typed))
-    assert page.rows == [] and count_matches(session, OrderQuery(text=typed)).value == 0
+    page = search_orders(session, SUPPORT, OrderQuery(text=typed))
+    assert page.rows == [] and count_matches(session, SUPPORT, OrderQuery(text=typed)).value == 0
     assert session.scalar(text("SELECT count(*) FROM orders")) == 3 * len(PEOPLE) + 1
 
 
 @pytest.mark.parametrize("typed", ["\x00", " ", "\ud800", "\t\r\n", "\x00" * 10_000])
 def test_text_that_is_nothing_once_cleaned_lists_all_orders(session, shop, typed):
-    page = search_orders(session, OrderQuery(text=typed))
+    page = search_orders(session, SUPPORT, OrderQuery(text=typed))
     assert page.understood_as == "all orders" and len(page.rows) == 3 * len(PEOPLE)
 
 
 def test_percent_and_underscore_are_literal_characters_in_names(session, shop):
-    assert ids(search_orders(session, OrderQuery(text="100% legit_"))) == of(shop, "legit@example.com")
-    assert search_orders(session, OrderQuery(text="100_")).rows == []
+    assert ids(search_orders(session, SUPPORT, OrderQuery(text="100% legit_"))) == of(shop, "legit@example.com")
+    assert search_orders(session, SUPPORT, OrderQuery(text="100_")).rows == []
 
 
 def test_control_characters_are_removed_and_reported(session, shop):
-    page = search_orders(session, OrderQuery(text="\x00зо\x00"))
+    page = search_orders(session, SUPPORT, OrderQuery(text="\x00зо\x00"))
     assert ids(page) == of(shop, "zoya@example.com")
     assert page.notes == ("Ignored 2 control or invalid characters.",)
-    assert ids(search_orders(session, OrderQuery(text="zoya\x00@example.com"))) == of(shop, "zoya@example.com")
+    assert ids(search_orders(session, SUPPORT, OrderQuery(text="zoya\x00@example.com"))) == of(shop, "zoya@example.com")
 
 
 def test_ten_thousand_characters_are_refused_with_a_message(session, shop):
     with pytest.raises(SearchError, match="10,000 characters") as refused:
-        search_orders(session, OrderQuery(text="a" * 10_000))
+        search_orders(session, SUPPORT, OrderQuery(text="a" * 10_000))
     assert isinstance(refused.value, BillingError)
     with pytest.raises(SearchError):
-        count_matches(session, OrderQuery(text="'" * 10_000))
+        count_matches(session, SUPPORT, OrderQuery(text="'" * 10_000))
 
 
 @pytest.mark.parametrize(
@@ -272,11 +272,11 @@ def test_ten_thousand_characters_are_refused_with_a_message(session, shop):
 )
 def test_impossible_filters_say_why(session, query, message):
     with pytest.raises(SearchError, match=message):
-        search_orders(session, query)
+        search_orders(session, SUPPORT, query)
 
 
 def test_a_cursor_from_the_last_page_continues_nowhere(session, shop):
-    page = search_orders(session, OrderQuery(), after=Cursor(T0 - timedelta(days=1), 1))
+    page = search_orders(session, SUPPORT, OrderQuery(), after=Cursor(T0 - timedelta(days=1), 1))
     assert page.rows == [] and page.next_cursor is None
 
 
@@ -354,9 +354,9 @@ def test_every_search_kind_uses_an_index(seeded, kind):
     }[kind]
 
     def run(session):
-        page = search_orders(session, query)
+        page = search_orders(session, SUPPORT, query)
         assert page.rows
-        second = search_orders(session, query, after=page.next_cursor) if page.next_cursor else None
+        second = search_orders(session, SUPPORT, query, after=page.next_cursor) if page.next_cursor else None
         assert second is None or not ids(second) & ids(page)
 
     plans = _plans_of(seeded, run)
@@ -366,7 +366,7 @@ def test_every_search_kind_uses_an_index(seeded, kind):
 
 
 def test_broad_name_prefix_walks_orders_newest_first_by_index(seeded):
-    plans = _plans_of(seeded, lambda session: search_orders(session, OrderQuery(text="j")))
+    plans = _plans_of(seeded, lambda session: search_orders(session, SUPPORT, OrderQuery(text="j")))
     plan = next(p for s, p in plans if "FROM orders" in s)
     assert not _full_scans(seeded, plan), plan
     assert "ix_orders_created_at" in plan

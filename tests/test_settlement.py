@@ -16,7 +16,7 @@ from billing_core.settlement import (
     parse_settlement,
     preview,
 )
-from tests.helpers import make_customer, make_order
+from tests.helpers import FINANCE, make_customer, make_order
 
 FIXTURES = Path(__file__).parent / "fixtures" / "settlements"
 AIRWALLEX = "airwallex_2026-11-20.csv"
@@ -144,7 +144,7 @@ def test_provider_other_than_airwallex_or_alipay_is_refused():
 
 
 def test_preview_matches_by_reference_and_by_order_id(session, airwallex_orders):
-    shown = preview(session, parse_settlement(fixture(AIRWALLEX), AIRWALLEX))
+    shown = preview(session, FINANCE, parse_settlement(fixture(AIRWALLEX), AIRWALLEX))
     assert verdicts(shown) == {
         2: Verdict.WILL_COMPLETE,  # order id and payment intent
         3: Verdict.WILL_COMPLETE,  # payment intent only
@@ -186,7 +186,7 @@ def test_importing_the_same_file_twice_changes_nothing(db, finance, settings, ai
     data = fixture(AIRWALLEX)
     apply(db, finance, settings, parse_settlement(data, AIRWALLEX))
     with db.session() as s:
-        shown = preview(s, parse_settlement(data, AIRWALLEX))
+        shown = preview(s, FINANCE, parse_settlement(data, AIRWALLEX))
         assert shown.counts[Verdict.WILL_COMPLETE] == 0
         assert shown.counts[Verdict.ALREADY_PAID] == 4
         assert shown.previously_imported.startswith("This file was already imported on ")
@@ -205,7 +205,7 @@ def test_alipay_rows_match_by_partner_transaction_id(db, session, admin, finance
     max_plan = order_as(session, admin, customer, pricing, "ord_6d8f0b2c4e5a7d91", "1500", "alipay")
     stripe_order = order_as(session, admin, customer, pricing, "ord_4b6d8f0a2c3e5b79", "100", "stripe")
     parsed = parse_settlement(fixture(ALIPAY), ALIPAY)
-    shown = preview(session, parsed)
+    shown = preview(session, FINANCE, parsed)
     assert verdicts(shown) == {
         2: Verdict.WILL_COMPLETE,
         3: Verdict.MISMATCH,
@@ -232,7 +232,7 @@ def test_support_may_not_import_a_settlement_file(db, support, settings, airwall
 
 def test_formula_cells_stay_text_and_are_defused_in_the_preview_csv(session, airwallex_orders):
     parsed = parse_settlement(fixture("airwallex_broken_rows.csv"), "broken.csv")
-    shown = preview(session, parsed)
+    shown = preview(session, FINANCE, parsed)
     line = next(line for line in shown.lines if line.line == 8)
     assert line.verdict is Verdict.NOT_FOUND
     assert line.order_public_id == '=HYPERLINK("http://evil.example/x","click")'
@@ -252,7 +252,7 @@ def test_a_row_whose_reference_and_order_id_disagree_is_a_mismatch(session, admi
         b"txn_2,ord_bbbbbbbbbbbbbbbb,,USD,20.70\n"
         b"txn_3,ord_bbbbbbbbbbbbbbbb,,USD,20.70\n"
     )
-    shown = preview(session, parse_settlement(data, "x.csv", provider=Method.AIRWALLEX))
+    shown = preview(session, FINANCE, parse_settlement(data, "x.csv", provider=Method.AIRWALLEX))
     assert "belongs to order ord_aaaaaaaaaaaaaaaa" in shown.lines[0].reason
     assert [line.verdict for line in shown.lines[1:]] == [Verdict.WILL_COMPLETE, Verdict.MISMATCH]
     assert shown.lines[2].reason == "line 3 already settles this order (paid twice?)"
@@ -273,7 +273,7 @@ def test_preview_queries_are_batched_not_one_per_row(db, session, admin, pricing
 
     event.listen(db.engine, "before_cursor_execute", seen)
     try:
-        shown = preview(session, parsed)
+        shown = preview(session, FINANCE, parsed)
     finally:
         event.remove(db.engine, "before_cursor_execute", seen)
     assert shown.counts[Verdict.NOT_FOUND] == 1200

@@ -132,6 +132,7 @@ def _ids(selection: dict) -> Select:
 
 def select_invoices(
     session: Session,
+    actor: Actor,
     *,
     since: date | str | None = None,
     until: date | str | None = None,
@@ -142,6 +143,7 @@ def select_invoices(
     numbers: Iterable[str] | None = None,
 ) -> Chosen:
     """Validate filters and count the matching invoices in the database; pasted numbers not found are listed."""
+    require(actor, Action.READ_BILLS)
     selection: dict = {}
     since_d, until_d = _as_date(since), _as_date(until)
     if since_d and until_d and since_d > until_d:
@@ -214,9 +216,16 @@ class DryRun:
 
 
 def dry_run(
-    session: Session, chosen: Chosen, *, sample: int = 20, workers: int = 2, settings: Settings | None = None
+    session: Session,
+    actor: Actor,
+    chosen: Chosen,
+    *,
+    sample: int = 20,
+    workers: int = 2,
+    settings: Settings | None = None,
 ) -> DryRun:
     """How many invoices, how many would come out different from their latest file, and how long it takes."""
+    require(actor, Action.READ_BILLS)
     settings = settings or Settings()
     ids = list(session.scalars(_ids(chosen.selection).limit(sample)))
     changed, seconds = 0, 0.0
@@ -335,11 +344,6 @@ def _items(session: Session, ids: list[int]) -> list[_Item]:
     return items
 
 
-def _actor_of(job: RegenerationJob) -> Actor:
-    """The job acts as whoever started it, in the role they started it with."""
-    return Actor(job.created_by, job.created_role, "regeneration job")
-
-
 def _chunks(reader: Session, selection: dict, job_id: int) -> Iterator[list[int]]:
     for page in _id_pages(reader, selection, job_id=job_id):
         reader.rollback()
@@ -349,6 +353,7 @@ def _chunks(reader: Session, selection: dict, job_id: int) -> Iterator[list[int]
 
 def run_job(
     database: Database,
+    actor: Actor,
     job_id: int,
     *,
     workers: int = 2,
@@ -361,7 +366,9 @@ def run_job(
     A pipeline: while the workers render and write one chunk, the main process reads the next
     chunk's invoices (plain facts that never change, so no lock is needed to read them early).
     Each chunk then takes its locks and version numbers, and records its rows, in one transaction.
+    ``actor`` is whoever runs or resumes it: the audit events name them.
     """
+    require(actor, Action.REGENERATE_INVOICES)
     settings = settings or Settings()
     root = storage.storage_root(settings)
     logo = str(settings.invoice_logo) if settings.invoice_logo else None
@@ -371,7 +378,7 @@ def run_job(
             raise NotFound(f"No regeneration job {job_id}.")
         if job.status != RegenerationStatus.RUNNING:
             raise StateConflict(f"Job {job_id} is {job.status.value}; only a running job can be run or resumed.")
-        selection, paper, reason, actor = job.selection, job.paper, job.reason, _actor_of(job)
+        selection, paper, reason = job.selection, job.paper, job.reason
         session.rollback()
     root.mkdir(parents=True, exist_ok=True)
     render._fonts()  # parsed before the workers fork, so they share the parsed tables
@@ -459,7 +466,7 @@ def _run_chunk(
 def _close(
     database: Database, job_id: int, status: RegenerationStatus, actor: Actor, root: Path, error: str | None = None
 ) -> RegenerationJob:
-    zip_path = write_zip(database, job_id, root) if status == RegenerationStatus.FINISHED else None
+    zip_path = write_zip(database, actor, job_id, root) if status == RegenerationStatus.FINISHED else None
     with database.session() as session, transaction(session):
         job = session.get(RegenerationJob, job_id)
         before = {"status": job.status.value, "done": job.done}
@@ -472,8 +479,9 @@ def _close(
     return job
 
 
-def write_zip(database: Database, job_id: int, root: Path) -> str:
+def write_zip(database: Database, actor: Actor, job_id: int, root: Path) -> str:
     """All files of the job in one ZIP, written file by file to a temp file and then moved into place."""
+    require(actor, Action.REGENERATE_INVOICES)
     relative = f"jobs/job-{job_id}.zip"
     target = root / relative
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -501,7 +509,8 @@ def write_zip(database: Database, job_id: int, root: Path) -> str:
     return relative
 
 
-def job_files(session: Session, job_id: int) -> list[InvoiceFile]:
+def job_files(session: Session, actor: Actor, job_id: int) -> list[InvoiceFile]:
+    require(actor, Action.READ_BILLS)
     return list(session.scalars(select(InvoiceFile).where(InvoiceFile.job_id == job_id).order_by(InvoiceFile.id)))
 
 
@@ -519,8 +528,9 @@ class VerifyReport:
         return not self.missing and not self.altered
 
 
-def verify(session: Session, chosen: Chosen | None = None, *, root: Path | None = None) -> VerifyReport:
+def verify(session: Session, actor: Actor, chosen: Chosen | None = None, *, root: Path | None = None) -> VerifyReport:
     """Re-hash every stored version of the selected invoices (all when no selection)."""
+    require(actor, Action.READ_BILLS)
     root = root or storage.storage_root()
     selection = chosen.selection if chosen else {}
     checked, missing, altered = 0, [], []
@@ -576,6 +586,8 @@ def cli_invoices(
     settings: Settings | None = None,
     out: Callable[[str], None] = print,
 ) -> int:
+    reads_only = args.invoices_command == "verify" or args.dry_run
+    require(actor, Action.READ_BILLS if reads_only else Action.REGENERATE_INVOICES)  # before migrating
     settings = settings or Settings()
     database = database or Database(settings.database_url)
     database.migrate()
@@ -585,6 +597,7 @@ def cli_invoices(
         if args.invoices_command == "verify" or not getattr(args, "resume", None):
             chosen = select_invoices(
                 session,
+                actor,
                 since=args.since,
                 until=args.until,
                 plans=args.plans,
@@ -596,7 +609,7 @@ def cli_invoices(
             for number in chosen.invalid_numbers:
                 out(f"not an invoice number: {number}")
         if args.invoices_command == "verify":
-            report = verify(session, chosen, root=root)
+            report = verify(session, actor, chosen, root=root)
             for path in report.missing:
                 out(f"MISSING {path}")
             for path in report.altered:
@@ -604,7 +617,7 @@ def cli_invoices(
             out(f"checked {report.checked} files: {len(report.missing)} missing, {len(report.altered)} altered")
             return 0 if report.ok else 1
         if args.dry_run:
-            result = dry_run(session, chosen, workers=args.workers, settings=settings)
+            result = dry_run(session, actor, chosen, workers=args.workers, settings=settings)
             out(
                 f"{result.count} invoices; {result.changed_in_sample} of {result.sampled} sampled would change "
                 f"(about {result.estimated_changed}); about {result.estimated_seconds:.1f} s"
@@ -622,7 +635,7 @@ def cli_invoices(
     def show(done: int, total: int) -> None:
         out(f"job {job_id}: {done}/{total}")
 
-    job = run_job(database, job_id, workers=args.workers, progress=show, settings=settings)
+    job = run_job(database, actor, job_id, workers=args.workers, progress=show, settings=settings)
     out(f"job {job_id} {job.status.value}: {job.done}/{job.total}; zip {root / job.zip_path if job.zip_path else '-'}")
     return 0
 
@@ -653,13 +666,16 @@ def _naive_render(doc: render.InvoiceDocument) -> bytes:
     return bytes(pdf.output())
 
 
+_BENCH_ACTOR = Actor("bench@localhost", Role.ADMIN, "benchmark")
+
+
 def invoice_rows(options) -> Iterable:
     """Batch regeneration end to end on a seeded SQLite database, beside the naive fpdf2 way."""
     from billing_core import demo
     from billing_core.bench import Row
 
     orders = min(getattr(options, "seed_orders", 3_000), 3_000)
-    actor = Actor("bench@localhost", Role.ADMIN, "benchmark")
+    actor = _BENCH_ACTOR
     with tempfile.TemporaryDirectory(prefix="billing-invoices-") as tmp:
         database = Database(f"sqlite:///{Path(tmp) / 'bench.db'}")
         settings = Settings(database_url=database.url, invoice_dir=Path(tmp) / "files")
@@ -667,7 +683,7 @@ def invoice_rows(options) -> Iterable:
             database.migrate()
             demo.seed(database, orders=orders, seed=3, actor=actor)
             with database.session() as session:
-                chosen = select_invoices(session)
+                chosen = select_invoices(session, actor)
                 sample = [
                     doc for _, doc in _documents(session, list(session.scalars(_ids(chosen.selection).limit(20))))
                 ]
@@ -698,15 +714,15 @@ def invoice_rows(options) -> Iterable:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m billing_core.invoices.batch DATABASE_URL STORAGE_DIR JOB_ID [--measure]``: run or
-    resume one job; with ``--measure``, then print its invoices, invoices per second and the workers'
-    peak RSS in MiB as one line of JSON (the benchmark's figures)."""
+    resume one job as the benchmark's actor; with ``--measure``, then print its invoices, invoices per
+    second and the workers' peak RSS in MiB as one line of JSON (the benchmark's figures)."""
     args = list(sys.argv[1:] if argv is None else argv)
     measure = "--measure" in args
     url, root, job_id = [a for a in args if a != "--measure"][:3]
     database = Database(url)
     try:
         start = time.perf_counter()
-        job = run_job(database, int(job_id), settings=Settings(database_url=url, invoice_dir=Path(root)))
+        job = run_job(database, _BENCH_ACTOR, int(job_id), settings=Settings(database_url=url, invoice_dir=Path(root)))
         elapsed = time.perf_counter() - start
     finally:
         database.dispose()

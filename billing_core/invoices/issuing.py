@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from billing_core import money
 from billing_core.config import Settings
-from billing_core.invoices.numbering import allocate_number, series_name
+from billing_core.invoices.numbering import _allocate_number, series_name
 from billing_core.models import Customer, Invoice, InvoiceKind, Order
 
 TEMPLATE_VERSION = "1"
@@ -43,12 +43,12 @@ def invoice_lines(order: Order, plan_name: str) -> list[dict]:
     ]
 
 
-def issue_invoice(session: Session, order: Order, customer: Customer, settings: Settings, plan_name: str) -> Invoice:
+def _issue_invoice(session: Session, order: Order, customer: Customer, settings: Settings, plan_name: str) -> Invoice:
     """Allocate the next number of the order's series and add the invoice to this transaction."""
     assert order.paid_at is not None, "an invoice is issued for a paid order"
     template = settings.sandbox_invoice_series if order.sandbox else settings.invoice_series
     series = series_name(template, order.paid_at)
-    sequence, number = allocate_number(session, series)
+    sequence, number = _allocate_number(session, series)
     invoice = Invoice(
         number=number,
         series=series,
@@ -88,7 +88,7 @@ def issue_credit_note(
     """
     template = settings.sandbox_credit_note_series if order.sandbox else settings.credit_note_series
     series = series_name(template, issued_at)
-    sequence, number = allocate_number(session, series)
+    sequence, number = _allocate_number(session, series)
     subtotal = money.from_decimal(money.to_decimal(amount_cents) * order.amount_cents / order.total_cents)
     fee = amount_cents - subtotal
     note = Invoice(

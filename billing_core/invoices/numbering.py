@@ -23,7 +23,7 @@ def format_number(series: str, sequence: int) -> str:
     return f"{series}-{sequence:06d}"
 
 
-def allocate_number(session: Session, series: str) -> tuple[int, str]:
+def _allocate_number(session: Session, series: str) -> tuple[int, str]:
     """Take the next number of ``series``: (sequence, printed number)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
