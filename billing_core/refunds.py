@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing_core import audit, money, rollup
@@ -198,12 +198,6 @@ def refunds_for(session: Session, actor: Actor, order_id: int) -> list[Refund]:
     require(actor, Action.VIEW_REFUNDS)
     stmt = select(Refund).where(Refund.order_id == order_id).order_by(Refund.created_at, Refund.id)
     return list(session.scalars(stmt))
-
-
-def pending_count(session: Session, actor: Actor, order_id: int) -> int:
-    require(actor, Action.VIEW_REFUNDS)
-    stmt = select(func.count()).where(Refund.order_id == order_id, Refund.status == RefundStatus.REQUESTED)
-    return int(session.scalar(stmt))
 
 
 # --- one refund: request, ask, record -------------------------------------------------------------

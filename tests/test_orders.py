@@ -133,13 +133,20 @@ def test_expired_order_paid_at_gateway_can_still_be_completed(session, admin, su
     assert done.balance == 50000
 
 
-@pytest.mark.parametrize("status", [OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.REFUNDED])
-def test_closed_orders_cannot_be_completed(session, admin, support, pricing, settings, status):
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (OrderStatus.FAILED, "is failed"),
+        (OrderStatus.CANCELLED, "is cancelled"),
+        (OrderStatus.REFUNDED, "is already paid.*refunded since"),  # one answer on every completion path
+    ],
+)
+def test_closed_orders_cannot_be_completed(session, admin, support, pricing, settings, status, says):
     customer = make_customer(session, admin)
     order = make_order(session, admin, customer, pricing)
     with session.begin():
         session.execute(update(Order).where(Order.id == order.id).values(status=status))
-    with pytest.raises(StateConflict, match=f"is {status.value}"):
+    with pytest.raises(StateConflict, match=says):
         orders.complete_order(session, support, order.id, settings=settings, reason="x", payment=paid(order))
 
 
