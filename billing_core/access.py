@@ -46,6 +46,7 @@ class Action(enum.StrEnum):
     REGENERATE_INVOICES = "invoices.regenerate"
     READ_AUDIT = "audit.read"
     REBUILD_REVENUE = "revenue.rebuild"
+    REVIEW_BILLS = "bills.review"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -72,6 +73,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     # Recomputing the revenue rollup from the orders changes no order, only derived figures: the
     # roles that open the Revenue page may (its first view builds it).
     Action.REBUILD_REVENUE: frozenset({Role.ANALYST, Role.FINANCE, Role.ADMIN}),
+    # Bills review (the Invoices page's counts, totals and checks): finance's reading of issued documents.
+    Action.REVIEW_BILLS: frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 # Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.

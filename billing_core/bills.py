@@ -26,6 +26,7 @@ from billing_core.errors import BillingError, NotFound
 from billing_core.exports import to_csv_bytes
 from billing_core.invoices import batch, storage
 from billing_core.models import (
+    BillsDaily,
     Customer,
     Invoice,
     InvoiceFile,
@@ -41,6 +42,7 @@ from billing_core.pricing import Method, PlanId
 
 INVOICED_STATUSES = (OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.PARTIALLY_REFUNDED)
 EXPORT_LIMIT = 100_000
+COUNT_CAP = 10_000  # filters the bills totals cannot answer are counted this far, never further
 EXPORT_COLUMNS = (
     "number", "kind", "issued_at_utc", "customer", "customer_email", "country", "plan", "method",
     "subtotal", "fee", "tax", "total", "currency", "order", "refers_to", "latest_file_version",
@@ -307,8 +309,60 @@ def _month(session: Session) -> ColumnElement[str]:
     return func.strftime("%Y-%m", Invoice.issued_at)
 
 
+def answered_by_totals(filters: DocumentFilters) -> bool:
+    """Whether the bills totals (per day, plan, method, kind, series, sandbox) hold the answer for ``filters``:
+    a customer, a buyer country or a number range are not among their dimensions."""
+    beyond = (filters.customer, filters.country, filters.number_from, filters.number_to)
+    return not any(value and value.strip() for value in beyond)
+
+
+def _rollup_totals(session: Session, filters: DocumentFilters) -> list[TotalRow]:
+    _conditions(session, filters)  # the same validation and messages as the list
+    where: list[ColumnElement[bool]] = []
+    if not filters.include_sandbox:
+        where.append(BillsDaily.sandbox.is_(False))
+    if filters.since:
+        where.append(BillsDaily.day >= filters.since)
+    if filters.until:
+        where.append(BillsDaily.day <= filters.until)
+    if filters.kind:
+        where.append(BillsDaily.kind == InvoiceKind(filters.kind))
+    if filters.plans:
+        where.append(BillsDaily.plan.in_([PlanId(p) for p in filters.plans]))
+    if filters.methods:
+        where.append(BillsDaily.method.in_([Method(m) for m in filters.methods]))
+    if session.get_bind().dialect.name == "postgresql":
+        month = func.to_char(BillsDaily.day, "YYYY-MM").label("month")
+    else:
+        month = func.substr(BillsDaily.day, 1, 7).label("month")
+    stmt = (
+        select(
+            month,
+            BillsDaily.plan,
+            func.sum(BillsDaily.documents),
+            func.sum(BillsDaily.subtotal_cents),
+            func.sum(BillsDaily.fee_cents),
+            func.sum(BillsDaily.tax_cents),
+            func.sum(BillsDaily.total_cents),
+        )
+        .where(*where)
+        .group_by(month, BillsDaily.plan)
+        .order_by(month.desc(), BillsDaily.plan)
+    )
+    return _total_rows(session, stmt)
+
+
+def _total_rows(session: Session, stmt: Select) -> list[TotalRow]:
+    """Rows of (month, plan, count, subtotal, fee, tax, total); PostgreSQL sums bigints as numeric."""
+    return [TotalRow(m, p.value, *(int(v) for v in sums)) for m, p, *sums in session.execute(stmt)]
+
+
 def totals(session: Session, filters: DocumentFilters) -> list[TotalRow]:
-    """Count and sums of the matching documents per UTC month and plan (credit notes count negative)."""
+    """Count and sums of the matching documents per UTC month and plan (credit notes count negative).
+
+    From the bills totals when they hold the answer (see ``answered_by_totals``), else from the documents."""
+    if answered_by_totals(filters):
+        return _rollup_totals(session, filters)
     month = _month(session).label("month")
     stmt = (
         select(
@@ -328,6 +382,65 @@ def totals(session: Session, filters: DocumentFilters) -> list[TotalRow]:
     return [
         TotalRow(m, p.value, n, int(s), int(f), int(t), int(tot)) for m, p, n, s, f, t, tot in session.execute(stmt)
     ]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the bills review shows above the list: how many documents match, and their totals.
+
+    ``capped``: more than ``documents`` match and counting them would mean reading them all (a filter the
+    bills totals cannot answer); then ``rows`` is None, because totals would need every one of them."""
+
+    documents: int
+    capped: bool
+    rows: list[TotalRow] | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.documents:,}+" if self.capped else f"{self.documents:,}"
+
+
+def summary(session: Session, actor: Actor, filters: DocumentFilters, cap: int = COUNT_CAP) -> Summary:
+    """Count and totals of the matching documents: from the bills totals for any filter they answer (a few
+    thousand rows whatever the number of documents), else from at most ``cap`` + 1 matching documents."""
+    require(actor, Action.REVIEW_BILLS)
+    if answered_by_totals(filters):
+        rows = _rollup_totals(session, filters)
+        return Summary(sum(r.documents for r in rows), False, rows)
+    month = _month(session).label("month")
+    matching = (
+        select(
+            month,
+            Order.plan.label("plan"),
+            Invoice.subtotal_cents,
+            Invoice.fee_cents,
+            Invoice.tax_cents,
+            Invoice.total_cents,
+        )
+        .join(Order, Order.id == Invoice.order_id)
+        .where(*_conditions(session, filters))
+        .limit(cap + 1)
+        .subquery()
+    )
+    found = session.scalar(select(func.count()).select_from(matching)) or 0
+    if found > cap:
+        return Summary(cap, True, None)
+    c = matching.c
+    stmt = (
+        select(
+            c.month,
+            c.plan,
+            func.count(),
+            func.sum(c.subtotal_cents),
+            func.sum(c.fee_cents),
+            func.sum(c.tax_cents),
+            func.sum(c.total_cents),
+        )
+        .group_by(c.month, c.plan)
+        .order_by(c.month.desc(), c.plan)
+    )
+    rows = _total_rows(session, stmt)
+    return Summary(found, False, rows)
 
 
 # --- checks ---------------------------------------------------------------------------------------

@@ -117,7 +117,8 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         database.dispose()
     print(
         f"rebuilt the revenue rollup from the orders of {database.describe()} for {', '.join(rebuilt.timezones)}: "
-        f"{rebuilt.daily_rows:,} daily rows in {rebuilt.seconds:.1f} s"
+        f"{rebuilt.daily_rows:,} daily rows, and the bills totals from the documents: {rebuilt.bills_rows:,} rows, "
+        f"in {rebuilt.seconds:.1f} s"
     )
     return 0
 
@@ -184,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rollup", help="the Revenue page's rollup")
     rollup_commands = p.add_subparsers(dest="rollup_command", required=True)
-    p = rollup_commands.add_parser("rebuild", help="recompute the revenue rollup from the orders (one transaction)")
+    p = rollup_commands.add_parser(
+        "rebuild", help="recompute the revenue rollup and the bills totals (one transaction)"
+    )
     p.add_argument("--timezones", help="comma-separated IANA zones to keep it for (default: the ones it has)")
     p.add_argument("--reason", default="command line", help="why, for the audit log")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")

@@ -488,3 +488,30 @@ class RevenueState(Base):
     version: Mapped[int]
     timezones: Mapped[str] = mapped_column(String(400))  # comma-separated IANA names the rollup is kept for
     built: Mapped[bool] = mapped_column(Boolean)  # rebuilt from orders at least once since it was created
+
+
+# --- bills review (billing_core.invoices.totals): kept in the transaction that issues each document ---
+
+
+class BillsDaily(Base):
+    """Issued invoices and credit notes per UTC day, plan, method, kind, series and sandbox flag.
+
+    Days rather than months, so any issue-date range the bills review takes is answered exactly;
+    a month is a sum of its days, and the rows grow with the days, not with the documents.
+    """
+
+    __tablename__ = "bills_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    plan: Mapped[PlanId] = mapped_column(_enum(PlanId), primary_key=True)
+    method: Mapped[Method] = mapped_column(_enum(Method), primary_key=True)
+    kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind), primary_key=True)
+    series: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sandbox: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    documents: Mapped[int]
+    subtotal_cents: Mapped[int]
+    fee_cents: Mapped[int]
+    tax_cents: Mapped[int]
+    total_cents: Mapped[int]
+
+    __table_args__ = {"sqlite_with_rowid": False}

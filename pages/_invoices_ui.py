@@ -12,7 +12,7 @@ from datetime import date, datetime
 import pandas as pd
 import streamlit as st
 
-from billing_core.bills import Check, DocumentFilters, DocumentRow, JobView, TotalRow
+from billing_core.bills import COUNT_CAP, Check, DocumentFilters, DocumentRow, JobView, Summary, TotalRow
 from billing_core.models import InvoiceFile, InvoiceKind
 from billing_core.money import format_cents
 from billing_core.pricing import Method, PlanId
@@ -137,6 +137,26 @@ def totals_frame(rows: Iterable[TotalRow]) -> pd.DataFrame:
         ],
         columns=["Month", "Plan", "Documents", "Subtotal", "Fees", "Tax", "Total"],
     )
+
+
+CAPPED_TOTALS = (
+    f"More than {COUNT_CAP:,} documents match a customer, country or number range filter, and totals by those "
+    "are not kept: narrow the filter, or drop it for totals by date, plan, method and kind."
+)
+
+
+def summary_metrics(summary: Summary) -> None:
+    """Documents, subtotal, fees and net total of the matching documents (totals unknown when capped)."""
+    documents, subtotal, fees, total = st.columns(4)
+    documents.metric("Documents", summary.label)
+    rows = summary.rows
+    if rows is None:
+        for column, label in ((subtotal, "Subtotal"), (fees, "Fees"), (total, "Net total")):
+            column.metric(label, "—", help=CAPPED_TOTALS)
+        return
+    subtotal.metric("Subtotal", format_cents(sum(r.subtotal_cents for r in rows)))
+    fees.metric("Fees", format_cents(sum(r.fee_cents for r in rows)))
+    total.metric("Net total", format_cents(sum(r.total_cents for r in rows)), help="Credit notes count negative.")
 
 
 def versions_frame(files: Iterable[InvoiceFile]) -> pd.DataFrame:

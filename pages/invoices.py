@@ -16,7 +16,6 @@ from billing_core.db import transaction
 from billing_core.errors import BillingError
 from billing_core.invoices import batch, storage
 from billing_core.models import RegenerationStatus
-from billing_core.money import format_cents
 from pages import _invoices_ui as ui
 from pages import _shared
 from pages._shared import PageContext, plain
@@ -59,19 +58,14 @@ def _review(ctx: PageContext) -> None:
     try:
         with ctx.database.session() as session:
             page = bills.list_documents(session, filters, PAGE_SIZE, cursors[-1])
-        count, sums = _summary(ctx.settings.database_url, filters)
+            summary = bills.summary(session, ctx.actor, filters)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
 
-    documents, subtotal, fees, total = st.columns(4)
-    documents.metric("Documents", f"{count:,}")
-    subtotal.metric("Subtotal", format_cents(sum(r.subtotal_cents for r in sums)))
-    fees.metric("Fees", format_cents(sum(r.fee_cents for r in sums)))
-    total.metric("Net total", format_cents(sum(r.total_cents for r in sums)), help="Credit notes count negative.")
-
+    ui.summary_metrics(summary)
     st.dataframe(ui.documents_frame(page.rows), hide_index=True, key="bills_table")
-    _pager(page, cursors, count)
+    _pager(page, cursors, summary.label)
     st.download_button(
         "Download CSV of all matching documents",
         data=lambda: _csv(ctx, filters),
@@ -79,20 +73,16 @@ def _review(ctx: PageContext) -> None:
         mime="text/csv",
         icon=":material/download:",
         key="bills_csv",
-        disabled=not count,
+        disabled=not page.rows,
     )
 
     st.subheader("Totals by month and plan")
-    st.dataframe(ui.totals_frame(sums), hide_index=True, key="bills_totals")
+    if summary.rows is None:
+        st.caption(ui.CAPPED_TOTALS)
+    else:
+        st.dataframe(ui.totals_frame(summary.rows), hide_index=True, key="bills_totals")
     if page.rows:
         _document(ctx, [r.number for r in page.rows])
-
-
-@st.cache_data(ttl=30, show_spinner="Totalling…")
-def _summary(database_url: str, filters: bills.DocumentFilters) -> tuple[int, list[bills.TotalRow]]:
-    """Count and totals scan every matching row: shared for half a minute instead of redone on each click."""
-    with _shared.database(database_url).session() as session:
-        return bills.count_documents(session, filters), bills.totals(session, filters)
 
 
 def _csv(ctx: PageContext, filters: bills.DocumentFilters) -> bytes:
@@ -100,14 +90,14 @@ def _csv(ctx: PageContext, filters: bills.DocumentFilters) -> bytes:
         return bills.documents_csv(session, filters)[0]
 
 
-def _pager(page: bills.DocumentPage, cursors: list, count: int) -> None:
+def _pager(page: bills.DocumentPage, cursors: list, count: str) -> None:
     first = (len(cursors) - 1) * PAGE_SIZE
     back, shown, forward = st.columns([1, 4, 1], vertical_alignment="center")
     if back.button("Previous page", key="bills_prev", disabled=len(cursors) == 1, icon=":material/chevron_left:"):
         cursors.pop()
         st.rerun()
     last = first + len(page.rows)
-    shown.caption(f"Showing {first + 1 if last else 0:,}–{last:,} of {count:,}, newest first")
+    shown.caption(f"Showing {first + 1 if last else 0:,}–{last:,} of {count}, newest first")
     if forward.button(
         "Next page", key="bills_next", disabled=page.next_cursor is None, icon=":material/chevron_right:"
     ):

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from billing_core import money
 from billing_core.config import Settings
+from billing_core.invoices import totals
 from billing_core.invoices.numbering import allocate_number, series_name
 from billing_core.models import Customer, Invoice, InvoiceKind, Order
 
@@ -44,7 +45,7 @@ def invoice_lines(order: Order, plan_name: str) -> list[dict]:
 
 
 def issue_invoice(session: Session, order: Order, customer: Customer, settings: Settings, plan_name: str) -> Invoice:
-    """Allocate the next number of the order's series and add the invoice to this transaction."""
+    """Allocate the next number of the order's series and add the invoice (and its bills totals) to this transaction."""
     assert order.paid_at is not None, "an invoice is issued for a paid order"
     template = settings.sandbox_invoice_series if order.sandbox else settings.invoice_series
     series = series_name(template, order.paid_at)
@@ -68,6 +69,7 @@ def issue_invoice(session: Session, order: Order, customer: Customer, settings: 
         sandbox=order.sandbox,
     )
     session.add(invoice)
+    totals.record(session, invoice, order)
     return invoice
 
 
@@ -118,4 +120,5 @@ def issue_credit_note(
         sandbox=order.sandbox,
     )
     session.add(note)
+    totals.record(session, note, order)
     return note
