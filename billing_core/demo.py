@@ -35,7 +35,7 @@ from billing_core.errors import BillingError, StateConflict
 from billing_core.invoices import totals as bills_totals
 from billing_core.invoices.issuing import TEMPLATE_VERSION
 from billing_core.invoices.numbering import format_number, series_name
-from billing_core.models import InvoiceKind, LedgerKind, OrderStatus, RevenueState, SimulatedStatus
+from billing_core.models import InvoiceKind, InvoiceSeries, LedgerKind, OrderStatus, RevenueState, SimulatedStatus
 from billing_core.pricing import Method, PlanId, Pricing, quote
 
 DATA_END = datetime(2026, 11, 27, tzinfo=UTC)
@@ -1905,15 +1905,17 @@ def seed(
 
 
 def _finish(conn: Connection, dialect: str, data: DemoData, zones: tuple[str, ...]) -> None:
-    """Invoice series, sequences and the rollup's state, after the rows."""
+    """Invoice series (each seeded one runs 1 .. next - 1, so its health is that), sequences and the
+    rollup's state, after the rows."""
     for series, next_number in data.series.items():
-        conn.exec_driver_sql(
-            "INSERT INTO invoice_series (series, next_number) VALUES (%(s)s, %(n)s) "
-            "ON CONFLICT (series) DO UPDATE SET next_number = excluded.next_number"
-            if dialect == "postgresql"
-            else "INSERT INTO invoice_series (series, next_number) VALUES (?, ?) "
-            "ON CONFLICT (series) DO UPDATE SET next_number = excluded.next_number",
-            {"s": series, "n": next_number} if dialect == "postgresql" else (series, next_number),
+        last = next_number - 1
+        conn.execute(
+            rollup._insert(dialect, InvoiceSeries.__table__)
+            .values(series=series, next_number=next_number, issued=last, first_number=1, last_number=last)
+            .on_conflict_do_update(
+                index_elements=["series"],
+                set_={"next_number": next_number, "issued": last, "first_number": 1, "last_number": last},
+            )
         )
     if dialect == "postgresql":
         for t in _ID_TABLES:

@@ -197,6 +197,11 @@ class InvoiceSeries(Base):
 
     series: Mapped[str] = mapped_column(String(40), primary_key=True)
     next_number: Mapped[int] = mapped_column(default=1)
+    # Series health, kept by the same UPDATE that takes a number (invoices.numbering): how many were
+    # taken, the first and the last. Gapless is issued == last - first + 1, first == 1, last == next - 1.
+    issued: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    first_number: Mapped[int | None]
+    last_number: Mapped[int | None]
 
 
 class Invoice(Base):
