@@ -47,6 +47,7 @@ class Action(enum.StrEnum):
     READ_AUDIT = "audit.read"
     REBUILD_REVENUE = "revenue.rebuild"
     REVIEW_BILLS = "bills.review"
+    CHECK_BILLS = "bills.check"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -75,6 +76,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.REBUILD_REVENUE: frozenset({Role.ANALYST, Role.FINANCE, Role.ADMIN}),
     # Bills review (the Invoices page's counts, totals and checks): finance's reading of issued documents.
     Action.REVIEW_BILLS: frozenset({Role.FINANCE, Role.ADMIN}),
+    Action.CHECK_BILLS: frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 # Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.

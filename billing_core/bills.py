@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -363,6 +363,10 @@ def totals(session: Session, filters: DocumentFilters) -> list[TotalRow]:
     From the bills totals when they hold the answer (see ``answered_by_totals``), else from the documents."""
     if answered_by_totals(filters):
         return _rollup_totals(session, filters)
+    return _scanned_totals(session, filters)
+
+
+def _scanned_totals(session: Session, filters: DocumentFilters) -> list[TotalRow]:
     month = _month(session).label("month")
     stmt = (
         select(
@@ -492,7 +496,8 @@ def _total_mismatch(session: Session, limit: int) -> Check:
 
 
 def _series_gaps(session: Session, limit: int) -> Check:
-    """Per series: numbers issued vs the highest vs distinct, the allocator's counter, and the holes (LAG)."""
+    """Per series: numbers issued vs the highest vs distinct, the allocator's counter and health, and the
+    holes (LAG)."""
     stats = session.execute(
         select(
             Invoice.series,
@@ -500,6 +505,10 @@ def _series_gaps(session: Session, limit: int) -> Check:
             func.count(func.distinct(Invoice.sequence)),
             func.max(Invoice.sequence),
             func.max(InvoiceSeries.next_number),
+            func.min(Invoice.sequence),
+            func.max(InvoiceSeries.issued),
+            func.max(InvoiceSeries.first_number),
+            func.max(InvoiceSeries.last_number),
         )
         .outerjoin(InvoiceSeries, InvoiceSeries.series == Invoice.series)
         .group_by(Invoice.series)
@@ -507,13 +516,19 @@ def _series_gaps(session: Session, limit: int) -> Check:
     ).all()
     problems: list[str] = []
     troubled = 0
-    for series, issued, distinct, highest, next_number in stats:
+    for series, issued, distinct, highest, next_number, lowest, *kept in stats:
         allocated = max(highest, (next_number or 1) - 1)
         repeats, missing = issued - distinct, allocated - distinct
         if repeats or missing:
             troubled += 1
             problems.append(
                 f"{series}: {issued:,} issued, highest {highest:,}, {missing:,} missing, {repeats:,} repeated"
+            )
+        elif tuple(kept) != (issued, lowest, highest):
+            troubled += 1
+            problems.append(
+                f"{series}: its health says {kept[0]:,} issued, {kept[1]}–{kept[2]}; "
+                f"stored are {issued:,}, {lowest}–{highest}"
             )
     if troubled:
         previous = func.lag(Invoice.sequence).over(partition_by=Invoice.series, order_by=Invoice.sequence)
@@ -526,7 +541,7 @@ def _series_gaps(session: Session, limit: int) -> Check:
         )
         for series, before, after in holes:
             problems.append(f"{series}: missing {_span(before + 1, after - 1)}")
-        for series, _, _, highest, next_number in stats:
+        for series, _, _, highest, next_number, *_ in stats:
             if next_number and next_number - 1 > highest:
                 problems.append(f"{series}: missing {_span(highest + 1, next_number - 1)} (allocated, not stored)")
         problems.extend(f"{s}: sequence {q} appears more than once" for s, q in _repeats(session, limit))
@@ -564,15 +579,57 @@ def _stored_files(session: Session, root: Path, sample: int) -> Check:
     return Check("Stored file altered or missing", len(bad), bad[:sample], message)
 
 
-def checks(session: Session, *, root: Path | None = None, limit: int = 10, file_sample: int = 200) -> list[Check]:
-    """Trouble flags for finance, each a bounded query: what is wrong, how often, and a few examples."""
-    root = root or storage.storage_root()
-    return [
-        _paid_without_invoice(session, limit),
-        _total_mismatch(session, limit),
-        _series_gaps(session, limit),
-        _stored_files(session, root, file_sample),
+def _totals_drift(session: Session, limit: int) -> Check:
+    """The bills totals kept by issuing, against the same sums over every document."""
+    everything = DocumentFilters(include_sandbox=True)
+    expected = {(t.month, t.plan): t for t in _scanned_totals(session, everything)}
+    kept = {(t.month, t.plan): t for t in _rollup_totals(session, everything)}
+    differing = sorted(k for k in expected.keys() | kept.keys() if expected.get(k) != kept.get(k))
+    examples = [
+        f"{key[0]} {key[1]}: kept {_described(kept.get(key))}, documents {_described(expected.get(key))}"
+        for key in differing[:limit]
     ]
+    message = (
+        "The bills totals equal the documents they count."
+        if not differing
+        else f"{len(differing):,} month and plan totals differ from their documents: run `rollup rebuild`."
+    )
+    return Check("Bills totals differ from the documents", len(differing), examples, message)
+
+
+def _described(row: TotalRow | None) -> str:
+    return "nothing" if row is None else f"{row.documents:,} documents, {money.format_cents(row.total_cents)}"
+
+
+CHECKS = ("paid without invoice", "total mismatch", "series", "bills totals", "stored files")
+
+
+def checks(
+    session: Session,
+    *,
+    root: Path | None = None,
+    limit: int = 10,
+    file_sample: int = 200,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Check]:
+    """The deep check: every order and document read, what is wrong, how often, and a few examples.
+
+    Seconds at a million orders: run it in the background (billing_core.bills_check), never on a page run.
+    ``progress(done, total)`` is called after each of the ``len(CHECKS)`` steps."""
+    root = root or storage.storage_root()
+    steps = (
+        lambda: _paid_without_invoice(session, limit),
+        lambda: _total_mismatch(session, limit),
+        lambda: _series_gaps(session, limit),
+        lambda: _totals_drift(session, limit),
+        lambda: _stored_files(session, root, file_sample),
+    )
+    found = []
+    for done, step in enumerate(steps, start=1):
+        found.append(step())
+        if progress:
+            progress(done, len(steps))
+    return found
 
 
 # --- one document ---------------------------------------------------------------------------------

@@ -130,6 +130,10 @@ def cmd_invoices(args: argparse.Namespace) -> int:
     settings = load_settings()
     database = Database(args.database_url or settings.database_url)
     try:
+        if args.invoices_command == "check":
+            from billing_core.bills_check import cli_check
+
+            return cli_check(database, cli_actor(args.actor), settings)
         return cli_invoices(args, cli_actor(args.actor), database=database, settings=settings)
     finally:
         database.dispose()
@@ -196,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from billing_core.invoices.batch import configure_parser
 
-    p = sub.add_parser("invoices", help="regenerate invoice PDFs in batches, or verify stored files")
+    p = sub.add_parser("invoices", help="regenerate invoice PDFs, verify stored files, deep-check the bills")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     configure_parser(p)

@@ -520,3 +520,25 @@ class BillsDaily(Base):
     total_cents: Mapped[int]
 
     __table_args__ = {"sqlite_with_rowid": False}
+
+
+class CheckStatus(enum.StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class InvoiceCheck(Base):
+    """One deep check of the bills (billing_core.bills_check): who ran it, when, how far it got, what it found."""
+
+    __tablename__ = "invoice_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_by: Mapped[str] = mapped_column(String(320))
+    status: Mapped[CheckStatus] = mapped_column(_enum(CheckStatus, 10), default=CheckStatus.RUNNING)
+    done: Mapped[int] = mapped_column(default=0)  # steps finished of ``total``
+    total: Mapped[int]
+    finished_at: Mapped[datetime | None]
+    result: Mapped[list | None] = mapped_column(JSON)  # one dict per check: name, count, examples, message
+    error: Mapped[str | None] = mapped_column(Text)

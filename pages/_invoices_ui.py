@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from billing_core.bills import COUNT_CAP, Check, DocumentFilters, DocumentRow, JobView, Summary, TotalRow
+from billing_core.bills_check import CheckRun
 from billing_core.models import InvoiceFile, InvoiceKind
 from billing_core.money import format_cents
 from billing_core.pricing import Method, PlanId
@@ -178,12 +179,28 @@ def versions_frame(files: Iterable[InvoiceFile]) -> pd.DataFrame:
     )
 
 
-def checks_summary(found: list[Check]) -> None:
+def checks_summary(found: list[Check], run: CheckRun | None) -> None:
+    """Green or red, and when and by whom the deep check behind the findings ran."""
     bad = [c for c in found if not c.ok]
     if bad:
         st.error(f"{len(bad)} of {len(found)} checks found trouble.", icon=":material/report:")
     else:
         st.success(f"All {len(found)} checks pass.", icon=":material/verified:")
+    if run is None:
+        st.caption(
+            "Number series are checked on every view. The other checks read every order and document: "
+            "Run deep check (or `python -m billing_core invoices check` from cron)."
+        )
+    else:
+        st.caption(
+            f"Number series as of now; the rest as the deep check of {_when(run.finished_at)} UTC by "
+            f"{plain(run.started_by)} found them."
+        )
+
+
+def check_progress(run: CheckRun) -> str:
+    started = f"started {_when(run.started_at)} UTC by {plain(run.started_by)}"
+    return f"Deep check {run.id} {started} · step {run.done} of {run.total}"
 
 
 def checks_tiles(found: list[Check]) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from billing_core import bills
+from billing_core import bills, bills_check
 from billing_core.db import transaction
 from billing_core.errors import BillingError
 from billing_core.invoices import batch, storage
-from billing_core.models import RegenerationStatus
+from billing_core.models import CheckStatus, RegenerationStatus
 from pages import _invoices_ui as ui
 from pages import _shared
 from pages._shared import PageContext, plain
@@ -24,7 +24,6 @@ PAGE_SIZE = 50
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 CURSORS_KEY = "bills_cursors"
 FILTERS_KEY = "bills_filters_seen"
-CHECKS_KEY = "bills_checks"
 DRY_KEY = "regen_dry_run"
 STARTED_KEY = "regen_started"
 VERIFY_KEY = "verify_report"
@@ -106,15 +105,42 @@ def _pager(page: bills.DocumentPage, cursors: list, count: str) -> None:
 
 
 def _checks(ctx: PageContext) -> None:
-    summary, again = st.columns([6, 1], vertical_alignment="center")
-    if again.button("Re-check", key="bills_checks_run", icon=":material/refresh:", width="stretch"):
-        st.session_state.pop(CHECKS_KEY, None)
-    if CHECKS_KEY not in st.session_state:
-        with st.spinner("Checking…"), ctx.database.session() as session:
-            st.session_state[CHECKS_KEY] = bills.checks(session, root=storage.storage_root(ctx.settings))
+    with ctx.database.session() as session:
+        running = (run := bills_check.latest(session, ctx.actor)) is not None and run.status == CheckStatus.RUNNING
+    st.fragment(_deep_check, run_every=2.0 if running else None)(ctx, running)
+
+
+def _deep_check(ctx: PageContext, was_running: bool) -> None:
+    """Series health (kept by numbering) on every run; the rest as the last deep check found it."""
+    with ctx.database.session() as session:
+        series = bills_check.series_check(session, ctx.actor)
+        run = bills_check.latest(session, ctx.actor)
+        shown = bills_check.last_finished(session, ctx.actor)
+    running = run is not None and run.status == CheckStatus.RUNNING
+    if was_running and not running:
+        st.rerun()  # the run ended: redraw the page once with its findings, without the polling
+    found = [series, *(shown.checks if shown else [])]
+    summary, again = st.columns([6, 1.3], vertical_alignment="center")
     with summary:
-        ui.checks_summary(st.session_state[CHECKS_KEY])
-    ui.checks_tiles(st.session_state[CHECKS_KEY])
+        ui.checks_summary(found, shown)
+    if again.button("Run deep check", key="bills_checks_run", icon=":material/manage_search:", disabled=running):
+        _start_deep_check(ctx)
+    if running:
+        st.progress(run.fraction, text=ui.check_progress(run))
+    elif run is not None and run.error:
+        st.error(f"The last deep check failed: {plain(run.error)}", icon=":material/error:")
+    ui.checks_tiles(found)
+
+
+def _start_deep_check(ctx: PageContext) -> None:
+    try:
+        with ctx.database.session() as session:
+            check_id = bills_check.start(session, ctx.actor)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return
+    bills_check.launch(ctx.settings, ctx.actor, check_id)  # the row says how it goes, whichever server asks
+    st.rerun()
 
 
 def _document(ctx: PageContext, numbers: list[str]) -> None:

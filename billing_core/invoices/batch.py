@@ -521,8 +521,9 @@ def verify(session: Session, chosen: Chosen | None = None, *, root: Path | None 
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``python -m billing_core invoices {regenerate,verify}``."""
+    """Arguments of ``python -m billing_core invoices {regenerate,verify,check}``."""
     sub = parser.add_subparsers(dest="invoices_command", required=True)
+    sub.add_parser("check", help="deep check of the bills (every order and document read); stores its result")
     for name in ("regenerate", "verify"):
         p = sub.add_parser(name)
         p.add_argument("--since", help="issued on or after YYYY-MM-DD")

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from billing_core import money
 from billing_core.config import Settings
+from billing_core.errors import BillingError
 from billing_core.invoices import totals
 from billing_core.invoices.numbering import allocate_number, series_name
 from billing_core.models import Customer, Invoice, InvoiceKind, Order
@@ -68,6 +69,12 @@ def issue_invoice(session: Session, order: Order, customer: Customer, settings: 
         template_version=TEMPLATE_VERSION,
         sandbox=order.sandbox,
     )
+    if invoice.subtotal_cents + invoice.fee_cents + invoice.tax_cents != order.total_cents:
+        # Raised inside the completion's transaction: the order is not marked paid without its invoice.
+        raise BillingError(
+            f"Order {order.public_id}: its amount and fee do not add up to its total, so it cannot be invoiced; "
+            "nothing was changed."
+        )
     session.add(invoice)
     totals.record(session, invoice, order)
     return invoice
