@@ -239,6 +239,7 @@ SUITES: dict[str, str] = {
     "reconcile": "billing_core.reconcile:reconcile_rows",
     "revenue": "billing_core.reports:revenue_rows",
     "invoices": "billing_core.invoices.batch:invoice_rows",
+    "pages": "pages._bench:page_rows",  # Streamlit AppTest: beside the pages, not in billing_core
 }
 
 

@@ -411,6 +411,14 @@ def summary(session: Session, actor: Actor, filters: DocumentFilters, cap: int =
     if answered_by_totals(filters):
         rows = _rollup_totals(session, filters)
         return Summary(sum(r.documents for r in rows), False, rows)
+    conditions = _conditions(session, filters)
+    # Counted first, reading no more than it must: the order only when a condition needs it.
+    counted = select(Invoice.id).where(*conditions)
+    if filters.plans or filters.methods or (filters.customer and filters.customer.strip()):
+        counted = counted.join(Order, Order.id == Invoice.order_id)
+    found = session.scalar(select(func.count()).select_from(counted.limit(cap + 1).subquery())) or 0
+    if found > cap:
+        return Summary(cap, True, None)
     month = _month(session).label("month")
     matching = (
         select(
@@ -422,13 +430,9 @@ def summary(session: Session, actor: Actor, filters: DocumentFilters, cap: int =
             Invoice.total_cents,
         )
         .join(Order, Order.id == Invoice.order_id)
-        .where(*_conditions(session, filters))
-        .limit(cap + 1)
+        .where(*conditions)
         .subquery()
     )
-    found = session.scalar(select(func.count()).select_from(matching)) or 0
-    if found > cap:
-        return Summary(cap, True, None)
     c = matching.c
     stmt = (
         select(
@@ -546,7 +550,9 @@ def _series_gaps(session: Session, limit: int) -> Check:
                 problems.append(f"{series}: missing {_span(highest + 1, next_number - 1)} (allocated, not stored)")
         problems.extend(f"{s}: sequence {q} appears more than once" for s, q in _repeats(session, limit))
     message = (
-        f"All {len(stats)} number series are gapless." if not troubled else f"{troubled} series have gaps or repeats."
+        f"The stored numbers of all {len(stats)} series are gapless."
+        if not troubled
+        else f"{troubled} series have gaps or repeats."
     )
     return Check("Gap or repeat in a number series", troubled, problems[: limit * 2], message)
 

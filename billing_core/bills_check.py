@@ -118,7 +118,11 @@ def series_check(session: Session, actor: Actor) -> bills.Check:
     """Every series' health as its allocator kept it: one row per series, so it is shown on every page run."""
     problems = [h.problem for h in numbering.series_health(session, actor) if h.problem]
     series = session.scalar(select(func.count()).select_from(InvoiceSeries)) or 0
-    message = f"All {series} number series are gapless." if not problems else f"{len(problems)} series have gaps."
+    message = (
+        f"All {series} number series are gapless as allocated."
+        if not problems
+        else f"{len(problems)} series have gaps."
+    )
     return bills.Check("Number series health", len(problems), problems, message)
 
 

@@ -238,6 +238,8 @@ class Invoice(Base):
             postgresql_where=text("kind = 'invoice'"),
         ),
         Index("ix_invoices_issued_at", "issued_at"),
+        # A customer's documents (and an order's credit notes): through their orders, by index.
+        Index("ix_invoices_order_id", "order_id"),
     )
 
 

@@ -185,7 +185,9 @@ def checks_summary(found: list[Check], run: CheckRun | None) -> None:
     if bad:
         st.error(f"{len(bad)} of {len(found)} checks found trouble.", icon=":material/report:")
     else:
-        st.success(f"All {len(found)} checks pass.", icon=":material/verified:")
+        st.success(
+            f"All {len(found)} checks pass." if len(found) > 1 else "The check passes.", icon=":material/verified:"
+        )
     if run is None:
         st.caption(
             "Number series are checked on every view. The other checks read every order and document: "

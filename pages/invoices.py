@@ -36,12 +36,13 @@ def render() -> None:
     review, regenerate, verify = st.tabs(
         [":material/fact_check: Bills review", ":material/autorenew: Batch regeneration", ":material/verified: Verify"]
     )
+    # Each tab is a fragment: a widget inside one reruns that tab alone, not the other two.
     with review:
-        _review(ctx)
+        st.fragment(_review)(ctx)
     with regenerate:
-        _regeneration(ctx)
+        st.fragment(_regeneration)(ctx)
     with verify:
-        _verify(ctx)
+        st.fragment(_verify)(ctx)
 
 
 # --- bills review ---------------------------------------------------------------------------------
@@ -90,18 +91,26 @@ def _csv(ctx: PageContext, filters: bills.DocumentFilters) -> bytes:
 
 
 def _pager(page: bills.DocumentPage, cursors: list, count: str) -> None:
+    """Previous and next move the cursor stack in their callbacks, before the (fragment) rerun reads it."""
     first = (len(cursors) - 1) * PAGE_SIZE
     back, shown, forward = st.columns([1, 4, 1], vertical_alignment="center")
-    if back.button("Previous page", key="bills_prev", disabled=len(cursors) == 1, icon=":material/chevron_left:"):
-        cursors.pop()
-        st.rerun()
+    back.button(
+        "Previous page",
+        key="bills_prev",
+        disabled=len(cursors) == 1,
+        icon=":material/chevron_left:",
+        on_click=cursors.pop,
+    )
     last = first + len(page.rows)
     shown.caption(f"Showing {first + 1 if last else 0:,}–{last:,} of {count}, newest first")
-    if forward.button(
-        "Next page", key="bills_next", disabled=page.next_cursor is None, icon=":material/chevron_right:"
-    ):
-        cursors.append(page.next_cursor)
-        st.rerun()
+    forward.button(
+        "Next page",
+        key="bills_next",
+        disabled=page.next_cursor is None,
+        icon=":material/chevron_right:",
+        on_click=cursors.append,
+        args=(page.next_cursor,),
+    )
 
 
 def _checks(ctx: PageContext) -> None:
