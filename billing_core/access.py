@@ -51,6 +51,7 @@ class Action(enum.StrEnum):
     READ_AUDIT = "audit.read"
     REBUILD_REVENUE = "revenue.rebuild"
     STORE_INVOICE_FILE = "invoices.store_file"
+    CHECK_BILLS = "bills.check"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -89,6 +90,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     # Storing an invoice's PDF (the issued copy at its first download, or a re-render): the roles
     # that open the Invoices page.
     Action.STORE_INVOICE_FILE: frozenset({Role.FINANCE, Role.ADMIN}),
+    # Running the deep check of the bills (a background scan whose result is stored and shown).
+    Action.CHECK_BILLS: frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 # Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -28,6 +28,7 @@ from billing_core.errors import BillingError, NotFound
 from billing_core.exports import to_csv_bytes
 from billing_core.invoices import batch, storage
 from billing_core.models import (
+    BillsDaily,
     Customer,
     Invoice,
     InvoiceFile,
@@ -44,6 +45,7 @@ from billing_core.pricing import Method, PlanId
 INVOICED_STATUSES = (OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.PARTIALLY_REFUNDED)
 EXPORT_LIMIT = 100_000
 NUMBER_MAX_CHARS = 60  # invoices.number
+COUNT_CAP = 10_000  # filters the bills totals cannot answer are counted this far, never further
 EXPORT_COLUMNS = (
     "number", "kind", "issued_at_utc", "customer", "customer_email", "country", "plan", "method",
     "subtotal", "fee", "tax", "total", "currency", "order", "refers_to", "latest_file_version",
@@ -324,9 +326,65 @@ def _month(session: Session) -> ColumnElement[str]:
     return func.strftime("%Y-%m", Invoice.issued_at)
 
 
+def answered_by_totals(filters: DocumentFilters) -> bool:
+    """Whether the bills totals (per day, plan, method, kind, series, sandbox) hold the answer for ``filters``:
+    a customer, a buyer country or a number range are not among their dimensions."""
+    beyond = (filters.customer, filters.country, filters.number_from, filters.number_to)
+    return not any(value and value.strip() for value in beyond)
+
+
+def _rollup_totals(session: Session, filters: DocumentFilters) -> list[TotalRow]:
+    _conditions(session, filters)  # the same validation and messages as the list
+    where: list[ColumnElement[bool]] = []
+    if not filters.include_sandbox:
+        where.append(BillsDaily.sandbox.is_(False))
+    if filters.since:
+        where.append(BillsDaily.day >= filters.since)
+    if filters.until:
+        where.append(BillsDaily.day <= filters.until)
+    if filters.kind:
+        where.append(BillsDaily.kind == InvoiceKind(filters.kind))
+    if filters.plans:
+        where.append(BillsDaily.plan.in_([PlanId(p) for p in filters.plans]))
+    if filters.methods:
+        where.append(BillsDaily.method.in_([Method(m) for m in filters.methods]))
+    if session.get_bind().dialect.name == "postgresql":
+        month = func.to_char(BillsDaily.day, "YYYY-MM").label("month")
+    else:
+        month = func.substr(BillsDaily.day, 1, 7).label("month")
+    stmt = (
+        select(
+            month,
+            BillsDaily.plan,
+            func.sum(BillsDaily.documents),
+            func.sum(BillsDaily.subtotal_cents),
+            func.sum(BillsDaily.fee_cents),
+            func.sum(BillsDaily.tax_cents),
+            func.sum(BillsDaily.total_cents),
+        )
+        .where(*where)
+        .group_by(month, BillsDaily.plan)
+        .order_by(month.desc(), BillsDaily.plan)
+    )
+    return _total_rows(session, stmt)
+
+
+def _total_rows(session: Session, stmt: Select) -> list[TotalRow]:
+    """Rows of (month, plan, count, subtotal, fee, tax, total); PostgreSQL sums bigints as numeric."""
+    return [TotalRow(m, p.value, *(int(v) for v in sums)) for m, p, *sums in session.execute(stmt)]
+
+
 def totals(session: Session, actor: Actor, filters: DocumentFilters) -> list[TotalRow]:
-    """Count and sums of the matching documents per UTC month and plan (credit notes count negative)."""
+    """Count and sums of the matching documents per UTC month and plan (credit notes count negative).
+
+    From the bills totals when they hold the answer (see ``answered_by_totals``), else from the documents."""
     require(actor, Action.READ_BILLS)
+    if answered_by_totals(filters):
+        return _rollup_totals(session, filters)
+    return _scanned_totals(session, filters)
+
+
+def _scanned_totals(session: Session, filters: DocumentFilters) -> list[TotalRow]:
     month = _month(session).label("month")
     stmt = (
         select(
@@ -346,6 +404,69 @@ def totals(session: Session, actor: Actor, filters: DocumentFilters) -> list[Tot
     return [
         TotalRow(m, p.value, n, int(s), int(f), int(t), int(tot)) for m, p, n, s, f, t, tot in session.execute(stmt)
     ]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the bills review shows above the list: how many documents match, and their totals.
+
+    ``capped``: more than ``documents`` match and counting them would mean reading them all (a filter the
+    bills totals cannot answer); then ``rows`` is None, because totals would need every one of them."""
+
+    documents: int
+    capped: bool
+    rows: list[TotalRow] | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.documents:,}+" if self.capped else f"{self.documents:,}"
+
+
+def summary(session: Session, actor: Actor, filters: DocumentFilters, cap: int = COUNT_CAP) -> Summary:
+    """Count and totals of the matching documents: from the bills totals for any filter they answer (a few
+    thousand rows whatever the number of documents), else from at most ``cap`` + 1 matching documents."""
+    require(actor, Action.READ_BILLS)
+    if answered_by_totals(filters):
+        rows = _rollup_totals(session, filters)
+        return Summary(sum(r.documents for r in rows), False, rows)
+    conditions = _conditions(session, filters)
+    # Counted first, reading no more than it must: the order only when a condition needs it.
+    counted = select(Invoice.id).where(*conditions)
+    if filters.plans or filters.methods or (filters.customer and filters.customer.strip()):
+        counted = counted.join(Order, Order.id == Invoice.order_id)
+    found = session.scalar(select(func.count()).select_from(counted.limit(cap + 1).subquery())) or 0
+    if found > cap:
+        return Summary(cap, True, None)
+    month = _month(session).label("month")
+    matching = (
+        select(
+            month,
+            Order.plan.label("plan"),
+            Invoice.subtotal_cents,
+            Invoice.fee_cents,
+            Invoice.tax_cents,
+            Invoice.total_cents,
+        )
+        .join(Order, Order.id == Invoice.order_id)
+        .where(*conditions)
+        .subquery()
+    )
+    c = matching.c
+    stmt = (
+        select(
+            c.month,
+            c.plan,
+            func.count(),
+            func.sum(c.subtotal_cents),
+            func.sum(c.fee_cents),
+            func.sum(c.tax_cents),
+            func.sum(c.total_cents),
+        )
+        .group_by(c.month, c.plan)
+        .order_by(c.month.desc(), c.plan)
+    )
+    rows = _total_rows(session, stmt)
+    return Summary(found, False, rows)
 
 
 # --- checks ---------------------------------------------------------------------------------------
@@ -397,7 +518,8 @@ def _total_mismatch(session: Session, limit: int) -> Check:
 
 
 def _series_gaps(session: Session, limit: int) -> Check:
-    """Per series: numbers issued vs the highest vs distinct, the allocator's counter, and the holes (LAG)."""
+    """Per series: numbers issued vs the highest vs distinct, the allocator's counter and health, and the
+    holes (LAG)."""
     stats = session.execute(
         select(
             Invoice.series,
@@ -405,6 +527,10 @@ def _series_gaps(session: Session, limit: int) -> Check:
             func.count(func.distinct(Invoice.sequence)),
             func.max(Invoice.sequence),
             func.max(InvoiceSeries.next_number),
+            func.min(Invoice.sequence),
+            func.max(InvoiceSeries.issued),
+            func.max(InvoiceSeries.first_number),
+            func.max(InvoiceSeries.last_number),
         )
         .outerjoin(InvoiceSeries, InvoiceSeries.series == Invoice.series)
         .group_by(Invoice.series)
@@ -412,13 +538,19 @@ def _series_gaps(session: Session, limit: int) -> Check:
     ).all()
     problems: list[str] = []
     troubled = 0
-    for series, issued, distinct, highest, next_number in stats:
+    for series, issued, distinct, highest, next_number, lowest, *kept in stats:
         allocated = max(highest, (next_number or 1) - 1)
         repeats, missing = issued - distinct, allocated - distinct
         if repeats or missing:
             troubled += 1
             problems.append(
                 f"{series}: {issued:,} issued, highest {highest:,}, {missing:,} missing, {repeats:,} repeated"
+            )
+        elif tuple(kept) != (issued, lowest, highest):
+            troubled += 1
+            problems.append(
+                f"{series}: its health says {kept[0]:,} issued, {kept[1]}–{kept[2]}; "
+                f"stored are {issued:,}, {lowest}–{highest}"
             )
     if troubled:
         previous = func.lag(Invoice.sequence).over(partition_by=Invoice.series, order_by=Invoice.sequence)
@@ -431,12 +563,14 @@ def _series_gaps(session: Session, limit: int) -> Check:
         )
         for series, before, after in holes:
             problems.append(f"{series}: missing {_span(before + 1, after - 1)}")
-        for series, _, _, highest, next_number in stats:
+        for series, _, _, highest, next_number, *_ in stats:
             if next_number and next_number - 1 > highest:
                 problems.append(f"{series}: missing {_span(highest + 1, next_number - 1)} (allocated, not stored)")
         problems.extend(f"{s}: sequence {q} appears more than once" for s, q in _repeats(session, limit))
     message = (
-        f"All {len(stats)} number series are gapless." if not troubled else f"{troubled} series have gaps or repeats."
+        f"The stored numbers of all {len(stats)} series are gapless."
+        if not troubled
+        else f"{troubled} series have gaps or repeats."
     )
     return Check("Gap or repeat in a number series", troubled, problems[: limit * 2], message)
 
@@ -469,18 +603,59 @@ def _stored_files(session: Session, actor: Actor, root: Path, sample: int) -> Ch
     return Check("Stored file altered or missing", len(bad), bad[:sample], message)
 
 
-def checks(
-    session: Session, actor: Actor, *, root: Path | None = None, limit: int = 10, file_sample: int = 200
-) -> list[Check]:
-    """Trouble flags for finance, each a bounded query: what is wrong, how often, and a few examples."""
-    require(actor, Action.READ_BILLS)
-    root = root or storage.storage_root()
-    return [
-        _paid_without_invoice(session, limit),
-        _total_mismatch(session, limit),
-        _series_gaps(session, limit),
-        _stored_files(session, actor, root, file_sample),
+def _totals_drift(session: Session, limit: int) -> Check:
+    """The bills totals kept by issuing, against the same sums over every document."""
+    everything = DocumentFilters(include_sandbox=True)
+    expected = {(t.month, t.plan): t for t in _scanned_totals(session, everything)}
+    kept = {(t.month, t.plan): t for t in _rollup_totals(session, everything)}
+    differing = sorted(k for k in expected.keys() | kept.keys() if expected.get(k) != kept.get(k))
+    examples = [
+        f"{key[0]} {key[1]}: kept {_described(kept.get(key))}, documents {_described(expected.get(key))}"
+        for key in differing[:limit]
     ]
+    message = (
+        "The bills totals equal the documents they count."
+        if not differing
+        else f"{len(differing):,} month and plan totals differ from their documents: run `rollup rebuild`."
+    )
+    return Check("Bills totals differ from the documents", len(differing), examples, message)
+
+
+def _described(row: TotalRow | None) -> str:
+    return "nothing" if row is None else f"{row.documents:,} documents, {money.format_cents(row.total_cents)}"
+
+
+CHECKS = ("paid without invoice", "total mismatch", "series", "bills totals", "stored files")
+
+
+def checks(
+    session: Session,
+    actor: Actor,
+    *,
+    root: Path | None = None,
+    limit: int = 10,
+    file_sample: int = 200,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Check]:
+    """The deep check: every order and document read, what is wrong, how often, and a few examples.
+
+    Seconds at a million orders: run it in the background (billing_core.bills_check), never on a page run.
+    ``progress(done, total)`` is called after each of the ``len(CHECKS)`` steps."""
+    require(actor, Action.CHECK_BILLS)
+    root = root or storage.storage_root()
+    steps = (
+        lambda: _paid_without_invoice(session, limit),
+        lambda: _total_mismatch(session, limit),
+        lambda: _series_gaps(session, limit),
+        lambda: _totals_drift(session, limit),
+        lambda: _stored_files(session, actor, root, file_sample),
+    )
+    found = []
+    for done, step in enumerate(steps, start=1):
+        found.append(step())
+        if progress:
+            progress(done, len(steps))
+    return found
 
 
 # --- one document ---------------------------------------------------------------------------------

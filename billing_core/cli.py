@@ -123,7 +123,8 @@ def cmd_rollup(args: argparse.Namespace) -> int:
         database.dispose()
     print(
         f"rebuilt the revenue rollup from the orders of {database.describe()} for {', '.join(rebuilt.timezones)}: "
-        f"{rebuilt.daily_rows:,} daily rows in {rebuilt.seconds:.1f} s"
+        f"{rebuilt.daily_rows:,} daily rows, and the bills totals from the documents: {rebuilt.bills_rows:,} rows, "
+        f"in {rebuilt.seconds:.1f} s"
     )
     return 0
 
@@ -135,6 +136,10 @@ def cmd_invoices(args: argparse.Namespace) -> int:
     settings = load_settings()
     database = Database(args.database_url or settings.database_url)
     try:
+        if args.invoices_command == "check":
+            from billing_core.bills_check import cli_check
+
+            return cli_check(database, cli_actor(args.actor), settings)
         return cli_invoices(args, cli_actor(args.actor), database=database, settings=settings)
     finally:
         database.dispose()
@@ -200,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rollup", help="the Revenue page's rollup")
     rollup_commands = p.add_subparsers(dest="rollup_command", required=True)
-    p = rollup_commands.add_parser("rebuild", help="recompute the revenue rollup from the orders (one transaction)")
+    p = rollup_commands.add_parser(
+        "rebuild", help="recompute the revenue rollup and the bills totals (one transaction)"
+    )
     p.add_argument("--timezones", help="comma-separated IANA zones to keep it for (default: the ones it has)")
     p.add_argument("--reason", default="command line", help="why, for the audit log")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
@@ -209,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from billing_core.invoices.batch import configure_parser
 
-    p = sub.add_parser("invoices", help="regenerate invoice PDFs in batches, or verify stored files")
+    p = sub.add_parser("invoices", help="regenerate invoice PDFs, verify stored files, deep-check the bills")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     configure_parser(p)

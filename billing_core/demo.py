@@ -32,9 +32,18 @@ from billing_core.access import Action, Actor, require
 from billing_core.config import Settings
 from billing_core.db import Database
 from billing_core.errors import BillingError, StateConflict
+from billing_core.invoices import totals as bills_totals
 from billing_core.invoices.issuing import TEMPLATE_VERSION
 from billing_core.invoices.numbering import format_number, series_name
-from billing_core.models import InvoiceKind, LedgerKind, OrderStatus, RefundStatus, RevenueState, SimulatedStatus
+from billing_core.models import (
+    InvoiceKind,
+    InvoiceSeries,
+    LedgerKind,
+    OrderStatus,
+    RefundStatus,
+    RevenueState,
+    SimulatedStatus,
+)
 from billing_core.pricing import Method, PlanId, Pricing, quote
 
 DATA_END = datetime(2026, 11, 27, tzinfo=UTC)
@@ -1134,6 +1143,7 @@ def generate_stream(
         facts={
             "customer_of": customer_of,
             "customer_id_offset": offsets.get("customers", 0),
+            "order_id_offset": offsets.get("orders", 0),
             "countries": customers.columns["country"],
             "plan": plan_index,
             "method": method_index,
@@ -1509,6 +1519,54 @@ def rollup_tables(data: DemoData, zones: tuple[str, ...]) -> list[Table]:
     ]
 
 
+def bills_table(data: DemoData) -> Table:
+    """bills_daily for the seeded documents, exactly as invoices.totals.rebuild computes it from the stored
+    rows, in primary-key order (day, plan, method, kind, series; seeded documents are never sandbox)."""
+    f = data.facts
+    assert f is not None
+    columns = data.invoices.columns
+    row = np.asarray(columns["order_id"]) - f["order_id_offset"] - 1
+    plan_values = [p.value for p in PlanId]
+    plan = np.argsort(np.argsort(plan_values))[f["plan"][row]]
+    method_values = [m.value for m in _METHODS]
+    method = np.argsort(np.argsort(method_values))[f["method"][row]]
+    kinds = columns["kind"]
+    kind_names = sorted(k.value for k in InvoiceKind)
+    if isinstance(kinds, Same):
+        kind = np.full(len(row), kind_names.index(kinds.value), dtype=np.int64)
+    else:
+        kind = (np.array(kinds, dtype=object) == kind_names[1]).astype(np.int64)
+    series_names, series = np.unique(np.array(columns["series"], dtype=str), return_inverse=True)
+    day = np.asarray(columns["issued_at"]) // _DAY_US
+    key = (((day * 8 + plan) * 4 + method) * 2 + kind) * len(series_names) + series
+    unique, inverse = np.unique(key, return_inverse=True)
+    series_rank, k = unique % len(series_names), unique // len(series_names)
+    kind_rank, k = k % 2, k // 2
+    method_rank, k = k % 4, k // 4
+    plan_rank, days = k % 8, k // 8
+
+    def summed(name: str) -> np.ndarray:
+        values = columns[name]
+        if isinstance(values, Same):
+            return int(values.value) * np.bincount(inverse, minlength=len(unique)).astype(np.int64)
+        return np.bincount(inverse, np.asarray(values).astype(np.float64), len(unique)).astype(np.int64)
+
+    return Table(
+        "bills_daily",
+        {
+            "day": np.datetime_as_string(days.astype("datetime64[D]"), unit="D").astype(object),
+            "plan": np.array(sorted(plan_values), dtype=object)[plan_rank],
+            "method": np.array(sorted(method_values), dtype=object)[method_rank],
+            "kind": np.array(kind_names, dtype=object)[kind_rank],
+            "series": series_names.astype(object)[series_rank],
+            "sandbox": Same(False),
+            "documents": np.bincount(inverse, minlength=len(unique)).astype(np.int64),
+            **{m: summed(m) for m in ("subtotal_cents", "fee_cents", "tax_cents", "total_cents")},
+        },
+        booleans=frozenset({"sandbox"}),
+    )
+
+
 # --- loading -------------------------------------------------------------------------------------
 
 _TABLES = (
@@ -1521,8 +1579,9 @@ _TABLES = (
     "customer_monthly",
     "customer_totals",
 )
-# The revenue rollup (billing_core.rollup): the seed writes it with the orders, so it is never stale.
-_ROLLUP_TABLES = rollup.TABLES
+# The revenue rollup (billing_core.rollup) and the bills totals (billing_core.invoices.totals): the
+# seed writes them with the orders, so they are never stale.
+_ROLLUP_TABLES = (*rollup.TABLES, bills_totals.TABLE)
 _ID_TABLES = ("customers", "orders", "ledger_entries", "invoices", "refunds")
 # Children before parents; on SQLite, tables a migration has not made yet are skipped.
 _WIPE_ORDER = (
@@ -1818,7 +1877,7 @@ def seed(
                             written += len(item)
                         # Computed while the writer is still busy with the tables above.
                         with profile.section("rollup: compute"):
-                            rollups = rollup_tables(data, zones)
+                            rollups = [*rollup_tables(data, zones), bills_table(data)]
                         loader.total = written + sum(len(t) for t in rollups)
                         for table in rollups:
                             loader.load(table, indexes.get(table.name, []))
@@ -1862,15 +1921,17 @@ def seed(
 
 
 def _finish(conn: Connection, dialect: str, data: DemoData, zones: tuple[str, ...]) -> None:
-    """Invoice series, sequences and the rollup's state, after the rows."""
+    """Invoice series (each seeded one runs 1 .. next - 1, so its health is that), sequences and the
+    rollup's state, after the rows."""
     for series, next_number in data.series.items():
-        conn.exec_driver_sql(
-            "INSERT INTO invoice_series (series, next_number) VALUES (%(s)s, %(n)s) "
-            "ON CONFLICT (series) DO UPDATE SET next_number = excluded.next_number"
-            if dialect == "postgresql"
-            else "INSERT INTO invoice_series (series, next_number) VALUES (?, ?) "
-            "ON CONFLICT (series) DO UPDATE SET next_number = excluded.next_number",
-            {"s": series, "n": next_number} if dialect == "postgresql" else (series, next_number),
+        last = next_number - 1
+        conn.execute(
+            rollup._insert(dialect, InvoiceSeries.__table__)
+            .values(series=series, next_number=next_number, issued=last, first_number=1, last_number=last)
+            .on_conflict_do_update(
+                index_elements=["series"],
+                set_={"next_number": next_number, "issued": last, "first_number": 1, "last_number": last},
+            )
         )
     if dialect == "postgresql":
         for t in _ID_TABLES:

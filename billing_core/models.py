@@ -208,6 +208,11 @@ class InvoiceSeries(Base):
 
     series: Mapped[str] = mapped_column(String(40), primary_key=True)
     next_number: Mapped[int] = mapped_column(default=1)
+    # Series health, kept by the same UPDATE that takes a number (invoices.numbering): how many were
+    # taken, the first and the last. Gapless is issued == last - first + 1, first == 1, last == next - 1.
+    issued: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    first_number: Mapped[int | None]
+    last_number: Mapped[int | None]
 
 
 class Invoice(Base):
@@ -244,6 +249,8 @@ class Invoice(Base):
             postgresql_where=text("kind = 'invoice'"),
         ),
         Index("ix_invoices_issued_at", "issued_at"),
+        # A customer's documents (and an order's credit notes): through their orders, by index.
+        Index("ix_invoices_order_id", "order_id"),
     )
 
 
@@ -546,3 +553,52 @@ class RevenueState(Base):
     version: Mapped[int]
     timezones: Mapped[str] = mapped_column(String(400))  # comma-separated IANA names the rollup is kept for
     built: Mapped[bool] = mapped_column(Boolean)  # rebuilt from orders at least once since it was created
+
+
+# --- bills review (billing_core.invoices.totals): kept in the transaction that issues each document ---
+
+
+class BillsDaily(Base):
+    """Issued invoices and credit notes per UTC day, plan, method, kind, series and sandbox flag.
+
+    Days rather than months, so any issue-date range the bills review takes is answered exactly;
+    a month is a sum of its days, and the rows grow with the days, not with the documents.
+    """
+
+    __tablename__ = "bills_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    plan: Mapped[PlanId] = mapped_column(_enum(PlanId), primary_key=True)
+    method: Mapped[Method] = mapped_column(_enum(Method), primary_key=True)
+    kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind), primary_key=True)
+    series: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sandbox: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    documents: Mapped[int]
+    subtotal_cents: Mapped[int]
+    fee_cents: Mapped[int]
+    tax_cents: Mapped[int]
+    total_cents: Mapped[int]
+
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class CheckStatus(enum.StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class InvoiceCheck(Base):
+    """One deep check of the bills (billing_core.bills_check): who ran it, when, how far it got, what it found."""
+
+    __tablename__ = "invoice_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_by: Mapped[str] = mapped_column(String(320))
+    status: Mapped[CheckStatus] = mapped_column(_enum(CheckStatus, 10), default=CheckStatus.RUNNING)
+    done: Mapped[int] = mapped_column(default=0)  # steps finished of ``total``
+    total: Mapped[int]
+    finished_at: Mapped[datetime | None]
+    result: Mapped[list | None] = mapped_column(JSON)  # one dict per check: name, count, examples, message
+    error: Mapped[str | None] = mapped_column(Text)

@@ -36,6 +36,7 @@ from billing_core.access import Action, Actor, require
 from billing_core.config import DEFAULT_REPORT_TIMEZONES
 from billing_core.db import Database
 from billing_core.errors import BillingError
+from billing_core.invoices import totals as bills_totals
 from billing_core.models import (
     Customer,
     CustomerKind,
@@ -194,6 +195,7 @@ class Rebuilt:
     timezones: tuple[str, ...]
     daily_rows: int
     seconds: float
+    bills_rows: int = 0  # the bills totals (billing_core.invoices.totals), rebuilt in the same transaction
 
 
 def ensure_built(
@@ -212,7 +214,8 @@ def rebuild(
     database: Database, actor: Actor, timezones: Sequence[str] | None = None, *, reason: str = "asked for"
 ) -> Rebuilt:
     """Recompute every rollup from the orders in one transaction (INSERT ... SELECT ... GROUP BY),
-    audited. ``timezones`` default to the ones the rollup is kept for now."""
+    the bills totals from the documents with them, audited. ``timezones`` default to the ones the rollup
+    is kept for now."""
     require(actor, Action.REBUILD_REVENUE)
     started = time.perf_counter()
     with database.engine.connect() as conn:
@@ -228,6 +231,7 @@ def rebuild(
                         f"{zone!r} is not an IANA time zone (like Europe/Berlin); nothing changed."
                     ) from None
             rows = _rebuild(conn, zones)
+            bills_rows = bills_totals.rebuild(conn)
             with Session(bind=conn) as session:
                 audit.record(
                     session,
@@ -237,10 +241,10 @@ def rebuild(
                     1,
                     reason=reason,
                     before={"timezones": stored},
-                    after={"timezones": ",".join(zones), "daily_rows": rows},
+                    after={"timezones": ",".join(zones), "daily_rows": rows, "bills_rows": bills_rows},
                 )
                 session.flush()
-    return Rebuilt(zones, rows, time.perf_counter() - started)
+    return Rebuilt(zones, rows, time.perf_counter() - started, bills_rows)
 
 
 def _rebuild(conn: Connection, zones: tuple[str, ...]) -> int:

@@ -12,7 +12,17 @@ from datetime import date, datetime
 import pandas as pd
 import streamlit as st
 
-from billing_core.bills import NUMBER_MAX_CHARS, Check, DocumentFilters, DocumentRow, JobView, TotalRow
+from billing_core.bills import (
+    COUNT_CAP,
+    NUMBER_MAX_CHARS,
+    Check,
+    DocumentFilters,
+    DocumentRow,
+    JobView,
+    Summary,
+    TotalRow,
+)
+from billing_core.bills_check import CheckRun
 from billing_core.emails import EMAIL_MAX_CHARS
 from billing_core.errors import BillingError
 from billing_core.invoices import batch
@@ -160,6 +170,26 @@ def totals_frame(rows: Iterable[TotalRow]) -> pd.DataFrame:
     )
 
 
+CAPPED_TOTALS = (
+    f"More than {COUNT_CAP:,} documents match a customer, country or number range filter, and totals by those "
+    "are not kept: narrow the filter, or drop it for totals by date, plan, method and kind."
+)
+
+
+def summary_metrics(summary: Summary) -> None:
+    """Documents, subtotal, fees and net total of the matching documents (totals unknown when capped)."""
+    documents, subtotal, fees, total = st.columns(4)
+    documents.metric("Documents", summary.label)
+    rows = summary.rows
+    if rows is None:
+        for column, label in ((subtotal, "Subtotal"), (fees, "Fees"), (total, "Net total")):
+            column.metric(label, "—", help=CAPPED_TOTALS)
+        return
+    subtotal.metric("Subtotal", format_cents(sum(r.subtotal_cents for r in rows)))
+    fees.metric("Fees", format_cents(sum(r.fee_cents for r in rows)))
+    total.metric("Net total", format_cents(sum(r.total_cents for r in rows)), help="Credit notes count negative.")
+
+
 def versions_frame(files: Iterable[InvoiceFile]) -> pd.DataFrame:
     return pd.DataFrame(
         [
@@ -179,12 +209,30 @@ def versions_frame(files: Iterable[InvoiceFile]) -> pd.DataFrame:
     )
 
 
-def checks_summary(found: list[Check]) -> None:
+def checks_summary(found: list[Check], run: CheckRun | None) -> None:
+    """Green or red, and when and by whom the deep check behind the findings ran."""
     bad = [c for c in found if not c.ok]
     if bad:
         st.error(f"{len(bad)} of {len(found)} checks found trouble.", icon=":material/report:")
     else:
-        st.success(f"All {len(found)} checks pass.", icon=":material/verified:")
+        st.success(
+            f"All {len(found)} checks pass." if len(found) > 1 else "The check passes.", icon=":material/verified:"
+        )
+    if run is None:
+        st.caption(
+            "Number series are checked on every view. The other checks read every order and document: "
+            "Run deep check (or `python -m billing_core invoices check` from cron)."
+        )
+    else:
+        st.caption(
+            f"Number series as of now; the rest as the deep check of {_when(run.finished_at)} UTC by "
+            f"{plain(run.started_by)} found them."
+        )
+
+
+def check_progress(run: CheckRun) -> str:
+    started = f"started {_when(run.started_at)} UTC by {plain(run.started_by)}"
+    return f"Deep check {run.id} {started} · step {run.done} of {run.total}"
 
 
 def checks_tiles(found: list[Check]) -> None:

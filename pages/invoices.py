@@ -11,14 +11,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from billing_core import bills
-from billing_core.access import Actor
+from billing_core import bills, bills_check
 from billing_core.audit import REASON_MAX_CHARS
 from billing_core.db import transaction
 from billing_core.errors import BillingError
 from billing_core.invoices import batch, storage
-from billing_core.models import RegenerationStatus
-from billing_core.money import format_cents
+from billing_core.models import CheckStatus, RegenerationStatus
 from pages import _invoices_ui as ui
 from pages import _shared
 from pages._shared import PageContext, plain
@@ -27,7 +25,6 @@ PAGE_SIZE = 50
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 CURSORS_KEY = "bills_cursors"
 FILTERS_KEY = "bills_filters_seen"
-CHECKS_KEY = "bills_checks"
 DRY_KEY = "regen_dry_run"
 STARTED_KEY = "regen_started"
 VERIFY_KEY = "verify_report"
@@ -40,12 +37,13 @@ def render() -> None:
     review, regenerate, verify = st.tabs(
         [":material/fact_check: Bills review", ":material/autorenew: Batch regeneration", ":material/verified: Verify"]
     )
+    # Each tab is a fragment: a widget inside one reruns that tab alone, not the other two.
     with review:
-        _review(ctx)
+        st.fragment(_review)(ctx)
     with regenerate:
-        _regeneration(ctx)
+        st.fragment(_regeneration)(ctx)
     with verify:
-        _verify(ctx)
+        st.fragment(_verify)(ctx)
 
 
 # --- bills review ---------------------------------------------------------------------------------
@@ -61,19 +59,14 @@ def _review(ctx: PageContext) -> None:
     try:
         with ctx.database.session() as session:
             page = bills.list_documents(session, ctx.actor, filters, PAGE_SIZE, cursors[-1])
-        count, sums = _summary(ctx.settings.database_url, ctx.actor, filters)
+            summary = bills.summary(session, ctx.actor, filters)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
 
-    documents, subtotal, fees, total = st.columns(4)
-    documents.metric("Documents", f"{count:,}")
-    subtotal.metric("Subtotal", format_cents(sum(r.subtotal_cents for r in sums)))
-    fees.metric("Fees", format_cents(sum(r.fee_cents for r in sums)))
-    total.metric("Net total", format_cents(sum(r.total_cents for r in sums)), help="Credit notes count negative.")
-
+    ui.summary_metrics(summary)
     st.dataframe(ui.documents_frame(page.rows), hide_index=True, key="bills_table")
-    _pager(page, cursors, count)
+    _pager(page, cursors, summary.label)
     st.download_button(
         "Download CSV of all matching documents",
         data=lambda: _csv(ctx, filters),
@@ -81,20 +74,16 @@ def _review(ctx: PageContext) -> None:
         mime="text/csv",
         icon=":material/download:",
         key="bills_csv",
-        disabled=not count,
+        disabled=not page.rows,
     )
 
     st.subheader("Totals by month and plan")
-    st.dataframe(ui.totals_frame(sums), hide_index=True, key="bills_totals")
+    if summary.rows is None:
+        st.caption(ui.CAPPED_TOTALS)
+    else:
+        st.dataframe(ui.totals_frame(summary.rows), hide_index=True, key="bills_totals")
     if page.rows:
         _document(ctx, [r.number for r in page.rows])
-
-
-@st.cache_data(ttl=30, show_spinner="Totalling…")
-def _summary(database_url: str, actor: Actor, filters: bills.DocumentFilters) -> tuple[int, list[bills.TotalRow]]:
-    """Count and totals scan every matching row: kept for half a minute (per person) instead of redone on each click."""
-    with _shared.database(database_url).session() as session:
-        return bills.count_documents(session, actor, filters), bills.totals(session, actor, filters)
 
 
 def _csv(ctx: PageContext, filters: bills.DocumentFilters) -> bytes:
@@ -102,31 +91,66 @@ def _csv(ctx: PageContext, filters: bills.DocumentFilters) -> bytes:
         return bills.documents_csv(session, ctx.actor, filters)[0]
 
 
-def _pager(page: bills.DocumentPage, cursors: list, count: int) -> None:
+def _pager(page: bills.DocumentPage, cursors: list, count: str) -> None:
+    """Previous and next move the cursor stack in their callbacks, before the (fragment) rerun reads it."""
     first = (len(cursors) - 1) * PAGE_SIZE
     back, shown, forward = st.columns([1, 4, 1], vertical_alignment="center")
-    if back.button("Previous page", key="bills_prev", disabled=len(cursors) == 1, icon=":material/chevron_left:"):
-        cursors.pop()
-        st.rerun()
+    back.button(
+        "Previous page",
+        key="bills_prev",
+        disabled=len(cursors) == 1,
+        icon=":material/chevron_left:",
+        on_click=cursors.pop,
+    )
     last = first + len(page.rows)
-    shown.caption(f"Showing {first + 1 if last else 0:,}–{last:,} of {count:,}, newest first")
-    if forward.button(
-        "Next page", key="bills_next", disabled=page.next_cursor is None, icon=":material/chevron_right:"
-    ):
-        cursors.append(page.next_cursor)
-        st.rerun()
+    shown.caption(f"Showing {first + 1 if last else 0:,}–{last:,} of {count}, newest first")
+    forward.button(
+        "Next page",
+        key="bills_next",
+        disabled=page.next_cursor is None,
+        icon=":material/chevron_right:",
+        on_click=cursors.append,
+        args=(page.next_cursor,),
+    )
 
 
 def _checks(ctx: PageContext) -> None:
-    summary, again = st.columns([6, 1], vertical_alignment="center")
-    if again.button("Re-check", key="bills_checks_run", icon=":material/refresh:", width="stretch"):
-        st.session_state.pop(CHECKS_KEY, None)
-    if CHECKS_KEY not in st.session_state:
-        with st.spinner("Checking…"), ctx.database.session() as session:
-            st.session_state[CHECKS_KEY] = bills.checks(session, ctx.actor, root=storage.storage_root(ctx.settings))
+    with ctx.database.session() as session:
+        running = (run := bills_check.latest(session, ctx.actor)) is not None and run.status == CheckStatus.RUNNING
+    st.fragment(_deep_check, run_every=2.0 if running else None)(ctx, running)
+
+
+def _deep_check(ctx: PageContext, was_running: bool) -> None:
+    """Series health (kept by numbering) on every run; the rest as the last deep check found it."""
+    with ctx.database.session() as session:
+        series = bills_check.series_check(session, ctx.actor)
+        run = bills_check.latest(session, ctx.actor)
+        shown = bills_check.last_finished(session, ctx.actor)
+    running = run is not None and run.status == CheckStatus.RUNNING
+    if was_running and not running:
+        st.rerun()  # the run ended: redraw the page once with its findings, without the polling
+    found = [series, *(shown.checks if shown else [])]
+    summary, again = st.columns([6, 1.3], vertical_alignment="center")
     with summary:
-        ui.checks_summary(st.session_state[CHECKS_KEY])
-    ui.checks_tiles(st.session_state[CHECKS_KEY])
+        ui.checks_summary(found, shown)
+    if again.button("Run deep check", key="bills_checks_run", icon=":material/manage_search:", disabled=running):
+        _start_deep_check(ctx)
+    if running:
+        st.progress(run.fraction, text=ui.check_progress(run))
+    elif run is not None and run.error:
+        st.error(f"The last deep check failed: {plain(run.error)}", icon=":material/error:")
+    ui.checks_tiles(found)
+
+
+def _start_deep_check(ctx: PageContext) -> None:
+    try:
+        with ctx.database.session() as session:
+            check_id = bills_check.start(session, ctx.actor)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return
+    bills_check.launch(ctx.settings, ctx.actor, check_id)  # the row says how it goes, whichever server asks
+    st.rerun()
 
 
 def _document(ctx: PageContext, numbers: list[str]) -> None:

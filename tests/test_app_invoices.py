@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import func, select, update
 from streamlit.testing.v1 import AppTest
 
-from billing_core import demo
+from billing_core import bills_check, demo
 from billing_core.access import Actor, Role
 from billing_core.config import Settings
 from billing_core.db import Database
 from billing_core.invoices import batch, storage
-from billing_core.models import Invoice, RegenerationJob, RegenerationStatus
+from billing_core.models import CheckStatus, Invoice, InvoiceCheck, RegenerationJob, RegenerationStatus
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 ADMIN = Actor("ada@company.test", Role.ADMIN, "Ada Admin")
@@ -112,17 +112,46 @@ def test_a_bad_number_range_is_explained(seeded):
     assert not at.exception
 
 
-def test_checks_panel_is_green_on_clean_data(seeded):
+def deep_check(database: Database, files: Path) -> None:
+    with database.session() as session:
+        check_id = bills_check.start(session, FINANCE)
+    bills_check.run(database, check_id, root=files)
+
+
+def test_before_any_deep_check_the_panel_shows_series_health_and_how_to_run_one(seeded):
     at = open_invoices()
-    assert at.success[0].value == "All 4 checks pass."
+    assert at.success[0].value == "The check passes."
+    assert any("Run deep check" in c.value for c in at.caption)
+
+
+def test_checks_panel_is_green_on_clean_data(seeded, files):
+    deep_check(seeded, files)
+    at = open_invoices()
+    assert at.success[0].value == "All 6 checks pass."
+    assert any("deep check of" in c.value and "fay" in c.value for c in at.caption)
     assert not at.error
 
 
-def test_checks_panel_turns_red_when_an_invoice_total_is_altered(seeded):
+def test_checks_panel_turns_red_when_an_invoice_total_is_altered(seeded, files):
     with seeded.session() as session, session.begin():
         session.execute(update(Invoice).where(Invoice.id == 1).values(total_cents=Invoice.total_cents + 100))
+    deep_check(seeded, files)
     at = open_invoices()
-    assert at.error[0].value == "1 of 4 checks found trouble."
+    assert at.error[0].value == "2 of 6 checks found trouble."  # the invoice, and the bills totals it no longer matches
+
+
+def test_run_deep_check_runs_it_apart_and_shows_its_result(seeded):
+    at = open_invoices()
+    at.button(key="bills_checks_run").click().run()
+    assert not at.exception
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with seeded.session() as session:
+            if session.scalar(select(InvoiceCheck.status).order_by(InvoiceCheck.id.desc())) != CheckStatus.RUNNING:
+                break
+        time.sleep(0.5)
+    at.run()
+    assert at.success[0].value == "All 6 checks pass.", [e.value for e in at.error]
 
 
 def test_a_documents_stored_versions_are_listed(seeded, files):

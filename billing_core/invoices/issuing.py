@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session
 
 from billing_core import money
 from billing_core.config import Settings
+from billing_core.errors import BillingError
+from billing_core.invoices import totals
 from billing_core.invoices.numbering import _allocate_number, series_name
 from billing_core.models import Customer, Invoice, InvoiceKind, Order
 
@@ -44,7 +46,7 @@ def invoice_lines(order: Order, plan_name: str) -> list[dict]:
 
 
 def _issue_invoice(session: Session, order: Order, customer: Customer, settings: Settings, plan_name: str) -> Invoice:
-    """Allocate the next number of the order's series and add the invoice to this transaction."""
+    """Allocate the next number of the order's series and add the invoice (and its bills totals) to this transaction."""
     assert order.paid_at is not None, "an invoice is issued for a paid order"
     template = settings.sandbox_invoice_series if order.sandbox else settings.invoice_series
     series = series_name(template, order.paid_at)
@@ -67,7 +69,14 @@ def _issue_invoice(session: Session, order: Order, customer: Customer, settings:
         template_version=TEMPLATE_VERSION,
         sandbox=order.sandbox,
     )
+    if invoice.subtotal_cents + invoice.fee_cents + invoice.tax_cents != order.total_cents:
+        # Raised inside the completion's transaction: the order is not marked paid without its invoice.
+        raise BillingError(
+            f"Order {order.public_id}: its amount and fee do not add up to its total, so it cannot be invoiced; "
+            "nothing was changed."
+        )
     session.add(invoice)
+    totals.record(session, invoice, order)
     return invoice
 
 
@@ -118,4 +127,5 @@ def issue_credit_note(
         sandbox=order.sandbox,
     )
     session.add(note)
+    totals.record(session, note, order)
     return note
