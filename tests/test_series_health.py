@@ -67,7 +67,7 @@ def test_the_seed_and_the_migration_give_each_series_its_stored_documents(db, ad
     config.set_main_option("script_location", str(MIGRATIONS))
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0008")
+        command.downgrade(config, "0009")
     migrate(db.engine)
     assert health(db, finance) == seeded
 

@@ -1,16 +1,16 @@
 """Bills totals: issued invoices and credit notes per UTC day, plan, method, kind, series and sandbox
 flag, filled here from the documents and kept by every issue after that (billing_core.invoices.totals).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 10:30:00.000000
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,16 +1,16 @@
 """Series health: per number series how many numbers were issued, the first and the last, filled here
 from the stored documents and kept by every allocation after that (billing_core.invoices.numbering).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01 10:45:00.000000
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

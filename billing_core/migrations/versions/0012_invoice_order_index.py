@@ -1,15 +1,15 @@
 """Documents by order: a customer's invoices and credit notes (bills review, batch selection) are
 found through their orders by index instead of a pass over every document.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-01 11:20:00.000000
 """
 
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
