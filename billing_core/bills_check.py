@@ -160,6 +160,7 @@ def launch(settings: Settings, actor: Actor, check_id: int) -> subprocess.Popen:
 
 def cli_check(database: Database, actor: Actor, settings: Settings, out=print) -> int:
     """``python -m billing_core invoices check``: one run in the foreground; exit 1 when it finds trouble."""
+    require(actor, Action.CHECK_BILLS)  # before migrating
     database.migrate()
     with database.session() as session:
         check_id = start(session, actor)

@@ -158,7 +158,7 @@ def _document(ctx: PageContext, numbers: list[str]) -> None:
     number = st.selectbox("Document on this page", numbers, key="bills_document")
     with ctx.database.session() as session:
         invoice = bills.find_document(session, ctx.actor, number)
-        files = storage.files_for(session, invoice.id)
+        files = storage.files_for(session, ctx.actor, invoice.id)
     invoice_id = invoice.id
     if files:
         try:

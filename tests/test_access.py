@@ -16,6 +16,7 @@ import billing_core
 from billing_core import (
     audit,
     bills,
+    bills_check,
     demo,
     order_detail,
     orders,
@@ -31,7 +32,7 @@ from billing_core import (
 from billing_core.access import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
 from billing_core.config import Settings
 from billing_core.errors import PermissionDenied
-from billing_core.invoices import batch
+from billing_core.invoices import batch, numbering, storage
 from billing_core.models import AuditEvent, Order, OrderStatus
 from billing_core.payments import PaymentState
 from billing_core.payments.simulated import Outcome, SimulatedGateway
@@ -249,7 +250,7 @@ CHECKED = {
     "bills.count_documents": _c(A.READ_BILLS, lambda e, a: bills.count_documents(e.s, a, bills.DocumentFilters())),
     "bills.documents_csv": _c(A.READ_BILLS, lambda e, a: bills.documents_csv(e.s, a, bills.DocumentFilters())),
     "bills.totals": _c(A.READ_BILLS, lambda e, a: bills.totals(e.s, a, bills.DocumentFilters())),
-    "bills.checks": _c(A.READ_BILLS, lambda e, a: bills.checks(e.s, a, root=e.root)),
+    "bills.checks": _c(A.CHECK_BILLS, lambda e, a: bills.checks(e.s, a, root=e.root)),
     "bills.find_document": _c(A.READ_BILLS, lambda e, a: bills.find_document(e.s, a, "INV-2026-000001")),
     "bills.recent_jobs": _c(A.READ_BILLS, lambda e, a: bills.recent_jobs(e.s, a)),
     "bills.get_job": _c(A.READ_BILLS, lambda e, a: bills.get_job(e.s, a, 1)),
@@ -357,6 +358,26 @@ CHECKED = {
     "search.count_matches": _c(A.READ_ORDERS, lambda e, a: search.count_matches(e.s, a, search.OrderQuery())),
     "settlement.preview": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.preview(e.s, a, None)),
     "settlement.apply": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.apply(e.db, a, e.settings, None)),
+    "bills.summary": _c(A.READ_BILLS, lambda e, a: bills.summary(e.s, a, bills.DocumentFilters())),
+    "bills_check.start": _c(A.CHECK_BILLS, lambda e, a: bills_check.start(e.s, a)),
+    "bills_check.run": _c(A.CHECK_BILLS, lambda e, a: bills_check.run(e.db, a, 1, root=e.root)),
+    "bills_check.launch": _c(A.CHECK_BILLS, lambda e, a: bills_check.launch(e.settings, a, 1)),
+    "bills_check.cli_check": _c(A.CHECK_BILLS, lambda e, a: bills_check.cli_check(e.db, a, e.settings)),
+    "bills_check.latest": _c(A.READ_BILLS, lambda e, a: bills_check.latest(e.s, a)),
+    "bills_check.last_finished": _c(A.READ_BILLS, lambda e, a: bills_check.last_finished(e.s, a)),
+    "bills_check.series_check": _c(A.READ_BILLS, lambda e, a: bills_check.series_check(e.s, a)),
+    "invoices.numbering.series_health": _c(A.READ_BILLS, lambda e, a: numbering.series_health(e.s, a)),
+    "invoices.storage.files_for": _c(A.READ_BILLS, lambda e, a: storage.files_for(e.s, a, 1)),
+    "invoices.storage.issued_pdf": _c(A.READ_BILLS, lambda e, a: storage.issued_pdf(e.db, a, 1, settings=e.settings)),
+    "invoices.storage.store_version": _c(
+        A.STORE_INVOICE_FILE, lambda e, a: storage.store_version(e.s, a, None, b"", "r", root=e.root)
+    ),
+    "refunds.plan_refund": _c(A.REFUND_ORDER, lambda e, a: refunds.plan_refund(e.s, a, "ord_x", None)),
+    "refunds.refunds_for": _c(A.VIEW_REFUNDS, lambda e, a: refunds.refunds_for(e.s, a, 1)),
+    "refunds.reconcile_refunds": _c(A.RECONCILE, lambda e, a: refunds.reconcile_refunds(e.db, a, e.settings)),
+    "refunds.cli_refunds": _c(
+        A.RECONCILE, lambda e, a: refunds.cli_refunds(argparse.Namespace(order=None, database_url=e.db.url), a)
+    ),
 }
 
 NOT_CHECKED = {
@@ -376,6 +397,8 @@ NOT_CHECKED = {
     "invoices.batch.invoice_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "reconcile.reconcile_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "reports.revenue_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "invoices.totals.record": "adds a document's bills totals inside the issuing transaction that checked the actor",
+    "invoices.totals.rebuild": "recomputes the bills totals inside rollup.rebuild, which checks revenue.rebuild",
 }
 
 # TEMPORARY, for the lead to empty after merging the refunds branch, which rewrites refunds.py and
@@ -383,14 +406,6 @@ NOT_CHECKED = {
 # rollup listed here are still imported under these public names by refunds.py or storage.py; once
 # those import the private names (_get_order, ...), these become private and leave this set.
 PENDING_OTHER_BRANCH = {
-    "refunds.plan_refund",
-    "refunds.refunds_for",
-    "invoices.storage.lock_invoices",
-    "invoices.storage.next_versions",
-    "invoices.storage.store_version",
-    "invoices.storage.latest_file",
-    "invoices.storage.files_for",
-    "invoices.storage.issued_pdf",
     "orders.get_order",
     "orders.customer_balance",
     "orders.invoice_for",

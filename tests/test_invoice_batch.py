@@ -47,8 +47,8 @@ def test_each_stored_version_is_a_new_file_with_its_hash(seeded, finance, tmp_pa
     assert storage.read_file(one, tmp_path) == b"%PDF-one"
     assert storage.read_file(two, tmp_path) == b"%PDF-two"
     with seeded.session() as session:
-        assert [f.version for f in storage.files_for(session, invoice.id)] == [1, 2]
-        assert storage.latest_file(session, invoice.id).version == 2
+        assert [f.version for f in storage.files_for(session, FINANCE, invoice.id)] == [1, 2]
+        assert storage._latest_file(session, invoice.id).version == 2
 
 
 def test_crash_mid_write_leaves_old_version_intact_and_no_partial_file(seeded, finance, tmp_path, monkeypatch):
@@ -68,7 +68,7 @@ def test_crash_mid_write_leaves_old_version_intact_and_no_partial_file(seeded, f
     assert sorted(p.name for p in folder.iterdir()) == ["v1.pdf"]
     assert storage.read_file(one, tmp_path) == b"%PDF-one"
     with seeded.session() as session:
-        assert len(storage.files_for(session, invoice.id)) == 1
+        assert len(storage.files_for(session, FINANCE, invoice.id)) == 1
 
 
 def test_issued_pdf_is_rendered_and_stored_once_then_served(seeded, finance, files_settings):

@@ -151,7 +151,7 @@ def test_storing_the_issued_copy_checks_the_role_and_is_audited(seeded, support,
     with pytest.raises(PermissionDenied):
         storage.issued_pdf(seeded, support, invoice.id, settings=files_settings)
     with seeded.session() as s:
-        assert storage.latest_file(s, invoice.id) is None
+        assert storage._latest_file(s, invoice.id) is None
     stored, _ = storage.issued_pdf(seeded, finance, invoice.id, settings=files_settings)
     with seeded.session() as s:
         (event,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "invoice.store_file"))

@@ -250,7 +250,7 @@ def dry_run(
         start = time.perf_counter()
         data = render.render_invoice(doc, paper=settings.invoice_paper, logo=settings.invoice_logo)
         seconds += time.perf_counter() - start
-        latest = storage.latest_file(session, invoice.id)
+        latest = storage._latest_file(session, invoice.id)
         if latest is None or latest.sha256 != hashlib.sha256(data).hexdigest():
             changed += 1
     per = seconds / len(ids) if ids else 0.0
@@ -443,14 +443,14 @@ def _run_chunk(
     """
     with database.session() as session, transaction(session):
         job = session.get(RegenerationJob, job_id)
-        storage.lock_invoices(session, ids)
+        storage._lock_invoices(session, ids)
         already = set(
             session.scalars(
                 select(InvoiceFile.invoice_id).where(InvoiceFile.job_id == job_id, InvoiceFile.invoice_id.in_(ids))
             )
         )
         items = [item for item in items if item.doc.invoice_id not in already]
-        versions = storage.next_versions(session, [item.doc.invoice_id for item in items])
+        versions = storage._next_versions(session, [item.doc.invoice_id for item in items])
         template = {item.doc.invoice_id: item.template_version for item in items}
         work = [(item.doc, f"{item.series}/{item.doc.number}/v{versions[item.doc.invoice_id]}.pdf") for item in items]
         pending = [pool.submit(_render_and_write, work[i : i + PART]) for i in range(0, len(work), PART)]

@@ -102,14 +102,14 @@ def _load_libc():
 _libc = _load_libc()
 
 
-def lock_invoices(session: Session, invoice_ids: list[int]) -> None:
+def _lock_invoices(session: Session, invoice_ids: list[int]) -> None:
     """Serialise version numbering per invoice: row locks on PostgreSQL (SQLite's write lock does it there)."""
     if session.get_bind().dialect.name == "postgresql" and invoice_ids:
         session.execute(select(Invoice.id).where(Invoice.id.in_(invoice_ids)).order_by(Invoice.id).with_for_update())
 
 
-def next_versions(session: Session, invoice_ids: list[int]) -> dict[int, int]:
-    """The next free version of each invoice; call with the invoices locked (``lock_invoices``)."""
+def _next_versions(session: Session, invoice_ids: list[int]) -> dict[int, int]:
+    """The next free version of each invoice; call with the invoices locked (``_lock_invoices``)."""
     rows = session.execute(
         select(InvoiceFile.invoice_id, func.max(InvoiceFile.version))
         .where(InvoiceFile.invoice_id.in_(invoice_ids))
@@ -134,8 +134,8 @@ def store_version(
     if not reason or not reason.strip():
         raise BillingError("Give a reason for storing a new invoice file.")
     root = root or storage_root()
-    lock_invoices(session, [invoice.id])
-    version = next_versions(session, [invoice.id])[invoice.id]
+    _lock_invoices(session, [invoice.id])
+    version = _next_versions(session, [invoice.id])[invoice.id]
     path = relative_path(invoice, version)
     write_atomic(root / path, pdf_bytes)
     file = InvoiceFile(
@@ -163,12 +163,14 @@ def store_version(
     return file
 
 
-def latest_file(session: Session, invoice_id: int) -> InvoiceFile | None:
+def _latest_file(session: Session, invoice_id: int) -> InvoiceFile | None:
     stmt = select(InvoiceFile).where(InvoiceFile.invoice_id == invoice_id).order_by(InvoiceFile.version.desc())
     return session.scalars(stmt.limit(1)).first()
 
 
-def files_for(session: Session, invoice_id: int) -> list[InvoiceFile]:
+def files_for(session: Session, actor: Actor, invoice_id: int) -> list[InvoiceFile]:
+    """Every stored version of the invoice's PDF, oldest first."""
+    require(actor, Action.READ_BILLS)
     stmt = select(InvoiceFile).where(InvoiceFile.invoice_id == invoice_id).order_by(InvoiceFile.version)
     return list(session.scalars(stmt))
 
@@ -189,10 +191,11 @@ def issued_pdf(
     database: Database, actor: Actor, invoice_id: int, *, settings: Settings | None = None
 ) -> tuple[InvoiceFile, bytes]:
     """The invoice's latest stored PDF; the first request renders and stores version 1 (as ``actor``)."""
+    require(actor, Action.READ_BILLS)
     settings = settings or Settings()
     root = storage_root(settings)
     with database.session() as session:
-        file = latest_file(session, invoice_id)
+        file = _latest_file(session, invoice_id)
         if file is not None:
             return file, read_file(file, root)
         require(actor, Action.STORE_INVOICE_FILE)
@@ -200,8 +203,8 @@ def issued_pdf(
             invoice = session.get(Invoice, invoice_id)
             if invoice is None:
                 raise NotFound(f"No invoice with id {invoice_id}.")
-            lock_invoices(session, [invoice_id])
-            file = latest_file(session, invoice_id)  # someone else may have stored it meanwhile
+            _lock_invoices(session, [invoice_id])
+            file = _latest_file(session, invoice_id)  # someone else may have stored it meanwhile
             if file is not None:
                 return file, read_file(file, root)
             data = render.render_invoice(
