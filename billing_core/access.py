@@ -85,6 +85,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
 PAGES: dict[str, frozenset[Role]] = {
     "simulator": frozenset({Role.ANALYST, Role.ADMIN}),
     "orders": frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    "customers": frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
     "revenue": frozenset({Role.FINANCE, Role.ANALYST, Role.ADMIN}),
     "invoices": frozenset({Role.FINANCE, Role.ADMIN}),
     "audit": frozenset({Role.FINANCE, Role.ADMIN}),
