@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from billing_core.access import pages_for
 from billing_core.db import describe_url
-from pages import _shared, audit, invoices, orders, revenue, simulator
+from pages import _shared, audit, customers, invoices, orders, revenue, simulator
 
 st.set_page_config(page_title="Billing Ops", page_icon=":material/account_balance_wallet:", layout="wide")
 
@@ -38,6 +38,9 @@ IMPLEMENTED = {
     ),
     "orders": st.Page(
         orders.render, title=_shared.PAGE_TITLES["orders"], url_path="orders", icon=":material/receipt_long:"
+    ),
+    "customers": st.Page(
+        customers.render, title=_shared.PAGE_TITLES["customers"], url_path="customers", icon=":material/person_search:"
     ),
     "invoices": st.Page(
         invoices.render, title=_shared.PAGE_TITLES["invoices"], url_path="invoices", icon=":material/request_quote:"

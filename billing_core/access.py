@@ -49,6 +49,8 @@ class Action(enum.StrEnum):
     READ_BILLS = "bills.read"
     READ_REVENUE = "revenue.read"
     READ_AUDIT = "audit.read"
+    READ_CUSTOMERS = "customers.read"
+    EDIT_CUSTOMER = "customer.edit_billing"
     REBUILD_REVENUE = "revenue.rebuild"
     STORE_INVOICE_FILE = "invoices.store_file"
     CHECK_BILLS = "bills.check"
@@ -84,6 +86,11 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.READ_REVENUE: frozenset({Role.ANALYST, Role.FINANCE, Role.ADMIN}),
     # Reading the audit log: who did what to which record, with before/after data.
     Action.READ_AUDIT: frozenset({Role.FINANCE, Role.ADMIN}),
+    # A customer's profile, credits, orders, documents and refunds: whoever helps them (the Orders roles).
+    Action.READ_CUSTOMERS: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    # Billing details (address, company, tax id, country) end up on invoices, which finance answers for;
+    # support reads them and asks finance to change them.
+    Action.EDIT_CUSTOMER: frozenset({Role.FINANCE, Role.ADMIN}),
     # Recomputing the revenue rollup from the orders changes no order, only derived figures: the
     # roles that open the Revenue page may (its first view builds it).
     Action.REBUILD_REVENUE: frozenset({Role.ANALYST, Role.FINANCE, Role.ADMIN}),
@@ -98,6 +105,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
 PAGES: dict[str, frozenset[Role]] = {
     "simulator": frozenset({Role.ANALYST, Role.ADMIN}),
     "orders": frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    "customers": frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
     "revenue": frozenset({Role.FINANCE, Role.ANALYST, Role.ADMIN}),
     "invoices": frozenset({Role.FINANCE, Role.ADMIN}),
     "audit": frozenset({Role.FINANCE, Role.ADMIN}),

@@ -69,6 +69,48 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    """The search box's answer: customers (best first), then a page of their orders, newest first."""
+    from billing_core.customers import find_customers
+    from billing_core.db import Database
+    from billing_core.search import OrderQuery, count_matches, search_orders
+
+    database = Database(args.database_url or load_settings().database_url)
+    actor = Actor(cli_actor(args.actor).email, Role.SUPPORT, "command line")
+    with database.session() as session:
+        found = find_customers(session, actor, args.text, limit=args.limit)
+        page = search_orders(session, actor, OrderQuery(text=args.text), page_size=args.limit)
+        matches = count_matches(session, actor, OrderQuery(text=args.text))
+    customers = [
+        {"id": h.public_id, "name": h.name, "email": h.email, "company": h.company, "match": h.match.label}
+        for h in found.hits
+    ]
+    orders = [
+        {
+            "id": r.public_id,
+            "created_at": r.created_at.isoformat(),
+            "customer": r.customer_public_id,
+            "email": r.customer_email,
+            "status": r.status.value,
+            "amount_cents": r.amount_cents,
+            "total_cents": r.total_cents,
+        }
+        for r in page.rows
+    ]
+    if args.json:
+        out = {"read_as": page.understood_as, "customers": customers, "orders": orders, "order_count": matches.label}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    print(f"read as: {page.understood_as}")
+    print(f"customers ({len(customers)}{'+' if found.more else ''}):")
+    for c in customers:
+        print(f"  {c['id']}  {c['name']}  <{c['email']}>  ({c['match']})")
+    print(f"orders ({matches.label}, newest first):")
+    for o in orders:
+        print(f"  {o['id']}  {o['created_at'][:16]}  {o['email']}  {o['status']}  {o['total_cents'] / 100:,.2f}")
+    return 0
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     from billing_core import demo
     from billing_core.db import Database
@@ -166,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("search", help="find customers and their orders as the search box reads TEXT")
+    p.add_argument("text", help="an id, reference, email or part of one, words of a name or company, tax id, amount")
+    p.add_argument("--json", action="store_true", help="print JSON: read_as, customers, orders (with emails)")
+    p.add_argument("--limit", type=int, default=20, help="customers and orders to show (default 20)")
+    p.add_argument("--actor", help="who runs this (default: cli:<user>)")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("setup", help="first run: migrate, and seed demo data if the database has no orders")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")

@@ -27,7 +27,7 @@ import numpy as np
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from billing_core import audit, money, rollup
+from billing_core import audit, customer_index, money, rollup
 from billing_core.access import Action, Actor, require
 from billing_core.config import Settings
 from billing_core.db import Database
@@ -808,10 +808,11 @@ def _customers(rng: np.random.Generator, n: int, first_order_us: np.ndarray, id_
                 }
             )
         )
+    ids = np.arange(id_offset + 1, id_offset + n + 1, dtype=np.int64)
     table = Table(
         "customers",
         {
-            "id": np.arange(id_offset + 1, id_offset + n + 1, dtype=np.int64),
+            "id": ids,
             "public_id": public_ids,
             "email": emails,
             "name": names,
@@ -821,12 +822,33 @@ def _customers(rng: np.random.Generator, n: int, first_order_us: np.ndarray, id_
             "address": addresses,
             "sandbox": Same(False),
             "created_at": created,
+            "search_text": [
+                customer_index.search_text(*fields) for fields in zip(names, companies, emails, tax_ids, strict=True)
+            ],
         },
         timestamps=frozenset({"created_at"}),
         booleans=frozenset({"sandbox"}),
     )
-    extra = {"buyer_json": buyers, "preferred_method": np.array(preferred), "script": script_of}
+    extra = {
+        "buyer_json": buyers,
+        "preferred_method": np.array(preferred),
+        "script": script_of,
+        "grams": _grams(ids, names, companies),
+    }
     return table, extra
+
+
+def _grams(ids: np.ndarray, names: list[str], companies: list[str | None]) -> Table:
+    """customer_grams rows, in primary-key order (what the text index cannot find: short Han, kana, Hangul)."""
+    pairs = sorted(
+        (gram, customer_id)
+        for customer_id, name, company in zip(ids.tolist(), names, companies, strict=True)
+        for gram in customer_index.short_grams(name, company)
+    )
+    return Table(
+        "customer_grams",
+        {"gram": [g for g, _ in pairs], "customer_id": np.array([c for _, c in pairs], dtype=np.int64)},
+    )
 
 
 def generate(
@@ -871,6 +893,7 @@ def generate_stream(
     customer_of[firsts] = np.arange(n_customers)
     customers, people = _customers(rng, n_customers, created[firsts], offsets.get("customers", 0))
     yield customers
+    yield people["grams"]
     customer_ids = customers.columns["id"][customer_of]  # type: ignore[index]
 
     # Method: the customer's usual one, sometimes another.
@@ -1571,6 +1594,7 @@ def bills_table(data: DemoData) -> Table:
 
 _TABLES = (
     "customers",
+    "customer_grams",
     "orders",
     "simulated_payments",
     "ledger_entries",
@@ -1596,6 +1620,7 @@ _WIPE_ORDER = (
     "simulated_refunds",
     "simulated_payments",
     "orders",
+    "customer_grams",
     "customers",
     "invoice_series",
 )
@@ -1846,6 +1871,8 @@ def seed(
                             f"The database already has {existing:,} orders; nothing was changed. "
                             "Seed an empty database, or pass --replace to delete everything first."
                         )
+                    # SQLite: the text index is built once after the customers, not row by row by its triggers.
+                    triggers = _drop_triggers(conn) if dialect == "sqlite" else []
                     with profile.section("wipe"):
                         if replace:
                             _wipe(conn, dialect)
@@ -1873,7 +1900,10 @@ def seed(
                             if isinstance(item, DemoData):
                                 data = item
                                 break
-                            loader.load(item, indexes.get(item.name, []))
+                            after = indexes.get(item.name, [])
+                            if item.name == "customers" and triggers:
+                                after = [*after, ("text index", customer_index.FTS_REBUILD), *triggers]
+                            loader.load(item, after)
                             written += len(item)
                         # Computed while the writer is still busy with the tables above.
                         with profile.section("rollup: compute"):
@@ -1918,6 +1948,16 @@ def seed(
         refunds=len(data.refunds),
         credit_notes=data.credit_notes,
     )
+
+
+def _drop_triggers(conn: Connection) -> list[tuple[str, str]]:
+    """Drop the customers' text-index triggers (SQLite), returning (name, CREATE statement) to restore them."""
+    found = conn.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'customers'"
+    ).all()
+    for name, _ in found:
+        conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+    return [(name, sql) for name, sql in found]
 
 
 def _finish(conn: Connection, dialect: str, data: DemoData, zones: tuple[str, ...]) -> None:

@@ -1,29 +1,32 @@
 """Order search for support: one search box plus filters, answered and paged by the database.
 
-The box is read as one of: an order id (``ord_…``, exact), a customer id (``cus_…``, exact), a
-provider reference (Stripe ``pi_…``, Airwallex ``int_…``, simulated ``sim_pi_…``, Alipay's long
-digit string; exact), an email (contains ``@``; emails are stored lower-case, so the lower-cased
-text is a prefix), or otherwise the start of a customer's name or email.
+The box is read as one of: an order id (``ord_…``) or customer id (``cus_…``), whole or its first
+``ID_PREFIX_CHARS``+ characters (a bare hex fragment is tried as an order id, then a customer id);
+a provider reference (Stripe ``pi_…``, Airwallex ``int_…``, simulated ``sim_pi_…``, Alipay's long
+digit string; exact, else its start); an amount ("527.50", "$500", "1,500"), matched against the
+order's amount or total; an email, or part of one (a domain, with or without "@"); otherwise words
+of a name, company, email or tax id, in any order, found by the customers' text index
+(billing_core.customer_index: FTS5 trigrams on SQLite, pg_trgm on PostgreSQL, case and accents
+folded). A single letter or symbol, too short for any text index, is the start of a name or email.
 
 Every kind is an index lookup. Results are ordered newest first by (created_at, id) and paged by a
 keyset cursor, never by OFFSET. A customer match that covers few customers fetches their orders
 through (customer_id, created_at); one that covers many walks orders newest first and checks each
 order's customer, which finds a page quickly precisely because matches are then common.
 
-Case-insensitive name prefixes, any script, without storing anything new: SQLite's lower() folds
-ASCII only, and a folded column would have to be kept up to date by every writer (the demo loader
-writes rows in bulk). Instead the query side expands the prefix into its case variants, each
-character by the simple (one-to-one) Unicode case folding: "зо" becomes the code-point ranges
-["Зо", "Зп"), ["ЗО", "ЗП"), ["зо", "зп"), ["зО", "зП"). Ranges are index range scans on both
-databases: SQLite compares text by code point (BINARY), and on PostgreSQL the name and email
+The start of a name (the one-letter fallback), case-insensitively in any script: the query side
+expands the prefix into its case variants, each character by the simple (one-to-one) Unicode case
+folding: "зо" becomes the code-point ranges ["Зо", "Зп"), ["ЗО", "ЗП"), ["зо", "зп"), ["зО", "зП").
+Ranges are index range scans on both databases: SQLite compares text by code point (BINARY), and on
+PostgreSQL the name and email
 indexes use ``text_pattern_ops`` with the ``~>=~``/``~<~`` operators, byte (so code point) order
 whatever the collation. Beyond ``MAX_PREFIX_RANGES`` variants, the remaining characters are
 checked one by one (``substr(name, i, 1) IN (variants)``) on the rows the ranges found.
 
-Text is only ever a bound parameter and never a LIKE pattern, so quotes, ``%``, ``_`` and
-backslashes are ordinary characters. Control characters (NUL included, which PostgreSQL refuses in
-text) and lone surrogates are removed and the page says so; text longer than the longest email
-is refused with a message.
+Text is only ever a bound parameter: a LIKE pattern escapes ``%``, ``_`` and backslashes, and an FTS5
+query quotes every word as a string, so quotes, ``*``, ``NEAR``, ``-`` and ``:`` are ordinary characters.
+Control characters (NUL included, which PostgreSQL refuses in text) and lone surrogates are removed
+and the page says so; text longer than the longest email is refused with a message.
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from functools import cache
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, literal_column, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, false, func, literal_column, or_, select, union, union_all
 from sqlalchemy.orm import Session
 
+from billing_core import customer_index, money
 from billing_core.access import Action, Actor, require
 from billing_core.errors import BillingError
 from billing_core.models import Customer, Invoice, InvoiceKind, Order, OrderStatus
@@ -57,6 +61,11 @@ MAX_PREFIX_RANGES = 32
 _ORDER_ID = re.compile(r"^ord_[0-9a-z]+$", re.IGNORECASE)
 _CUSTOMER_ID = re.compile(r"^cus_[0-9a-z]+$", re.IGNORECASE)
 _PROVIDER_REF = re.compile(r"^((sim_pi|pi|int|ch|py|re)_[0-9A-Za-z_]+|[0-9]{16,40})$")
+# A bare fragment of an id (hex, with a digit): tried as the start of an order id, then of a customer id.
+_ID_FRAGMENT = re.compile(r"^(?=.*[0-9])[0-9a-f]{6,16}$", re.IGNORECASE)
+_AMOUNT = re.compile(r"^(\$\s*)?([0-9]{1,3}(,[0-9]{3})+|[0-9]{1,7})(\.[0-9]{1,2})?(\s*usd)?$", re.IGNORECASE)
+ID_PREFIX_CHARS = 6  # the shortest prefix of an id (after its ord_/cus_) or reference searched as one
+_PUBLIC_ID_CHARS = 20  # "ord_" or "cus_" and 16 hex digits
 
 
 class SearchError(BillingError):
@@ -66,11 +75,16 @@ class SearchError(BillingError):
 class QueryKind(enum.StrEnum):
     ALL = "all orders"
     ORDER_ID = "order id"
+    ORDER_ID_PREFIX = "start of an order id"
     CUSTOMER_ID = "customer id"
+    CUSTOMER_ID_PREFIX = "start of a customer id"
     PROVIDER_REF = "provider reference"
+    PROVIDER_REF_PREFIX = "start of a provider reference"
     EMAIL = "email"
-    EMAIL_PREFIX = "email prefix"
-    CUSTOMER = "customer name or email prefix"
+    EMAIL_PART = "part of an email"
+    CUSTOMER = "words of a name, company, email or tax id"
+    CUSTOMER_PREFIX = "start of a name or email"  # one letter or symbol: too short for the text index
+    AMOUNT = "amount or total"
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,8 @@ class Interpretation:
     kind: QueryKind
     term: str
     notes: tuple[str, ...] = ()
+    amount_cents: int | None = None
+    fragment: bool = False  # hex typed without ord_/cus_: the start of an order id, a customer id, or words
 
 
 def _too_long(length: int) -> str:
@@ -162,14 +178,31 @@ def interpret(text: str | None) -> Interpretation:
         raise SearchError(_too_long(len(term)))
     if not term:
         return Interpretation(QueryKind.ALL, "", tuple(notes))
-    if _ORDER_ID.match(term):
-        return Interpretation(QueryKind.ORDER_ID, term.lower(), tuple(notes))
-    if _CUSTOMER_ID.match(term):
-        return Interpretation(QueryKind.CUSTOMER_ID, term.lower(), tuple(notes))
+    for pattern, whole, prefix in (
+        (_ORDER_ID, QueryKind.ORDER_ID, QueryKind.ORDER_ID_PREFIX),
+        (_CUSTOMER_ID, QueryKind.CUSTOMER_ID, QueryKind.CUSTOMER_ID_PREFIX),
+    ):
+        if pattern.match(term):
+            kind = whole if len(term) >= _PUBLIC_ID_CHARS or len(term) < 4 + ID_PREFIX_CHARS else prefix
+            if kind is whole and len(term) < _PUBLIC_ID_CHARS:
+                notes.append(
+                    f"Ids have {_PUBLIC_ID_CHARS - 4} characters after the prefix; type at least "
+                    f"{ID_PREFIX_CHARS} to search by their start."
+                )
+            return Interpretation(kind, term.lower(), tuple(notes))
     if _PROVIDER_REF.match(term):
         return Interpretation(QueryKind.PROVIDER_REF, term, tuple(notes))
-    if "@" in term:
-        return Interpretation(QueryKind.EMAIL_PREFIX, term.lower(), tuple(notes))
+    if _AMOUNT.match(term):
+        try:
+            cents = money.parse_amount(term)
+        except BillingError:
+            cents = None
+        if cents is not None:
+            return Interpretation(QueryKind.AMOUNT, term, tuple(notes), amount_cents=cents)
+    if _ID_FRAGMENT.match(term):
+        return Interpretation(QueryKind.ORDER_ID_PREFIX, "ord_" + term.lower(), tuple(notes), fragment=True)
+    if "@" in term and " " not in term:
+        return Interpretation(QueryKind.EMAIL_PART, term.lower(), tuple(notes))
     return Interpretation(QueryKind.CUSTOMER, term, tuple(notes))
 
 
@@ -215,7 +248,7 @@ def _successor(prefix: str) -> str | None:
     return "".join(chars)
 
 
-def _starts_with(column, prefix: str, dialect: str) -> ColumnElement[bool]:
+def starts_with(column, prefix: str, dialect: str) -> ColumnElement[bool]:
     """``column`` starts with ``prefix``, as an index range in code-point order."""
     upper = _successor(prefix)
     if dialect == "postgresql":
@@ -227,13 +260,13 @@ def _starts_with(column, prefix: str, dialect: str) -> ColumnElement[bool]:
     return lower_bound if upper_bound is None else and_(lower_bound, upper_bound)
 
 
-def _name_starts_with(column, prefix: str, dialect: str) -> ColumnElement[bool]:
+def name_starts_with(column, prefix: str, dialect: str) -> ColumnElement[bool]:
     variants = [case_variants(ch) for ch in prefix]
     ranged, combinations = 0, 1
     while ranged < len(prefix) and combinations * len(variants[ranged]) <= MAX_PREFIX_RANGES:
         combinations *= len(variants[ranged])
         ranged += 1
-    ranges = [_starts_with(column, "".join(p), dialect) for p in itertools.product(*variants[:ranged])]
+    ranges = [starts_with(column, "".join(p), dialect) for p in itertools.product(*variants[:ranged])]
     rest = [
         func.substr(column, literal_column(str(i + 1)), literal_column("1")).in_(variants[i])
         for i in range(ranged, len(prefix))
@@ -275,6 +308,7 @@ class _Plan:
     narrow: bool = False  # at most a few customers' orders: no need to merge per status
     customer_ids: list[int] = field(default_factory=list)  # the few customers matched
     broad_customers: ColumnElement[bool] | None = None  # a condition on customers, many match
+    amount_cents: int | None = None  # the order's amount or its total
     nothing: bool = False
 
 
@@ -311,26 +345,61 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
         conditions.append(Order.amount_cents <= high)
 
     dialect = session.get_bind().dialect.name
-    term = meaning.term
-    if meaning.kind is QueryKind.ORDER_ID:
+    kind, term = resolve_fragment(session, meaning)
+    plan.understood_as = kind.value
+    if kind is QueryKind.ORDER_ID:
         conditions.append(Order.public_id == term)
         plan.narrow = True
-    elif meaning.kind is QueryKind.PROVIDER_REF:
-        conditions.append(Order.provider_ref == term)
+    elif kind is QueryKind.ORDER_ID_PREFIX:
+        conditions.append(starts_with(Order.public_id, term, dialect))
         plan.narrow = True
-    elif meaning.kind is QueryKind.CUSTOMER_ID:
+    elif kind is QueryKind.PROVIDER_REF:
+        exact = session.scalar(select(Order.id).where(Order.provider_ref == term).limit(1))
+        if exact is None and len(term) >= ID_PREFIX_CHARS:
+            plan.understood_as = QueryKind.PROVIDER_REF_PREFIX.value
+            conditions.append(starts_with(Order.provider_ref, term, dialect))
+        else:
+            conditions.append(Order.provider_ref == term)
+        plan.narrow = True
+    elif kind is QueryKind.CUSTOMER_ID:
         _scope_to_customers(plan, session, [Customer.public_id == term])
-    elif meaning.kind is QueryKind.EMAIL_PREFIX:
-        _scope_to_customers(plan, session, [_starts_with(Customer.email, term, dialect)])
+    elif kind is QueryKind.CUSTOMER_ID_PREFIX:
+        _scope_to_customers(plan, session, [starts_with(Customer.public_id, term, dialect)])
+    elif kind is QueryKind.AMOUNT:
+        plan.amount_cents = meaning.amount_cents
+    elif kind is QueryKind.EMAIL_PART:
         exact = session.scalar(select(Customer.id).where(Customer.email == term))
-        if exact is not None and plan.customer_ids == [exact]:
+        if exact is not None:
             plan.understood_as = QueryKind.EMAIL.value
-    elif meaning.kind is QueryKind.CUSTOMER:
-        matchers = [_starts_with(Customer.email, term.lower(), dialect)]
-        if len(term) <= MAX_NAME_CHARS:
-            matchers.append(_name_starts_with(Customer.name, term, dialect))
-        _scope_to_customers(plan, session, matchers)
+            _scope_to_customers(plan, session, [Customer.id == exact])
+        else:
+            found = customer_index.loosest(customer_index.typed_words(term), dialect)
+            matcher = found.condition if found.condition is not None else starts_with(Customer.email, term, dialect)
+            _scope_to_customers(plan, session, [matcher])
+    elif kind is QueryKind.CUSTOMER:
+        found = customer_index.loosest(customer_index.typed_words(term), dialect)
+        if found.condition is not None:
+            _scope_to_customers(plan, session, [found.condition])
+        else:
+            plan.understood_as = QueryKind.CUSTOMER_PREFIX.value
+            matchers = [starts_with(Customer.email, term.lower(), dialect)]
+            if len(term) <= MAX_NAME_CHARS:
+                matchers.append(name_starts_with(Customer.name, term, dialect))
+            _scope_to_customers(plan, session, matchers)
     return plan
+
+
+def resolve_fragment(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]:
+    """What a bare hex fragment is: the start of an order id, else of a customer id, else words (a tax id)."""
+    if not meaning.fragment:
+        return meaning.kind, meaning.term
+    dialect = session.get_bind().dialect.name
+    if session.scalar(select(Order.id).where(starts_with(Order.public_id, meaning.term, dialect)).limit(1)):
+        return meaning.kind, meaning.term
+    fragment = meaning.term.replace("ord_", "cus_", 1)
+    if session.scalar(select(Customer.id).where(starts_with(Customer.public_id, fragment, dialect)).limit(1)):
+        return QueryKind.CUSTOMER_ID_PREFIX, fragment
+    return QueryKind.CUSTOMER, meaning.term.removeprefix("ord_")
 
 
 def _scope_to_customers(plan: _Plan, session: Session, matchers: list[ColumnElement[bool]]) -> None:
@@ -389,6 +458,20 @@ def _page_select(plan: _Plan, limit: int, after: Cursor | None) -> Select:
             .scalar_subquery()
             .is_not(None)
         )
+    if plan.amount_cents is not None:
+        # The amount or the total: one newest-first walk of each one's (cents, created_at) index, merged.
+        if plan.statuses:
+            conditions.append(Order.status.in_(plan.statuses))
+        parts = [
+            select(*_PAGE_COLUMNS)
+            .where(*conditions, column == plan.amount_cents)
+            .order_by(*_NEWEST_FIRST)
+            .limit(limit)
+            .subquery()
+            for column in (Order.amount_cents, Order.total_cents)
+        ]
+        merged = union(*(select(part) for part in parts)).subquery()
+        return select(merged).order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(limit)
     if len(plan.statuses) > 1 and not plan.narrow:
         # One newest-first walk of the (status, created_at) index per status, merged.
         parts = [
@@ -477,6 +560,18 @@ def count_matches(session: Session, actor: Actor, query: OrderQuery, limit: int 
         conditions.append(Order.customer_id.in_(select(Customer.id).where(plan.broad_customers)))
     if plan.statuses:
         conditions.append(Order.status.in_(plan.statuses))
+    if plan.amount_cents is not None:
+        either = union(
+            *(
+                select(part)
+                for part in (
+                    select(Order.id).where(*conditions, column == plan.amount_cents).limit(limit + 1).subquery()
+                    for column in (Order.amount_cents, Order.total_cents)
+                )
+            )
+        ).subquery()
+        value = session.scalar(select(func.count()).select_from(either)) or 0
+        return MatchCount(min(value, limit), value > limit)
     capped = select(Order.id).where(*conditions).limit(limit + 1).subquery()
     value = session.scalar(select(func.count()).select_from(capped)) or 0
     return MatchCount(min(value, limit), value > limit)

@@ -36,6 +36,7 @@ NOT_SIGNED_IN = "Sign in first: this page is for signed-in staff only."
 PAGE_TITLES = {
     "simulator": "Top-up simulator",
     "orders": "Orders",
+    "customers": "Customers",
     "revenue": "Revenue",
     "invoices": "Invoices",
     "audit": "Audit log",

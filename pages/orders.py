@@ -11,7 +11,7 @@ from datetime import timedelta
 import streamlit as st
 
 from billing_core import money, payment_ops, refunds
-from billing_core.access import Action, may
+from billing_core.access import Action, may, may_open
 from billing_core.audit import REASON_MAX_CHARS
 from billing_core.errors import BillingError, GatewayError, NotFound
 from billing_core.models import COMPLETABLE, OrderStatus, RefundStatus
@@ -198,6 +198,10 @@ def _detail(ctx: PageContext, public_id: str) -> None:
     left, right = st.columns(2)
     with left:
         ui.facts_table("Customer", ui.customer_frame(detail))
+        if may_open(ctx.actor, "customers"):
+            st.link_button(
+                "Open customer", f"/customers?customer={detail.customer.public_id}", icon=":material/person:"
+            )
         ui.facts_table("Ours and the gateway's (latest check)", ui.truth_frame(detail))
         for problem in detail.discrepancies:
             st.warning(plain(problem), icon=":material/warning:")

@@ -174,10 +174,10 @@ def test_pages_by_role():
     def who(role):
         return Actor("x@company.test", role)
 
-    assert pages_for(who(S)) == ["orders"]
-    assert pages_for(who(F)) == ["orders", "revenue", "invoices", "audit"]
+    assert pages_for(who(S)) == ["orders", "customers"]
+    assert pages_for(who(F)) == ["orders", "customers", "revenue", "invoices", "audit"]
     assert pages_for(who(AN)) == ["simulator", "revenue"]
-    assert pages_for(who(AD)) == ["simulator", "orders", "revenue", "invoices", "audit"]
+    assert pages_for(who(AD)) == ["simulator", "orders", "customers", "revenue", "invoices", "audit"]
     assert not may_open(None, "simulator")
     assert not may_open(who(AD), "no-such-page")
 

@@ -57,14 +57,15 @@ PEOPLE = {
     Role.ADMIN: {"email": "ada@company.test", "email_verified": True, "name": "Ada Admin"},
 }
 EXPECTED_PAGES = {
-    Role.SUPPORT: {"orders"},
-    Role.FINANCE: {"orders", "revenue", "invoices", "audit"},
+    Role.SUPPORT: {"orders", "customers"},
+    Role.FINANCE: {"orders", "customers", "revenue", "invoices", "audit"},
     Role.ANALYST: {"simulator", "revenue"},
-    Role.ADMIN: {"simulator", "orders", "revenue", "invoices", "audit"},
+    Role.ADMIN: {"simulator", "orders", "customers", "revenue", "invoices", "audit"},
 }
 TITLES = {
     "simulator": "Top-up simulator",
     "orders": "Orders",
+    "customers": "Customers",
     "revenue": "Revenue",
     "invoices": "Invoices",
     "audit": "Audit log",

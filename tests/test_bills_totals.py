@@ -70,7 +70,7 @@ def test_the_migration_fills_the_totals_from_the_documents(db, admin):
     config.set_main_option("script_location", str(MIGRATIONS))
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0007")
+        command.downgrade(config, "0008")
     assert "bills_daily" not in inspect(db.engine).get_table_names()
     migrate(db.engine)
     assert kept(db) == seeded

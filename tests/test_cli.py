@@ -77,3 +77,26 @@ def test_rollup_rebuild_with_an_unknown_zone_changes_nothing(capsys, tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     assert main(["rollup", "rebuild", "--timezones", "UTC,Mars/Olympus", "--database-url", url]) == 2
     assert "'Mars/Olympus' is not an IANA time zone" in capsys.readouterr().err
+
+
+def test_search_prints_customers_then_orders_as_json(capsys, tmp_path):
+    from billing_core import demo
+    from billing_core.access import Actor, Role
+    from billing_core.db import Database
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    database = Database(url)
+    database.migrate()
+    demo.seed(database, orders=300, seed=2, actor=Actor("ada@company.test", Role.ADMIN))
+    with database.session() as session:
+        from sqlalchemy import select
+
+        from billing_core.models import Customer
+
+        someone = session.scalars(select(Customer).where(Customer.name.like("% %")).limit(1)).one()
+    database.dispose()
+    last = someone.name.split()[-1]
+    assert main(["search", last, "--json", "--database-url", url]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert someone.email in {c["email"] for c in out["customers"]}
+    assert out["orders"] and all("email" in o for o in out["orders"])

@@ -5,14 +5,27 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
 from billing_core import demo
+from billing_core.customer_index import DATABASE_ONLY_INDEXES, DATABASE_ONLY_TABLES
 from billing_core.db import MIGRATIONS, migrate
 from billing_core.models import Base, CustomerTotal
 
 
+def _not_database_only(obj, name, type_, reflected, compare_to) -> bool:
+    """The text index's FTS5 table (SQLite) and trigram and prefix indexes (PostgreSQL) have no model."""
+    return name not in DATABASE_ONLY_TABLES | DATABASE_ONLY_INDEXES
+
+
 def test_migrations_build_exactly_the_models_schema(db):
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn)
+        context = MigrationContext.configure(conn, opts={"include_object": _not_database_only})
         assert compare_metadata(context, Base.metadata) == []
+
+
+def test_the_only_objects_without_a_model_are_the_text_index(db):
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        extra = {diff[1].name for diff in compare_metadata(context, Base.metadata)}
+    assert extra and extra <= DATABASE_ONLY_TABLES | DATABASE_ONLY_INDEXES
 
 
 def test_migrating_twice_changes_nothing(db):
