@@ -107,7 +107,7 @@ def find_customers(
             if customer.id not in found or found[customer.id][0] > match:
                 found[customer.id] = (match, customer)
 
-    kind, term = search.resolve_fragment(session, meaning)
+    kind, term = search._resolve_fragment(session, meaning)
     if kind is QueryKind.CUSTOMER_ID:
         add(Customer.public_id == term, Match.ID)
     elif kind is QueryKind.CUSTOMER_ID_PREFIX:

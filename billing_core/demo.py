@@ -1271,7 +1271,7 @@ def _numbered(issued: np.ndarray, template: str) -> tuple[list[str], np.ndarray,
 def _invoices(inv_rows, ref_rows, id_offset, settings, **c) -> tuple[Table, dict[str, int]]:
     """Invoices and credit notes in one table, ids in issue order (an invoice before a note issued at once).
 
-    A credit note is what invoices.issuing.issue_credit_note writes: the refunded amount split
+    A credit note is what invoices.issuing._issue_credit_note writes: the refunded amount split
     between top-up and fee in the order's proportion (half-up on the top-up part), negative
     amounts, one refund line, the invoice's seller and buyer, a pointer to the invoice.
     """

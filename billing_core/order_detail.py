@@ -14,7 +14,7 @@ from billing_core import money
 from billing_core.access import Action, Actor, require
 from billing_core.audit import _events_for
 from billing_core.models import AuditEvent, Customer, GatewayCheck, Invoice, InvoiceKind, Order, RefundStatus
-from billing_core.orders import _get_customer, customer_balance, get_order
+from billing_core.orders import _customer_balance, _get_customer, _get_order
 from billing_core.payment_ops import _successful_refs, checks_for, discrepancies
 from billing_core.payments import PaymentState, PaymentStatus
 from billing_core.refunds import refunds_for
@@ -85,7 +85,7 @@ class OrderDetail:
 def order_detail(session: Session, actor: Actor, public_id: str) -> OrderDetail:
     """The detail view of one order by its public id; NotFound when there is none."""
     require(actor, Action.READ_ORDERS)
-    order = get_order(session, public_id)
+    order = _get_order(session, public_id)
     customer = _get_customer(session, order.customer_id)
     documents = list(
         session.scalars(select(Invoice).where(Invoice.order_id == order.id).order_by(Invoice.issued_at, Invoice.id))
@@ -118,7 +118,7 @@ def order_detail(session: Session, actor: Actor, public_id: str) -> OrderDetail:
         invoice_number=next((d.number for d in documents if d.kind is InvoiceKind.INVOICE), None),
         credit_notes=[d.number for d in documents if d.kind is InvoiceKind.CREDIT_NOTE],
         refunds=refunds,
-        balance=customer_balance(session, order.customer_id),
+        balance=_customer_balance(session, order.customer_id),
         latest_check=latest,
         discrepancies=found,
         timeline=timeline(order, events, checks, documents),

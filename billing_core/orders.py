@@ -159,7 +159,7 @@ def create_order(
     return order
 
 
-def get_order(session: Session, order_id: int | str) -> Order:
+def _get_order(session: Session, order_id: int | str) -> Order:
     """An order by numeric id or public id, freshly read (never a stale copy from the session)."""
     if isinstance(order_id, int):
         order = session.get(Order, order_id, populate_existing=True)
@@ -187,7 +187,7 @@ def _payment_request(session: Session, order: Order) -> PaymentRequest:
 def attach_payment(session: Session, actor: Actor, order_id: int | str, payment: PaymentStatus) -> Order:
     """Record the gateway payment opened for an unpaid order (its provider reference)."""
     with transaction(session):
-        order = get_order(session, order_id)
+        order = _get_order(session, order_id)
         require(actor, Action.SANDBOX if order.sandbox else Action.COMPLETE_ORDER)
         if order.status not in COMPLETABLE:
             raise StateConflict(f"Order {order.public_id} is {order.status.value}; it takes no new payment.")
@@ -228,7 +228,7 @@ def complete_order(
         raise BillingError("Completing an order needs the gateway's payment or a provider reference.")
 
     with transaction(session):
-        order = get_order(session, order_id)
+        order = _get_order(session, order_id)
         if order.sandbox:
             require(actor, Action.SANDBOX)
         elif payment is None:
@@ -291,14 +291,14 @@ def complete_order(
             before=before,
             after=after | {"proof": payment.as_dict() if payment else {"manual_reference": manual_reference}},
         )
-        balance = customer_balance(session, order.customer_id)
+        balance = _customer_balance(session, order.customer_id)
     return Completion(order.public_id, invoice.number, order.credits, balance)
 
 
 def fail_order(session: Session, actor: Actor, order_id: int | str, *, payment: PaymentStatus, reason: str) -> Order:
     """Record that the gateway declined the order's payment."""
     with transaction(session):
-        order = get_order(session, order_id)
+        order = _get_order(session, order_id)
         require(actor, Action.SANDBOX if order.sandbox else Action.FAIL_ORDER)
         if payment.state is not PaymentState.FAILED:
             raise PaymentMismatch(f"The gateway says the payment is {payment.state.value}, not failed.")
@@ -354,13 +354,13 @@ def _plan_name(order: Order) -> str:
 # --- ledger ------------------------------------------------------------------------------------
 
 
-def customer_balance(session: Session, customer_id: int) -> int:
+def _customer_balance(session: Session, customer_id: int) -> int:
     """Credits (hundredths) the customer holds: the sum of their ledger."""
     stmt = select(func.coalesce(func.sum(LedgerEntry.credits), 0)).where(LedgerEntry.customer_id == customer_id)
     return int(session.scalar(stmt))
 
 
-def invoice_for(session: Session, order_id: int) -> Invoice | None:
+def _invoice_for(session: Session, order_id: int) -> Invoice | None:
     stmt = select(Invoice).where(Invoice.order_id == order_id, Invoice.kind == InvoiceKind.INVOICE)
     return session.scalar(stmt)
 

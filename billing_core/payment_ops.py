@@ -18,7 +18,7 @@ from billing_core.config import Settings
 from billing_core.db import transaction
 from billing_core.errors import BillingError, StateConflict
 from billing_core.models import COMPLETABLE, GatewayCheck, Order, OrderStatus, utcnow
-from billing_core.orders import ORDER_TTL, Completion, _payment_request, complete_order, get_order
+from billing_core.orders import ORDER_TTL, Completion, _get_order, _payment_request, complete_order
 from billing_core.payments import Gateway, PaymentState, PaymentStatus
 
 
@@ -43,7 +43,7 @@ def record_check(session: Session, actor: Actor, order: Order, status: PaymentSt
 
 def _reference(session: Session, actor: Actor, order_id: int | str, action: Action) -> tuple[Order, str]:
     require(actor, action)
-    order = get_order(session, order_id)
+    order = _get_order(session, order_id)
     if not order.provider_ref:
         raise StateConflict(f"Order {order.public_id} has no payment at the gateway yet; resume payment to create one.")
     ref = order.provider_ref
@@ -56,7 +56,7 @@ def check_payment(session: Session, actor: Actor, order_id: int | str, gateway: 
     order, ref = _reference(session, actor, order_id, Action.CHECK_PAYMENT)
     status = gateway.fetch_status(ref)
     with transaction(session):
-        order = get_order(session, order.id)
+        order = _get_order(session, order.id)
         record_check(session, actor, order, status)
         audit.record(session, actor, "order.check_payment", "order", order.public_id, after=status.as_dict())
     return status
@@ -114,7 +114,7 @@ class Resumed:
 def resume_payment(session: Session, actor: Actor, order_id: int | str, gateway: Gateway) -> Resumed:
     """Open a fresh payment for an unpaid order (after checking the last one did not succeed)."""
     require(actor, Action.RESUME_PAYMENT)
-    order = get_order(session, order_id)
+    order = _get_order(session, order_id)
     if order.status not in COMPLETABLE:
         raise StateConflict(f"Order {order.public_id} is {order.status.value}; only an unpaid order takes a payment.")
     request = _payment_request(session, order)
@@ -176,7 +176,7 @@ def _close(
     reason = (reason or "").strip()
     if not reason:
         raise BillingError("Give a reason.")
-    order = get_order(session, order_id)
+    order = _get_order(session, order_id)
     allowed = (OrderStatus.PENDING,) if target is OrderStatus.EXPIRED else COMPLETABLE
     if order.status not in allowed:
         raise StateConflict(f"Order {order.public_id} is {order.status.value}; it cannot become {target.value}.")
@@ -188,7 +188,7 @@ def _close(
         status = gateway.fetch_status(ref)
         if status.state is PaymentState.SUCCEEDED:
             with transaction(session):
-                record_check(session, actor, get_order(session, order.id), status)
+                record_check(session, actor, _get_order(session, order.id), status)
             raise StateConflict(
                 f"The gateway says payment {ref} succeeded: complete order {order.public_id} instead of "
                 f"marking it {target.value}."
@@ -205,7 +205,7 @@ def _close(
         ).rowcount
         if won != 1:
             raise StateConflict(f"Order {order.public_id} changed meanwhile; nothing was recorded. Reload it.")
-        fresh = get_order(session, order.id)
+        fresh = _get_order(session, order.id)
         session.refresh(fresh)
         if status is not None:
             record_check(session, actor, fresh, status)

@@ -29,7 +29,7 @@ from billing_core.db import Database, transaction
 from billing_core.errors import BillingError, GatewayError, PaymentMismatch, StateConflict, shown_to_people
 from billing_core.exports import to_csv_bytes
 from billing_core.models import COMPLETABLE, PAID_STATUSES, Order, OrderStatus, SyncCursor, utcnow
-from billing_core.orders import complete_order, get_order
+from billing_core.orders import _get_order, complete_order
 from billing_core.payment_ops import record_check
 from billing_core.payments import Gateway, PaymentState, registry
 from billing_core.pricing import Method
@@ -226,7 +226,7 @@ def reconcile_one(
     with database.session() as session:
         try:
             with transaction(session):
-                order = get_order(session, stuck.id)
+                order = _get_order(session, stuck.id)
                 record_check(session, actor, order, status)
                 audit.record(
                     session,
@@ -246,7 +246,7 @@ def reconcile_one(
             return row(Outcome.MISMATCH, str(exc), **seen)
         except StateConflict as exc:
             session.rollback()
-            paid = get_order(session, stuck.id).status in PAID_STATUSES
+            paid = _get_order(session, stuck.id).status in PAID_STATUSES
             return row(Outcome.ALREADY if paid else Outcome.ERROR, str(exc), **seen)
         except BillingError as exc:
             return row(Outcome.ERROR, str(exc), **seen)

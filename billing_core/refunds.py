@@ -32,7 +32,7 @@ from billing_core.access import Action, Actor, require
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
 from billing_core.errors import BillingError, GatewayError, GatewayUnreachable, PaymentMismatch, StateConflict
-from billing_core.invoices import issue_credit_note
+from billing_core.invoices.issuing import _issue_credit_note
 from billing_core.models import (
     Invoice,
     LedgerEntry,
@@ -43,7 +43,7 @@ from billing_core.models import (
     RefundStatus,
     utcnow,
 )
-from billing_core.orders import customer_balance, get_order, invoice_for
+from billing_core.orders import _customer_balance, _get_order, _invoice_for
 from billing_core.payments import Gateway, RefundResult, RefundState, registry
 
 REFUNDABLE = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
@@ -181,14 +181,14 @@ def _plan(session: Session, order: Order, cents: int) -> RefundPlan:
     else:
         share = money.to_decimal(order.credits) * cents / paid  # hundredths, exact proportion
         credits = min(credits_left, money.from_decimal(share))
-    balance = customer_balance(session, order.customer_id)
+    balance = _customer_balance(session, order.customer_id)
     return RefundPlan(cents, paid, totals.refunded_cents, totals.pending_cents, credits, balance, full, totals.pending)
 
 
 def plan_refund(session: Session, actor: Actor, order_id: int | str, amount: int | str | None) -> RefundPlan:
     """What refunding ``amount`` (cents or typed text; None = all that remains) of the order would do."""
     require(actor, Action.REFUND_ORDER)
-    order = get_order(session, order_id)
+    order = _get_order(session, order_id)
     totals = _totals(session, order)
     return _plan(session, order, _cents(amount, _paid(order), totals.refunded_cents + totals.pending_cents))
 
@@ -216,7 +216,7 @@ def _lock_order(session: Session, order_id: int | str) -> Order:
     stmt = select(Order).where(column == key).with_for_update().execution_options(populate_existing=True)
     order = session.scalar(stmt)
     if order is None:
-        get_order(session, order_id)  # raises NotFound with the usual sentence
+        _get_order(session, order_id)  # raises NotFound with the usual sentence
     return order
 
 
@@ -232,7 +232,7 @@ def _request(
 ) -> _Intent:
     """Write the refund intent (or find the same one made before), committed before the gateway is asked."""
     if seen_cents is None:  # what the caller saw is what the order held when it asked
-        order = get_order(session, order_id)
+        order = _get_order(session, order_id)
         totals = _totals(session, order)
         seen_cents = totals.refunded_cents + totals.pending_cents
     with transaction(session):
@@ -251,7 +251,7 @@ def _request(
             )
         if not order.provider_ref:
             raise StateConflict(f"Order {order.public_id} has no payment reference to refund at the gateway.")
-        if invoice_for(session, order.id) is None:
+        if _invoice_for(session, order.id) is None:
             raise StateConflict(f"Order {order.public_id} has no invoice to credit; nothing was refunded.")
         refund = Refund(
             order_id=order.id,
@@ -338,12 +338,12 @@ def _ask_and_record(
 
 def _still_pending(session: Session, refund_id: int, why: str) -> Refunded:
     refund = session.get(Refund, refund_id, populate_existing=True)
-    order = get_order(session, refund.order_id)
+    order = _get_order(session, refund.order_id)
     message = (
         f"{why}The refund of {money.format_cents(refund.amount_cents)} is pending: nothing is counted as refunded "
         f"until the gateway's answer is recorded. {WHAT_TO_DO}"
     )
-    balance = customer_balance(session, order.customer_id)
+    balance = _customer_balance(session, order.customer_id)
     session.rollback()
     return Refunded(order.public_id, refund.amount_cents, 0, None, order.status, balance, refund.status, message)
 
@@ -351,7 +351,7 @@ def _still_pending(session: Session, refund_id: int, why: str) -> Refunded:
 def _finished_or_pending(session: Session, refund_id: int) -> Refunded:
     """The result of a refund already requested: what it came to, or that it is still pending."""
     refund = session.get(Refund, refund_id, populate_existing=True)
-    order = get_order(session, refund.order_id)
+    order = _get_order(session, refund.order_id)
     when = f"{refund.created_at:%Y-%m-%d %H:%M} UTC"
     what = f"The same refund of {money.format_cents(refund.amount_cents)} was requested by {refund.created_by}"
     what += f" at {when}"
@@ -377,7 +377,7 @@ def _result(session: Session, refund: Refund, order: Order, *, repeated: bool) -
         refund.credits,
         note.number if note else None,
         order.status,
-        customer_balance(session, order.customer_id),
+        _customer_balance(session, order.customer_id),
         refund.status,
         message,
         repeated,
@@ -444,20 +444,20 @@ def _book(session: Session, actor: Actor, settings: Settings, refund: Refund, or
     """A succeeded refund in the books: credit note, ledger entry, rollup, order status and audit."""
     now = utcnow()
     totals = _totals(session, order)
-    invoice = invoice_for(session, order.id)
+    invoice = _invoice_for(session, order.id)
     if invoice is None:
         raise StateConflict(f"Order {order.public_id} has no invoice to credit; the refund stays pending.")
-    note = issue_credit_note(
+    note = _issue_credit_note(
         session, invoice, order, settings, amount_cents=refund.amount_cents, issued_at=now, reason=refund.reason
     )
     session.flush()
-    balance_before = customer_balance(session, order.customer_id)
+    balance_before = _customer_balance(session, order.customer_id)
     refund.status = RefundStatus.SUCCEEDED
     refund.credit_note_id = note.id
     refund.refunded_at = refund.finished_at = now
     refund.finished_by = actor.email
     session.flush()
-    rollup.record_refund(session, order, refund)
+    rollup._record_refund(session, order, refund)
     session.add(
         LedgerEntry(
             customer_id=order.customer_id,
@@ -545,7 +545,7 @@ def reconcile_refunds(
     """
     require(actor, Action.RECONCILE)
     with database.session() as session:
-        oid = get_order(session, order_id).id if order_id is not None else None
+        oid = _get_order(session, order_id).id if order_id is not None else None
         ids = _pending_ids(session, oid)
     report = RefundReconcileReport()
     gateways: dict[tuple, Gateway | GatewayError] = {}

@@ -120,7 +120,7 @@ def _record_paid(session: Session, order: Order, customer: Customer) -> None:
     _bump(session)
 
 
-def record_refund(session: Session, order: Order, refund: Refund) -> None:
+def _record_refund(session: Session, order: Order, refund: Refund) -> None:
     """Count a succeeded refund on the day it succeeded, with the refunded order's plan, method and kind."""
     if order.sandbox or refund.refunded_at is None:
         return

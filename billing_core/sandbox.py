@@ -118,14 +118,14 @@ def run_sandbox_topup(
             orders.fail_order(session, actor, order.public_id, payment=status, reason=f"{SANDBOX_REASON} declined")
 
         session.rollback()  # end any read transaction so the reads below see the committed state
-        final = orders.get_order(session, order.public_id)
+        final = orders._get_order(session, order.public_id)
         return SandboxResult(
             order_public_id=final.public_id,
             status=final.status,
             gateway=status,
             invoice_number=invoice_number,
             credits_granted=credits,
-            balance=orders.customer_balance(session, customer.id),
+            balance=orders._customer_balance(session, customer.id),
         )
 
 
@@ -195,7 +195,7 @@ def sandbox_snapshot(session: Session, actor: Actor, customer_id: int, limit: in
     return SandboxSnapshot(
         customer_public_id=customer.public_id,
         customer_email=customer.email,
-        balance=orders.customer_balance(session, customer.id),
+        balance=orders._customer_balance(session, customer.id),
         ledger=ledger,
         orders=order_list,
         events=events,

@@ -345,7 +345,7 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
         conditions.append(Order.amount_cents <= high)
 
     dialect = session.get_bind().dialect.name
-    kind, term = resolve_fragment(session, meaning)
+    kind, term = _resolve_fragment(session, meaning)
     plan.understood_as = kind.value
     if kind is QueryKind.ORDER_ID:
         conditions.append(Order.public_id == term)
@@ -389,7 +389,7 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
     return plan
 
 
-def resolve_fragment(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]:
+def _resolve_fragment(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]:
     """What a bare hex fragment is: the start of an order id, else of a customer id, else words (a tax id)."""
     if not meaning.fragment:
         return meaning.kind, meaning.term

@@ -19,7 +19,7 @@ from billing_core.config import RoleMapping
 from billing_core.errors import BillingError, NotFound
 from billing_core.invoices import batch
 from billing_core.models import Customer
-from billing_core.orders import create_customer, get_order
+from billing_core.orders import _get_order, create_customer
 from billing_core.pricing import DEFAULT_PRICING_FILE, parse_pricing
 from billing_core.search import interpret
 
@@ -92,7 +92,7 @@ def test_a_megabyte_customer_field_is_refused_at_once_and_creates_nothing(sessio
 
 def test_a_megabyte_order_id_is_not_found_at_once(session):
     text = "ord_" + "a" * MB
-    refused_quickly(lambda: get_order(session, text), text, NotFound)
+    refused_quickly(lambda: _get_order(session, text), text, NotFound)
 
 
 # --- amounts ------------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def test_the_customer_page_shows_balance_orders_ledger_and_bills(seeded, monkeyp
     monkeypatch.setenv("BILLING_LOCAL_ROLE", role)
     customer = busiest(seeded)
     with seeded.session() as s:
-        balance = orders.customer_balance(s, customer.id)
+        balance = orders._customer_balance(s, customer.id)
         count = s.scalar(select(func.count()).select_from(Order).where(Order.customer_id == customer.id))
     at = open_customers({"customer": customer.public_id})
     assert not at.error

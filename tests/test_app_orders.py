@@ -95,7 +95,7 @@ def ledger_entries(db: Database, order: Order) -> int:
 
 def status_of(db: Database, order: Order) -> Order:
     with db.session() as s:
-        return orders.get_order(s, order.public_id)
+        return orders._get_order(s, order.public_id)
 
 
 # --- lookup ------------------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def test_refund_is_not_offered_to_support_and_billing_core_refuses_it(app_env, s
 def test_finance_sees_the_refund_plan_and_refunds_part(app_env, sqlite_db):
     order = seed(sqlite_db, amount="100")
     with sqlite_db.session() as s:
-        payment = SimulatedGateway(sqlite_db).fetch_status(orders.get_order(s, order.public_id).provider_ref)
+        payment = SimulatedGateway(sqlite_db).fetch_status(orders._get_order(s, order.public_id).provider_ref)
         orders.complete_order(
             s, ADMIN, order.public_id, settings=Settings(database_url=sqlite_db.url), reason="seed", payment=payment
         )
@@ -270,7 +270,7 @@ def test_a_pending_refund_is_shown_with_what_to_do_and_the_button_finishes_it(ap
     settings = Settings(database_url=sqlite_db.url)
     finance = Actor("fay@company.test", Role.FINANCE)
     with sqlite_db.session() as s:
-        payment = SimulatedGateway(sqlite_db).fetch_status(orders.get_order(s, order.public_id).provider_ref)
+        payment = SimulatedGateway(sqlite_db).fetch_status(orders._get_order(s, order.public_id).provider_ref)
         orders.complete_order(s, ADMIN, order.public_id, settings=settings, reason="seed", payment=payment)
         refunds.refund_order(
             s, finance, order.public_id, AnswerLost(sqlite_db), settings=settings, reason="goodwill", amount="15"

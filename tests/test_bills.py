@@ -36,7 +36,7 @@ def files_settings(db, tmp_path) -> Settings:
 def pay(session, admin, support, pricing, settings, email, amount="500", method="stripe", **customer):
     order = make_order(session, admin, make_customer(session, admin, email=email, **customer), pricing, amount, method)
     orders.complete_order(session, support, order.id, settings=settings, reason="paid", payment=paid(order))
-    return orders.invoice_for(session, order.id)
+    return orders._invoice_for(session, order.id)
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_sandbox_documents_are_left_out_unless_asked(session, admin, support, pr
     customer = make_customer(session, admin, email="sbx@sandbox.test", sandbox=True)
     order = orders.create_order(session, admin, customer_id=customer.id, amount="100", method="stripe", pricing=pricing)
     orders.complete_order(session, analyst, order.id, settings=settings, reason="sandbox", payment=paid(order))
-    sandbox_number = orders.invoice_for(session, order.id).number
+    sandbox_number = orders._invoice_for(session, order.id).number
     assert sandbox_number not in numbers(session, DocumentFilters())
     assert sandbox_number in numbers(session, DocumentFilters(include_sandbox=True))
 

@@ -10,7 +10,8 @@ from billing_core import bills, demo, orders, rollup
 from billing_core.bills import DocumentFilters
 from billing_core.db import MIGRATIONS, migrate, transaction
 from billing_core.errors import PermissionDenied
-from billing_core.invoices import issue_credit_note, totals
+from billing_core.invoices import totals
+from billing_core.invoices.issuing import _issue_credit_note
 from billing_core.models import BillsDaily, Invoice, InvoiceKind, Order, utcnow
 from tests.helpers import make_customer, make_order, paid
 
@@ -37,9 +38,9 @@ def test_issuing_invoices_and_credit_notes_keeps_the_totals_a_rebuild_computes(
         trial = orders.create_order(s, admin, customer_id=sandbox.id, amount="100", method="stripe", pricing=pricing)
         orders.complete_order(s, analyst, trial.id, settings=settings, reason="sandbox", payment=paid(trial))
     with db.session() as s, transaction(s):  # what a refund issues, in its own transaction
-        invoice = orders.invoice_for(s, order.id)
+        invoice = orders._invoice_for(s, order.id)
         order = s.get(Order, order.id)
-        issue_credit_note(s, invoice, order, settings, amount_cents=500, issued_at=utcnow(), reason="asked")
+        _issue_credit_note(s, invoice, order, settings, amount_cents=500, issued_at=utcnow(), reason="asked")
     by_hand = kept(db)
     assert sum(r[6] for r in by_hand) == 4  # three invoices and a credit note
     assert any(r[3] == InvoiceKind.CREDIT_NOTE.value and r[10] == -500 for r in by_hand)

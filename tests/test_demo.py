@@ -302,7 +302,7 @@ def test_credit_notes_are_gapless_and_credit_the_orders_invoice(seeded, settings
         assert note.series == series_name(settings.credit_note_series, note.issued_at) == f"CN-{note.issued_at.year}"
         assert note.number == format_number(note.series, note.sequence)
         assert note.issued_at == refund.created_at and note.issued_at > invoice.issued_at
-        # Exactly what invoices.issuing.issue_credit_note writes.
+        # Exactly what invoices.issuing._issue_credit_note writes.
         subtotal = money.from_decimal(money.to_decimal(refund.amount_cents) * order.amount_cents / order.total_cents)
         assert note.total_cents == -refund.amount_cents < 0
         assert (note.subtotal_cents, note.fee_cents, note.tax_cents) == (-subtotal, subtotal - refund.amount_cents, 0)
@@ -356,7 +356,7 @@ def test_every_customer_balance_is_the_sum_of_their_ledger(seeded):
         assert ledger == {c: credits - taken.get(c, 0) for c, credits in granted.items()}
         assert all(balance >= 0 for balance in ledger.values())
         for customer_id in sorted(taken)[:10]:
-            assert orders.customer_balance(s, customer_id) == ledger[customer_id]
+            assert orders._customer_balance(s, customer_id) == ledger[customer_id]
 
 
 def test_sqlite_seed_keeps_every_foreign_key(seeded):
@@ -391,7 +391,7 @@ def test_live_refunds_and_completions_continue_the_seeded_numbering(seeded, sett
         cn_series = series_name(settings.credit_note_series, utcnow())
         inv_series = series_name(settings.invoice_series, utcnow())
         expected = _next_number(s, cn_series)
-        balance = orders.customer_balance(s, paid.customer_id)
+        balance = orders._customer_balance(s, paid.customer_id)
 
     with db.session() as s:
         done = refunds.refund_order(s, finance, paid.id, gateway, settings=settings, reason="customer asked")

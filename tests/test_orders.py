@@ -58,10 +58,10 @@ def test_completion_grants_credits_issues_invoice_and_audits(session, admin, sup
     assert done.invoice_number == f"INV-{year}-000001"
     assert done.credits == 50000 and done.balance == 50000
     session.expire_all()
-    order = orders.get_order(session, order.public_id)
+    order = orders._get_order(session, order.public_id)
     assert order.status is OrderStatus.PAID
     assert order.completed_by == support.email and order.paid_amount_cents == order.total_cents
-    invoice = orders.invoice_for(session, order.id)
+    invoice = orders._invoice_for(session, order.id)
     assert invoice.total_cents == order.total_cents and invoice.subtotal_cents == 50000
     assert invoice.buyer["name"] == "Zoë Müller" and invoice.seller["name"] == settings.company.name
     assert not invoice.sandbox
@@ -77,7 +77,7 @@ def test_second_completion_of_same_order_grants_no_credits(session, admin, suppo
     orders.complete_order(session, support, order.id, settings=settings, reason="first", payment=paid(order))
     with pytest.raises(StateConflict, match="already paid"):
         orders.complete_order(session, support, order.id, settings=settings, reason="again", payment=paid(order))
-    assert orders.customer_balance(session, customer.id) == 50000
+    assert orders._customer_balance(session, customer.id) == 50000
     assert count(session, Invoice) == 1
     assert count(session, LedgerEntry) == 1
 
@@ -91,7 +91,7 @@ def test_ledger_refuses_a_second_topup_entry_for_an_order(session, admin, suppor
         session.execute(update(Order).where(Order.id == order.id).values(status=OrderStatus.PENDING))
     with pytest.raises(StateConflict, match="already been credited"):
         orders.complete_order(session, support, order.id, settings=settings, reason="again", payment=paid(order))
-    assert orders.customer_balance(session, customer.id) == 50000
+    assert orders._customer_balance(session, customer.id) == 50000
     assert count(session, Invoice) == 1
     assert session.scalar(select(InvoiceSeries.next_number)) == 2  # the number taken was rolled back
 
@@ -111,7 +111,7 @@ def test_gateway_disagreement_changes_nothing(session, admin, support, pricing, 
     with pytest.raises(PaymentMismatch, match=message):
         orders.complete_order(session, support, order.id, settings=settings, reason="x", payment=report(order))
     session.expire_all()
-    assert orders.get_order(session, order.id).status is OrderStatus.PENDING
+    assert orders._get_order(session, order.id).status is OrderStatus.PENDING
     assert count(session, LedgerEntry) == 0 and count(session, Invoice) == 0
     assert count(session, AuditEvent, AuditEvent.action == "order.complete") == 0
 
@@ -162,7 +162,7 @@ def test_manual_completion_needs_finance_and_a_reference(session, admin, support
     done = orders.complete_order(
         session, finance, order.id, settings=settings, reason="bank statement", manual_reference="2026112722001"
     )
-    assert orders.get_order(session, order.id).provider_ref == "2026112722001"
+    assert orders._get_order(session, order.id).provider_ref == "2026112722001"
     assert done.credits == order.credits
 
 
@@ -203,7 +203,7 @@ def test_failed_payment_marks_order_failed_with_audit(session, admin, support, p
     customer = make_customer(session, admin)
     order = make_order(session, admin, customer, pricing)
     orders.fail_order(session, support, order.id, payment=paid(order, state=PaymentState.FAILED), reason="declined")
-    assert orders.get_order(session, order.id).status is OrderStatus.FAILED
+    assert orders._get_order(session, order.id).status is OrderStatus.FAILED
     assert count(session, AuditEvent, AuditEvent.action == "order.fail") == 1
     with pytest.raises(PaymentMismatch):
         orders.fail_order(session, support, order.id, payment=paid(order), reason="x")
@@ -273,7 +273,7 @@ def test_sixteen_agents_completing_one_order_grant_credits_once(db, admin, prici
     with db.session() as s:
         assert count(s, LedgerEntry) == 1
         assert count(s, Invoice) == 1
-        assert orders.customer_balance(s, customer.id) == order.credits
+        assert orders._customer_balance(s, customer.id) == order.credits
         assert s.scalar(select(InvoiceSeries.next_number)) == 2
         assert count(s, AuditEvent, AuditEvent.action == "order.complete") == 1
 

@@ -28,14 +28,14 @@ def open_order(session, admin, pricing, gateway, amount="500", method="stripe", 
     order = make_order(session, admin, customer, pricing, amount=amount, method=method)
     payment = gateway.create_payment(orders._payment_request(session, order))
     orders.attach_payment(session, admin, order.id, payment)
-    return orders.get_order(session, order.id), payment
+    return orders._get_order(session, order.id), payment
 
 
 def paid_order(session, admin, support, pricing, settings, gateway, **kw):
     order, payment = open_order(session, admin, pricing, gateway, **kw)
     gateway.settle(payment.ref, Outcome.SUCCEED)
     payment_ops.complete_from_gateway(session, support, order.id, gateway, settings=settings, reason="paid")
-    return orders.get_order(session, order.id)
+    return orders._get_order(session, order.id)
 
 
 def test_check_records_the_gateways_word(session, admin, support, pricing, gateway):
@@ -64,7 +64,7 @@ def test_unpaid_at_gateway_is_not_completed(session, admin, support, pricing, se
     order, _ = open_order(session, admin, pricing, gateway)
     with pytest.raises(BillingError, match="is pending, not succeeded"):
         payment_ops.complete_from_gateway(session, support, order.id, gateway, settings=settings, reason="x")
-    assert orders.get_order(session, order.id).status is OrderStatus.PENDING
+    assert orders._get_order(session, order.id).status is OrderStatus.PENDING
 
 
 def test_amount_mismatch_is_shown_and_refused(session, admin, support, pricing, settings, gateway):
@@ -81,7 +81,7 @@ def test_resume_payment_opens_a_fresh_payment(session, admin, support, pricing, 
     resumed = payment_ops.resume_payment(session, support, order.id, gateway)
     assert resumed.payment.ref != first.ref
     assert order.public_id in resumed.message and "$527.50" in resumed.message
-    assert orders.get_order(session, order.id).provider_ref == resumed.payment.ref
+    assert orders._get_order(session, order.id).provider_ref == resumed.payment.ref
 
 
 def test_resume_refuses_when_last_payment_succeeded(session, admin, support, pricing, gateway):
@@ -94,9 +94,9 @@ def test_resume_refuses_when_last_payment_succeeded(session, admin, support, pri
 def test_expired_order_can_be_resumed(session, admin, support, pricing, gateway):
     order, _ = open_order(session, admin, pricing, gateway)
     payment_ops.expire_order(session, support, order.id, gateway, reason="customer went quiet")
-    assert orders.get_order(session, order.id).status is OrderStatus.EXPIRED
+    assert orders._get_order(session, order.id).status is OrderStatus.EXPIRED
     payment_ops.resume_payment(session, support, order.id, gateway)
-    assert orders.get_order(session, order.id).status is OrderStatus.PENDING
+    assert orders._get_order(session, order.id).status is OrderStatus.PENDING
 
 
 @pytest.mark.parametrize("close", [payment_ops.expire_order, payment_ops.cancel_order])
@@ -105,14 +105,14 @@ def test_closing_asks_the_gateway_and_refuses_a_paid_order(session, admin, suppo
     gateway.settle(payment.ref, Outcome.SUCCEED)
     with pytest.raises(StateConflict, match="succeeded: complete order"):
         close(session, support, order.id, gateway, reason="tidy up")
-    assert orders.get_order(session, order.id).status is OrderStatus.PENDING
+    assert orders._get_order(session, order.id).status is OrderStatus.PENDING
     assert count(session, GatewayCheck) == 1
 
 
 def test_cancel_cancels_the_open_payment_too(session, admin, support, pricing, gateway):
     order, payment = open_order(session, admin, pricing, gateway)
     payment_ops.cancel_order(session, support, order.id, gateway, reason="duplicate order")
-    assert orders.get_order(session, order.id).status is OrderStatus.CANCELLED
+    assert orders._get_order(session, order.id).status is OrderStatus.CANCELLED
     assert gateway.fetch_status(payment.ref).state is PaymentState.CANCELED
     event = session.scalar(select(AuditEvent).where(AuditEvent.action == "order.cancel"))
     assert event.reason == "duplicate order" and event.before == {"status": "pending"}
@@ -126,7 +126,7 @@ def test_full_refund_takes_credits_back_and_issues_a_credit_note(
     assert done.amount_cents == order.total_cents and done.credits_taken_back == order.credits
     assert done.order_status is OrderStatus.REFUNDED and done.balance == 0
     note = session.scalar(select(Invoice).where(Invoice.kind == InvoiceKind.CREDIT_NOTE))
-    invoice = orders.invoice_for(session, order.id)
+    invoice = orders._invoice_for(session, order.id)
     assert note.number == done.credit_note_number and note.number.startswith("CN-")
     assert note.refers_to_id == invoice.id
     assert note.total_cents == -order.total_cents
@@ -193,7 +193,7 @@ def test_gateway_failure_changes_nothing(session, admin, support, finance, prici
         with pytest.raises((GatewayError, StateConflict)):
             act()
     assert count(session, AuditEvent) == events
-    assert orders.get_order(session, order.id).status is OrderStatus.PAID
+    assert orders._get_order(session, order.id).status is OrderStatus.PAID
 
 
 # --- against a real HTTP peer: localstripe ------------------------------------------------------
@@ -235,5 +235,5 @@ def test_stripe_unreachable_gives_a_clear_message_and_changes_nothing(session, a
         session.get(type(order), order.id).provider_ref = "pi_unknown"
     with pytest.raises(GatewayError, match="could not be reached"):
         payment_ops.complete_from_gateway(session, support, order.id, dead, settings=settings, reason="x")
-    assert orders.get_order(session, order.id).status is OrderStatus.PENDING
+    assert orders._get_order(session, order.id).status is OrderStatus.PENDING
     assert count(session, GatewayCheck) == 0

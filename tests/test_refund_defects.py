@@ -36,7 +36,7 @@ def partly_refunded(db, admin, support, finance, pricing, settings, gateway, met
         gateway.settle(payment.ref, Outcome.SUCCEED)
         payment_ops.complete_from_gateway(s, support, order.id, gateway, settings=settings, reason="paid")
         refunds.refund_order(s, finance, order.id, gateway, settings=settings, reason="part", amount="10")
-        return orders.get_order(s, order.id)
+        return orders._get_order(s, order.id)
 
 
 # --- 2. a refunded order is "already paid" on every path ------------------------------------------------

@@ -53,7 +53,7 @@ def paid_order(db, admin, support, pricing, settings, gateway, amount="100", ema
         orders.attach_payment(session, admin, order.id, payment)
         gateway.settle(payment.ref, Outcome.SUCCEED)
         payment_ops.complete_from_gateway(session, support, order.id, gateway, settings=settings, reason="paid")
-        return orders.get_order(session, order.id)
+        return orders._get_order(session, order.id)
 
 
 def books(db, order) -> dict:
@@ -84,7 +84,7 @@ def books(db, order) -> dict:
             "pending": s.scalar(
                 select(func.count()).where(Refund.order_id == order.id, Refund.status == RefundStatus.REQUESTED)
             ),
-            "status": orders.get_order(s, order.id).status,
+            "status": orders._get_order(s, order.id).status,
         }
 
 
@@ -259,7 +259,7 @@ def test_a_timeout_records_nothing_as_refunded_and_reconcile_finishes_it_once(
     assert state["refunds"] == [] and state["note_count"] == 0 and state["debit_count"] == 0
     assert state["pending"] == 1 and state["status"] is OrderStatus.PAID
     with db.session() as s:
-        assert orders.customer_balance(s, order.customer_id) == order.credits
+        assert orders._customer_balance(s, order.customer_id) == order.credits
         shown = order_detail(s, finance, order.public_id)
     assert [(r.amount_cents, r.by, r.pending) for r in shown.pending_refunds] == [(3000, finance.email, True)]
     assert "Refund requested" in [e.what for e in shown.timeline]
@@ -520,4 +520,4 @@ def test_stripe_refund_end_to_end_and_a_lost_answer_found_again_by_its_key(
             (2000, RefundStatus.SUCCEEDED),
             (3000, RefundStatus.SUCCEEDED),
         ]
-        assert orders.get_order(s, order.id).status is OrderStatus.PARTIALLY_REFUNDED
+        assert orders._get_order(s, order.id).status is OrderStatus.PARTIALLY_REFUNDED

@@ -88,7 +88,7 @@ def test_random_refund_histories_keep_the_books_equal_to_the_gateway(db, admin, 
     refunds.reconcile_refunds(db, support, config, gateway_for=lambda *a, **k: gateway)
     with db.session() as s:
         for order in placed:
-            fresh = orders.get_order(s, order.id)
+            fresh = orders._get_order(s, order.id)
             state = books(db, order)
             assert state["pending"] == 0
             assert_books_equal_gateway(state)
@@ -110,7 +110,7 @@ def test_random_refund_histories_keep_the_books_equal_to_the_gateway(db, admin, 
             .join(Order, Order.id == Refund.order_id)
             .where(Order.customer_id == customer.id, Refund.status == RefundStatus.SUCCEEDED)
         )
-        assert orders.customer_balance(s, customer.id) == paid_credits - taken_back
+        assert orders._customer_balance(s, customer.id) == paid_credits - taken_back
         topups = s.scalar(
             select(func.coalesce(func.sum(LedgerEntry.credits), 0)).where(
                 LedgerEntry.customer_id == customer.id, LedgerEntry.kind == LedgerKind.TOPUP

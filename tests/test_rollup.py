@@ -59,7 +59,7 @@ def open_order(session, admin, customer, pricing, gateway, at: datetime, amount=
     )
     payment = gateway.create_payment(orders._payment_request(session, order))
     orders.attach_payment(session, admin, order.id, payment)
-    return orders.get_order(session, order.id)
+    return orders._get_order(session, order.id)
 
 
 def pay(session, support, order, gateway, settings, clock, at: datetime) -> None:
@@ -177,7 +177,7 @@ def random_history(session, admin, support, finance, pricing, settings, gateway,
             paid_orders.append(order)
         if paid_orders and rng.random() < 0.2:
             victim = rng.choice(paid_orders)
-            victim = orders.get_order(session, victim.id)
+            victim = orders._get_order(session, victim.id)
             if victim.status.value in ("paid", "partially_refunded"):
                 partial = rng.random() < 0.5 and victim.status.value == "paid"
                 later = max(clock.now, victim.paid_at) + timedelta(hours=rng.randrange(1, 48))
@@ -214,7 +214,7 @@ def test_sandbox_orders_never_count(session, admin, support, finance, pricing, s
     customer = make_customer(session, admin, email="sb@example.com", sandbox=True)
     order = open_order(session, admin, customer, pricing, gateway, datetime(2026, 3, 2, tzinfo=UTC))
     pay(session, admin, order, gateway, settings, clock, datetime(2026, 3, 2, 1, tzinfo=UTC))
-    refund(session, admin, orders.get_order(session, order.id), gateway, settings, clock, clock.now)
+    refund(session, admin, orders._get_order(session, order.id), gateway, settings, clock, clock.now)
     assert stored(session) == ({}, {}, {}, {})
     session.rollback()
     rollup.rebuild(db, admin)

@@ -65,7 +65,7 @@ def test_declined_topup_fails_the_order_and_grants_nothing(db, settings, analyst
     assert result.balance == 0
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Invoice)) == 0
-        order = orders.get_order(s, result.order_public_id)
+        order = orders._get_order(s, result.order_public_id)
         assert order.failure_reason == "card declined (simulated)"
 
 
@@ -77,7 +77,7 @@ def test_pending_topup_leaves_the_order_pending_with_its_payment_attached(db, se
     assert result.invoice_number is None
     assert result.balance == 0
     with db.session() as s:
-        assert orders.get_order(s, result.order_public_id).provider_ref == result.gateway.ref
+        assert orders._get_order(s, result.order_public_id).provider_ref == result.gateway.ref
 
 
 def test_credits_are_granted_once_even_when_completion_is_repeated(db, settings, analyst, sandbox_customer):
@@ -89,7 +89,7 @@ def test_credits_are_granted_once_even_when_completion_is_repeated(db, settings,
         )
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 1
-        assert orders.customer_balance(s, sandbox_customer.id) == 50000
+        assert orders._customer_balance(s, sandbox_customer.id) == 50000
 
 
 def test_each_run_is_its_own_order_and_balances_add_up(db, settings, analyst, sandbox_customer):

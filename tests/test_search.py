@@ -40,7 +40,7 @@ def shop(session, admin, analyst, pricing, settings):
         orders.complete_order(session, admin, placed[0].id, settings=settings, reason="t", payment=paid(placed[0]))
         session.execute(update(Order).where(Order.id == placed[1].id).values(status=OrderStatus.FAILED))
         session.commit()
-        by_email[customer.email] = [orders.get_order(session, o.id) for o in placed]
+        by_email[customer.email] = [orders._get_order(session, o.id) for o in placed]
     sandbox = make_customer(session, analyst, email="sandy@example.com", name="Sandy Sandbox", sandbox=True)
     by_email["sandy@example.com"] = [make_order(session, analyst, sandbox, pricing)]
     return by_email

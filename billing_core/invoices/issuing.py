@@ -80,7 +80,7 @@ def _issue_invoice(session: Session, order: Order, customer: Customer, settings:
     return invoice
 
 
-def issue_credit_note(
+def _issue_credit_note(
     session: Session,
     invoice: Invoice,
     order: Order,

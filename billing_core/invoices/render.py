@@ -106,7 +106,7 @@ class InvoiceDocument:
         )
 
 
-def document_for(session, invoice: Invoice) -> InvoiceDocument:
+def _document_for(session, invoice: Invoice) -> InvoiceDocument:
     """The invoice with its order's payment facts and, for a credit note, the original's number."""
     order = session.get(Order, invoice.order_id)
     refers_to = None

@@ -208,7 +208,7 @@ def issued_pdf(
             if file is not None:
                 return file, read_file(file, root)
             data = render.render_invoice(
-                render.document_for(session, invoice), paper=settings.invoice_paper, logo=settings.invoice_logo
+                render._document_for(session, invoice), paper=settings.invoice_paper, logo=settings.invoice_logo
             )
             file = store_version(session, actor, invoice, data, ISSUED_REASON, root=root)
         return file, data
