@@ -264,9 +264,9 @@ def _refund_rows(label: str, url: str, live: int, pending: int) -> Iterable[Row]
     database = Database(url)
     try:
         database.migrate()
-        demo.delete_all_data(database)
-        settings = Settings(database_url=url)
         admin = Actor("bench@localhost", Role.ADMIN, "benchmark")
+        demo.delete_all_data(database, admin)
+        settings = Settings(database_url=url)
         gateway = SimulatedGateway(database)
         pricing = load_pricing()
         with database.session() as session:
@@ -276,7 +276,7 @@ def _refund_rows(label: str, url: str, live: int, pending: int) -> Iterable[Row]
                 order = orders.create_order(
                     session, admin, customer_id=customer.id, amount="100", method="stripe", pricing=pricing
                 )
-                payment = gateway.create_payment(orders.payment_request(session, order))
+                payment = gateway.create_payment(orders._payment_request(session, order))
                 orders.attach_payment(session, admin, order.id, payment)
                 gateway.settle(payment.ref, Outcome.SUCCEED)
                 payments.append((order.id, gateway.fetch_status(payment.ref)))

@@ -39,12 +39,13 @@ USERS = {
     "nobody": {"email": "eve@elsewhere.test", "email_verified": True, "name": "Eve Outsider"},
 }
 PAGES = {
-    "support": ["Orders"],
-    "finance": ["Orders", "Revenue", "Invoices", "Audit log"],
+    "support": ["Orders", "Customers"],
+    "finance": ["Orders", "Customers", "Revenue", "Invoices", "Audit log"],
     "analyst": ["Top-up simulator", "Revenue"],
-    "admin": ["Top-up simulator", "Orders", "Revenue", "Invoices", "Audit log"],
+    "admin": ["Top-up simulator", "Orders", "Customers", "Revenue", "Invoices", "Audit log"],
 }
 URLS = {"Top-up simulator": "simulator", "Orders": "orders", "Revenue": "revenue", "Invoices": "invoices"}
+URLS["Customers"] = "customers"
 URLS["Audit log"] = "audit"
 
 

@@ -49,7 +49,7 @@ def paid_order(db, admin, support, pricing, settings, gateway, amount="100", ema
     with db.session() as session:
         customer = make_customer(session, admin, email=email)
         order = make_order(session, admin, customer, pricing, amount=amount)
-        payment = gateway.create_payment(orders.payment_request(session, order))
+        payment = gateway.create_payment(orders._payment_request(session, order))
         orders.attach_payment(session, admin, order.id, payment)
         gateway.settle(payment.ref, Outcome.SUCCEED)
         payment_ops.complete_from_gateway(session, support, order.id, gateway, settings=settings, reason="paid")
@@ -216,7 +216,7 @@ def test_a_refusal_is_the_keys_answer_too(db, admin, support, pricing, settings,
 def test_payments_honour_keys_too(db, admin, pricing, gateway):
     with db.session() as s:
         order = make_order(s, admin, make_customer(s, admin), pricing)
-        request = orders.payment_request(s, order)
+        request = orders._payment_request(s, order)
     one = gateway.create_payment(request, idempotency_key="pay-1")
     two = gateway.create_payment(request, idempotency_key="pay-1")
     assert one.ref == two.ref
@@ -486,7 +486,7 @@ def test_stripe_refund_end_to_end_and_a_lost_answer_found_again_by_its_key(
     with db.session() as s:
         customer = make_customer(s, admin)
         order = make_order(s, admin, customer, pricing, amount="100")
-        payment = stripe_gateway.create_payment(orders.payment_request(s, order))
+        payment = stripe_gateway.create_payment(orders._payment_request(s, order))
         orders.attach_payment(s, admin, order.id, payment)
         pay_at_stripe(localstripe_url, payment.ref)
         payment_ops.complete_from_gateway(s, support, order.id, stripe_gateway, settings=settings, reason="paid")

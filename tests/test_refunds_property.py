@@ -46,7 +46,7 @@ def test_random_refund_histories_keep_the_books_equal_to_the_gateway(db, admin, 
         placed = []
         for amount in ("20", "100", "37.50"):
             order = make_order(s, admin, customer, pricing, amount=amount)
-            payment = gateway.create_payment(orders.payment_request(s, order))
+            payment = gateway.create_payment(orders._payment_request(s, order))
             orders.attach_payment(s, admin, order.id, payment)
             gateway.settle(payment.ref, Outcome.SUCCEED)
             placed.append(SimpleNamespace(id=order.id, public_id=order.public_id, provider_ref=payment.ref))
