@@ -18,7 +18,7 @@ from billing_core.invoices import batch, storage
 from billing_core.models import AuditEvent, Invoice, InvoiceFile, Order, OrderStatus
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from billing_core.settlement import Verdict, apply, parse_settlement, preview
-from tests.helpers import make_customer, make_order
+from tests.helpers import FINANCE, make_customer, make_order
 
 HEADER = "Transaction ID,Merchant Order ID,Payment Intent ID,Currency,Amount,Fee,Net,Status,Settled At\n"
 
@@ -66,7 +66,7 @@ def test_settlement_calls_a_refunded_order_already_paid(db, admin, support, fina
     line = f"txn_1,{order.public_id},{order.provider_ref},USD,{order.total_cents / 100:.2f},3.62,0,SETTLED,2026-11-20\n"
     parsed = parse_settlement((HEADER + line).encode(), "airwallex.csv")
     with db.session() as s:
-        assert [x.verdict for x in preview(s, parsed).lines] == [Verdict.ALREADY_PAID]
+        assert [x.verdict for x in preview(s, FINANCE, parsed).lines] == [Verdict.ALREADY_PAID]
     result = apply(db, finance, settings, parsed)
     assert result.errors == [] and result.completed == []
 
@@ -82,8 +82,8 @@ def test_an_order_refunded_while_a_settlement_file_is_applied_counts_as_complete
     parsed = parse_settlement((HEADER + line).encode(), "airwallex.csv")
     real_preview = settlement.preview
 
-    def preview_then_someone_refunds(session, parsed):
-        shown = real_preview(session, parsed)
+    def preview_then_someone_refunds(session, actor, parsed):
+        shown = real_preview(session, actor, parsed)
         with db.session() as other, transaction(other):
             other.execute(update(Order).where(Order.id == order.id).values(status=OrderStatus.REFUNDED))
         return shown
@@ -107,7 +107,7 @@ def test_a_wrong_line_before_the_right_one_does_not_claim_the_order(db, admin, p
         f"txn_d,{order.public_id},,USD,{total},1,0,SETTLED,2026-11-20\n"
     )
     with db.session() as s:
-        shown = preview(s, parse_settlement((HEADER + lines).encode(), "airwallex.csv"))
+        shown = preview(s, FINANCE, parse_settlement((HEADER + lines).encode(), "airwallex.csv"))
     verdicts = [(x.verdict, x.reason) for x in shown.lines]
     assert [v for v, _ in verdicts] == [Verdict.MISMATCH, Verdict.MISMATCH, Verdict.WILL_COMPLETE, Verdict.MISMATCH]
     assert "EUR" in verdicts[0][1] and "paid $1.00" in verdicts[1][1]
@@ -139,7 +139,7 @@ def test_verify_tells_missing_from_altered_by_type_not_by_words(seeded, finance,
     with seeded.session() as s, transaction(s):
         s.execute(update(InvoiceFile).where(InvoiceFile.id == stored.id).values(path=odd))
     with seeded.session() as s:
-        report = batch.verify(s, root=root)
+        report = batch.verify(s, FINANCE, root=root)
         with pytest.raises(storage.FileAltered):
             storage.read_file(s.get(InvoiceFile, stored.id), root)
     assert report.altered == [odd] and report.missing == []
@@ -161,15 +161,15 @@ def test_storing_the_issued_copy_checks_the_role_and_is_audited(seeded, support,
     assert event.after["version"] == stored.version == 1 and event.after["sha256"] == stored.sha256
 
 
-# --- 1. a regeneration job acts in its starter's role ---------------------------------------------------
+# --- 1. a regeneration job acts in its starter's role (launch_job passes the starter as --actor/--role) ----
 
 
 def test_a_regeneration_job_is_audited_in_the_role_of_who_started_it(seeded, admin, files_settings):
     with seeded.session() as s:
-        chosen = batch.select_invoices(s)
+        chosen = batch.select_invoices(s, FINANCE)
         with transaction(s):
             job_id = batch.start_job(s, admin, chosen, "new logo").id
-    batch.run_job(seeded, job_id, should_stop=lambda: True, settings=files_settings)
+    batch.run_job(seeded, admin, job_id, should_stop=lambda: True, settings=files_settings)
     with seeded.session() as s:
         events = list(s.scalars(select(AuditEvent).where(AuditEvent.entity_type == "regeneration_job")))
     assert [(e.action, e.actor_role) for e in events] == [
