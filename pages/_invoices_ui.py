@@ -214,6 +214,8 @@ def checks_summary(found: list[Check], run: CheckRun | None) -> None:
     bad = [c for c in found if not c.ok]
     if bad:
         st.error(f"{len(bad)} of {len(found)} checks found trouble.", icon=":material/report:")
+    elif run is None:
+        st.info("The number series are gapless; no deep check has run yet.", icon=":material/pending:")
     else:
         st.success(
             f"All {len(found)} checks pass." if len(found) > 1 else "The check passes.", icon=":material/verified:"
