@@ -7,9 +7,7 @@ and the page follows it through the job row.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from billing_core import audit, money
+from billing_core import audit, background, money
 from billing_core.access import Action, Actor, Role, require
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
@@ -723,22 +721,8 @@ def launch_job(settings: Settings, actor: Actor, job_id: int, *, workers: int = 
     The process acts as ``actor`` (passed on its command line) and checks the role again itself.
     """
     require(actor, Action.REGENERATE_INVOICES)
-    root = storage.storage_root(settings)
-    log = root / "jobs" / f"job-{job_id}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = os.environ | {"DATABASE_URL": settings.database_url, "BILLING_INVOICE_DIR": str(root)}
-    command = [sys.executable, "-m", "billing_core.bills", "run-job", str(job_id), "--workers", str(workers)]
-    command += ["--actor", actor.email, "--role", actor.role.value, "--name", actor.name]
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            command,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=Path(__file__).resolve().parent.parent,
-            start_new_session=True,
-        )
+    args = ["billing_core.bills", "run-job", str(job_id), "--workers", str(workers)]
+    return background.start_process(settings, actor, args, f"jobs/job-{job_id}.log")
 
 
 def cancel_job(session: Session, actor: Actor, job_id: int) -> None:

@@ -8,9 +8,7 @@ the page's button runs ``python -m billing_core.bills_check CHECK_ID`` in its ow
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from billing_core import audit, bills
+from billing_core import audit, background, bills
 from billing_core.access import Action, Actor, Role, require
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
@@ -131,31 +129,9 @@ def series_check(session: Session, actor: Actor) -> bills.Check:
 def launch(settings: Settings, actor: Actor, check_id: int) -> subprocess.Popen:
     """Run a started check in its own process, so it outlives the page run that started it."""
     require(actor, Action.CHECK_BILLS)
-    root = storage.storage_root(settings)
-    log = root / "checks" / f"check-{check_id}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = os.environ | {"DATABASE_URL": settings.database_url, "BILLING_INVOICE_DIR": str(root)}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "billing_core.bills_check",
-                str(check_id),
-                "--actor",
-                actor.email,
-                "--role",
-                actor.role.value,
-                "--name",
-                actor.name,
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=Path(__file__).resolve().parent.parent,
-            start_new_session=True,
-        )
+    return background.start_process(
+        settings, actor, ["billing_core.bills_check", str(check_id)], f"checks/check-{check_id}.log"
+    )
 
 
 def cli_check(database: Database, actor: Actor, settings: Settings, out=print) -> int:

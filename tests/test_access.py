@@ -406,6 +406,7 @@ NOT_CHECKED = {
     "payments.registry.gateway_for": "builds a gateway client; reads and writes nothing",
     "rollup.version": "the rollup's change counter; no personal or financial data",
     "rollup.kept_timezones": "the zone names the rollup is kept for; no personal or financial data",
+    "background.start_process": "starts a process for a caller that checked the actor; the process checks again",
     "cli.cmd_search": "command line: passes its --actor, as support, to the checked search functions above",
     "reconcile.cli_reconcile": "command line: passes its --actor to the checked functions above",
     "settlement.cli_settlement": "command line: passes its --actor to the checked functions above",
