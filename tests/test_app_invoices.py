@@ -115,7 +115,7 @@ def test_a_bad_number_range_is_explained(seeded):
 def deep_check(database: Database, files: Path) -> None:
     with database.session() as session:
         check_id = bills_check.start(session, FINANCE)
-    bills_check.run(database, check_id, root=files)
+    bills_check.run(database, FINANCE, check_id, root=files)
 
 
 def test_before_any_deep_check_the_panel_shows_series_health_and_how_to_run_one(seeded):
