@@ -249,9 +249,7 @@ def checks_tiles(found: list[Check]) -> None:
                     st.code("\n".join(check.examples), language=None)
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "estimating…"
+def duration(seconds: float) -> str:
     seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
@@ -260,6 +258,14 @@ def duration(seconds: float | None) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def job_progress(job: JobView) -> str:
+    """Done of total, and the time left once the job has done enough to tell."""
+    done = f"{job.done:,} of {job.total:,}"
+    if job.eta_seconds is None:
+        return f"{done} · starting…" if not job.done else done
+    return f"{done} · about {duration(job.eta_seconds)} left"
 
 
 STATUS_COLOURS = {"running": "blue", "finished": "green", "cancelled": "gray", "failed": "red"}

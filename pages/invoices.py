@@ -26,7 +26,7 @@ WORKERS = max(1, min(4, os.cpu_count() or 1))
 CURSORS_KEY = "bills_cursors"
 FILTERS_KEY = "bills_filters_seen"
 DRY_KEY = "regen_dry_run"
-STARTED_KEY = "regen_started"
+START_ERROR_KEY = "regen_start_error"
 VERIFY_KEY = "verify_report"
 
 
@@ -205,7 +205,7 @@ def _regeneration(ctx: PageContext) -> None:
     if chosen is not None:
         _plan_job(ctx, chosen)
     st.subheader("Jobs")
-    running = any(j.status == RegenerationStatus.RUNNING and ui.alive_here(j.id) for j in _recent(ctx))
+    running = any(ui.alive_here(j.id) for j in _recent(ctx))
     st.fragment(_jobs, run_every=2.0 if running else None)(ctx, running)
 
 
@@ -233,25 +233,33 @@ def _plan_job(ctx: PageContext, chosen: batch.Chosen) -> None:
         )
         eta.metric("Estimated time", ui.duration(result.estimated_seconds), help=f"With {WORKERS} worker processes.")
     ready = current and chosen.count > 0 and bool(reason.strip())
-    if buttons.button(
-        "Start regeneration", key="regen_start", type="primary", icon=":material/play_arrow:", disabled=not ready
-    ):
-        _start(ctx, chosen, reason)
+    # A callback, before the tab's own rerun: the new job is in the list that run draws, and no
+    # rerun of the whole app (the bills review included) holds the page greyed meanwhile.
+    buttons.button(
+        "Start regeneration",
+        key="regen_start",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=not ready,
+        on_click=_start,
+        args=(ctx, chosen),
+    )
+    if (refused := st.session_state.pop(START_ERROR_KEY, None)) is not None:
+        st.error(refused, icon=":material/error:")
     if not ready:
         st.caption("Starting needs a dry run of this selection and a reason.")
 
 
-def _start(ctx: PageContext, chosen: batch.Chosen, reason: str) -> None:
+def _start(ctx: PageContext, chosen: batch.Chosen) -> None:
+    reason = st.session_state.get("regen_reason", "")
     try:
         with ctx.database.session() as session, transaction(session):
             job_id = batch.start_job(session, ctx.actor, chosen, reason, paper=ctx.settings.invoice_paper).id
     except BillingError as exc:
-        st.error(plain(exc), icon=":material/error:")
+        st.session_state[START_ERROR_KEY] = plain(exc)
         return
     ui.job_processes()[job_id] = bills.launch_job(ctx.settings, ctx.actor, job_id, workers=WORKERS)
     st.session_state.pop(DRY_KEY, None)
-    st.session_state[STARTED_KEY] = job_id
-    st.rerun()
 
 
 def _recent(ctx: PageContext) -> list[bills.JobView]:
@@ -261,7 +269,7 @@ def _recent(ctx: PageContext) -> list[bills.JobView]:
 
 def _jobs(ctx: PageContext, was_running: bool) -> None:
     jobs = _recent(ctx)
-    running = any(j.status == RegenerationStatus.RUNNING and ui.alive_here(j.id) for j in jobs)
+    running = any(ui.alive_here(j.id) for j in jobs)  # a cancelled job's process finishes its chunk in flight
     if was_running and not running:
         st.rerun()  # the last job here ended: redraw the page once, without the polling
     if not jobs:
@@ -273,22 +281,45 @@ def _jobs(ctx: PageContext, was_running: bool) -> None:
 
 def _job(ctx: PageContext, job: bills.JobView) -> None:
     st.markdown(ui.job_heading(job))
+    alive = ui.alive_here(job.id)
+    act = st.container(horizontal=True)
     if job.status == RegenerationStatus.RUNNING:
-        alive = ui.alive_here(job.id)
-        text = f"{job.done:,} of {job.total:,} · about {ui.duration(job.eta_seconds)} left"
-        st.progress(job.fraction, text=text if alive else f"{job.done:,} of {job.total:,} · interrupted")
-        act = st.columns(4)
-        if alive and act[0].button("Cancel", key=f"job_cancel_{job.id}", icon=":material/stop:"):
+        st.progress(
+            job.fraction, text=ui.job_progress(job) if alive else f"{job.done:,} of {job.total:,} · interrupted"
+        )
+        if alive and act.button("Cancel", key=f"job_cancel_{job.id}", icon=":material/stop:"):
             _cancel(ctx, job.id)
         if not alive:
             st.caption("No process of this server runs it: it was interrupted (or runs elsewhere). Resume continues.")
-            if act[0].button("Resume", key=f"job_resume_{job.id}", icon=":material/play_arrow:"):
-                ui.job_processes()[job.id] = bills.launch_job(ctx.settings, ctx.actor, job.id, workers=WORKERS)
-                st.rerun()
+            if act.button("Resume", key=f"job_resume_{job.id}", icon=":material/play_arrow:"):
+                _launch(ctx, job.id)
+    elif job.status == RegenerationStatus.CANCELLED and alive:
+        st.caption("Cancelling: the chunk in flight is finished first.")
+    elif job.status == RegenerationStatus.CANCELLED:
+        if job.done < job.total and act.button("Resume", key=f"job_resume_{job.id}", icon=":material/play_arrow:"):
+            _resume(ctx, job.id)
+        if job.zip_path:
+            with act:
+                _zip(ctx, job)
     elif job.status == RegenerationStatus.FINISHED and job.zip_path:
         _zip(ctx, job)
     elif job.error:
         st.error(plain(job.error), icon=":material/error:")
+
+
+def _launch(ctx: PageContext, job_id: int) -> None:
+    ui.job_processes()[job_id] = bills.launch_job(ctx.settings, ctx.actor, job_id, workers=WORKERS)
+    st.rerun()  # the whole batch tab, so that the jobs list starts polling
+
+
+def _resume(ctx: PageContext, job_id: int) -> None:
+    try:
+        with ctx.database.session() as session:
+            bills.resume_job(session, ctx.actor, job_id)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return
+    _launch(ctx, job_id)
 
 
 def _cancel(ctx: PageContext, job_id: int) -> None:

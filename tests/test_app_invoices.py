@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -10,10 +11,10 @@ import pytest
 from sqlalchemy import func, select, update
 from streamlit.testing.v1 import AppTest
 
-from billing_core import bills_check, demo
+from billing_core import bills, bills_check, demo
 from billing_core.access import Actor, Role
 from billing_core.config import Settings
-from billing_core.db import Database
+from billing_core.db import Database, transaction
 from billing_core.invoices import batch, storage
 from billing_core.models import CheckStatus, Invoice, InvoiceCheck, RegenerationJob, RegenerationStatus
 
@@ -209,6 +210,66 @@ def test_a_started_job_runs_apart_and_offers_its_zip(seeded, files):
         job = session.get(RegenerationJob, job_id)
     assert job.status == RegenerationStatus.FINISHED and job.done == job.total > 0
     assert any(b.proto.label.startswith("Download ZIP") for b in at.get("download_button"))
+
+
+def test_a_started_job_shows_at_once_and_no_estimate_before_there_is_one(seeded, monkeypatch):
+    at = open_invoices()
+    at.multiselect(key="regen_plans").set_value(["max"]).run()
+    at.button(key="regen_dry").click().run()
+    at.text_input(key="regen_reason").input("new logo").run()
+    reviews = []
+    summary = bills.summary
+    monkeypatch.setattr(bills, "summary", lambda *a, **k: reviews.append(1) or summary(*a, **k))
+    # The job row as its process has not moved it yet: nothing done, so no estimate.
+    idle = []
+    monkeypatch.setattr(bills, "launch_job", lambda *a, **k: idle.append(subprocess.Popen(["sleep", "30"])) or idle[-1])
+    at.button(key="regen_start").click().run()
+    assert not at.exception, at.exception
+    with seeded.session() as session:
+        job_id = session.scalar(select(RegenerationJob.id))
+    assert any(m.value.startswith(f"**Job {job_id}** :blue-badge[running]") for m in at.markdown)
+    [progress] = [p.proto.text for p in at.get("progress")]
+    assert progress.startswith("0 of ") and "estimating" not in progress and "about" not in progress
+    assert len(reviews) <= 1, "Start reran the whole app (the bills review too), not the batch tab alone"
+    for process in idle:
+        process.kill()
+
+
+def test_a_cancelled_job_offers_resume_and_a_zip_of_what_it_did(seeded, files, monkeypatch):
+    settings = Settings(database_url=seeded.url, invoice_dir=files)
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session, FINANCE)
+        with transaction(session):
+            job_id = batch.start_job(session, FINANCE, chosen, "cancelled half way").id
+    monkeypatch.setattr(batch, "CHUNK", 5)
+    asked = []
+
+    def cancel_after_the_first_chunk() -> bool:
+        asked.append(1)
+        if len(asked) == 1:
+            return False
+        with seeded.session() as session:
+            bills.cancel_job(session, FINANCE, job_id)
+        return True
+
+    job = batch.run_job(seeded, FINANCE, job_id, should_stop=cancel_after_the_first_chunk, settings=settings)
+    assert job.status == RegenerationStatus.CANCELLED and job.done == 5
+    at = open_invoices()
+    assert any(m.value.startswith(f"**Job {job_id}** :gray-badge[cancelled] · 5/") for m in at.markdown)
+    assert any(
+        b.proto.label.startswith("Download ZIP") and "5 PDFs" in b.proto.label for b in at.get("download_button")
+    )
+    at.button(key=f"job_resume_{job_id}").click().run()
+    assert not at.exception, at.exception
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with seeded.session() as session:
+            if session.get(RegenerationJob, job_id).status != RegenerationStatus.RUNNING:
+                break
+        time.sleep(0.5)
+    with seeded.session() as session:
+        job = session.get(RegenerationJob, job_id)
+    assert job.status == RegenerationStatus.FINISHED and job.done == job.total == chosen.count
 
 
 def test_verify_lists_an_altered_file(seeded, files):
