@@ -201,7 +201,9 @@ def versions_frame(files: Iterable[InvoiceFile]) -> pd.DataFrame:
                 "Template": f.template_version,
                 "SHA-256": f.sha256,
                 "Size": f"{f.size / 1024:,.1f} KiB",
-                "Job": f.job_id or "",
+                # Text in every row: ids beside "" in one column are mixed types that Arrow refuses (and
+                # Streamlit logs a warning for on every rerun before converting the column itself).
+                "Job": str(f.job_id) if f.job_id is not None else "",
             }
             for f in files
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import time
@@ -163,6 +164,32 @@ def test_a_documents_stored_versions_are_listed(seeded, files):
     versions = table(at, "bills_versions")
     assert list(versions["Version"]) == ["v1"] and list(versions["Reason"]) == [storage.ISSUED_REASON]
     assert table(at, "bills_table")["File"].iloc[0] == "v1"
+
+
+def test_versions_from_issue_and_from_a_job_are_shown_without_any_warning_logged(seeded, files):
+    settings = Settings(database_url=seeded.url, invoice_dir=files)
+    with seeded.session() as session:
+        newest = session.scalars(select(Invoice).order_by(Invoice.issued_at.desc(), Invoice.id.desc())).first()
+    storage.issued_pdf(seeded, FINANCE, newest.id, settings=settings)
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session, FINANCE, numbers=[newest.number])
+        with transaction(session):
+            job_id = batch.start_job(session, FINANCE, chosen, "new logo").id
+    batch.run_job(seeded, FINANCE, job_id, workers=1, settings=settings)
+    logged: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = logged.append
+    watched = logging.getLogger("streamlit.dataframe_util")
+    level = watched.level
+    watched.addHandler(handler)
+    watched.setLevel(logging.INFO)
+    try:
+        at = open_invoices()
+    finally:
+        watched.removeHandler(handler)
+        watched.setLevel(level)
+    assert list(table(at, "bills_versions")["Job"]) == ["", str(job_id)]
+    assert not [r.getMessage() for r in logged]
 
 
 def test_dry_run_shows_how_many_and_start_needs_a_reason(seeded):
