@@ -125,7 +125,8 @@ def _conditions(session: Session, filters: DocumentFilters) -> list[ColumnElemen
             else None
         )
         if customer_id is None:
-            raise NotFound(f"No customer with the id or email “{who[:EMAIL_MAX_CHARS]}”.")
+            shown = who if len(who) <= 40 else who[:39] + "…"  # never the whole of a long paste
+            raise NotFound(f"No customer with the id or email “{shown}”.")
         conditions.append(Order.customer_id == customer_id)
     if filters.country and filters.country.strip():
         conditions.append(_buyer_country() == filters.country.strip().upper())

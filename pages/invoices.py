@@ -6,12 +6,13 @@ Only functions: app.py registers ``render`` with st.navigation. Run as a script 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import streamlit as st
 
-from billing_core import bills, bills_check
+from billing_core import bills, bills_check, customers
 from billing_core.audit import REASON_MAX_CHARS
 from billing_core.db import transaction
 from billing_core.errors import BillingError
@@ -22,6 +23,7 @@ from pages import _shared
 from pages._shared import PageContext, plain
 
 PAGE_SIZE = 50
+CUSTOMER_CHOICES = 20
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 CURSORS_KEY = "bills_cursors"
 FILTERS_KEY = "bills_filters_seen"
@@ -52,6 +54,10 @@ def render() -> None:
 def _review(ctx: PageContext) -> None:
     _checks(ctx)
     filters = ui.document_filters()
+    if filters.customer:
+        if (public_id := _pick_customer(ctx, filters.customer, "bills_customer_pick")) is None:
+            return
+        filters = dataclasses.replace(filters, customer=public_id)
     if st.session_state.get(FILTERS_KEY) != filters:
         st.session_state[FILTERS_KEY] = filters
         st.session_state[CURSORS_KEY] = [None]
@@ -194,7 +200,7 @@ def _signature(chosen: batch.Chosen) -> dict:
 
 def _regeneration(ctx: PageContext) -> None:
     st.caption("Re-render the PDFs of a selection as new versions beside the old ones. Dry run first.")
-    wanted = ui.selection_inputs("regen")
+    wanted = _with_customer(ctx, ui.selection_inputs("regen"), "regen")
     chosen = None
     try:
         if wanted is not None:
@@ -207,6 +213,41 @@ def _regeneration(ctx: PageContext) -> None:
     st.subheader("Jobs")
     running = any(ui.alive_here(j.id) for j in _recent(ctx))
     st.fragment(_jobs, run_every=2.0 if running else None)(ctx, running)
+
+
+def _with_customer(ctx: PageContext, wanted: dict | None, prefix: str) -> dict | None:
+    """The selection with the customer picked (see ``_pick_customer``) in place of what was typed."""
+    if wanted is None or not (typed := wanted["customer"] or "").strip():
+        return wanted
+    public_id = _pick_customer(ctx, typed, f"{prefix}_customer_pick")
+    return None if public_id is None else wanted | {"customer": public_id}
+
+
+def _pick_customer(ctx: PageContext, typed: str, key: str) -> str | None:
+    """The customer found by the Customers page's search (names, companies, emails, domains, ids): one
+    match is taken, several are offered to pick from; None, with the reason shown, when none matches."""
+    try:
+        with ctx.database.session() as session:
+            found = customers.find_customers(session, ctx.actor, typed, limit=CUSTOMER_CHOICES, include_sandbox=True)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return None
+    if not found.hits:
+        st.error(
+            f"No customer matches “{plain(ui.excerpt(typed))}”. Type part of a name or company, an email or its "
+            "domain, or a cus_ id.",
+            icon=":material/person_off:",
+        )
+        return None
+    hits = {hit.public_id: hit for hit in found.hits}
+    if len(hits) == 1:
+        [public_id] = hits
+        st.caption(f"Customer: {plain(ui.customer_label(hits[public_id]))}")
+        return public_id
+    more = f" (the first {len(hits)}; type more to narrow)" if found.more else ""
+    return st.selectbox(
+        f"{len(hits)} customers match{more}", list(hits), format_func=lambda k: ui.customer_label(hits[k]), key=key
+    )
 
 
 def _plan_job(ctx: PageContext, chosen: batch.Chosen) -> None:
@@ -361,7 +402,7 @@ def _zip(ctx: PageContext, job: bills.JobView) -> None:
 
 def _verify(ctx: PageContext) -> None:
     st.caption("Re-hash every stored version of the selected invoices and list the missing or altered files.")
-    wanted = ui.selection_inputs("verify")
+    wanted = _with_customer(ctx, ui.selection_inputs("verify"), "verify")
     if wanted is None:
         return
     if st.button("Verify stored files", key="verify_run", type="primary", icon=":material/verified:"):

@@ -17,7 +17,15 @@ from billing_core.access import Actor, Role
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
 from billing_core.invoices import batch, storage
-from billing_core.models import CheckStatus, Invoice, InvoiceCheck, RegenerationJob, RegenerationStatus
+from billing_core.models import (
+    CheckStatus,
+    Customer,
+    Invoice,
+    InvoiceCheck,
+    Order,
+    RegenerationJob,
+    RegenerationStatus,
+)
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 ADMIN = Actor("ada@company.test", Role.ADMIN, "Ada Admin")
@@ -215,6 +223,68 @@ def test_pasted_numbers_that_are_not_invoices_are_reported(seeded):
     at.text_area(key="regen_numbers").input(f"{real}\nINV-1999-000001").run()
     assert any("INV\\-1999\\-000001" in w.value for w in at.warning)
     assert any(m.value == "**1 invoices selected**" for m in at.markdown)
+
+
+def a_customer_with_invoices(database: Database) -> Customer:
+    with database.session() as session:
+        return session.scalars(
+            select(Customer).join(Order, Order.customer_id == Customer.id).join(Invoice, Invoice.order_id == Order.id)
+        ).first()
+
+
+def test_the_batch_customer_filter_finds_a_customer_by_name_as_the_customers_page_does(seeded):
+    customer = a_customer_with_invoices(seeded)
+    with seeded.session() as session:
+        expected = batch.select_invoices(session, FINANCE, customer=customer.public_id).count
+    at = open_invoices()
+    at.text_input(key="regen_customer").input(customer.name).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    picks = [s for s in at.selectbox if s.key == "regen_customer_pick"]
+    if picks:  # several customers share a word of the name: pick ours
+        picks[0].set_value(customer.public_id).run()
+    assert any(m.value == f"**{expected:,} invoices selected**" for m in at.markdown)
+
+
+def test_the_batch_customer_filter_takes_an_email_domain(seeded):
+    customer = a_customer_with_invoices(seeded)
+    at = open_invoices()
+    with seeded.session() as session:
+        expected = batch.select_invoices(session, FINANCE, customer=customer.public_id).count
+    at.text_input(key="regen_customer").input(customer.email.split("@")[1]).run()
+    assert not at.error, [e.value for e in at.error]
+    picks = [s for s in at.selectbox if s.key == "regen_customer_pick"]
+    if picks:
+        assert any(o.endswith(customer.public_id) for o in picks[0].options)
+        picks[0].set_value(customer.public_id).run()
+    assert any(m.value == f"**{expected:,} invoices selected**" for m in at.markdown)
+
+
+def test_the_bills_review_customer_filter_takes_the_same_search(seeded):
+    customer = a_customer_with_invoices(seeded)
+    with seeded.session() as session:
+        theirs = session.scalar(
+            select(func.count())
+            .select_from(Invoice)
+            .join(Order, Order.id == Invoice.order_id)
+            .where(Order.customer_id == customer.id, Invoice.sandbox.is_(False))
+        )
+    at = open_invoices()
+    at.text_input(key="bills_customer").input(customer.name).run()
+    picks = [s for s in at.selectbox if s.key == "bills_customer_pick"]
+    if picks:
+        picks[0].set_value(customer.public_id).run()
+    assert not at.error, [e.value for e in at.error]
+    assert metrics(at)["Documents"] == f"{theirs:,}"
+
+
+def test_a_customer_nobody_matches_is_explained_without_echoing_a_long_paste(seeded):
+    at = open_invoices()
+    at.text_input(key="regen_customer").input("zq" * 160).run()  # as much as the box takes
+    assert not at.exception, at.exception
+    [error] = [e.value for e in at.error]
+    assert len(error) < 200 and "zq" * 25 not in error
+    assert not any(m.value.endswith("invoices selected**") for m in at.markdown)
 
 
 def test_a_started_job_runs_apart_and_offers_its_zip(seeded, files):

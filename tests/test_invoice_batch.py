@@ -102,6 +102,12 @@ def test_selection_reports_numbers_that_are_not_invoices(seeded):
     assert chosen.count == 1 and chosen.invalid_numbers == ["INV-1999-000001"]
 
 
+def test_a_customer_longer_than_any_id_or_email_is_refused_without_being_echoed(seeded):
+    with seeded.session() as session, pytest.raises(BillingError) as refused:
+        batch.select_invoices(session, FINANCE, customer="y" * 5_000)
+    assert "yyyy" not in str(refused.value)
+
+
 def test_regeneration_needs_a_reason_and_finance_or_admin(seeded, support, finance):
     with seeded.session() as session:
         chosen = batch.select_invoices(session, FINANCE)

@@ -38,6 +38,7 @@ from billing_core import audit
 from billing_core.access import Action, Actor, Role, require
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
+from billing_core.emails import EMAIL_MAX_CHARS
 from billing_core.errors import BillingError, NotFound, StateConflict, shown_to_people
 from billing_core.invoices import render, storage
 from billing_core.models import (
@@ -156,6 +157,8 @@ def select_invoices(
     if plans:
         selection["plans"] = sorted({str(getattr(p, "value", p)).strip().lower() for p in plans if str(p).strip()})
     if customer and customer.strip():
+        if len(customer.strip()) > EMAIL_MAX_CHARS:
+            raise BillingError(f"A customer is given by its id or email, at most {EMAIL_MAX_CHARS} characters.")
         selection["customer"] = customer.strip()
     if number_from and number_from.strip():
         selection["number_from"] = number_from.strip()
