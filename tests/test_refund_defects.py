@@ -31,7 +31,7 @@ def gateway(db) -> SimulatedGateway:
 def partly_refunded(db, admin, support, finance, pricing, settings, gateway, method="airwallex"):
     with db.session() as s:
         order = make_order(s, admin, make_customer(s, admin), pricing, amount="100", method=method)
-        payment = gateway.create_payment(orders.payment_request(s, order))
+        payment = gateway.create_payment(orders._payment_request(s, order))
         orders.attach_payment(s, admin, order.id, payment)
         gateway.settle(payment.ref, Outcome.SUCCEED)
         payment_ops.complete_from_gateway(s, support, order.id, gateway, settings=settings, reason="paid")

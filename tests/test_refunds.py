@@ -21,6 +21,7 @@ from billing_core import orders, payment_ops, refunds
 from billing_core.db import transaction
 from billing_core.errors import BillingError, GatewayError, GatewayUnreachable, StateConflict
 from billing_core.models import (
+    AuditEvent,
     Invoice,
     InvoiceKind,
     LedgerEntry,
@@ -49,7 +50,7 @@ def paid_order(db, admin, support, pricing, settings, gateway, amount="100", ema
     with db.session() as session:
         customer = make_customer(session, admin, email=email)
         order = make_order(session, admin, customer, pricing, amount=amount)
-        payment = gateway.create_payment(orders.payment_request(session, order))
+        payment = gateway.create_payment(orders._payment_request(session, order))
         orders.attach_payment(session, admin, order.id, payment)
         gateway.settle(payment.ref, Outcome.SUCCEED)
         payment_ops.complete_from_gateway(session, support, order.id, gateway, settings=settings, reason="paid")
@@ -216,7 +217,7 @@ def test_a_refusal_is_the_keys_answer_too(db, admin, support, pricing, settings,
 def test_payments_honour_keys_too(db, admin, pricing, gateway):
     with db.session() as s:
         order = make_order(s, admin, make_customer(s, admin), pricing)
-        request = orders.payment_request(s, order)
+        request = orders._payment_request(s, order)
     one = gateway.create_payment(request, idempotency_key="pay-1")
     two = gateway.create_payment(request, idempotency_key="pay-1")
     assert one.ref == two.ref
@@ -429,6 +430,23 @@ def test_the_same_refund_asked_again_after_it_succeeded_is_the_first_one(
     assert books(db, order)["gateway_refunded"] == 2000
 
 
+def test_the_credit_note_tells_the_customer_what_it_is_and_the_reason_stays_in_the_audit_log(
+    db, admin, support, finance, pricing, settings, gateway
+):
+    order = paid_order(db, admin, support, pricing, settings, gateway)
+    reason = "Half refund requested by customer, ticket 1234"
+    with db.session() as s:
+        result = refunds.refund_order(
+            s, finance, order.public_id, gateway, settings=settings, reason=reason, amount="50"
+        )
+    with db.session() as s:
+        note = s.scalars(select(Invoice).where(Invoice.number == result.credit_note_number)).one()
+        invoice = s.get(Invoice, note.refers_to_id)
+        reasons = s.scalars(select(AuditEvent.reason).where(AuditEvent.action.like("%refund%"))).all()
+    assert [line["description"] for line in note.lines] == [f"Refund of invoice {invoice.number}"]
+    assert reason not in str(note.lines) and reason in reasons
+
+
 def test_plan_and_list_check_the_role(db, admin, support, finance, analyst, pricing, settings, gateway):
     from billing_core.errors import PermissionDenied
 
@@ -486,7 +504,7 @@ def test_stripe_refund_end_to_end_and_a_lost_answer_found_again_by_its_key(
     with db.session() as s:
         customer = make_customer(s, admin)
         order = make_order(s, admin, customer, pricing, amount="100")
-        payment = stripe_gateway.create_payment(orders.payment_request(s, order))
+        payment = stripe_gateway.create_payment(orders._payment_request(s, order))
         orders.attach_payment(s, admin, order.id, payment)
         pay_at_stripe(localstripe_url, payment.ref)
         payment_ops.complete_from_gateway(s, support, order.id, stripe_gateway, settings=settings, reason="paid")
