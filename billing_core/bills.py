@@ -123,7 +123,8 @@ def _conditions(session: Session, filters: DocumentFilters) -> list[ColumnElemen
             else None
         )
         if customer_id is None:
-            raise NotFound(f"No customer with the id or email “{who[:EMAIL_MAX_CHARS]}”.")
+            shown = who if len(who) <= 40 else who[:39] + "…"  # never the whole of a long paste
+            raise NotFound(f"No customer with the id or email “{shown}”.")
         conditions.append(Order.customer_id == customer_id)
     if filters.country and filters.country.strip():
         conditions.append(_buyer_country() == filters.country.strip().upper())
@@ -726,10 +727,11 @@ def launch_job(settings: Settings, actor: Actor, job_id: int, *, workers: int = 
 
 
 def cancel_job(session: Session, actor: Actor, job_id: int) -> None:
-    """Mark a running job cancelled; its process sees that between chunks and stops (files done stay)."""
+    """Mark a running job cancelled; its process stops after the chunk in flight and leaves the job
+    cancelled with what it did (and a ZIP of that); Resume continues it."""
     require(actor, Action.REGENERATE_INVOICES)
     with transaction(session):
-        job = session.get(RegenerationJob, job_id)
+        job = session.get(RegenerationJob, job_id, with_for_update=True, populate_existing=True)
         if job is None:
             raise NotFound(f"No regeneration job {job_id}.")
         if job.status != RegenerationStatus.RUNNING:
@@ -738,6 +740,22 @@ def cancel_job(session: Session, actor: Actor, job_id: int) -> None:
         audit.record(
             session, actor, "invoices.regenerate.cancel", "regeneration_job", job_id, reason=job.reason,
             before={"status": "running", "done": job.done}, after={"status": "cancelled", "done": job.done},
+        )  # fmt: skip
+
+
+def resume_job(session: Session, actor: Actor, job_id: int) -> None:
+    """Make a cancelled job running again, to be launched: it continues with the invoices it has not done."""
+    require(actor, Action.REGENERATE_INVOICES)
+    with transaction(session):
+        job = session.get(RegenerationJob, job_id, with_for_update=True, populate_existing=True)
+        if job is None:
+            raise NotFound(f"No regeneration job {job_id}.")
+        if job.status != RegenerationStatus.CANCELLED:
+            raise BillingError(f"Job {job_id} is {job.status.value}; only a cancelled job can be resumed.")
+        job.status, job.finished_at, job.zip_path = RegenerationStatus.RUNNING, None, None
+        audit.record(
+            session, actor, "invoices.regenerate.resume", "regeneration_job", job_id, reason=job.reason,
+            before={"status": "cancelled", "done": job.done}, after={"status": "running", "done": job.done},
         )  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from billing_core.config import Settings
 from billing_core.db import Database
 from billing_core.errors import BillingError, StateConflict
 from billing_core.invoices import totals as bills_totals
-from billing_core.invoices.issuing import TEMPLATE_VERSION
+from billing_core.invoices.issuing import TEMPLATE_VERSION, credit_note_lines
 from billing_core.invoices.numbering import format_number, series_name
 from billing_core.models import (
     InvoiceKind,
@@ -1293,17 +1293,8 @@ def _invoices(inv_rows, ref_rows, id_offset, settings, **c) -> tuple[Table, dict
         dtype=np.int64,
     ).reshape(k)
     cn_lines = [
-        _json(
-            [
-                {
-                    "description": f"Refund of invoice {inv_numbers[i]}: {reason}",
-                    "quantity": "1",
-                    "unit": "refund",
-                    "amount_cents": -cents,
-                }
-            ]
-        )
-        for i, reason, cents in zip(refers.tolist(), c["refund_reason"].tolist(), refund_amount.tolist(), strict=True)
+        _json(credit_note_lines(inv_numbers[i], cents))
+        for i, cents in zip(refers.tolist(), refund_amount.tolist(), strict=True)
     ]
     buyers, lines = c["buyers"], c["lines"]
     inv_buyers = [buyers[i] for i in c["customer_of"][inv_rows].tolist()]

@@ -103,6 +103,17 @@ def format_cents(cents: int, currency: str = "USD") -> str:
     return f"{sign}{number} {currency}"
 
 
+def format_unit_price(dollars: Decimal, currency: str = "USD") -> str:
+    """A price per unit, to a hundredth of a cent where it has one ('$0.0125'), grouped and signed as
+    format_cents does it: '-$263.75', never '$-263.75'."""
+    sign = "-" if dollars < 0 else ""
+    whole, _, part = f"{abs(dollars).quantize(Decimal('0.0001')).normalize():f}".partition(".")
+    number = f"{int(whole):,}.{part.ljust(2, '0')}"
+    if currency == "USD":
+        return f"{sign}${number}"
+    return f"{sign}{number} {currency}"
+
+
 def format_credits(hundredths: int) -> str:
     """Credits are kept in hundredths like cents: 150050 -> '1,500.50', 2000 -> '20'."""
     whole, part = divmod(abs(hundredths), 100)

@@ -447,9 +447,7 @@ def _book(session: Session, actor: Actor, settings: Settings, refund: Refund, or
     invoice = _invoice_for(session, order.id)
     if invoice is None:
         raise StateConflict(f"Order {order.public_id} has no invoice to credit; the refund stays pending.")
-    note = _issue_credit_note(
-        session, invoice, order, settings, amount_cents=refund.amount_cents, issued_at=now, reason=refund.reason
-    )
+    note = _issue_credit_note(session, invoice, order, settings, amount_cents=refund.amount_cents, issued_at=now)
     session.flush()
     balance_before = _customer_balance(session, order.customer_id)
     refund.status = RefundStatus.SUCCEEDED

@@ -23,12 +23,13 @@ from billing_core.bills import (
     TotalRow,
 )
 from billing_core.bills_check import CheckRun
-from billing_core.emails import EMAIL_MAX_CHARS
+from billing_core.customers import CustomerHit
 from billing_core.errors import BillingError
 from billing_core.invoices import batch
 from billing_core.models import InvoiceFile, InvoiceKind
 from billing_core.money import format_cents
 from billing_core.pricing import Method, PlanId
+from billing_core.search import MAX_QUERY_CHARS
 from pages._shared import plain
 
 KIND_LABELS = {
@@ -59,7 +60,10 @@ def document_filters() -> DocumentFilters:
         chosen_kind = kind.selectbox("Kind", list(KIND_LABELS), format_func=KIND_LABELS.get, key="bills_kind")
         customer, country, number_from, number_to, sandbox = st.columns([3, 1, 2, 2, 1.4], vertical_alignment="bottom")
         who = customer.text_input(
-            "Customer (id or email)", key="bills_customer", placeholder="cus_… or name@…", max_chars=EMAIL_MAX_CHARS
+            "Customer",
+            key="bills_customer",
+            placeholder="name, company, email or domain, cus_…",
+            max_chars=MAX_QUERY_CHARS,
         )
         where = country.text_input("Country", key="bills_country", max_chars=2, placeholder="DE")
         first = number_from.text_input(
@@ -90,7 +94,12 @@ def selection_inputs(prefix: str) -> dict | None:
     with period:
         since, until = _dates("Issued between (UTC)", f"{prefix}_period")
     plans = plan.multiselect("Plan", [p.value for p in PlanId], key=f"{prefix}_plans", placeholder="all plans")
-    who = customer.text_input("Customer (id or email)", key=f"{prefix}_customer", max_chars=EMAIL_MAX_CHARS)
+    who = customer.text_input(
+        "Customer",
+        key=f"{prefix}_customer",
+        max_chars=MAX_QUERY_CHARS,
+        placeholder="name, company, email or domain, cus_…",
+    )
     first, last = st.columns(2)
     number_from = first.text_input(
         "Number from", key=f"{prefix}_from", placeholder="INV-2026-000001", max_chars=NUMBER_MAX_CHARS
@@ -118,6 +127,16 @@ def selection_inputs(prefix: str) -> dict | None:
         "number_to": number_to,
         "numbers": numbers,
     }
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """What someone typed, short enough to quote back in a message."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def customer_label(hit: CustomerHit) -> str:
+    return f"{hit.name} · {hit.email} · {hit.public_id}" + (" · sandbox" if hit.sandbox else "")
 
 
 def _when(at: datetime | None) -> str:
@@ -201,7 +220,9 @@ def versions_frame(files: Iterable[InvoiceFile]) -> pd.DataFrame:
                 "Template": f.template_version,
                 "SHA-256": f.sha256,
                 "Size": f"{f.size / 1024:,.1f} KiB",
-                "Job": f.job_id or "",
+                # Text in every row: ids beside "" in one column are mixed types that Arrow refuses (and
+                # Streamlit logs a warning for on every rerun before converting the column itself).
+                "Job": str(f.job_id) if f.job_id is not None else "",
             }
             for f in files
         ],
@@ -251,9 +272,7 @@ def checks_tiles(found: list[Check]) -> None:
                     st.code("\n".join(check.examples), language=None)
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "estimating…"
+def duration(seconds: float) -> str:
     seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
@@ -262,6 +281,14 @@ def duration(seconds: float | None) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def job_progress(job: JobView) -> str:
+    """Done of total, and the time left once the job has done enough to tell."""
+    done = f"{job.done:,} of {job.total:,}"
+    if job.eta_seconds is None:
+        return f"{done} · starting…" if not job.done else done
+    return f"{done} · about {duration(job.eta_seconds)} left"
 
 
 STATUS_COLOURS = {"running": "blue", "finished": "green", "cancelled": "gray", "failed": "red"}

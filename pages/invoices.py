@@ -6,12 +6,13 @@ Only functions: app.py registers ``render`` with st.navigation. Run as a script 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import streamlit as st
 
-from billing_core import bills, bills_check
+from billing_core import bills, bills_check, customers
 from billing_core.audit import REASON_MAX_CHARS
 from billing_core.db import transaction
 from billing_core.errors import BillingError
@@ -22,11 +23,12 @@ from pages import _shared
 from pages._shared import PageContext, plain
 
 PAGE_SIZE = 50
+CUSTOMER_CHOICES = 20
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 CURSORS_KEY = "bills_cursors"
 FILTERS_KEY = "bills_filters_seen"
 DRY_KEY = "regen_dry_run"
-STARTED_KEY = "regen_started"
+START_ERROR_KEY = "regen_start_error"
 VERIFY_KEY = "verify_report"
 
 
@@ -52,6 +54,10 @@ def render() -> None:
 def _review(ctx: PageContext) -> None:
     _checks(ctx)
     filters = ui.document_filters()
+    if filters.customer:
+        if (public_id := _pick_customer(ctx, filters.customer, "bills_customer_pick")) is None:
+            return
+        filters = dataclasses.replace(filters, customer=public_id)
     if st.session_state.get(FILTERS_KEY) != filters:
         st.session_state[FILTERS_KEY] = filters
         st.session_state[CURSORS_KEY] = [None]
@@ -194,7 +200,7 @@ def _signature(chosen: batch.Chosen) -> dict:
 
 def _regeneration(ctx: PageContext) -> None:
     st.caption("Re-render the PDFs of a selection as new versions beside the old ones. Dry run first.")
-    wanted = ui.selection_inputs("regen")
+    wanted = _with_customer(ctx, ui.selection_inputs("regen"), "regen")
     chosen = None
     try:
         if wanted is not None:
@@ -205,8 +211,43 @@ def _regeneration(ctx: PageContext) -> None:
     if chosen is not None:
         _plan_job(ctx, chosen)
     st.subheader("Jobs")
-    running = any(j.status == RegenerationStatus.RUNNING and ui.alive_here(j.id) for j in _recent(ctx))
+    running = any(ui.alive_here(j.id) for j in _recent(ctx))
     st.fragment(_jobs, run_every=2.0 if running else None)(ctx, running)
+
+
+def _with_customer(ctx: PageContext, wanted: dict | None, prefix: str) -> dict | None:
+    """The selection with the customer picked (see ``_pick_customer``) in place of what was typed."""
+    if wanted is None or not (typed := wanted["customer"] or "").strip():
+        return wanted
+    public_id = _pick_customer(ctx, typed, f"{prefix}_customer_pick")
+    return None if public_id is None else wanted | {"customer": public_id}
+
+
+def _pick_customer(ctx: PageContext, typed: str, key: str) -> str | None:
+    """The customer found by the Customers page's search (names, companies, emails, domains, ids): one
+    match is taken, several are offered to pick from; None, with the reason shown, when none matches."""
+    try:
+        with ctx.database.session() as session:
+            found = customers.find_customers(session, ctx.actor, typed, limit=CUSTOMER_CHOICES, include_sandbox=True)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return None
+    if not found.hits:
+        st.error(
+            f"No customer matches “{plain(ui.excerpt(typed))}”. Type part of a name or company, an email or its "
+            "domain, or a cus_ id.",
+            icon=":material/person_off:",
+        )
+        return None
+    hits = {hit.public_id: hit for hit in found.hits}
+    if len(hits) == 1:
+        [public_id] = hits
+        st.caption(f"Customer: {plain(ui.customer_label(hits[public_id]))}")
+        return public_id
+    more = f" (the first {len(hits)}; type more to narrow)" if found.more else ""
+    return st.selectbox(
+        f"{len(hits)} customers match{more}", list(hits), format_func=lambda k: ui.customer_label(hits[k]), key=key
+    )
 
 
 def _plan_job(ctx: PageContext, chosen: batch.Chosen) -> None:
@@ -233,25 +274,33 @@ def _plan_job(ctx: PageContext, chosen: batch.Chosen) -> None:
         )
         eta.metric("Estimated time", ui.duration(result.estimated_seconds), help=f"With {WORKERS} worker processes.")
     ready = current and chosen.count > 0 and bool(reason.strip())
-    if buttons.button(
-        "Start regeneration", key="regen_start", type="primary", icon=":material/play_arrow:", disabled=not ready
-    ):
-        _start(ctx, chosen, reason)
+    # A callback, before the tab's own rerun: the new job is in the list that run draws, and no
+    # rerun of the whole app (the bills review included) holds the page greyed meanwhile.
+    buttons.button(
+        "Start regeneration",
+        key="regen_start",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=not ready,
+        on_click=_start,
+        args=(ctx, chosen),
+    )
+    if (refused := st.session_state.pop(START_ERROR_KEY, None)) is not None:
+        st.error(refused, icon=":material/error:")
     if not ready:
         st.caption("Starting needs a dry run of this selection and a reason.")
 
 
-def _start(ctx: PageContext, chosen: batch.Chosen, reason: str) -> None:
+def _start(ctx: PageContext, chosen: batch.Chosen) -> None:
+    reason = st.session_state.get("regen_reason", "")
     try:
         with ctx.database.session() as session, transaction(session):
             job_id = batch.start_job(session, ctx.actor, chosen, reason, paper=ctx.settings.invoice_paper).id
     except BillingError as exc:
-        st.error(plain(exc), icon=":material/error:")
+        st.session_state[START_ERROR_KEY] = plain(exc)
         return
     ui.job_processes()[job_id] = bills.launch_job(ctx.settings, ctx.actor, job_id, workers=WORKERS)
     st.session_state.pop(DRY_KEY, None)
-    st.session_state[STARTED_KEY] = job_id
-    st.rerun()
 
 
 def _recent(ctx: PageContext) -> list[bills.JobView]:
@@ -261,7 +310,7 @@ def _recent(ctx: PageContext) -> list[bills.JobView]:
 
 def _jobs(ctx: PageContext, was_running: bool) -> None:
     jobs = _recent(ctx)
-    running = any(j.status == RegenerationStatus.RUNNING and ui.alive_here(j.id) for j in jobs)
+    running = any(ui.alive_here(j.id) for j in jobs)  # a cancelled job's process finishes its chunk in flight
     if was_running and not running:
         st.rerun()  # the last job here ended: redraw the page once, without the polling
     if not jobs:
@@ -273,22 +322,45 @@ def _jobs(ctx: PageContext, was_running: bool) -> None:
 
 def _job(ctx: PageContext, job: bills.JobView) -> None:
     st.markdown(ui.job_heading(job))
+    alive = ui.alive_here(job.id)
+    act = st.container(horizontal=True)
     if job.status == RegenerationStatus.RUNNING:
-        alive = ui.alive_here(job.id)
-        text = f"{job.done:,} of {job.total:,} · about {ui.duration(job.eta_seconds)} left"
-        st.progress(job.fraction, text=text if alive else f"{job.done:,} of {job.total:,} · interrupted")
-        act = st.columns(4)
-        if alive and act[0].button("Cancel", key=f"job_cancel_{job.id}", icon=":material/stop:"):
+        st.progress(
+            job.fraction, text=ui.job_progress(job) if alive else f"{job.done:,} of {job.total:,} · interrupted"
+        )
+        if alive and act.button("Cancel", key=f"job_cancel_{job.id}", icon=":material/stop:"):
             _cancel(ctx, job.id)
         if not alive:
             st.caption("No process of this server runs it: it was interrupted (or runs elsewhere). Resume continues.")
-            if act[0].button("Resume", key=f"job_resume_{job.id}", icon=":material/play_arrow:"):
-                ui.job_processes()[job.id] = bills.launch_job(ctx.settings, ctx.actor, job.id, workers=WORKERS)
-                st.rerun()
+            if act.button("Resume", key=f"job_resume_{job.id}", icon=":material/play_arrow:"):
+                _launch(ctx, job.id)
+    elif job.status == RegenerationStatus.CANCELLED and alive:
+        st.caption("Cancelling: the chunk in flight is finished first.")
+    elif job.status == RegenerationStatus.CANCELLED:
+        if job.done < job.total and act.button("Resume", key=f"job_resume_{job.id}", icon=":material/play_arrow:"):
+            _resume(ctx, job.id)
+        if job.zip_path:
+            with act:
+                _zip(ctx, job)
     elif job.status == RegenerationStatus.FINISHED and job.zip_path:
         _zip(ctx, job)
     elif job.error:
         st.error(plain(job.error), icon=":material/error:")
+
+
+def _launch(ctx: PageContext, job_id: int) -> None:
+    ui.job_processes()[job_id] = bills.launch_job(ctx.settings, ctx.actor, job_id, workers=WORKERS)
+    st.rerun()  # the whole batch tab, so that the jobs list starts polling
+
+
+def _resume(ctx: PageContext, job_id: int) -> None:
+    try:
+        with ctx.database.session() as session:
+            bills.resume_job(session, ctx.actor, job_id)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return
+    _launch(ctx, job_id)
 
 
 def _cancel(ctx: PageContext, job_id: int) -> None:
@@ -330,7 +402,7 @@ def _zip(ctx: PageContext, job: bills.JobView) -> None:
 
 def _verify(ctx: PageContext) -> None:
     st.caption("Re-hash every stored version of the selected invoices and list the missing or altered files.")
-    wanted = ui.selection_inputs("verify")
+    wanted = _with_customer(ctx, ui.selection_inputs("verify"), "verify")
     if wanted is None:
         return
     if st.button("Verify stored files", key="verify_run", type="primary", icon=":material/verified:"):

@@ -257,6 +257,7 @@ CHECKED = {
     "bills.get_job": _c(A.READ_BILLS, lambda e, a: bills.get_job(e.s, a, 1)),
     "bills.launch_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.launch_job(e.settings, a, 1)),
     "bills.cancel_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.cancel_job(e.s, a, 1)),
+    "bills.resume_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.resume_job(e.s, a, 1)),
     "demo.seed": _c(A.SEED_DEMO, lambda e, a: demo.seed(e.db, orders=10, actor=a)),
     "demo.setup": _c(A.SEED_DEMO, lambda e, a: demo.setup(e.db, actor=a)),
     "demo.delete_all_data": _c(A.SEED_DEMO, lambda e, a: demo.delete_all_data(e.db, a)),

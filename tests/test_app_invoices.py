@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -10,12 +12,20 @@ import pytest
 from sqlalchemy import func, select, update
 from streamlit.testing.v1 import AppTest
 
-from billing_core import bills_check, demo
+from billing_core import bills, bills_check, demo
 from billing_core.access import Actor, Role
 from billing_core.config import Settings
-from billing_core.db import Database
+from billing_core.db import Database, transaction
 from billing_core.invoices import batch, storage
-from billing_core.models import CheckStatus, Invoice, InvoiceCheck, RegenerationJob, RegenerationStatus
+from billing_core.models import (
+    CheckStatus,
+    Customer,
+    Invoice,
+    InvoiceCheck,
+    Order,
+    RegenerationJob,
+    RegenerationStatus,
+)
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 ADMIN = Actor("ada@company.test", Role.ADMIN, "Ada Admin")
@@ -164,6 +174,32 @@ def test_a_documents_stored_versions_are_listed(seeded, files):
     assert table(at, "bills_table")["File"].iloc[0] == "v1"
 
 
+def test_versions_from_issue_and_from_a_job_are_shown_without_any_warning_logged(seeded, files):
+    settings = Settings(database_url=seeded.url, invoice_dir=files)
+    with seeded.session() as session:
+        newest = session.scalars(select(Invoice).order_by(Invoice.issued_at.desc(), Invoice.id.desc())).first()
+    storage.issued_pdf(seeded, FINANCE, newest.id, settings=settings)
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session, FINANCE, numbers=[newest.number])
+        with transaction(session):
+            job_id = batch.start_job(session, FINANCE, chosen, "new logo").id
+    batch.run_job(seeded, FINANCE, job_id, workers=1, settings=settings)
+    logged: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = logged.append
+    watched = logging.getLogger("streamlit.dataframe_util")
+    level = watched.level
+    watched.addHandler(handler)
+    watched.setLevel(logging.INFO)
+    try:
+        at = open_invoices()
+    finally:
+        watched.removeHandler(handler)
+        watched.setLevel(level)
+    assert list(table(at, "bills_versions")["Job"]) == ["", str(job_id)]
+    assert not [r.getMessage() for r in logged]
+
+
 def test_dry_run_shows_how_many_and_start_needs_a_reason(seeded):
     at = open_invoices()
     at.multiselect(key="regen_plans").set_value(["pro"]).run()
@@ -189,6 +225,68 @@ def test_pasted_numbers_that_are_not_invoices_are_reported(seeded):
     assert any(m.value == "**1 invoices selected**" for m in at.markdown)
 
 
+def a_customer_with_invoices(database: Database) -> Customer:
+    with database.session() as session:
+        return session.scalars(
+            select(Customer).join(Order, Order.customer_id == Customer.id).join(Invoice, Invoice.order_id == Order.id)
+        ).first()
+
+
+def test_the_batch_customer_filter_finds_a_customer_by_name_as_the_customers_page_does(seeded):
+    customer = a_customer_with_invoices(seeded)
+    with seeded.session() as session:
+        expected = batch.select_invoices(session, FINANCE, customer=customer.public_id).count
+    at = open_invoices()
+    at.text_input(key="regen_customer").input(customer.name).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    picks = [s for s in at.selectbox if s.key == "regen_customer_pick"]
+    if picks:  # several customers share a word of the name: pick ours
+        picks[0].set_value(customer.public_id).run()
+    assert any(m.value == f"**{expected:,} invoices selected**" for m in at.markdown)
+
+
+def test_the_batch_customer_filter_takes_an_email_domain(seeded):
+    customer = a_customer_with_invoices(seeded)
+    at = open_invoices()
+    with seeded.session() as session:
+        expected = batch.select_invoices(session, FINANCE, customer=customer.public_id).count
+    at.text_input(key="regen_customer").input(customer.email.split("@")[1]).run()
+    assert not at.error, [e.value for e in at.error]
+    picks = [s for s in at.selectbox if s.key == "regen_customer_pick"]
+    if picks:
+        assert any(o.endswith(customer.public_id) for o in picks[0].options)
+        picks[0].set_value(customer.public_id).run()
+    assert any(m.value == f"**{expected:,} invoices selected**" for m in at.markdown)
+
+
+def test_the_bills_review_customer_filter_takes_the_same_search(seeded):
+    customer = a_customer_with_invoices(seeded)
+    with seeded.session() as session:
+        theirs = session.scalar(
+            select(func.count())
+            .select_from(Invoice)
+            .join(Order, Order.id == Invoice.order_id)
+            .where(Order.customer_id == customer.id, Invoice.sandbox.is_(False))
+        )
+    at = open_invoices()
+    at.text_input(key="bills_customer").input(customer.name).run()
+    picks = [s for s in at.selectbox if s.key == "bills_customer_pick"]
+    if picks:
+        picks[0].set_value(customer.public_id).run()
+    assert not at.error, [e.value for e in at.error]
+    assert metrics(at)["Documents"] == f"{theirs:,}"
+
+
+def test_a_customer_nobody_matches_is_explained_without_echoing_a_long_paste(seeded):
+    at = open_invoices()
+    at.text_input(key="regen_customer").input("zq" * 160).run()  # as much as the box takes
+    assert not at.exception, at.exception
+    [error] = [e.value for e in at.error]
+    assert len(error) < 200 and "zq" * 25 not in error
+    assert not any(m.value.endswith("invoices selected**") for m in at.markdown)
+
+
 def test_a_started_job_runs_apart_and_offers_its_zip(seeded, files):
     at = open_invoices()
     at.multiselect(key="regen_plans").set_value(["max"]).run()
@@ -209,6 +307,66 @@ def test_a_started_job_runs_apart_and_offers_its_zip(seeded, files):
         job = session.get(RegenerationJob, job_id)
     assert job.status == RegenerationStatus.FINISHED and job.done == job.total > 0
     assert any(b.proto.label.startswith("Download ZIP") for b in at.get("download_button"))
+
+
+def test_a_started_job_shows_at_once_and_no_estimate_before_there_is_one(seeded, monkeypatch):
+    at = open_invoices()
+    at.multiselect(key="regen_plans").set_value(["max"]).run()
+    at.button(key="regen_dry").click().run()
+    at.text_input(key="regen_reason").input("new logo").run()
+    reviews = []
+    summary = bills.summary
+    monkeypatch.setattr(bills, "summary", lambda *a, **k: reviews.append(1) or summary(*a, **k))
+    # The job row as its process has not moved it yet: nothing done, so no estimate.
+    idle = []
+    monkeypatch.setattr(bills, "launch_job", lambda *a, **k: idle.append(subprocess.Popen(["sleep", "30"])) or idle[-1])
+    at.button(key="regen_start").click().run()
+    assert not at.exception, at.exception
+    with seeded.session() as session:
+        job_id = session.scalar(select(RegenerationJob.id))
+    assert any(m.value.startswith(f"**Job {job_id}** :blue-badge[running]") for m in at.markdown)
+    [progress] = [p.proto.text for p in at.get("progress")]
+    assert progress.startswith("0 of ") and "estimating" not in progress and "about" not in progress
+    assert len(reviews) <= 1, "Start reran the whole app (the bills review too), not the batch tab alone"
+    for process in idle:
+        process.kill()
+
+
+def test_a_cancelled_job_offers_resume_and_a_zip_of_what_it_did(seeded, files, monkeypatch):
+    settings = Settings(database_url=seeded.url, invoice_dir=files)
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session, FINANCE)
+        with transaction(session):
+            job_id = batch.start_job(session, FINANCE, chosen, "cancelled half way").id
+    monkeypatch.setattr(batch, "CHUNK", 5)
+    asked = []
+
+    def cancel_after_the_first_chunk() -> bool:
+        asked.append(1)
+        if len(asked) == 1:
+            return False
+        with seeded.session() as session:
+            bills.cancel_job(session, FINANCE, job_id)
+        return True
+
+    job = batch.run_job(seeded, FINANCE, job_id, should_stop=cancel_after_the_first_chunk, settings=settings)
+    assert job.status == RegenerationStatus.CANCELLED and job.done == 5
+    at = open_invoices()
+    assert any(m.value.startswith(f"**Job {job_id}** :gray-badge[cancelled] · 5/") for m in at.markdown)
+    assert any(
+        b.proto.label.startswith("Download ZIP") and "5 PDFs" in b.proto.label for b in at.get("download_button")
+    )
+    at.button(key=f"job_resume_{job_id}").click().run()
+    assert not at.exception, at.exception
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with seeded.session() as session:
+            if session.get(RegenerationJob, job_id).status != RegenerationStatus.RUNNING:
+                break
+        time.sleep(0.5)
+    with seeded.session() as session:
+        job = session.get(RegenerationJob, job_id)
+    assert job.status == RegenerationStatus.FINISHED and job.done == job.total == chosen.count
 
 
 def test_verify_lists_an_altered_file(seeded, files):

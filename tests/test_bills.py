@@ -84,6 +84,12 @@ def test_filters_by_plan_method_country_and_customer(session, three):
         bills.list_documents(session, FINANCE, DocumentFilters(customer="nobody@example.com"))
 
 
+def test_an_unknown_customer_is_quoted_short_however_long_the_paste(session, three):
+    with pytest.raises(NotFound) as refused:
+        bills.list_documents(session, FINANCE, DocumentFilters(customer="x" * 5_000))
+    assert len(str(refused.value)) < 100
+
+
 def test_filters_by_issue_period(session, three):
     today = three[0].issued_at.date()
     assert len(numbers(session, DocumentFilters(since=today, until=today))) == 3

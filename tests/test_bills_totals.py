@@ -40,7 +40,7 @@ def test_issuing_invoices_and_credit_notes_keeps_the_totals_a_rebuild_computes(
     with db.session() as s, transaction(s):  # what a refund issues, in its own transaction
         invoice = orders._invoice_for(s, order.id)
         order = s.get(Order, order.id)
-        _issue_credit_note(s, invoice, order, settings, amount_cents=500, issued_at=utcnow(), reason="asked")
+        _issue_credit_note(s, invoice, order, settings, amount_cents=500, issued_at=utcnow())
     by_hand = kept(db)
     assert sum(r[6] for r in by_hand) == 4  # three invoices and a credit note
     assert any(r[3] == InvoiceKind.CREDIT_NOTE.value and r[10] == -500 for r in by_hand)

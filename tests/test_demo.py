@@ -315,7 +315,7 @@ def test_credit_notes_are_gapless_and_credit_the_orders_invoice(seeded, settings
         assert note.template_version == invoice.template_version
         assert note.lines == [
             {
-                "description": f"Refund of invoice {invoice.number}: {refund.reason}",
+                "description": f"Refund of invoice {invoice.number}",
                 "quantity": "1",
                 "unit": "refund",
                 "amount_cents": -refund.amount_cents,

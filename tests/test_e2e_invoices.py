@@ -56,6 +56,10 @@ def test_finance_reviews_bills_and_dry_runs_a_regeneration(finance_server, page:
     page.screenshot(path=str(output_dir / "invoices-dry-run.png"))
 
     page.get_by_role("button", name="Start regeneration").click()
+    # At once, not after a rerun of the whole app: the job's row, with no estimate before there is one.
+    expect(page.get_by_text(re.compile(r"^Job \d+$"))).to_be_visible(timeout=2_000)
+    assert page.get_by_text("No regeneration jobs yet.").count() == 0
+    assert page.get_by_text(re.compile("estimating")).count() == 0  # looked at once, not waited for
     expect(page.get_by_test_id("stProgress")).to_be_visible()  # the job row, polled while the job runs apart
     expect(page.get_by_role("button", name=re.compile(r"^Download ZIP"))).to_be_visible(timeout=120_000)
     settle(page)

@@ -7,17 +7,18 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import demo
+from billing_core import bills, demo
 from billing_core.config import Settings
 from billing_core.db import transaction
 from billing_core.errors import BillingError, PermissionDenied
 from billing_core.invoices import batch, storage
-from billing_core.models import Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
+from billing_core.models import AuditEvent, Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
 from tests.helpers import FINANCE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +102,12 @@ def test_selection_reports_numbers_that_are_not_invoices(seeded):
     assert chosen.count == 1 and chosen.invalid_numbers == ["INV-1999-000001"]
 
 
+def test_a_customer_longer_than_any_id_or_email_is_refused_without_being_echoed(seeded):
+    with seeded.session() as session, pytest.raises(BillingError) as refused:
+        batch.select_invoices(session, FINANCE, customer="y" * 5_000)
+    assert "yyyy" not in str(refused.value)
+
+
 def test_regeneration_needs_a_reason_and_finance_or_admin(seeded, support, finance):
     with seeded.session() as session:
         chosen = batch.select_invoices(session, FINANCE)
@@ -171,6 +178,71 @@ def test_cancelled_job_stops_and_says_so(seeded, finance, files_settings):
             job_id = batch.start_job(session, finance, chosen, "cancel me").id
     job = batch.run_job(seeded, FINANCE, job_id, should_stop=lambda: True, settings=files_settings)
     assert job.status == RegenerationStatus.CANCELLED and job.done == 0
+
+
+def cancel_during_first_chunk(database, job_id: int):
+    """A should_stop that lets the first chunk start and then cancels the job, as if Cancel were clicked
+    while that chunk was in flight; later it answers as the app's process does (from the job's row)."""
+    asked = []
+
+    def should_stop() -> bool:
+        with database.session() as session:
+            if not asked:
+                asked.append(True)
+                bills.cancel_job(session, FINANCE, job_id)
+                return False
+            return session.get(RegenerationJob, job_id).status != RegenerationStatus.RUNNING
+
+    return should_stop
+
+
+def test_cancel_during_the_last_chunk_ends_cancelled_with_a_zip_of_what_was_done(seeded, finance, files_settings):
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session, FINANCE, plans=["pro", "max"])
+        with transaction(session):
+            job_id = batch.start_job(session, finance, chosen, "cancel in flight").id
+    stop = cancel_during_first_chunk(seeded, job_id)
+    job = batch.run_job(seeded, FINANCE, job_id, should_stop=stop, settings=files_settings)
+    assert job.status == RegenerationStatus.CANCELLED and job.done == chosen.count  # one chunk: all done
+    with seeded.session() as session:
+        events = session.scalars(
+            select(AuditEvent.action).where(AuditEvent.entity_id == str(job_id)).order_by(AuditEvent.id)
+        ).all()
+    ends = [e for e in events if e.startswith("invoices.regenerate")][-2:]
+    assert ends == ["invoices.regenerate.cancel", "invoices.regenerate.cancelled"]
+    with zipfile.ZipFile(Path(files_settings.invoice_dir) / job.zip_path) as archive:
+        assert len(archive.namelist()) == chosen.count
+
+
+def test_cancel_is_honoured_after_the_chunk_in_flight_and_resume_finishes_the_rest(
+    seeded, finance, files_settings, monkeypatch
+):
+    monkeypatch.setattr(batch, "CHUNK", 5)
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session, FINANCE)
+        with transaction(session):
+            job_id = batch.start_job(session, finance, chosen, "cancel then resume").id
+    stop = cancel_during_first_chunk(seeded, job_id)
+    job = batch.run_job(seeded, FINANCE, job_id, should_stop=stop, settings=files_settings)
+    assert job.status == RegenerationStatus.CANCELLED and job.done == 5 < chosen.count
+    with zipfile.ZipFile(Path(files_settings.invoice_dir) / job.zip_path) as archive:
+        assert len(archive.namelist()) == 5
+    with seeded.session() as session:
+        bills.resume_job(session, FINANCE, job_id)
+    job = batch.run_job(seeded, FINANCE, job_id, settings=files_settings)
+    assert job.status == RegenerationStatus.FINISHED and job.done == chosen.count
+    with seeded.session() as session:
+        files = batch.job_files(session, FINANCE, job_id)
+    assert len(files) == len({f.invoice_id for f in files}) == chosen.count
+
+
+def test_only_a_cancelled_job_can_be_resumed(seeded, finance):
+    with seeded.session() as session:
+        chosen = batch.select_invoices(session, FINANCE, plans=["max"])
+        with transaction(session):
+            job_id = batch.start_job(session, finance, chosen, "still running").id
+        with pytest.raises(BillingError, match="only a cancelled job"):
+            bills.resume_job(session, FINANCE, job_id)
 
 
 def test_job_killed_half_way_resumes_without_duplicating_a_version(db, admin, finance, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import unicodedata
 from datetime import UTC, datetime
@@ -101,6 +102,28 @@ def test_credit_note_refers_to_the_invoice_with_negative_amounts():
     assert "CN-2026-000004" in text
     assert "Credits invoice INV-2026-000123" in text
     assert "-$527.50" in text and "-$500.00" in text
+
+
+def issued_credit_note(description: str) -> InvoiceDocument:
+    """A credit note for $263.75 of invoice INV-2026-000123, its one line as frozen at issue."""
+    line = {"description": description, "quantity": "1", "unit": "refund", "amount_cents": -26375}
+    return dataclasses.replace(
+        document(kind="credit_note"),
+        subtotal_cents=-25000, fee_cents=-1375, total_cents=-26375, lines=[line],
+    )  # fmt: skip
+
+
+def test_a_credit_note_prints_its_negative_amounts_one_way():
+    text = text_of(render_invoice(issued_credit_note("Refund of invoice INV-2026-000123")))
+    assert "-$263.75" in text and "$-" not in text
+
+
+def test_a_credit_note_frozen_with_staffs_reason_re_renders_without_it():
+    """Template 1 froze the refund reason into the line; the customer's copy never shows it."""
+    frozen = "Refund of invoice INV-2026-000123: Half refund requested by customer, ticket 1234"
+    text = text_of(render_invoice(issued_credit_note(frozen)))
+    assert "Refund of invoice INV-2026-000123" in text
+    assert "ticket 1234" not in text and "Half refund" not in text
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -82,3 +82,17 @@ def test_parsing_round_trips_formatting(cents):
     assert money.parse_amount(money.format_cents(cents)) == cents
     assert money.parse_amount(money.format_plain(cents)) == cents
     assert money.to_decimal(cents) * 100 == cents
+
+
+@pytest.mark.parametrize(
+    ("dollars", "shown"),
+    [
+        (Decimal("-263.75"), "-$263.75"),
+        (Decimal("0.0125"), "$0.0125"),
+        (Decimal("1500"), "$1,500.00"),
+        (Decimal("-0.5"), "-$0.50"),
+    ],
+)
+def test_a_unit_price_is_signed_and_grouped_as_every_amount_is(dollars, shown):
+    assert money.format_unit_price(dollars) == shown
+    assert money.format_unit_price(dollars, "EUR") == shown.replace("$", "") + " EUR"

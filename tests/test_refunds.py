@@ -21,6 +21,7 @@ from billing_core import orders, payment_ops, refunds
 from billing_core.db import transaction
 from billing_core.errors import BillingError, GatewayError, GatewayUnreachable, StateConflict
 from billing_core.models import (
+    AuditEvent,
     Invoice,
     InvoiceKind,
     LedgerEntry,
@@ -427,6 +428,23 @@ def test_the_same_refund_asked_again_after_it_succeeded_is_the_first_one(
     assert "Nothing more was refunded" in again.message
     assert not second.repeated  # asked having seen the first one: a second refund
     assert books(db, order)["gateway_refunded"] == 2000
+
+
+def test_the_credit_note_tells_the_customer_what_it_is_and_the_reason_stays_in_the_audit_log(
+    db, admin, support, finance, pricing, settings, gateway
+):
+    order = paid_order(db, admin, support, pricing, settings, gateway)
+    reason = "Half refund requested by customer, ticket 1234"
+    with db.session() as s:
+        result = refunds.refund_order(
+            s, finance, order.public_id, gateway, settings=settings, reason=reason, amount="50"
+        )
+    with db.session() as s:
+        note = s.scalars(select(Invoice).where(Invoice.number == result.credit_note_number)).one()
+        invoice = s.get(Invoice, note.refers_to_id)
+        reasons = s.scalars(select(AuditEvent.reason).where(AuditEvent.action.like("%refund%"))).all()
+    assert [line["description"] for line in note.lines] == [f"Refund of invoice {invoice.number}"]
+    assert reason not in str(note.lines) and reason in reasons
 
 
 def test_plan_and_list_check_the_role(db, admin, support, finance, analyst, pricing, settings, gateway):

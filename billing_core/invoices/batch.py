@@ -38,6 +38,7 @@ from billing_core import audit
 from billing_core.access import Action, Actor, Role, require
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
+from billing_core.emails import EMAIL_MAX_CHARS
 from billing_core.errors import BillingError, NotFound, StateConflict, shown_to_people
 from billing_core.invoices import render, storage
 from billing_core.models import (
@@ -156,6 +157,8 @@ def select_invoices(
     if plans:
         selection["plans"] = sorted({str(getattr(p, "value", p)).strip().lower() for p in plans if str(p).strip()})
     if customer and customer.strip():
+        if len(customer.strip()) > EMAIL_MAX_CHARS:
+            raise BillingError(f"A customer is given by its id or email, at most {EMAIL_MAX_CHARS} characters.")
         selection["customer"] = customer.strip()
     if number_from and number_from.strip():
         selection["number_from"] = number_from.strip()
@@ -483,9 +486,20 @@ def _run_chunk(
 def _close(
     database: Database, job_id: int, status: RegenerationStatus, actor: Actor, root: Path, error: str | None = None
 ) -> RegenerationJob:
-    zip_path = write_zip(database, actor, job_id, root) if status == RegenerationStatus.FINISHED else None
+    """End the job. A cancel that landed while the last chunk was in flight wins over "finished": the
+    job ends cancelled with what it did. A finished or cancelled job gets a ZIP of the files it wrote."""
+    with database.session() as session:
+        now, done = session.execute(
+            select(RegenerationJob.status, RegenerationJob.done).where(RegenerationJob.id == job_id)
+        ).one()
+    if now == RegenerationStatus.CANCELLED and status == RegenerationStatus.FINISHED:
+        status = RegenerationStatus.CANCELLED
+    zipped = status == RegenerationStatus.FINISHED or (status == RegenerationStatus.CANCELLED and done)
+    zip_path = write_zip(database, actor, job_id, root) if zipped else None
     with database.session() as session, transaction(session):
-        job = session.get(RegenerationJob, job_id)
+        job = session.get(RegenerationJob, job_id, with_for_update=True)
+        if job.status == RegenerationStatus.CANCELLED and status == RegenerationStatus.FINISHED:
+            status = RegenerationStatus.CANCELLED  # cancelled while the ZIP was written
         before = {"status": job.status.value, "done": job.done}
         job.status, job.finished_at, job.error = status, utcnow(), error
         job.zip_path = zip_path

@@ -13,7 +13,7 @@ from billing_core.invoices import totals
 from billing_core.invoices.numbering import _allocate_number, series_name
 from billing_core.models import Customer, Invoice, InvoiceKind, Order
 
-TEMPLATE_VERSION = "1"
+TEMPLATE_VERSION = "2"  # 2: a credit note's line is for the customer; the refund reason stays in the audit log
 
 
 def buyer_snapshot(customer: Customer) -> dict:
@@ -42,6 +42,18 @@ def invoice_lines(order: Order, plan_name: str) -> list[dict]:
             "unit": "fee",
             "amount_cents": order.fee_cents,
         },
+    ]
+
+
+def credit_note_lines(invoice_number: str, amount_cents: int) -> list[dict]:
+    """The one line of a credit note, as the customer reads it (why staff refunded is in the audit log)."""
+    return [
+        {
+            "description": f"Refund of invoice {invoice_number}",
+            "quantity": "1",
+            "unit": "refund",
+            "amount_cents": -amount_cents,
+        }
     ]
 
 
@@ -88,7 +100,6 @@ def _issue_credit_note(
     *,
     amount_cents: int,
     issued_at,
-    reason: str,
 ) -> Invoice:
     """A credit note for ``amount_cents`` of ``invoice``: its own number, negative amounts, a pointer back.
 
@@ -115,14 +126,7 @@ def _issue_credit_note(
         total_cents=-amount_cents,
         seller=invoice.seller,
         buyer=invoice.buyer,
-        lines=[
-            {
-                "description": f"Refund of invoice {invoice.number}: {reason}",
-                "quantity": "1",
-                "unit": "refund",
-                "amount_cents": -amount_cents,
-            }
-        ],
+        lines=credit_note_lines(invoice.number, amount_cents),
         template_version=TEMPLATE_VERSION,
         sandbox=order.sandbox,
     )

@@ -29,7 +29,7 @@ from billing_core import money
 from billing_core.models import Invoice, InvoiceKind, Order
 
 # Bumped whenever the layout changes, so a regenerated file says which template drew it.
-RENDER_VERSION = "pdf-1"
+RENDER_VERSION = "pdf-2"
 PAPERS = ("A4", "Letter")
 FONT_ROOT = Path("/usr/share/fonts/truetype")
 # family, style, file (under FONT_ROOT), face index. "sans" is the main font; the rest are fallbacks.
@@ -158,13 +158,18 @@ def _unit_price(line: dict, currency: str) -> str:
         return ""
     if quantity == 0:
         return ""
-    price = money.to_decimal(int(line["amount_cents"])) / quantity
-    text = f"{price.quantize(Decimal('0.0001')).normalize():f}"
-    if "." in text and len(text.split(".")[1]) == 1:
-        text += "0"
-    elif "." not in text:
-        text += ".00"
-    return f"{text} {currency}" if currency != "USD" else f"${text}"
+    return money.format_unit_price(money.to_decimal(int(line["amount_cents"])) / quantity, currency)
+
+
+def _description(line: dict, doc: InvoiceDocument) -> str:
+    """What the customer reads for a line. Credit notes of template 1 froze staff's refund reason into
+    their line ("Refund of invoice N: reason"); re-rendered, they print the part before it."""
+    text = line.get("description", "")
+    if doc.kind == InvoiceKind.CREDIT_NOTE.value and line.get("unit") == "refund" and doc.refers_to:
+        head = f"Refund of invoice {doc.refers_to}"
+        if text.startswith(f"{head}:"):
+            return head
+    return text
 
 
 def tax_wording(doc: InvoiceDocument) -> str:
@@ -414,7 +419,7 @@ class _Layout:
         for line in doc.lines:
             quantity = f"{line.get('quantity', '1')} {line.get('unit', '')}".strip()
             cells = (
-                (line.get("description", ""), "L"),
+                (_description(line, doc), "L"),
                 (quantity, "R"),
                 (_unit_price(line, doc.currency), "R"),
                 (_amount(int(line["amount_cents"]), doc.currency), "R"),
