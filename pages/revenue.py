@@ -160,7 +160,7 @@ def _delta_cents(now: int, before: int, show: bool) -> str | None:
     if not show:
         return None
     change = f" ({(now - before) / before:+.1%})" if before else ""
-    return signed_cents(now - before) + change
+    return ("+" if now > before else "") + money.format_compact(now - before) + change
 
 
 def _delta_count(now: int, before: int, show: bool) -> str | None:
@@ -174,6 +174,27 @@ def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
+def _exact(cents: int | None, before: int | None, show: bool, note: str = "") -> str:
+    """The tooltip of a money tile: the exact amounts its compact figures stand for."""
+    lines = [f"Exactly {money.format_cents(cents)}." if cents is not None else ""]
+    if show and cents is not None and before is not None:
+        lines.append(f"The period before: {money.format_cents(before)} ({signed_cents(cents - before)}).")
+    return "  \n".join(line for line in (note, *lines) if line)
+
+
+def _money_metric(
+    column, label: str, now: int, before: int, show: bool, *, note: str = "", delta_color: str = "normal"
+) -> None:
+    column.metric(
+        label,
+        money.format_compact(now),
+        _delta_cents(now, before, show),
+        delta_color=delta_color,
+        border=True,
+        help=plain(_exact(now, before, show, note)),
+    )
+
+
 def _kpis(report: RevenueReport) -> None:
     now, before, show = report.current, report.previous, report.has_previous
     f = report.filters
@@ -182,14 +203,15 @@ def _kpis(report: RevenueReport) -> None:
         + (f" · compared with the {f.days} days before" if show else "")
     )
     row = st.columns(4)
-    row[0].metric(
-        "Top-up revenue",
-        money.format_cents(now.amount_cents),
-        _delta_cents(now.amount_cents, before.amount_cents, show),
-        border=True,
-    )
+    _money_metric(row[0], "Top-up revenue", now.amount_cents, before.amount_cents, show)
     row[1].metric("Paid top-ups", f"{now.paid:,}", _delta_count(now.paid, before.paid, show), border=True)
-    row[2].metric("Average top-up", _money_or_dash(now.average_cents), _avg_delta(now, before, show), border=True)
+    row[2].metric(
+        "Average top-up",
+        _money_or_dash(now.average_cents),
+        _avg_delta(now, before, show),
+        border=True,
+        help=plain(_exact(now.average_cents, before.average_cents, show)) or None,
+    )
     row[3].metric(
         "Payment success",
         _rate(now.success_rate),
@@ -198,37 +220,22 @@ def _kpis(report: RevenueReport) -> None:
         help="Paid top-ups per order created in the period.",
     )
     row = st.columns(4)
-    row[0].metric(
-        "Fees collected",
-        money.format_cents(now.fee_cents),
-        _delta_cents(now.fee_cents, before.fee_cents, show),
-        border=True,
-    )
-    row[1].metric(
-        "Charged (top-ups + fees)",
-        money.format_cents(now.total_cents),
-        _delta_cents(now.total_cents, before.total_cents, show),
-        border=True,
-    )
-    row[2].metric(
+    _money_metric(row[0], "Fees collected", now.fee_cents, before.fee_cents, show)
+    _money_metric(row[1], "Charged (top-ups + fees)", now.total_cents, before.total_cents, show)
+    _money_metric(
+        row[2],
         "Refunded",
-        money.format_cents(now.refunded_cents),
-        _delta_cents(now.refunded_cents, before.refunded_cents, show),
+        now.refunded_cents,
+        before.refunded_cents,
+        show,
+        note=f"{now.refund_count:,} refunds made in the period.",
         delta_color="inverse",
-        border=True,
-        help=f"{now.refund_count:,} refunds made in the period.",
     )
-    row[3].metric(
-        "Net charged",
-        money.format_cents(now.net_cents),
-        _delta_cents(now.net_cents, before.net_cents, show),
-        border=True,
-        help="Charged less refunded.",
-    )
+    _money_metric(row[3], "Net charged", now.net_cents, before.net_cents, show, note="Charged less refunded.")
 
 
 def _money_or_dash(cents: int | None) -> str:
-    return "—" if cents is None else money.format_cents(cents)
+    return "—" if cents is None else money.format_compact(cents)
 
 
 def _avg_delta(now: Totals, before: Totals, show: bool) -> str | None:
@@ -282,10 +289,11 @@ def _breakdowns(report: RevenueReport) -> None:
         for row in report.kinds.itertuples():
             st.metric(
                 f"{KIND_LABELS[row.kind]} customers",
-                money.format_cents(int(row.revenue_cents)),
+                money.format_compact(int(row.revenue_cents)),
                 f"{int(row.topups):,} top-ups · {row.revenue_share:.0%} of revenue",
                 delta_color="off",
                 delta_arrow="off",
+                help=plain(f"Exactly {money.format_cents(int(row.revenue_cents))}."),
             )
 
 

@@ -141,3 +141,22 @@ def test_days_older_than_the_range_are_left_out(app_env, db, shop):
     assert at.selectbox(key="rev_range").value == "custom"
     assert metrics(at)["Top-up revenue"] == "$0.00"
     assert [i.value for i in at.info] == ["No paid top-ups match these filters."]
+
+
+def test_large_headline_amounts_are_compact_with_the_exact_amount_in_the_tooltip(app_env, db):
+    pricing = load_pricing()
+    settings = Settings(database_url=db.url)
+    with db.session() as s:
+        customer = make_customer(s, ADMIN)
+        for _ in range(7):  # 7 × $1,500 = $10,500: "$10,500.00" does not fit a tile at 1366 px
+            order = orders.create_order(
+                s, ADMIN, customer_id=customer.id, amount="1500", method="stripe", pricing=pricing
+            )
+            orders.complete_order(s, SUPPORT, order.id, settings=settings, reason="paid", payment=paid(order))
+    app_env(db.url)
+    at = open_revenue()
+    [revenue] = [m for m in at.metric if m.label == "Top-up revenue"]
+    assert revenue.value == "$10.5K"
+    assert "Exactly $10,500.00" in shown(revenue.proto.help)
+    assert metrics(at)["Average top-up"] == "$1,500.00"
+    assert all(len(m.value.lstrip("-")) <= 9 for m in at.metric), metrics(at)
