@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Date, String, any_, bindparam, func, select, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from billing_core import money, rollup
+from billing_core import countries, money, rollup
 from billing_core.access import Action, Actor, require
 from billing_core.config import DEFAULT_REPORT_TIMEZONES
 from billing_core.errors import BillingError
@@ -158,11 +158,14 @@ def filters_from_query_params(
     def many(key: str, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
         raw = get(key)
         values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
-        if allowed is None:
-            good = tuple(v.upper() for v in values if len(v) == 2 and v.isascii() and v.isalpha())
+        if allowed is None:  # countries: codes or names
+            codes = [countries.code_of(v) for v in values]
+            good = tuple(dict.fromkeys(c for c in codes if c is not None))
+            known = sum(c is not None for c in codes)
         else:
             good = tuple(v for v in values if v in allowed)
-        if len(good) != len(values):
+            known = len(good)
+        if known != len(values):
             notes.append(f"Ignored unknown {key} values in the link: {raw!r}.")
         return good
 

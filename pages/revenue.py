@@ -12,8 +12,9 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from billing_core import charts, money, reports, rollup
+from billing_core import charts, countries, money, reports, rollup
 from billing_core.access import Actor
+from billing_core.errors import InvalidCountry
 from billing_core.exports import to_csv_bytes
 from billing_core.reports import Filters, RevenueReport, Totals
 from pages import _shared
@@ -32,6 +33,8 @@ def render() -> None:
     st.title("Revenue")
 
     filters = _filters(zones)
+    if filters is None:
+        return
     st.query_params.from_dict(reports.filters_to_query_params(filters))
     for note in filters.notes:
         st.warning(plain(note), icon=":material/link_off:")
@@ -49,7 +52,8 @@ def render() -> None:
 # --- filters, kept in the URL ----------------------------------------------------------------------
 
 
-def _filters(zones: tuple[str, ...]) -> Filters:
+def _filters(zones: tuple[str, ...]) -> Filters | None:
+    """The filters the widgets hold, or None when one of them is wrong (its error is shown under it)."""
     if "rev_range" not in st.session_state:
         from_url = reports.filters_from_query_params(st.query_params.to_dict(), timezones=zones)
         _load_from_url(from_url)
@@ -88,18 +92,31 @@ def _filters(zones: tuple[str, ...]) -> Filters:
             "Methods", reports.METHODS, key="rev_methods", format_func=charts.METHOD_LABELS.get, placeholder="All"
         )
     with countries_column:
-        countries_text = st.text_input("Countries", key="rev_countries", placeholder="e.g. DE, US", max_chars=60)
+        countries_text = st.text_input(
+            "Countries",
+            key="rev_countries",
+            placeholder="e.g. Germany, US",
+            max_chars=countries.COUNTRIES_MAX_CHARS,
+            help="Country names or two-letter codes, separated by commas.",
+        )
+        try:
+            picked_countries = countries.parse_countries(countries_text)
+        except InvalidCountry as error:
+            st.error(plain(error), icon=":material/error:")
+            picked_countries = None
     with kind_column:
         kind = st.segmented_control(
             "Customers", reports.KINDS, key="rev_kind", format_func=KIND_LABELS.get, selection_mode="single"
         )
 
+    if picked_countries is None:
+        return None
     if preset == "custom" and isinstance(picked, tuple | list) and len(picked) == 2:
         start, end = picked[0], picked[1] + pd.Timedelta(days=1).to_pytimedelta()
     else:
         start, end = reports.preset_range(preset if preset != "custom" else reports.DEFAULT_PRESET, _today(tz))
     params = {"range": preset} if preset != "custom" else {"start": start.isoformat(), "end": end.isoformat()}
-    params |= {"plan": ",".join(plans), "method": ",".join(methods), "country": countries_text}
+    params |= {"plan": ",".join(plans), "method": ",".join(methods), "country": ",".join(picked_countries)}
     params |= {"kind": kind or "all", "tz": tz, "bucket": bucket or "day"}
     return reports.filters_from_query_params(params, today=_today(tz), timezones=zones)
 

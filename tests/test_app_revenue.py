@@ -160,3 +160,30 @@ def test_large_headline_amounts_are_compact_with_the_exact_amount_in_the_tooltip
     assert "Exactly $10,500.00" in shown(revenue.proto.help)
     assert metrics(at)["Average top-up"] == "$1,500.00"
     assert all(len(m.value.lstrip("-")) <= 9 for m in at.metric), metrics(at)
+
+
+def test_a_country_typed_by_name_filters_the_figures(app_env, db, shop):
+    with db.session() as s:
+        make_customer(s, ADMIN, email="sam@example.com", country="US")
+    app_env(db.url)
+    at = open_revenue()
+    at.text_input(key="rev_countries").input("Germany").run()
+    assert at.query_params["country"] == "DE"
+    assert metrics(at)["Top-up revenue"] == "$600.00"
+    at.text_input(key="rev_countries").input("United States").run()
+    assert at.query_params["country"] == "US"
+    assert metrics(at)["Top-up revenue"] == "$0.00"
+    assert not at.error and not [w for w in at.warning if "Ignored" in shown(w.value)]
+
+
+def test_an_unknown_country_is_an_error_under_the_field_and_no_figures_pretend_otherwise(app_env, db, shop):
+    app_env(db.url)
+    at = open_revenue()
+    at.text_input(key="rev_countries").input("Germany, Narnia").run()
+    assert [shown(e.value) for e in at.error] == [
+        "Not a country: “Narnia”. Type country names or two-letter codes, separated by commas "
+        "(for example Germany, US)."
+    ]
+    assert not [w for w in at.warning if "Ignored" in shown(w.value)]  # not "Ignored unknown country values…"
+    assert not at.metric  # no figures for every country under a filter that says otherwise
+    assert "country" not in at.query_params

@@ -176,7 +176,8 @@ def test_query_params_round_trip():
         {"bucket": "hour"},
         {"kind": "vip"},
         {"plan": "pro,gold"},
-        {"country": "Germany"},
+        {"country": "Narnia"},
+        {"country": "DE,XX"},
     ],
 )
 def test_bad_query_params_give_defaults_with_a_note(params):
@@ -184,6 +185,11 @@ def test_bad_query_params_give_defaults_with_a_note(params):
     assert filters.notes
     assert filters.tz == "UTC" and filters.bucket in reports.BUCKETS and filters.kind in reports.KINDS
     assert filters.start < filters.end
+
+
+def test_countries_in_a_link_may_be_names_or_codes():
+    filters = reports.filters_from_query_params({"country": "Germany, us,España,de"}, today=date(2026, 11, 27))
+    assert filters.countries == ("DE", "US", "ES") and filters.notes == ()
 
 
 def test_quick_ranges():
