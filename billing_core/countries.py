@@ -324,10 +324,7 @@ def parse_countries(text: str) -> tuple[str, ...]:
     unknown = [part for part in parts if code_of(part) is None]
     if unknown:
         listed = ", ".join(f"“{_shorten(part)}”" for part in unknown[:3]) + (" …" if len(unknown) > 3 else "")
-        raise InvalidCountry(
-            f"Not a country: {listed}. Type country names or two-letter codes, separated by commas "
-            "(for example Germany, US)."
-        )
+        raise InvalidCountry(f"Not a country: {listed}. Type names or two-letter codes, such as Germany, US.")
     return tuple(dict.fromkeys(code_of(part) for part in parts))
 
 

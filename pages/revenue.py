@@ -82,7 +82,7 @@ def _filters(zones: tuple[str, ...]) -> Filters | None:
         bucket = st.segmented_control(
             "Per", reports.BUCKETS, key="rev_bucket", format_func=BUCKET_LABELS.get, selection_mode="single"
         )
-    plans_column, methods_column, countries_column, kind_column = st.columns([3, 3, 2, 4])
+    plans_column, methods_column, countries_column, kind_column = st.columns([3, 3, 3, 4])
     with plans_column:
         plans = st.multiselect(
             "Plans", reports.PLANS, key="rev_plans", format_func=charts.PLAN_LABELS.get, placeholder="All plans"

@@ -181,8 +181,7 @@ def test_an_unknown_country_is_an_error_under_the_field_and_no_figures_pretend_o
     at = open_revenue()
     at.text_input(key="rev_countries").input("Germany, Narnia").run()
     assert [shown(e.value) for e in at.error] == [
-        "Not a country: “Narnia”. Type country names or two-letter codes, separated by commas "
-        "(for example Germany, US)."
+        "Not a country: “Narnia”. Type names or two-letter codes, such as Germany, US."
     ]
     assert not [w for w in at.warning if "Ignored" in shown(w.value)]  # not "Ignored unknown country values…"
     assert not at.metric  # no figures for every country under a filter that says otherwise
