@@ -80,8 +80,9 @@ def today_in(tz: str) -> date:
     return datetime.now(UTC).astimezone(rollup._zone(tz)).date()
 
 
-def preset_range(preset: str, today: date) -> tuple[date, date]:
-    """[start, end) of a quick range, ending with ``today``."""
+def preset_range(preset: str, today: date, first_day: date | None = None) -> tuple[date, date]:
+    """[start, end) of a quick range, ending with ``today``; "all" starts on ``first_day`` (the first
+    day with an order, see :func:`first_day`), or today when there is none."""
     tomorrow = today + timedelta(days=1)
     if preset in ("last_7", "last_30", "last_90"):
         return tomorrow - timedelta(days=int(preset.removeprefix("last_"))), tomorrow
@@ -95,7 +96,7 @@ def preset_range(preset: str, today: date) -> tuple[date, date]:
     if preset == "last_12_months":
         return _add_months(today.replace(day=1), -11), tomorrow
     if preset == "all":
-        return EARLIEST, tomorrow
+        return min(first_day or today, today), tomorrow
     raise ValueError(f"unknown range {preset!r}")
 
 
@@ -133,8 +134,10 @@ def filters_from_query_params(
     *,
     today: date | None = None,
     timezones: Iterable[str] = DEFAULT_REPORT_TIMEZONES,
+    first_days: Mapping[str, date | None] | None = None,
 ) -> Filters:
-    """Filters from a URL query string. A bad value falls back to its default and leaves a note."""
+    """Filters from a URL query string. A bad value falls back to its default and leaves a note.
+    ``first_days`` (time zone -> :func:`first_day`) is where "all time" starts."""
     notes: list[str] = []
 
     def get(key: str) -> str:
@@ -175,7 +178,7 @@ def filters_from_query_params(
         if preset not in PRESETS:
             notes.append(f"Range {preset!r} is unknown; showing {PRESETS[DEFAULT_PRESET].lower()}.")
             preset = DEFAULT_PRESET
-        start, end = preset_range(preset, today)
+        start, end = preset_range(preset, today, (first_days or {}).get(tz))
     elif start_text or end_text:
         try:
             start, end = date.fromisoformat(start_text), date.fromisoformat(end_text)
@@ -250,9 +253,12 @@ class RevenueReport:
     top_exact: bool  # the candidate bound proved the list without reading every customer
     top_months: tuple[date, date]  # first and last UTC month the top customers cover
 
+    first_day: date | None = None  # the first day with an order in the filters' time zone
+
     @property
     def has_previous(self) -> bool:
-        return self.filters.preset != "all"
+        """Whether there is an earlier period to compare with: some order came before the start."""
+        return self.first_day is not None and self.first_day < self.start
 
 
 def _source(filters: Filters):
@@ -301,10 +307,8 @@ def revenue_report(
     """
     require(actor, Action.READ_REVENUE)
     table = _source(filters)
-    start = filters.start
-    if filters.preset == "all":
-        first = session.scalar(select(func.min(table.day)).where(table.tz == filters.tz))
-        start = max(start, _as_date(first)) if first else start
+    first = first_day(session, actor, filters.tz)
+    start = max(filters.start, first) if filters.preset == "all" and first else filters.start
     scoped = replace(filters, start=start)
     # Plan and day come back as plain text: converting thousands of rows to enums and dates costs more
     # than the query.
@@ -348,7 +352,16 @@ def revenue_report(
         top_customers=top,
         top_exact=exact,
         top_months=(first_month, last_month),
+        first_day=first,
     )
+
+
+def first_day(session: Session, actor: Actor, tz: str) -> date | None:
+    """The local day in ``tz`` of the first order (sandbox aside), or None: the smallest key of the
+    rollup's (tz, day, ...) primary key, one index seek whatever the number of orders."""
+    require(actor, Action.READ_REVENUE)
+    first = session.scalar(select(func.min(RevenueDaily.day)).where(RevenueDaily.tz == tz))
+    return _as_date(first) if first else None
 
 
 def bucket_start(day: date, bucket: str) -> date:

@@ -32,7 +32,9 @@ def render() -> None:
         st.toast("Revenue figures rebuilt from the orders.", icon=":material/sync:")
     st.title("Revenue")
 
-    filters = _filters(zones)
+    with ctx.database.session() as session:
+        first_days = {tz: reports.first_day(session, ctx.actor, tz) for tz in zones}  # an index seek each
+    filters = _filters(zones, first_days)
     if filters is None:
         return
     st.query_params.from_dict(reports.filters_to_query_params(filters))
@@ -52,10 +54,10 @@ def render() -> None:
 # --- filters, kept in the URL ----------------------------------------------------------------------
 
 
-def _filters(zones: tuple[str, ...]) -> Filters | None:
+def _filters(zones: tuple[str, ...], first_days: dict[str, date | None]) -> Filters | None:
     """The filters the widgets hold, or None when one of them is wrong (its error is shown under it)."""
     if "rev_range" not in st.session_state:
-        from_url = reports.filters_from_query_params(st.query_params.to_dict(), timezones=zones)
+        from_url = reports.filters_from_query_params(st.query_params.to_dict(), timezones=zones, first_days=first_days)
         _load_from_url(from_url)
         for note in from_url.notes:  # what the shared link got wrong, said once
             st.warning(plain(note), icon=":material/link_off:")
@@ -65,7 +67,7 @@ def _filters(zones: tuple[str, ...]) -> Filters | None:
     )
     when, tz_column, bucket_column = st.columns([5, 2, 2])
     with tz_column:
-        tz = st.selectbox("Time zone", zones, key="rev_tz", on_change=_range_changed)
+        tz = st.selectbox("Time zone", zones, key="rev_tz", on_change=_range_changed, args=(first_days,))
     with when:
         preset_column, dates_column = st.columns(2)
         with preset_column:
@@ -75,6 +77,7 @@ def _filters(zones: tuple[str, ...]) -> Filters | None:
                 key="rev_range",
                 format_func=reports.PRESETS.get,
                 on_change=_range_changed,
+                args=(first_days,),
             )
         with dates_column:
             picked = st.date_input("Dates (first and last day)", key="rev_dates", on_change=_dates_changed)
@@ -114,11 +117,13 @@ def _filters(zones: tuple[str, ...]) -> Filters | None:
     if preset == "custom" and isinstance(picked, tuple | list) and len(picked) == 2:
         start, end = picked[0], picked[1] + pd.Timedelta(days=1).to_pytimedelta()
     else:
-        start, end = reports.preset_range(preset if preset != "custom" else reports.DEFAULT_PRESET, _today(tz))
+        start, end = reports.preset_range(
+            preset if preset != "custom" else reports.DEFAULT_PRESET, _today(tz), first_days.get(tz)
+        )
     params = {"range": preset} if preset != "custom" else {"start": start.isoformat(), "end": end.isoformat()}
     params |= {"plan": ",".join(plans), "method": ",".join(methods), "country": ",".join(picked_countries)}
     params |= {"kind": kind or "all", "tz": tz, "bucket": bucket or "day"}
-    return reports.filters_from_query_params(params, today=_today(tz), timezones=zones)
+    return reports.filters_from_query_params(params, today=_today(tz), timezones=zones, first_days=first_days)
 
 
 def _today(tz: str) -> date:
@@ -141,10 +146,11 @@ def _last_day(filters: Filters) -> date:
     return filters.end - pd.Timedelta(days=1).to_pytimedelta()
 
 
-def _range_changed() -> None:
+def _range_changed(first_days: dict[str, date | None]) -> None:
     preset = st.session_state["rev_range"]
     if preset != "custom":
-        start, end = reports.preset_range(preset, _today(st.session_state["rev_tz"]))
+        tz = st.session_state["rev_tz"]
+        start, end = reports.preset_range(preset, _today(tz), first_days.get(tz))
         st.session_state["rev_dates"] = (start, end - pd.Timedelta(days=1).to_pytimedelta())
 
 
@@ -217,7 +223,7 @@ def _kpis(report: RevenueReport) -> None:
     f = report.filters
     st.caption(
         f"{report.start:%d %b %Y} – {_last_day(f):%d %b %Y} ({f.tz})"
-        + (f" · compared with the {f.days} days before" if show else "")
+        + (f" · compared with the {(f.end - report.start).days:,} days before" if show else "")
     )
     row = st.columns(4)
     _money_metric(row[0], "Top-up revenue", now.amount_cents, before.amount_cents, show)

@@ -186,3 +186,25 @@ def test_an_unknown_country_is_an_error_under_the_field_and_no_figures_pretend_o
     assert not [w for w in at.warning if "Ignored" in shown(w.value)]  # not "Ignored unknown country values…"
     assert not at.metric  # no figures for every country under a filter that says otherwise
     assert "country" not in at.query_params
+
+
+def captions(at: AppTest) -> list[str]:
+    return [shown(c.value) for c in at.caption]
+
+
+def test_all_time_starts_on_the_first_order_with_no_comparison(app_env, db, shop):
+    app_env(db.url)
+    at = open_revenue({"range": "all"})
+    today = datetime.now(UTC).date()
+    assert at.date_input(key="rev_dates").value == (today, today)
+    assert f"{today:%d %b %Y} – {today:%d %b %Y} (UTC)" in captions(at)
+    assert not [c for c in captions(at) if "compared with" in c]
+    assert metrics(at)["Top-up revenue"] == "$600.00"
+
+
+def test_a_range_from_before_the_first_order_compares_with_nothing(app_env, db, shop):
+    app_env(db.url)
+    today = datetime.now(UTC).date()
+    at = open_revenue({"start": "2000-01-01", "end": (today + timedelta(days=1)).isoformat()})
+    assert not [c for c in captions(at) if "compared with" in c]  # not "the 9832 days before"
+    assert all(m.delta in ("", None) for m in at.metric if m.label == "Top-up revenue")

@@ -110,6 +110,31 @@ def test_previous_period_of_the_same_length(history, pricing):
     assert r.has_previous
 
 
+def test_all_time_starts_on_the_first_order_and_compares_with_nothing(history):
+    first = reports.first_day(history, ANALYST, "UTC")
+    assert first == (T - timedelta(days=5)).date()
+    link = {"range": "all"}
+    filters = reports.filters_from_query_params(link, today=date(2026, 3, 10), first_days={"UTC": first})
+    assert (filters.start, filters.end) == (first, date(2026, 3, 11))
+    r = reports.revenue_report(history, ANALYST, filters)
+    assert (r.start, r.first_day, r.has_previous) == (first, first, False)
+    assert r.current.paid == 4
+
+
+@pytest.mark.parametrize(
+    ("start", "compared"),
+    [(date(2000, 1, 1), False), (date(2026, 2, 25), False), (date(2026, 2, 26), True), (date(2026, 3, 1), True)],
+)
+def test_a_comparison_only_when_some_order_came_before(history, start, compared):
+    r = reports.revenue_report(history, ANALYST, Filters(start, date(2026, 3, 8)))
+    assert r.has_previous is compared
+
+
+def test_all_time_without_orders_is_today_alone():
+    assert reports.preset_range("all", date(2026, 11, 27)) == (date(2026, 11, 27), date(2026, 11, 28))
+    assert reports.preset_range("all", date(2026, 11, 27), date(2025, 1, 5)) == (date(2025, 1, 5), date(2026, 11, 28))
+
+
 @pytest.mark.parametrize(
     ("filters", "paid", "amount"),
     [
