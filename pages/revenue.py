@@ -277,20 +277,24 @@ def _trend(report: RevenueReport) -> None:
     if report.series.empty:
         st.info("No paid top-ups match these filters.", icon=":material/search_off:")
         return
-    st.plotly_chart(charts.revenue_by_plan(report.series, report.filters.bucket), key="revenue_chart")
+    bucket = report.filters.bucket
+    st.plotly_chart(charts.revenue_by_plan(report.series, bucket), key="revenue_chart")
     table = reports.revenue_table(report.series)
-    shown = pd.DataFrame({"Period": table["period"].astype(str)})
+    labels = [reports.period_label(r.period, r.period_end, r.partial, bucket) for r in table.itertuples()]
+    cut = [label for label, partial in zip(labels, table["partial"], strict=True) if partial]
+    if cut:
+        st.caption(plain(f"Lighter bars are {bucket}s the range cuts, so they are not whole: {'; '.join(cut)}."))
+    shown = pd.DataFrame({"Period": labels})
     for plan in reports.PLANS:
         shown[charts.PLAN_LABELS[plan]] = table[plan].map(money.format_cents)
     shown["Total"] = table["total_cents"].map(money.format_cents)
     shown["Top-ups"] = table["topups"].map("{:,}".format)
     with st.expander("The figures behind the chart", icon=":material/table:"):
         st.dataframe(shown, hide_index=True, key="revenue_table")
-        f = report.filters
         st.download_button(
             "Download CSV",
-            to_csv_bytes(reports.revenue_csv_rows(report.series)),
-            file_name=f"revenue_{f.tz.replace('/', '-')}_{report.start}_{_last_day(f)}_{f.bucket}.csv",
+            to_csv_bytes(reports.revenue_csv_rows(report)),
+            file_name=reports.csv_file_name(report),
             mime="text/csv",
             icon=":material/download:",
             key="revenue_csv",

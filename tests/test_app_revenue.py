@@ -208,3 +208,12 @@ def test_a_range_from_before_the_first_order_compares_with_nothing(app_env, db, 
     at = open_revenue({"start": "2000-01-01", "end": (today + timedelta(days=1)).isoformat()})
     assert not [c for c in captions(at) if "compared with" in c]  # not "the 9832 days before"
     assert all(m.delta in ("", None) for m in at.metric if m.label == "Top-up revenue")
+
+
+def test_a_week_cut_by_the_range_starts_with_it_and_says_partial(app_env, db, shop):
+    app_env(db.url)
+    today = datetime.now(UTC).date()
+    at = open_revenue({"start": today.isoformat(), "end": (today + timedelta(days=1)).isoformat(), "bucket": "week"})
+    table = at.dataframe[0].value
+    assert list(table["Period"]) == [f"{today} – {today} (partial)"]
+    assert any("Lighter bars are weeks the range cuts" in c for c in captions(at))
