@@ -21,8 +21,14 @@ _LAYOUT = {
     "legend": {"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0},
     "plot_bgcolor": "rgba(0,0,0,0)",
 }
-# Bar widths on the date axis (milliseconds), so a week's bar spans most of its week.
-_BAR_WIDTH_MS = {"day": 0.8 * 86_400_000, "week": 0.8 * 7 * 86_400_000, "month": 0.8 * 28 * 86_400_000}
+_DAY_MS = 86_400_000
+_PARTIAL_OPACITY = 0.45  # a period the range cuts is drawn lighter: its figures are not a whole period's
+
+
+def _span(first, last, partial: bool, bucket: str) -> str:
+    if bucket == "day":
+        return f"{first:%d %b %Y}"
+    return f"{first:%d %b} – {last:%d %b %Y}" + (f" (partial {bucket})" if partial else "")
 
 
 def _dollars(cents: pd.Series) -> list[float]:
@@ -31,20 +37,26 @@ def _dollars(cents: pd.Series) -> list[float]:
 
 
 def revenue_by_plan(series: pd.DataFrame, bucket: str = "day") -> go.Figure:
-    """Stacked bars: top-up revenue per period, one colour per plan."""
+    """Stacked bars: top-up revenue per period, one colour per plan. Each bar spans the days of its
+    period that are in the range (a week cut to a Thursday start starts on the Thursday), and the
+    periods the range cuts are lighter."""
     figure = go.Figure()
     for plan, label in PLAN_LABELS.items():
         rows = series[series["plan"] == plan]
         if rows.empty:
             continue
+        periods = list(zip(rows["period"], rows["period_end"], rows["partial"], strict=True))
+        days = [(last - first).days + 1 for first, last, _ in periods]
         figure.add_bar(
-            x=[str(p) for p in rows["period"]],
+            x=[str(first) for first, _, _ in periods],
             y=_dollars(rows["revenue_cents"]),
             name=label,
-            width=_BAR_WIDTH_MS.get(bucket, _BAR_WIDTH_MS["day"]),
-            marker_color=PLAN_COLOURS[plan],
-            customdata=rows["topups"].tolist(),
-            hovertemplate=f"{label}<br>%{{x}}<br>$%{{y:,.2f}} from %{{customdata:,}} top-ups<extra></extra>",
+            width=[0.8 * n * _DAY_MS for n in days],
+            offset=[0.1 * n * _DAY_MS for n in days],  # drawn from the period's first day, not centred on it
+            marker={"color": PLAN_COLOURS[plan], "opacity": [_PARTIAL_OPACITY if cut else 1.0 for *_, cut in periods]},
+            customdata=[(int(n), _span(*period, bucket)) for n, period in zip(rows["topups"], periods, strict=True)],
+            hovertemplate=f"{label}<br>%{{customdata[1]}}<br>$%{{y:,.2f}} from %{{customdata[0]:,}} top-ups"
+            "<extra></extra>",
         )
     figure.update_layout(
         barmode="stack",

@@ -13,6 +13,10 @@ class InvalidAmount(BillingError, ValueError):
     """A typed amount is not a usable amount of money."""
 
 
+class InvalidCountry(BillingError, ValueError):
+    """A typed country is neither a country's name nor its two-letter code."""
+
+
 class PricingError(BillingError):
     """A pricing file or a quote request does not follow the pricing rules."""
 

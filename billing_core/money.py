@@ -119,3 +119,26 @@ def format_credits(hundredths: int) -> str:
     whole, part = divmod(abs(hundredths), 100)
     sign = "-" if hundredths < 0 else ""
     return f"{sign}{whole:,}" if part == 0 else f"{sign}{whole:,}.{part:02d}"
+
+
+COMPACT_FROM = 1_000_000  # cents: from $10,000.00 amounts are shown as $10K, $31.25M, $1.29B
+_COMPACT_UNITS = ((100_000_000_000, "B"), (100_000_000, "M"), (100_000, "K"))  # largest first
+
+
+def format_compact(cents: int) -> str:
+    """A headline amount short enough for a narrow tile: whole below $10,000 ('$9,999.99'), then in
+    thousands, millions or billions rounded half-up to two decimals, trailing zeros dropped ('$10K',
+    '$1.5M', '$31.25M'). It is never the only figure shown: put ``format_cents`` beside it (a tooltip)."""
+    if abs(cents) < COMPACT_FROM:
+        return format_cents(cents)
+    i = next(i for i, (size, _) in enumerate(_COMPACT_UNITS) if abs(cents) >= size)
+    value = _in_units(abs(cents), _COMPACT_UNITS[i][0])
+    if value >= 1000 and i > 0:  # $999.995K rounds to $1M, not $1000K
+        i -= 1
+        value = _in_units(abs(cents), _COMPACT_UNITS[i][0])
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${value:f}".rstrip("0").rstrip(".") + _COMPACT_UNITS[i][1]
+
+
+def _in_units(cents: int, unit_cents: int) -> Decimal:
+    return (Decimal(cents) / unit_cents).quantize(CENT, rounding=ROUND_HALF_UP)

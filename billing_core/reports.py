@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Date, String, any_, bindparam, func, select, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from billing_core import money, rollup
+from billing_core import countries, money, rollup
 from billing_core.access import Action, Actor, require
 from billing_core.config import DEFAULT_REPORT_TIMEZONES
 from billing_core.errors import BillingError
@@ -80,8 +80,9 @@ def today_in(tz: str) -> date:
     return datetime.now(UTC).astimezone(rollup._zone(tz)).date()
 
 
-def preset_range(preset: str, today: date) -> tuple[date, date]:
-    """[start, end) of a quick range, ending with ``today``."""
+def preset_range(preset: str, today: date, first_day: date | None = None) -> tuple[date, date]:
+    """[start, end) of a quick range, ending with ``today``; "all" starts on ``first_day`` (the first
+    day with an order, see :func:`first_day`), or today when there is none."""
     tomorrow = today + timedelta(days=1)
     if preset in ("last_7", "last_30", "last_90"):
         return tomorrow - timedelta(days=int(preset.removeprefix("last_"))), tomorrow
@@ -95,7 +96,7 @@ def preset_range(preset: str, today: date) -> tuple[date, date]:
     if preset == "last_12_months":
         return _add_months(today.replace(day=1), -11), tomorrow
     if preset == "all":
-        return EARLIEST, tomorrow
+        return min(first_day or today, today), tomorrow
     raise ValueError(f"unknown range {preset!r}")
 
 
@@ -133,8 +134,10 @@ def filters_from_query_params(
     *,
     today: date | None = None,
     timezones: Iterable[str] = DEFAULT_REPORT_TIMEZONES,
+    first_days: Mapping[str, date | None] | None = None,
 ) -> Filters:
-    """Filters from a URL query string. A bad value falls back to its default and leaves a note."""
+    """Filters from a URL query string. A bad value falls back to its default and leaves a note.
+    ``first_days`` (time zone -> :func:`first_day`) is where "all time" starts."""
     notes: list[str] = []
 
     def get(key: str) -> str:
@@ -158,11 +161,14 @@ def filters_from_query_params(
     def many(key: str, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
         raw = get(key)
         values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
-        if allowed is None:
-            good = tuple(v.upper() for v in values if len(v) == 2 and v.isascii() and v.isalpha())
+        if allowed is None:  # countries: codes or names
+            codes = [countries.code_of(v) for v in values]
+            good = tuple(dict.fromkeys(c for c in codes if c is not None))
+            known = sum(c is not None for c in codes)
         else:
             good = tuple(v for v in values if v in allowed)
-        if len(good) != len(values):
+            known = len(good)
+        if known != len(values):
             notes.append(f"Ignored unknown {key} values in the link: {raw!r}.")
         return good
 
@@ -172,7 +178,7 @@ def filters_from_query_params(
         if preset not in PRESETS:
             notes.append(f"Range {preset!r} is unknown; showing {PRESETS[DEFAULT_PRESET].lower()}.")
             preset = DEFAULT_PRESET
-        start, end = preset_range(preset, today)
+        start, end = preset_range(preset, today, (first_days or {}).get(tz))
     elif start_text or end_text:
         try:
             start, end = date.fromisoformat(start_text), date.fromisoformat(end_text)
@@ -239,7 +245,7 @@ class RevenueReport:
     start: date  # the start shown (for "all time", the first day with data)
     current: Totals
     previous: Totals
-    series: pd.DataFrame  # period, plan, topups, revenue_cents
+    series: pd.DataFrame  # period, period_end, partial, plan, topups, revenue_cents
     plans: pd.DataFrame  # plan, topups, revenue_cents, topup_share, revenue_share
     methods: pd.DataFrame  # method, topups, revenue_cents, fee_cents, revenue_share
     kinds: pd.DataFrame  # kind, topups, revenue_cents, revenue_share
@@ -247,9 +253,12 @@ class RevenueReport:
     top_exact: bool  # the candidate bound proved the list without reading every customer
     top_months: tuple[date, date]  # first and last UTC month the top customers cover
 
+    first_day: date | None = None  # the first day with an order in the filters' time zone
+
     @property
     def has_previous(self) -> bool:
-        return self.filters.preset != "all"
+        """Whether there is an earlier period to compare with: some order came before the start."""
+        return self.first_day is not None and self.first_day < self.start
 
 
 def _source(filters: Filters):
@@ -298,10 +307,8 @@ def revenue_report(
     """
     require(actor, Action.READ_REVENUE)
     table = _source(filters)
-    start = filters.start
-    if filters.preset == "all":
-        first = session.scalar(select(func.min(table.day)).where(table.tz == filters.tz))
-        start = max(start, _as_date(first)) if first else start
+    first = first_day(session, actor, filters.tz)
+    start = max(filters.start, first) if filters.preset == "all" and first else filters.start
     scoped = replace(filters, start=start)
     # Plan and day come back as plain text: converting thousands of rows to enums and dates costs more
     # than the query.
@@ -327,7 +334,7 @@ def revenue_report(
         figures = (int(r[paid_i]), int(r[amount_i]), int(r[fee_i]))
         by_method[r[0]] = [a + b for a, b in zip(by_method[r[0]], figures, strict=True)]
         by_kind[r[1]] = [a + b for a, b in zip(by_kind[r[1]], figures[:2], strict=True)]
-    series, by_plan = _series(series_rows, filters.bucket)
+    series, by_plan = _series(series_rows, filters.bucket, start, filters.end)
     first_month, last_month = start.replace(day=1), (filters.end - timedelta(days=1)).replace(day=1)
     if with_top_customers:
         top, exact = top_customers(session, actor, first_month, last_month)
@@ -345,7 +352,16 @@ def revenue_report(
         top_customers=top,
         top_exact=exact,
         top_months=(first_month, last_month),
+        first_day=first,
     )
+
+
+def first_day(session: Session, actor: Actor, tz: str) -> date | None:
+    """The local day in ``tz`` of the first order (sandbox aside), or None: the smallest key of the
+    rollup's (tz, day, ...) primary key, one index seek whatever the number of orders."""
+    require(actor, Action.READ_REVENUE)
+    first = session.scalar(select(func.min(RevenueDaily.day)).where(RevenueDaily.tz == tz))
+    return _as_date(first) if first else None
 
 
 def bucket_start(day: date, bucket: str) -> date:
@@ -356,28 +372,45 @@ def bucket_start(day: date, bucket: str) -> date:
     return day
 
 
-def _series(rows, bucket: str) -> tuple[pd.DataFrame, dict[str, list[int]]]:
-    """Top-ups and revenue per period and plan (catalog order), and per plan over the whole range."""
+def bucket_in_range(day: date, bucket: str, start: date, end: date) -> tuple[date, date, bool]:
+    """The first and last day of ``day``'s bucket that lie in the range [start, end), and whether the
+    range cuts the bucket (a partial week or month: its figures are not a whole period's)."""
+    first = bucket_start(day, bucket)
+    after = _add_months(first, 1) if bucket == "month" else first + timedelta(days=7 if bucket == "week" else 1)
+    shown_first, shown_after = max(first, start), min(after, end)
+    return shown_first, shown_after - timedelta(days=1), (shown_first, shown_after) != (first, after)
+
+
+def _series(rows, bucket: str, start: date, end: date) -> tuple[pd.DataFrame, dict[str, list[int]]]:
+    """Top-ups and revenue per period and plan (catalog order), and per plan over the whole range.
+    Periods are cut to the range: a week of a range starting on a Thursday starts on that Thursday."""
     periods: dict[tuple[date, str], list[int]] = {}
     by_plan: dict[str, list[int]] = {}
-    starts: dict[object, date] = {}
+    buckets: dict[object, tuple[date, date, bool]] = {}
     for day, plan, topups, revenue in rows:
-        period = starts.get(day)
-        if period is None:
-            period = starts[day] = bucket_start(_as_date(day), bucket)
-        cell = periods.setdefault((period, plan), [0, 0])
+        bucket_of_day = buckets.get(day)
+        if bucket_of_day is None:
+            bucket_of_day = buckets[day] = bucket_in_range(_as_date(day), bucket, start, end)
+        cell = periods.setdefault((bucket_of_day, plan), [0, 0])
         cell[0] += int(topups)
         cell[1] += int(revenue)
         total = by_plan.setdefault(plan, [0, 0])
         total[0] += int(topups)
         total[1] += int(revenue)
     order = {p: i for i, p in enumerate(PLANS)}
-    keys = sorted(periods, key=lambda k: (k[0], order[k[1]]))
+    keys = sorted(periods, key=lambda k: (k[0][0], order[k[1]]))
     frame = pd.DataFrame(
-        [(period, plan, *periods[(period, plan)]) for period, plan in keys],
-        columns=["period", "plan", "topups", "revenue_cents"],
+        [(*period, plan, *periods[(period, plan)]) for period, plan in keys],
+        columns=["period", "period_end", "partial", "plan", "topups", "revenue_cents"],
     )
-    return frame.astype({"topups": "int64", "revenue_cents": "int64"}), by_plan
+    return frame.astype({"partial": "bool", "topups": "int64", "revenue_cents": "int64"}), by_plan
+
+
+def period_label(first: date, last: date, partial: bool, bucket: str) -> str:
+    """'2026-09-03' for a day, '2026-09-03 – 2026-09-06 (partial)' for a week or month the range cuts."""
+    if bucket == "day":
+        return first.isoformat()
+    return f"{first} – {last}" + (" (partial)" if partial else "")
 
 
 def _as_date(value) -> date:
@@ -710,23 +743,55 @@ def revenue_rows(options):
 
 
 def revenue_table(series: pd.DataFrame) -> pd.DataFrame:
-    """The chart's figures as a table: one row per period, revenue (cents) per plan, total and top-ups."""
-    columns = ["period", *PLANS, "total_cents", "topups"]
+    """The chart's figures as a table: one row per period (its first and last day in the range and
+    whether the range cuts it), revenue (cents) per plan, total and top-ups."""
+    columns = ["period", "period_end", "partial", *PLANS, "total_cents", "topups"]
     if series.empty:
         return pd.DataFrame(columns=columns)
-    table = series.pivot_table(index="period", columns="plan", values="revenue_cents", aggfunc="sum", fill_value=0)
+    index = ["period", "period_end", "partial"]
+    table = series.pivot_table(index=index, columns="plan", values="revenue_cents", aggfunc="sum", fill_value=0)
     table = table.reindex(columns=list(PLANS), fill_value=0).astype("int64")
     table["total_cents"] = table.sum(axis=1)
-    table["topups"] = series.groupby("period")["topups"].sum()
+    table["topups"] = series.groupby(index)["topups"].sum()
     return table.reset_index()[columns]
 
 
-def revenue_csv_rows(series: pd.DataFrame) -> list[dict[str, object]]:
-    """The table beneath the chart as CSV rows: plain dollar amounts, exact to the cent."""
+def _filter_values(filters: Filters) -> dict[str, str]:
+    """What made the figures, in words a CSV reader keeps beside them: every value, or 'all'."""
+    return {
+        "time zone": filters.tz,
+        "plans": " ".join(filters.plans) or "all",
+        "methods": " ".join(filters.methods) or "all",
+        "countries": " ".join(filters.countries) or "all",
+        "customers": filters.kind,
+    }
+
+
+def revenue_csv_rows(report: RevenueReport) -> list[dict[str, object]]:
+    """The table beneath the chart as CSV rows: plain dollar amounts exact to the cent, each period's
+    first and last day and whether the range cuts it, and the filters that made it in every row."""
     rows = []
-    for record in revenue_table(series).to_dict("records"):
-        row: dict[str, object] = {"period": str(record["period"])}
+    for record in revenue_table(report.series).to_dict("records"):
+        row: dict[str, object] = {
+            "period start": str(record["period"]),
+            "period end": str(record["period_end"]),
+            "partial period": "yes" if record["partial"] else "no",
+        }
         row |= {f"{plan} (USD)": money.format_plain(int(record[plan])) for plan in PLANS}
         row |= {"total (USD)": money.format_plain(int(record["total_cents"])), "top-ups": int(record["topups"])}
-        rows.append(row)
+        rows.append(row | _filter_values(report.filters))
     return rows
+
+
+def csv_file_name(report: RevenueReport) -> str:
+    """revenue_2026-09-03_2026-09-30_week_UTC_plan-pro-max_method-stripe_country-DE_new.csv: the
+    range shown, the bucket and every filter that is set, in characters any file system keeps."""
+    f = report.filters
+    last = f.end - timedelta(days=1)
+    parts = ["revenue", report.start.isoformat(), last.isoformat(), f.bucket, f.tz.replace("/", "-")]
+    for name, values in (("plan", f.plans), ("method", f.methods), ("country", f.countries)):
+        if values:
+            parts.append("-".join((name, *values)))
+    if f.kind != "all":
+        parts.append(f.kind)
+    return "_".join(parts) + ".csv"

@@ -12,8 +12,9 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from billing_core import charts, money, reports, rollup
+from billing_core import charts, countries, money, reports, rollup
 from billing_core.access import Actor
+from billing_core.errors import InvalidCountry
 from billing_core.exports import to_csv_bytes
 from billing_core.reports import Filters, RevenueReport, Totals
 from pages import _shared
@@ -31,7 +32,11 @@ def render() -> None:
         st.toast("Revenue figures rebuilt from the orders.", icon=":material/sync:")
     st.title("Revenue")
 
-    filters = _filters(zones)
+    with ctx.database.session() as session:
+        first_days = {tz: reports.first_day(session, ctx.actor, tz) for tz in zones}  # an index seek each
+    filters = _filters(zones, first_days)
+    if filters is None:
+        return
     st.query_params.from_dict(reports.filters_to_query_params(filters))
     for note in filters.notes:
         st.warning(plain(note), icon=":material/link_off:")
@@ -49,9 +54,10 @@ def render() -> None:
 # --- filters, kept in the URL ----------------------------------------------------------------------
 
 
-def _filters(zones: tuple[str, ...]) -> Filters:
+def _filters(zones: tuple[str, ...], first_days: dict[str, date | None]) -> Filters | None:
+    """The filters the widgets hold, or None when one of them is wrong (its error is shown under it)."""
     if "rev_range" not in st.session_state:
-        from_url = reports.filters_from_query_params(st.query_params.to_dict(), timezones=zones)
+        from_url = reports.filters_from_query_params(st.query_params.to_dict(), timezones=zones, first_days=first_days)
         _load_from_url(from_url)
         for note in from_url.notes:  # what the shared link got wrong, said once
             st.warning(plain(note), icon=":material/link_off:")
@@ -61,7 +67,7 @@ def _filters(zones: tuple[str, ...]) -> Filters:
     )
     when, tz_column, bucket_column = st.columns([5, 2, 2])
     with tz_column:
-        tz = st.selectbox("Time zone", zones, key="rev_tz", on_change=_range_changed)
+        tz = st.selectbox("Time zone", zones, key="rev_tz", on_change=_range_changed, args=(first_days,))
     with when:
         preset_column, dates_column = st.columns(2)
         with preset_column:
@@ -71,6 +77,7 @@ def _filters(zones: tuple[str, ...]) -> Filters:
                 key="rev_range",
                 format_func=reports.PRESETS.get,
                 on_change=_range_changed,
+                args=(first_days,),
             )
         with dates_column:
             picked = st.date_input("Dates (first and last day)", key="rev_dates", on_change=_dates_changed)
@@ -78,7 +85,7 @@ def _filters(zones: tuple[str, ...]) -> Filters:
         bucket = st.segmented_control(
             "Per", reports.BUCKETS, key="rev_bucket", format_func=BUCKET_LABELS.get, selection_mode="single"
         )
-    plans_column, methods_column, countries_column, kind_column = st.columns([3, 3, 2, 4])
+    plans_column, methods_column, countries_column, kind_column = st.columns([3, 3, 3, 4])
     with plans_column:
         plans = st.multiselect(
             "Plans", reports.PLANS, key="rev_plans", format_func=charts.PLAN_LABELS.get, placeholder="All plans"
@@ -88,20 +95,35 @@ def _filters(zones: tuple[str, ...]) -> Filters:
             "Methods", reports.METHODS, key="rev_methods", format_func=charts.METHOD_LABELS.get, placeholder="All"
         )
     with countries_column:
-        countries_text = st.text_input("Countries", key="rev_countries", placeholder="e.g. DE, US", max_chars=60)
+        countries_text = st.text_input(
+            "Countries",
+            key="rev_countries",
+            placeholder="e.g. Germany, US",
+            max_chars=countries.COUNTRIES_MAX_CHARS,
+            help="Country names or two-letter codes, separated by commas.",
+        )
+        try:
+            picked_countries = countries.parse_countries(countries_text)
+        except InvalidCountry as error:
+            st.error(plain(error), icon=":material/error:")
+            picked_countries = None
     with kind_column:
         kind = st.segmented_control(
             "Customers", reports.KINDS, key="rev_kind", format_func=KIND_LABELS.get, selection_mode="single"
         )
 
+    if picked_countries is None:
+        return None
     if preset == "custom" and isinstance(picked, tuple | list) and len(picked) == 2:
         start, end = picked[0], picked[1] + pd.Timedelta(days=1).to_pytimedelta()
     else:
-        start, end = reports.preset_range(preset if preset != "custom" else reports.DEFAULT_PRESET, _today(tz))
+        start, end = reports.preset_range(
+            preset if preset != "custom" else reports.DEFAULT_PRESET, _today(tz), first_days.get(tz)
+        )
     params = {"range": preset} if preset != "custom" else {"start": start.isoformat(), "end": end.isoformat()}
-    params |= {"plan": ",".join(plans), "method": ",".join(methods), "country": countries_text}
+    params |= {"plan": ",".join(plans), "method": ",".join(methods), "country": ",".join(picked_countries)}
     params |= {"kind": kind or "all", "tz": tz, "bucket": bucket or "day"}
-    return reports.filters_from_query_params(params, today=_today(tz), timezones=zones)
+    return reports.filters_from_query_params(params, today=_today(tz), timezones=zones, first_days=first_days)
 
 
 def _today(tz: str) -> date:
@@ -124,10 +146,11 @@ def _last_day(filters: Filters) -> date:
     return filters.end - pd.Timedelta(days=1).to_pytimedelta()
 
 
-def _range_changed() -> None:
+def _range_changed(first_days: dict[str, date | None]) -> None:
     preset = st.session_state["rev_range"]
     if preset != "custom":
-        start, end = reports.preset_range(preset, _today(st.session_state["rev_tz"]))
+        tz = st.session_state["rev_tz"]
+        start, end = reports.preset_range(preset, _today(tz), first_days.get(tz))
         st.session_state["rev_dates"] = (start, end - pd.Timedelta(days=1).to_pytimedelta())
 
 
@@ -160,7 +183,7 @@ def _delta_cents(now: int, before: int, show: bool) -> str | None:
     if not show:
         return None
     change = f" ({(now - before) / before:+.1%})" if before else ""
-    return signed_cents(now - before) + change
+    return ("+" if now > before else "") + money.format_compact(now - before) + change
 
 
 def _delta_count(now: int, before: int, show: bool) -> str | None:
@@ -174,22 +197,44 @@ def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
+def _exact(cents: int | None, before: int | None, show: bool, note: str = "") -> str:
+    """The tooltip of a money tile: the exact amounts its compact figures stand for."""
+    lines = [f"Exactly {money.format_cents(cents)}." if cents is not None else ""]
+    if show and cents is not None and before is not None:
+        lines.append(f"The period before: {money.format_cents(before)} ({signed_cents(cents - before)}).")
+    return "  \n".join(line for line in (note, *lines) if line)
+
+
+def _money_metric(
+    column, label: str, now: int, before: int, show: bool, *, note: str = "", delta_color: str = "normal"
+) -> None:
+    column.metric(
+        label,
+        money.format_compact(now),
+        _delta_cents(now, before, show),
+        delta_color=delta_color,
+        border=True,
+        help=plain(_exact(now, before, show, note)),
+    )
+
+
 def _kpis(report: RevenueReport) -> None:
     now, before, show = report.current, report.previous, report.has_previous
     f = report.filters
     st.caption(
         f"{report.start:%d %b %Y} – {_last_day(f):%d %b %Y} ({f.tz})"
-        + (f" · compared with the {f.days} days before" if show else "")
+        + (f" · compared with the {(f.end - report.start).days:,} days before" if show else "")
     )
     row = st.columns(4)
-    row[0].metric(
-        "Top-up revenue",
-        money.format_cents(now.amount_cents),
-        _delta_cents(now.amount_cents, before.amount_cents, show),
-        border=True,
-    )
+    _money_metric(row[0], "Top-up revenue", now.amount_cents, before.amount_cents, show)
     row[1].metric("Paid top-ups", f"{now.paid:,}", _delta_count(now.paid, before.paid, show), border=True)
-    row[2].metric("Average top-up", _money_or_dash(now.average_cents), _avg_delta(now, before, show), border=True)
+    row[2].metric(
+        "Average top-up",
+        _money_or_dash(now.average_cents),
+        _avg_delta(now, before, show),
+        border=True,
+        help=plain(_exact(now.average_cents, before.average_cents, show)) or None,
+    )
     row[3].metric(
         "Payment success",
         _rate(now.success_rate),
@@ -198,37 +243,22 @@ def _kpis(report: RevenueReport) -> None:
         help="Paid top-ups per order created in the period.",
     )
     row = st.columns(4)
-    row[0].metric(
-        "Fees collected",
-        money.format_cents(now.fee_cents),
-        _delta_cents(now.fee_cents, before.fee_cents, show),
-        border=True,
-    )
-    row[1].metric(
-        "Charged (top-ups + fees)",
-        money.format_cents(now.total_cents),
-        _delta_cents(now.total_cents, before.total_cents, show),
-        border=True,
-    )
-    row[2].metric(
+    _money_metric(row[0], "Fees collected", now.fee_cents, before.fee_cents, show)
+    _money_metric(row[1], "Charged (top-ups + fees)", now.total_cents, before.total_cents, show)
+    _money_metric(
+        row[2],
         "Refunded",
-        money.format_cents(now.refunded_cents),
-        _delta_cents(now.refunded_cents, before.refunded_cents, show),
+        now.refunded_cents,
+        before.refunded_cents,
+        show,
+        note=f"{now.refund_count:,} refunds made in the period.",
         delta_color="inverse",
-        border=True,
-        help=f"{now.refund_count:,} refunds made in the period.",
     )
-    row[3].metric(
-        "Net charged",
-        money.format_cents(now.net_cents),
-        _delta_cents(now.net_cents, before.net_cents, show),
-        border=True,
-        help="Charged less refunded.",
-    )
+    _money_metric(row[3], "Net charged", now.net_cents, before.net_cents, show, note="Charged less refunded.")
 
 
 def _money_or_dash(cents: int | None) -> str:
-    return "—" if cents is None else money.format_cents(cents)
+    return "—" if cents is None else money.format_compact(cents)
 
 
 def _avg_delta(now: Totals, before: Totals, show: bool) -> str | None:
@@ -247,20 +277,24 @@ def _trend(report: RevenueReport) -> None:
     if report.series.empty:
         st.info("No paid top-ups match these filters.", icon=":material/search_off:")
         return
-    st.plotly_chart(charts.revenue_by_plan(report.series, report.filters.bucket), key="revenue_chart")
+    bucket = report.filters.bucket
+    st.plotly_chart(charts.revenue_by_plan(report.series, bucket), key="revenue_chart")
     table = reports.revenue_table(report.series)
-    shown = pd.DataFrame({"Period": table["period"].astype(str)})
+    labels = [reports.period_label(r.period, r.period_end, r.partial, bucket) for r in table.itertuples()]
+    cut = [label for label, partial in zip(labels, table["partial"], strict=True) if partial]
+    if cut:
+        st.caption(plain(f"Lighter bars are {bucket}s the range cuts, so they are not whole: {'; '.join(cut)}."))
+    shown = pd.DataFrame({"Period": labels})
     for plan in reports.PLANS:
         shown[charts.PLAN_LABELS[plan]] = table[plan].map(money.format_cents)
     shown["Total"] = table["total_cents"].map(money.format_cents)
     shown["Top-ups"] = table["topups"].map("{:,}".format)
     with st.expander("The figures behind the chart", icon=":material/table:"):
         st.dataframe(shown, hide_index=True, key="revenue_table")
-        f = report.filters
         st.download_button(
             "Download CSV",
-            to_csv_bytes(reports.revenue_csv_rows(report.series)),
-            file_name=f"revenue_{f.tz.replace('/', '-')}_{report.start}_{_last_day(f)}_{f.bucket}.csv",
+            to_csv_bytes(reports.revenue_csv_rows(report)),
+            file_name=reports.csv_file_name(report),
             mime="text/csv",
             icon=":material/download:",
             key="revenue_csv",
@@ -282,10 +316,11 @@ def _breakdowns(report: RevenueReport) -> None:
         for row in report.kinds.itertuples():
             st.metric(
                 f"{KIND_LABELS[row.kind]} customers",
-                money.format_cents(int(row.revenue_cents)),
+                money.format_compact(int(row.revenue_cents)),
                 f"{int(row.topups):,} top-ups · {row.revenue_share:.0%} of revenue",
                 delta_color="off",
                 delta_arrow="off",
+                help=plain(f"Exactly {money.format_cents(int(row.revenue_cents))}."),
             )
 
 

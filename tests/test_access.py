@@ -347,6 +347,7 @@ CHECKED = {
         A.READ_REVENUE, lambda e, a: reports.top_customers(e.s, a, _SINCE.date(), _SINCE.date())
     ),
     "reports.pricing_whatif": _c(A.READ_REVENUE, lambda e, a: reports.pricing_whatif(e.s, a, _FILTERS, e.pricing)),
+    "reports.first_day": _c(A.READ_REVENUE, lambda e, a: reports.first_day(e.s, a, "UTC")),
     "rollup.ensure_built": _c(A.REBUILD_REVENUE, lambda e, a: rollup.ensure_built(e.db, a)),
     "rollup.rebuild": _c(A.REBUILD_REVENUE, lambda e, a: rollup.rebuild(e.db, a)),
     "sandbox.run_sandbox_topup": _c(

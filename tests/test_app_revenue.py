@@ -141,3 +141,79 @@ def test_days_older_than_the_range_are_left_out(app_env, db, shop):
     assert at.selectbox(key="rev_range").value == "custom"
     assert metrics(at)["Top-up revenue"] == "$0.00"
     assert [i.value for i in at.info] == ["No paid top-ups match these filters."]
+
+
+def test_large_headline_amounts_are_compact_with_the_exact_amount_in_the_tooltip(app_env, db):
+    pricing = load_pricing()
+    settings = Settings(database_url=db.url)
+    with db.session() as s:
+        customer = make_customer(s, ADMIN)
+        for _ in range(7):  # 7 × $1,500 = $10,500: "$10,500.00" does not fit a tile at 1366 px
+            order = orders.create_order(
+                s, ADMIN, customer_id=customer.id, amount="1500", method="stripe", pricing=pricing
+            )
+            orders.complete_order(s, SUPPORT, order.id, settings=settings, reason="paid", payment=paid(order))
+    app_env(db.url)
+    at = open_revenue()
+    [revenue] = [m for m in at.metric if m.label == "Top-up revenue"]
+    assert revenue.value == "$10.5K"
+    assert "Exactly $10,500.00" in shown(revenue.proto.help)
+    assert metrics(at)["Average top-up"] == "$1,500.00"
+    assert all(len(m.value.lstrip("-")) <= 9 for m in at.metric), metrics(at)
+
+
+def test_a_country_typed_by_name_filters_the_figures(app_env, db, shop):
+    with db.session() as s:
+        make_customer(s, ADMIN, email="sam@example.com", country="US")
+    app_env(db.url)
+    at = open_revenue()
+    at.text_input(key="rev_countries").input("Germany").run()
+    assert at.query_params["country"] == "DE"
+    assert metrics(at)["Top-up revenue"] == "$600.00"
+    at.text_input(key="rev_countries").input("United States").run()
+    assert at.query_params["country"] == "US"
+    assert metrics(at)["Top-up revenue"] == "$0.00"
+    assert not at.error and not [w for w in at.warning if "Ignored" in shown(w.value)]
+
+
+def test_an_unknown_country_is_an_error_under_the_field_and_no_figures_pretend_otherwise(app_env, db, shop):
+    app_env(db.url)
+    at = open_revenue()
+    at.text_input(key="rev_countries").input("Germany, Narnia").run()
+    assert [shown(e.value) for e in at.error] == [
+        "Not a country: “Narnia”. Type names or two-letter codes, such as Germany, US."
+    ]
+    assert not [w for w in at.warning if "Ignored" in shown(w.value)]  # not "Ignored unknown country values…"
+    assert not at.metric  # no figures for every country under a filter that says otherwise
+    assert "country" not in at.query_params
+
+
+def captions(at: AppTest) -> list[str]:
+    return [shown(c.value) for c in at.caption]
+
+
+def test_all_time_starts_on_the_first_order_with_no_comparison(app_env, db, shop):
+    app_env(db.url)
+    at = open_revenue({"range": "all"})
+    today = datetime.now(UTC).date()
+    assert at.date_input(key="rev_dates").value == (today, today)
+    assert f"{today:%d %b %Y} – {today:%d %b %Y} (UTC)" in captions(at)
+    assert not [c for c in captions(at) if "compared with" in c]
+    assert metrics(at)["Top-up revenue"] == "$600.00"
+
+
+def test_a_range_from_before_the_first_order_compares_with_nothing(app_env, db, shop):
+    app_env(db.url)
+    today = datetime.now(UTC).date()
+    at = open_revenue({"start": "2000-01-01", "end": (today + timedelta(days=1)).isoformat()})
+    assert not [c for c in captions(at) if "compared with" in c]  # not "the 9832 days before"
+    assert all(m.delta in ("", None) for m in at.metric if m.label == "Top-up revenue")
+
+
+def test_a_week_cut_by_the_range_starts_with_it_and_says_partial(app_env, db, shop):
+    app_env(db.url)
+    today = datetime.now(UTC).date()
+    at = open_revenue({"start": today.isoformat(), "end": (today + timedelta(days=1)).isoformat(), "bucket": "week"})
+    table = at.dataframe[0].value
+    assert list(table["Period"]) == [f"{today} – {today} (partial)"]
+    assert any("Lighter bars are weeks the range cuts" in c for c in captions(at))

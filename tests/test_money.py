@@ -96,3 +96,35 @@ def test_parsing_round_trips_formatting(cents):
 def test_a_unit_price_is_signed_and_grouped_as_every_amount_is(dollars, shown):
     assert money.format_unit_price(dollars) == shown
     assert money.format_unit_price(dollars, "EUR") == shown.replace("$", "") + " EUR"
+
+
+@pytest.mark.parametrize(
+    ("cents", "shown"),
+    [
+        (60000, "$600.00"),
+        (999999, "$9,999.99"),  # whole below $10,000
+        (1000000, "$10K"),
+        (1000500, "$10.01K"),
+        (99999499, "$999.99K"),
+        (99999500, "$1M"),  # rounds up into the next unit, never "$1000K"
+        (150000000, "$1.5M"),
+        (3125134567, "$31.25M"),
+        (12883100000, "$128.83M"),
+        (12890000000, "$128.9M"),
+        (129000000000, "$1.29B"),
+        (-26375000, "-$263.75K"),
+        (-5000, "-$50.00"),
+    ],
+)
+def test_compact_amounts_fit_a_tile_and_round_half_up(cents, shown):
+    assert money.format_compact(cents) == shown
+
+
+@given(st.integers(min_value=-money.MAX_CENTS, max_value=money.MAX_CENTS))
+def test_compact_amounts_are_at_most_nine_characters_and_close_to_the_exact_one(cents):
+    shown = money.format_compact(cents)
+    assert len(shown.lstrip("-")) <= 9
+    if abs(cents) >= money.COMPACT_FROM:
+        unit = {"K": 10**5, "M": 10**8, "B": 10**11}[shown[-1]]
+        back = Decimal(shown.lstrip("-$")[:-1]) * unit
+        assert abs(back - abs(cents)) <= Decimal(unit) / 200  # within half of the last digit shown

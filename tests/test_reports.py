@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import bench, demo, orders, refunds, reports, rollup
+from billing_core import bench, charts, demo, orders, refunds, reports, rollup
 from billing_core.exports import FORMULA_STARTS, to_csv_bytes
 from billing_core.models import Customer, Invoice, InvoiceKind, Order, Refund
 from billing_core.payments.simulated import Outcome, SimulatedGateway
@@ -110,6 +111,31 @@ def test_previous_period_of_the_same_length(history, pricing):
     assert r.has_previous
 
 
+def test_all_time_starts_on_the_first_order_and_compares_with_nothing(history):
+    first = reports.first_day(history, ANALYST, "UTC")
+    assert first == (T - timedelta(days=5)).date()
+    link = {"range": "all"}
+    filters = reports.filters_from_query_params(link, today=date(2026, 3, 10), first_days={"UTC": first})
+    assert (filters.start, filters.end) == (first, date(2026, 3, 11))
+    r = reports.revenue_report(history, ANALYST, filters)
+    assert (r.start, r.first_day, r.has_previous) == (first, first, False)
+    assert r.current.paid == 4
+
+
+@pytest.mark.parametrize(
+    ("start", "compared"),
+    [(date(2000, 1, 1), False), (date(2026, 2, 25), False), (date(2026, 2, 26), True), (date(2026, 3, 1), True)],
+)
+def test_a_comparison_only_when_some_order_came_before(history, start, compared):
+    r = reports.revenue_report(history, ANALYST, Filters(start, date(2026, 3, 8)))
+    assert r.has_previous is compared
+
+
+def test_all_time_without_orders_is_today_alone():
+    assert reports.preset_range("all", date(2026, 11, 27)) == (date(2026, 11, 27), date(2026, 11, 28))
+    assert reports.preset_range("all", date(2026, 11, 27), date(2025, 1, 5)) == (date(2025, 1, 5), date(2026, 11, 28))
+
+
 @pytest.mark.parametrize(
     ("filters", "paid", "amount"),
     [
@@ -136,6 +162,51 @@ def test_buckets_add_days_up(history, bucket, period):
     r = reports.revenue_report(history, ANALYST, week(bucket=bucket))
     assert set(r.series["period"]) == {period}
     assert int(r.series["revenue_cents"].sum()) == 63750
+
+
+def test_weeks_are_cut_to_the_range_and_marked_partial(history):
+    # Wednesday 25 Feb to Tuesday 3 Mar: two weeks, neither whole.
+    r = reports.revenue_report(history, ANALYST, Filters(date(2026, 2, 25), date(2026, 3, 4), bucket="week"))
+    periods = r.series[["period", "period_end", "partial"]].drop_duplicates()
+    assert list(periods.itertuples(index=False, name=None)) == [
+        (date(2026, 2, 25), date(2026, 3, 1), True),
+        (date(2026, 3, 2), date(2026, 3, 3), True),
+    ]
+    assert int(r.series["revenue_cents"].sum()) == 2000 + 10000 + 50000
+
+
+def test_a_whole_week_is_not_partial(history):
+    r = reports.revenue_report(history, ANALYST, Filters(date(2026, 3, 2), date(2026, 3, 9), bucket="week"))
+    assert set(r.series[["period", "period_end", "partial"]].itertuples(index=False, name=None)) == {
+        (date(2026, 3, 2), date(2026, 3, 8), False)
+    }
+    days = reports.revenue_report(history, ANALYST, week())
+    assert not days.series["partial"].any()
+
+
+def test_bucket_in_range_cuts_months_too():
+    assert reports.bucket_in_range(date(2026, 9, 17), "month", date(2026, 9, 3), date(2026, 12, 1)) == (
+        date(2026, 9, 3),
+        date(2026, 9, 30),
+        True,
+    )
+    assert reports.bucket_in_range(date(2026, 10, 5), "month", date(2026, 9, 3), date(2026, 12, 1)) == (
+        date(2026, 10, 1),
+        date(2026, 10, 31),
+        False,
+    )
+    assert reports.period_label(date(2026, 9, 3), date(2026, 9, 6), True, "week") == "2026-09-03 – 2026-09-06 (partial)"
+
+
+def test_partial_weeks_are_drawn_lighter_inside_their_days(history):
+    r = reports.revenue_report(history, ANALYST, Filters(date(2026, 2, 25), date(2026, 3, 4), bucket="week"))
+    figure = charts.revenue_by_plan(r.series, "week")
+    study = next(t for t in figure.data if t.name == "Study")  # Cy's $20 on 25 Feb: days 25 Feb – 1 Mar
+    day = 86_400_000
+    assert list(study.x) == ["2026-02-25"]
+    assert list(study.offset) == [0.1 * 5 * day] and list(study.width) == [0.8 * 5 * day]
+    assert list(study.marker.opacity) == [charts._PARTIAL_OPACITY]
+    assert "partial week" in study.customdata[0][1]
 
 
 def test_pricing_whatif_reprices_each_order_and_counts_refused_ones_as_lost(history, pricing):
@@ -176,7 +247,8 @@ def test_query_params_round_trip():
         {"bucket": "hour"},
         {"kind": "vip"},
         {"plan": "pro,gold"},
-        {"country": "Germany"},
+        {"country": "Narnia"},
+        {"country": "DE,XX"},
     ],
 )
 def test_bad_query_params_give_defaults_with_a_note(params):
@@ -184,6 +256,11 @@ def test_bad_query_params_give_defaults_with_a_note(params):
     assert filters.notes
     assert filters.tz == "UTC" and filters.bucket in reports.BUCKETS and filters.kind in reports.KINDS
     assert filters.start < filters.end
+
+
+def test_countries_in_a_link_may_be_names_or_codes():
+    filters = reports.filters_from_query_params({"country": "Germany, us,España,de"}, today=date(2026, 11, 27))
+    assert filters.countries == ("DE", "US", "ES") and filters.notes == ()
 
 
 def test_quick_ranges():
@@ -197,9 +274,9 @@ def test_quick_ranges():
 
 def test_csv_is_the_table_with_exact_amounts_and_no_formulas(history):
     r = reports.revenue_report(history, ANALYST, week())
-    data = to_csv_bytes(reports.revenue_csv_rows(r.series))
+    data = to_csv_bytes(reports.revenue_csv_rows(r))
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
-    assert [(row["period"], row["total (USD)"], row["top-ups"]) for row in rows] == [
+    assert [(row["period start"], row["total (USD)"], row["top-ups"]) for row in rows] == [
         ("2026-03-02", "100.00", "1"),
         ("2026-03-03", "500.00", "1"),
         ("2026-03-04", "37.50", "1"),
@@ -207,6 +284,30 @@ def test_csv_is_the_table_with_exact_amounts_and_no_formulas(history):
     cells = [cell for row in csv.reader(io.StringIO(data.decode("utf-8"))) for cell in row]
     assert not [c for c in cells if c.startswith(FORMULA_STARTS)]
     assert to_csv_bytes([{"name": "=HYPERLINK(1)"}]).endswith(b"'=HYPERLINK(1)\r\n")
+
+
+def test_the_csv_says_which_filters_made_it_in_its_name_and_header(history):
+    filters = Filters(
+        date(2026, 2, 26), date(2026, 3, 5), plans=("pro",), countries=("DE",), kind="returning", bucket="week"
+    )
+    filters = replace(filters, tz="Europe/Berlin", methods=("alipay",))
+    r = reports.revenue_report(history, ANALYST, filters)
+    assert reports.csv_file_name(r) == (
+        "revenue_2026-02-26_2026-03-04_week_Europe-Berlin_plan-pro_method-alipay_country-DE_returning.csv"
+    )
+    [row] = list(csv.DictReader(io.StringIO(to_csv_bytes(reports.revenue_csv_rows(r)).decode("utf-8"))))
+    assert row["period start"] == "2026-03-02" and row["period end"] == "2026-03-04"
+    assert row["partial period"] == "yes" and row["pro (USD)"] == "500.00"
+    assert (row["time zone"], row["plans"], row["methods"], row["countries"], row["customers"]) == (
+        "Europe/Berlin",
+        "pro",
+        "alipay",
+        "DE",
+        "returning",
+    )
+    everything = reports.revenue_report(history, ANALYST, week())
+    assert reports.csv_file_name(everything) == "revenue_2026-03-01_2026-03-07_day_UTC.csv"
+    assert reports.revenue_csv_rows(everything)[0]["plans"] == "all"
 
 
 @pytest.mark.slow
