@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, and_, column, delete, event, func, insert, literal_column, select, table
+from sqlalchemy import ColumnElement, Select, and_, column, delete, event, func, insert, literal_column, select, table
 
 from billing_core.models import Customer, CustomerGram
 
@@ -195,6 +195,23 @@ class Matcher:
 
     condition: ColumnElement[bool] | None
     indexed_by: str
+    # SQLite: the FTS5 query, and the condition without it, so that ``customers`` can let FTS5 lead.
+    fts_query: str | None = None
+    rest: ColumnElement[bool] | None = None
+
+    def customers(self, *columns) -> Select:
+        """``columns`` of the matching customers, the text index read first.
+
+        On SQLite ``id IN (SELECT rowid … MATCH …)`` reads every match before a LIMIT applies (20,000
+        for a common email domain); a join from the FTS5 table reads matches one by one and stops at the
+        LIMIT.
+        """
+        if self.fts_query is None:
+            return select(*columns).where(self.condition)
+        fts = table(FTS_TABLE, column("rowid"))
+        match = literal_column(FTS_TABLE).op("MATCH")(self.fts_query)
+        joined = select(*columns).select_from(fts).join(Customer, Customer.id == fts.c.rowid).where(match)
+        return joined if self.rest is None else joined.where(self.rest)
 
 
 def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
@@ -219,11 +236,12 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
         return Matcher(None, "")
     position = func.instr if dialect == "sqlite" else func.strpos
     conditions: list[ColumnElement[bool]] = [position(Customer.search_text, text) > 0 for text in unindexed]
+    fts_query, fts_condition = None, None
     if long:
         if dialect == "sqlite":
             fts = table(FTS_TABLE, column("rowid"))
-            match = literal_column(FTS_TABLE).op("MATCH")(fts_string(long))
-            conditions.append(Customer.id.in_(select(fts.c.rowid).where(match)))
+            fts_query = fts_string(long)
+            fts_condition = Customer.id.in_(select(fts.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(fts_query)))
         else:
             conditions.extend(Customer.search_text.like(_like(text), escape="\\") for text in long)
     for text in short:
@@ -233,7 +251,10 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
         conditions.append(Customer.id.in_(select(grams.c.customer_id).where(grams.c.gram == text.strip())))
         if text != text.strip():
             conditions.append(position(Customer.search_text, text) > 0)
-    return Matcher(and_(*conditions), "text index" if long else "character index")
+    indexed_by = "text index" if long else "character index"
+    if fts_condition is None:
+        return Matcher(and_(*conditions), indexed_by)
+    return Matcher(and_(fts_condition, *conditions), indexed_by, fts_query, and_(*conditions) if conditions else None)
 
 
 def loosest(typed: Sequence[str], dialect: str) -> Matcher:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from billing_core import audit, customer_index, search
@@ -99,16 +99,19 @@ def find_customers(
     found: dict[int, tuple[Match, Customer]] = {}
     visible = [] if include_sandbox else [Customer.sandbox.is_(false())]
 
-    def add(condition: ColumnElement[bool], match: Match) -> None:
+    def add(condition: ColumnElement[bool] | Select, match: Match) -> None:
         if len(found) > limit:
             return
-        rows = session.scalars(select(Customer).where(condition, *visible).limit(limit + 1)).all()
+        source = condition if isinstance(condition, Select) else select(Customer).where(condition)
+        rows = session.scalars(source.where(*visible).limit(limit + 1)).all()
         for customer in rows:
             if customer.id not in found or found[customer.id][0] > match:
                 found[customer.id] = (match, customer)
 
     kind, term = search._resolve_fragment(session, meaning)
-    if kind is QueryKind.CUSTOMER_ID:
+    if kind is QueryKind.TOO_SHORT:
+        pass
+    elif kind is QueryKind.CUSTOMER_ID:
         add(Customer.public_id == term, Match.ID)
     elif kind is QueryKind.CUSTOMER_ID_PREFIX:
         add(search.starts_with(Customer.public_id, term, dialect), Match.ID)
@@ -146,7 +149,7 @@ def _words(add, typed: list[str], dialect: str) -> bool:
     for layer in (Layer.WHOLE, Layer.PREFIX, Layer.INSIDE):
         matcher = customer_index.matcher(typed, layer, dialect)
         if matcher.condition is not None:
-            add(matcher.condition, _LAYER_MATCH[layer])
+            add(matcher.customers(Customer), _LAYER_MATCH[layer])
     return True
 
 

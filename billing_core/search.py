@@ -7,14 +7,17 @@ digit string; exact, else its start); an amount ("527.50", "$500", "1,500"), mat
 order's amount or total; an email, or part of one (a domain, with or without "@"); otherwise words
 of a name, company, email or tax id, in any order, found by the customers' text index
 (billing_core.customer_index: FTS5 trigrams on SQLite, pg_trgm on PostgreSQL, case and accents
-folded). A single letter or symbol, too short for any text index, is the start of a name or email.
+folded). One letter or symbol (other than a Han, kana or Hangul character, which is a name) would name
+thousands of customers: it is refused with a note asking for two letters, and nothing is read.
 
 Every kind is an index lookup. Results are ordered newest first by (created_at, id) and paged by a
-keyset cursor, never by OFFSET. A customer match that covers few customers fetches their orders
-through (customer_id, created_at); one that covers many walks orders newest first and checks each
-order's customer, which finds a page quickly precisely because matches are then common.
+keyset cursor, never by OFFSET. Text finds customers first: at most ``CUSTOMER_FANOUT`` customer ids
+from the text index (which stops at the LIMIT), then their orders through (customer_id, created_at),
+the page's ids taken from that index alone before its rows are read. When more customers match, the
+orders are those of the first ``CUSTOMER_FANOUT`` and a note says so. Their orders are counted no
+further than ``TEXT_COUNT_CAP`` ("1,000+"), from the same index.
 
-The start of a name (the one-letter fallback), case-insensitively in any script: the query side
+The start of a name (when every typed word is one letter), case-insensitively in any script: the query side
 expands the prefix into its case variants, each character by the simple (one-to-one) Unicode case
 folding: "зо" becomes the code-point ranges ["Зо", "Зп"), ["ЗО", "ЗП"), ["зо", "зп"), ["зО", "зП").
 Ranges are index range scans on both databases: SQLite compares text by code point (BINARY), and on
@@ -53,9 +56,12 @@ MAX_QUERY_CHARS = 320  # the longest email address
 MAX_TYPED_CHARS = 64 * 1024  # what is cleaned of controls and blanks before MAX_QUERY_CHARS applies
 MAX_NAME_CHARS = 200  # customers.name
 MAX_PAGE_SIZE = 500
-# Up to this many matching customers, their orders are fetched by customer; beyond, orders are
-# walked newest first and each one's customer checked.
-CUSTOMER_FANOUT = 1000
+# Text finds customers first, then their orders by (customer_id, created_at): at most this many
+# customers' orders are listed (the page says so when more match).
+CUSTOMER_FANOUT = 200
+# A text search counts its orders no further than this ("1,000+"): counting is what costs most.
+TEXT_COUNT_CAP = 1_000
+MIN_WORD_CHARS = 2  # one letter or symbol (not Han, kana or Hangul) names too many customers to list
 MAX_PREFIX_RANGES = 32
 
 _ORDER_ID = re.compile(r"^ord_[0-9a-z]+$", re.IGNORECASE)
@@ -83,7 +89,8 @@ class QueryKind(enum.StrEnum):
     EMAIL = "email"
     EMAIL_PART = "part of an email"
     CUSTOMER = "words of a name, company, email or tax id"
-    CUSTOMER_PREFIX = "start of a name or email"  # one letter or symbol: too short for the text index
+    CUSTOMER_PREFIX = "start of a name or email"  # words of one letter each: too short for the text index
+    TOO_SHORT = "too short to search"
     AMOUNT = "amount or total"
 
 
@@ -130,14 +137,6 @@ class OrderRow:
 
 
 @dataclass(frozen=True)
-class SearchPage:
-    rows: list[OrderRow]
-    next_cursor: Cursor | None
-    understood_as: str  # e.g. "email prefix", for the page to show
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class MatchCount:
     value: int
     capped: bool
@@ -145,6 +144,15 @@ class MatchCount:
     @property
     def label(self) -> str:
         return f"{self.value:,}+" if self.capped else f"{self.value:,}"
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    rows: list[OrderRow]
+    next_cursor: Cursor | None
+    understood_as: str  # e.g. "email prefix", for the page to show
+    notes: tuple[str, ...] = ()
+    count: MatchCount | None = None  # when asked for (``count_limit``): how many orders match
 
 
 @dataclass(frozen=True)
@@ -201,6 +209,9 @@ def interpret(text: str | None) -> Interpretation:
             return Interpretation(QueryKind.AMOUNT, term, tuple(notes), amount_cents=cents)
     if _ID_FRAGMENT.match(term):
         return Interpretation(QueryKind.ORDER_ID_PREFIX, "ord_" + term.lower(), tuple(notes), fragment=True)
+    if len(term) < MIN_WORD_CHARS and not customer_index.is_ideographic(term):
+        notes.append(f"Type at least {MIN_WORD_CHARS} letters of a name, company or email.")
+        return Interpretation(QueryKind.TOO_SHORT, term, tuple(notes))
     if "@" in term and " " not in term:
         return Interpretation(QueryKind.EMAIL_PART, term.lower(), tuple(notes))
     return Interpretation(QueryKind.CUSTOMER, term, tuple(notes))
@@ -306,8 +317,8 @@ class _Plan:
     conditions: list[ColumnElement[bool]] = field(default_factory=list)
     statuses: tuple[OrderStatus, ...] = ()
     narrow: bool = False  # at most a few customers' orders: no need to merge per status
-    customer_ids: list[int] = field(default_factory=list)  # the few customers matched
-    broad_customers: ColumnElement[bool] | None = None  # a condition on customers, many match
+    customer_ids: list[int] = field(default_factory=list)  # the customers matched (at most CUSTOMER_FANOUT)
+    more_customers: bool = False  # more than CUSTOMER_FANOUT matched: their orders are not all listed
     amount_cents: int | None = None  # the order's amount or its total
     nothing: bool = False
 
@@ -329,8 +340,6 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
         raise SearchError("The smallest amount is larger than the largest.")
 
     conditions = plan.conditions
-    if not query.include_sandbox:
-        conditions.append(Order.sandbox.is_(false()))
     if methods:
         conditions.append(Order.method.in_(methods))
     if plans:
@@ -347,7 +356,12 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
     dialect = session.get_bind().dialect.name
     kind, term = _resolve_fragment(session, meaning)
     plan.understood_as = kind.value
-    if kind is QueryKind.ORDER_ID:
+    # An order's sandbox flag is its customer's (billing_core.orders.create_order copies it), so a
+    # search by customer hides sandbox customers and reads their orders from the index alone.
+    visible = [] if query.include_sandbox else [Customer.sandbox.is_(false())]
+    if kind is QueryKind.TOO_SHORT:
+        plan.nothing = True
+    elif kind is QueryKind.ORDER_ID:
         conditions.append(Order.public_id == term)
         plan.narrow = True
     elif kind is QueryKind.ORDER_ID_PREFIX:
@@ -362,31 +376,41 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
             conditions.append(Order.provider_ref == term)
         plan.narrow = True
     elif kind is QueryKind.CUSTOMER_ID:
-        _scope_to_customers(plan, session, [Customer.public_id == term])
+        _scope_to_customers(plan, session, [_customers(Customer.public_id == term)], visible)
     elif kind is QueryKind.CUSTOMER_ID_PREFIX:
-        _scope_to_customers(plan, session, [starts_with(Customer.public_id, term, dialect)])
+        _scope_to_customers(plan, session, [_customers(starts_with(Customer.public_id, term, dialect))], visible)
     elif kind is QueryKind.AMOUNT:
         plan.amount_cents = meaning.amount_cents
     elif kind is QueryKind.EMAIL_PART:
         exact = session.scalar(select(Customer.id).where(Customer.email == term))
         if exact is not None:
             plan.understood_as = QueryKind.EMAIL.value
-            _scope_to_customers(plan, session, [Customer.id == exact])
+            _scope_to_customers(plan, session, [_customers(Customer.id == exact)], visible)
         else:
             found = customer_index.loosest(customer_index.typed_words(term), dialect)
-            matcher = found.condition if found.condition is not None else starts_with(Customer.email, term, dialect)
-            _scope_to_customers(plan, session, [matcher])
+            source = (
+                found.customers(Customer.id)
+                if found.condition is not None
+                else _customers(starts_with(Customer.email, term, dialect))
+            )
+            _scope_to_customers(plan, session, [source], visible)
     elif kind is QueryKind.CUSTOMER:
         found = customer_index.loosest(customer_index.typed_words(term), dialect)
         if found.condition is not None:
-            _scope_to_customers(plan, session, [found.condition])
+            _scope_to_customers(plan, session, [found.customers(Customer.id)], visible)
         else:
             plan.understood_as = QueryKind.CUSTOMER_PREFIX.value
-            matchers = [starts_with(Customer.email, term.lower(), dialect)]
+            sources = [_customers(starts_with(Customer.email, term.lower(), dialect))]
             if len(term) <= MAX_NAME_CHARS:
-                matchers.append(name_starts_with(Customer.name, term, dialect))
-            _scope_to_customers(plan, session, matchers)
+                sources.append(_customers(name_starts_with(Customer.name, term, dialect)))
+            _scope_to_customers(plan, session, sources, visible)
+    if not plan.customer_ids and not query.include_sandbox:
+        conditions.append(Order.sandbox.is_(false()))
     return plan
+
+
+def _customers(condition: ColumnElement[bool]) -> Select:
+    return select(Customer.id).where(condition)
 
 
 def _resolve_fragment(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]:
@@ -402,21 +426,28 @@ def _resolve_fragment(session: Session, meaning: Interpretation) -> tuple[QueryK
     return QueryKind.CUSTOMER, meaning.term.removeprefix("ord_")
 
 
-def _scope_to_customers(plan: _Plan, session: Session, matchers: list[ColumnElement[bool]]) -> None:
+def _scope_to_customers(
+    plan: _Plan, session: Session, sources: list[Select], visible: list[ColumnElement[bool]]
+) -> None:
+    """Resolve the matching customers first (at most CUSTOMER_FANOUT), then scope orders to them."""
     ids: set[int] = set()
-    for matcher in matchers:
-        found = session.scalars(select(Customer.id).where(matcher).limit(CUSTOMER_FANOUT + 1)).all()
-        ids.update(found)
-        if len(found) > CUSTOMER_FANOUT or len(ids) > CUSTOMER_FANOUT:
-            plan.broad_customers = or_(*matchers)
-            return
+    for source in sources:
+        ids.update(session.scalars(source.where(*visible).limit(CUSTOMER_FANOUT + 1)).all())
     if not ids:
         plan.nothing = True
         return
+    if len(ids) > CUSTOMER_FANOUT:
+        plan.more_customers = True
+        plan.notes += (
+            f"More than {CUSTOMER_FANOUT} customers match: the orders listed are those of "
+            f"{CUSTOMER_FANOUT} of them. Type more of the name, or the email, to narrow.",
+        )
     plan.narrow = True
-    plan.customer_ids = sorted(ids)
+    plan.customer_ids = sorted(ids)[:CUSTOMER_FANOUT]
     only = plan.customer_ids[0]
-    plan.conditions.append(Order.customer_id == only if len(ids) == 1 else Order.customer_id.in_(plan.customer_ids))
+    plan.conditions.append(
+        Order.customer_id == only if len(plan.customer_ids) == 1 else Order.customer_id.in_(plan.customer_ids)
+    )
 
 
 _PAGE_COLUMNS = (
@@ -449,15 +480,13 @@ def _page_select(plan: _Plan, limit: int, after: Cursor | None) -> Select:
     conditions = list(plan.conditions)
     if after is not None:
         conditions.append(_after(after))
-    if plan.broad_customers is not None:
-        # A correlated scalar subquery, not a join: both planners then walk orders newest first and
-        # look each customer up by primary key, stopping once the page is full.
-        conditions.append(
-            select(Customer.id)
-            .where(Customer.id == Order.customer_id, plan.broad_customers)
-            .scalar_subquery()
-            .is_not(None)
-        )
+    if plan.customer_ids:
+        # The page's ids first, from the (customer_id, created_at) index alone (a filter aside), then
+        # just those rows: the customers' other orders are never read.
+        if plan.statuses:
+            conditions.append(Order.status.in_(plan.statuses))
+        newest = select(Order.id).where(*conditions).order_by(*_NEWEST_FIRST).limit(limit)
+        return select(*_PAGE_COLUMNS).where(Order.id.in_(newest)).order_by(*_NEWEST_FIRST)
     if plan.amount_cents is not None:
         # The amount or the total: one newest-first walk of each one's (cents, created_at) index, merged.
         if plan.statuses:
@@ -492,15 +521,26 @@ def _page_select(plan: _Plan, limit: int, after: Cursor | None) -> Select:
 
 
 def search_orders(
-    session: Session, actor: Actor, query: OrderQuery, page_size: int = 50, after: Cursor | None = None
+    session: Session,
+    actor: Actor,
+    query: OrderQuery,
+    page_size: int = 50,
+    after: Cursor | None = None,
+    *,
+    count_limit: int | None = None,
 ) -> SearchPage:
-    """One page of matching orders, newest first; pass ``next_cursor`` back for the next page."""
+    """One page of matching orders, newest first; pass ``next_cursor`` back for the next page.
+
+    With ``count_limit``, the page also carries ``count_matches``'s answer, from the same reading of
+    the text (the customers are looked up once).
+    """
     require(actor, Action.READ_ORDERS)
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise SearchError(f"A page holds 1 to {MAX_PAGE_SIZE} orders.")
     plan = _plan(session, query)
     if plan.nothing:
-        return SearchPage([], None, plan.understood_as, plan.notes)
+        count = MatchCount(0, False) if count_limit is not None else None
+        return SearchPage([], None, plan.understood_as, plan.notes, count)
     found = session.execute(_page_select(plan, page_size + 1, after)).all()
     more = len(found) > page_size
     found = found[:page_size]
@@ -545,19 +585,27 @@ def search_orders(
         next_cursor=Cursor(last.created_at, last.id) if last else None,
         understood_as=plan.understood_as,
         notes=plan.notes,
+        count=_count(session, plan, count_limit) if count_limit is not None else None,
     )
 
 
 def count_matches(session: Session, actor: Actor, query: OrderQuery, limit: int = 10_000) -> MatchCount:
-    """How many orders match, counting no further than ``limit`` (then the label says "10,000+")."""
+    """How many orders match, counting no further than ``limit`` (then the label says "10,000+").
+
+    A search by customer counts no further than TEXT_COUNT_CAP, and when more customers match than
+    their orders are listed for, the count is of the listed ones and says "+".
+    """
     require(actor, Action.READ_ORDERS)
     plan = _plan(session, query)
     if plan.nothing:
         return MatchCount(0, False)
+    return _count(session, plan, limit)
+
+
+def _count(session: Session, plan: _Plan, limit: int) -> MatchCount:
     conditions = list(plan.conditions)
-    if plan.broad_customers is not None:
-        # Counting needs no order, so here the customers' index leads.
-        conditions.append(Order.customer_id.in_(select(Customer.id).where(plan.broad_customers)))
+    if plan.customer_ids:
+        limit = min(limit, TEXT_COUNT_CAP)
     if plan.statuses:
         conditions.append(Order.status.in_(plan.statuses))
     if plan.amount_cents is not None:
@@ -574,12 +622,13 @@ def count_matches(session: Session, actor: Actor, query: OrderQuery, limit: int 
         return MatchCount(min(value, limit), value > limit)
     capped = select(Order.id).where(*conditions).limit(limit + 1).subquery()
     value = session.scalar(select(func.count()).select_from(capped)) or 0
-    return MatchCount(min(value, limit), value > limit)
+    return MatchCount(min(value, limit), value > limit or plan.more_customers)
 
 
 __all__ = [
     "CUSTOMER_FANOUT",
     "MAX_QUERY_CHARS",
+    "TEXT_COUNT_CAP",
     "Cursor",
     "Interpretation",
     "MatchCount",

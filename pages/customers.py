@@ -16,13 +16,14 @@ from billing_core.errors import BillingError, NotFound
 from billing_core.invoices import storage
 from billing_core.models import LedgerKind
 from billing_core.money import format_cents, format_credits
-from billing_core.search import MAX_QUERY_CHARS, OrderQuery, count_matches, search_orders
+from billing_core.search import MAX_QUERY_CHARS, OrderQuery, search_orders
 from pages import _orders_ui as ui
 from pages import _shared
 from pages._shared import PageContext, plain
 
 CUSTOMER_PARAM = "customer"
 PAGE_SIZE = 25
+COUNT_LIMIT = 10_000  # a text search stops sooner (search.TEXT_COUNT_CAP)
 LEDGER_CURSORS, ORDER_CURSORS, DOC_CURSORS = "cust_ledger_cursors", "cust_order_cursors", "cust_doc_cursors"
 
 
@@ -52,8 +53,9 @@ def _find(ctx: PageContext) -> None:
     try:
         with ctx.database.session() as session:
             found = cs.find_customers(session, ctx.actor, typed, limit=20)
-            orders = search_orders(session, ctx.actor, OrderQuery(text=typed), page_size=PAGE_SIZE)
-            matches = count_matches(session, ctx.actor, OrderQuery(text=typed))
+            orders = search_orders(
+                session, ctx.actor, OrderQuery(text=typed), page_size=PAGE_SIZE, count_limit=COUNT_LIMIT
+            )
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
@@ -70,7 +72,7 @@ def _find(ctx: PageContext) -> None:
         )
     else:
         st.caption("No customer matches.")
-    st.subheader(f"Their orders ({matches.label}, newest first)", anchor=False)
+    st.subheader(f"Their orders ({orders.count.label}, newest first)", anchor=False)
     st.dataframe(ui.results_frame(orders.rows), hide_index=True)
 
 

@@ -13,19 +13,22 @@ import streamlit as st
 from billing_core import money, payment_ops, refunds
 from billing_core.access import Action, may, may_open
 from billing_core.audit import REASON_MAX_CHARS
+from billing_core.customers import CustomerMatches, find_customers
 from billing_core.errors import BillingError, GatewayError, NotFound
 from billing_core.models import COMPLETABLE, OrderStatus, RefundStatus
 from billing_core.order_detail import OrderDetail, order_detail
 from billing_core.orders import REFERENCE_MAX_CHARS, complete_order
 from billing_core.payments.registry import gateway_for
 from billing_core.pricing import Method, PlanId
-from billing_core.search import MAX_QUERY_CHARS, Cursor, OrderQuery, count_matches, search_orders
+from billing_core.search import MAX_QUERY_CHARS, Cursor, OrderQuery, search_orders
 from pages import _orders_ui as ui
 from pages import _shared
 from pages._shared import PageContext, plain
 
 ORDER_PARAM = "order"
 PAGE_SIZE = 50
+CUSTOMERS_SHOWN = 5
+COUNT_LIMIT = 10_000  # a text search stops sooner (search.TEXT_COUNT_CAP)
 CURSORS_KEY = "orders_cursors"
 QUERY_KEY = "orders_query"
 IDS_KEY = "orders_page_ids"
@@ -123,17 +126,25 @@ def _lookup(ctx: PageContext) -> None:
     cursors: list[Cursor] = st.session_state[CURSORS_KEY]
     try:
         with ctx.database.session() as session:
-            page = search_orders(session, ctx.actor, query, PAGE_SIZE, cursors[-1] if cursors else None)
-            matches = count_matches(session, ctx.actor, query)
+            page = search_orders(
+                session, ctx.actor, query, PAGE_SIZE, cursors[-1] if cursors else None, count_limit=COUNT_LIMIT
+            )
+            found = (
+                find_customers(session, ctx.actor, query.text, limit=CUSTOMERS_SHOWN)
+                if query.text.strip() and may(ctx.actor, Action.READ_CUSTOMERS)
+                else None
+            )
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
     st.caption(
-        f"Searched as: **{plain(page.understood_as)}** · {matches.label} matching orders · "
+        f"Searched as: **{plain(page.understood_as)}** · {page.count.label} matching orders · "
         f"page {len(cursors) + 1}, newest first"
     )
     for note in page.notes:
         st.caption(plain(note))
+    if found is not None and found.hits:
+        _customers_first(found)
     st.session_state[IDS_KEY] = [row.public_id for row in page.rows]
     st.dataframe(
         ui.results_frame(page.rows),
@@ -151,6 +162,15 @@ def _lookup(ctx: PageContext) -> None:
         args=(page.next_cursor,),
         disabled=page.next_cursor is None,
     )
+
+
+def _customers_first(found: CustomerMatches) -> None:
+    st.markdown(f"**Customers ({len(found.hits)}{'+' if found.more else ''}), best first, then their orders**")
+    for hit in found.hits:
+        st.caption(
+            f"[open](/customers?customer={hit.public_id}) {plain(hit.name)} · {plain(hit.email)} · "
+            f"matched on {hit.match.label}"
+        )
 
 
 def _open_selected() -> None:

@@ -116,6 +116,17 @@ def test_search_by_email_finds_the_order(app_env, sqlite_db):
     assert not at.error
 
 
+def test_a_name_search_shows_the_customers_first_then_their_orders(app_env, sqlite_db):
+    order = seed(sqlite_db)
+    app_env(sqlite_db.url)
+    at = start()
+    at.text_input(key="q").input("müller").run()
+    assert not at.exception and not at.error
+    [first] = [c.value for c in at.caption if "matched on" in c.value]
+    assert "/customers?customer=cus_" in first and "Zoë Müller" in first and "whole word" in first
+    assert list(at.dataframe[0].value["Order"]) == [order.public_id]
+
+
 @pytest.mark.parametrize(
     "hostile",
     [
