@@ -726,16 +726,22 @@ def launch_job(settings: Settings, actor: Actor, job_id: int, *, workers: int = 
     return background.start_process(settings, actor, args, f"jobs/job-{job_id}.log")
 
 
+def _locked_job(session: Session, job_id: int, expected: RegenerationStatus, rule: str) -> RegenerationJob:
+    """The job, locked for this transaction, in the status the action expects."""
+    job = session.get(RegenerationJob, job_id, with_for_update=True, populate_existing=True)
+    if job is None:
+        raise NotFound(f"No regeneration job {job_id}.")
+    if job.status != expected:
+        raise BillingError(f"Job {job_id} is {job.status.value}; {rule}.")
+    return job
+
+
 def cancel_job(session: Session, actor: Actor, job_id: int) -> None:
     """Mark a running job cancelled; its process stops after the chunk in flight and leaves the job
     cancelled with what it did (and a ZIP of that); Resume continues it."""
     require(actor, Action.REGENERATE_INVOICES)
     with transaction(session):
-        job = session.get(RegenerationJob, job_id, with_for_update=True, populate_existing=True)
-        if job is None:
-            raise NotFound(f"No regeneration job {job_id}.")
-        if job.status != RegenerationStatus.RUNNING:
-            raise BillingError(f"Job {job_id} is {job.status.value}; only a running job can be cancelled.")
+        job = _locked_job(session, job_id, RegenerationStatus.RUNNING, "only a running job can be cancelled")
         job.status, job.finished_at = RegenerationStatus.CANCELLED, utcnow()
         audit.record(
             session, actor, "invoices.regenerate.cancel", "regeneration_job", job_id, reason=job.reason,
@@ -747,11 +753,7 @@ def resume_job(session: Session, actor: Actor, job_id: int) -> None:
     """Make a cancelled job running again, to be launched: it continues with the invoices it has not done."""
     require(actor, Action.REGENERATE_INVOICES)
     with transaction(session):
-        job = session.get(RegenerationJob, job_id, with_for_update=True, populate_existing=True)
-        if job is None:
-            raise NotFound(f"No regeneration job {job_id}.")
-        if job.status != RegenerationStatus.CANCELLED:
-            raise BillingError(f"Job {job_id} is {job.status.value}; only a cancelled job can be resumed.")
+        job = _locked_job(session, job_id, RegenerationStatus.CANCELLED, "only a cancelled job can be resumed")
         job.status, job.finished_at, job.zip_path = RegenerationStatus.RUNNING, None, None
         audit.record(
             session, actor, "invoices.regenerate.resume", "regeneration_job", job_id, reason=job.reason,
