@@ -110,5 +110,8 @@ def test_a_sandbox_run_in_the_browser_shows_balance_and_invoice(start_server, pa
     expect(balance).to_have_text("100")
     invoice = metric(page, "Invoice")
     expect(invoice).to_have_text(re.compile(r"^SBX-\d{4}-000001$"))
-    page.get_by_text("Audit events").scroll_into_view_if_needed()
+    settle(page)  # the run that shows the result may still be redrawing the tables below
+    audit = page.get_by_text("Audit events")
+    expect(audit).to_be_visible()
+    audit.scroll_into_view_if_needed()
     page.screenshot(path=str(output_dir / "simulator-sandbox.png"))
