@@ -1,5 +1,7 @@
-"""Bench suite ``pages``: the server time of the Invoices page's script runs (Streamlit's AppTest), at
-``--orders`` orders beside the same run at 100,000 (growth), and opening it beside the scans it replaced.
+"""Bench suite ``pages``: the server time of every page's script runs and its main interactions
+(Streamlit's AppTest), at ``--orders`` orders beside the same run at 100,000 (growth), on SQLite and, with
+a PostgreSQL URL, on PostgreSQL (and at 10,000,000 orders there with ``--large``); the Invoices page's
+opening also beside the scans it replaced.
 
 Lives beside the pages, not in billing_core (which imports no Streamlit); ``billing_core.bench`` loads it
 only when the suite runs.
@@ -11,64 +13,123 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from billing_core.access import Actor, Role
 from billing_core.bench import Options, Row
 from billing_core.db import Database
+from pages import _shared
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 SMALL = 100_000
+LARGE = 10_000_000  # PostgreSQL only, with --large
 RUNS = 3  # each interaction's median of this many runs
 _FINANCE = Actor("bench@localhost", Role.FINANCE, "benchmark")
 
 
-def _interactions() -> list[tuple[str, Callable]]:
-    return [
-        ("open", lambda at: None),
-        ("plan filter", lambda at: at.multiselect(key="bills_plans").set_value(["max"])),
-        ("next page", lambda at: at.button(key="bills_next").click()),
-        ("customer filter", lambda at: at.text_input(key="bills_customer").input(at.bench_customer)),
-        ("batch tab customer", lambda at: at.text_input(key="regen_customer").input(at.bench_customer)),
-    ]
+@dataclass(frozen=True)
+class Picks:
+    """Values from the seeded data that the interactions type or open."""
+
+    email: str  # a customer's email (the Invoices page's customer boxes)
+    last_name: str  # what support types
+    order: str  # an order's public id (its detail)
+    busiest: str  # the public id of the customer with the most orders (hundreds at 1M)
 
 
-def _page_times(database: Database, files: Path) -> dict[str, float]:
-    """Milliseconds of each interaction's script run (median of RUNS fresh sessions)."""
+def _set_query_param(name: str, value: str) -> Callable:
+    def act(at, picks: Picks) -> None:
+        at.query_params[name] = getattr(picks, value)
+
+    return act
+
+
+# Every page and its main interactions, each a step of one session of that page, in this order.
+PAGES: dict[str, list[tuple[str, Callable]]] = {
+    "orders": [
+        ("open", lambda at, p: None),
+        ("next page", lambda at, p: at.button(key="next_page").click()),
+        ("status filter", lambda at, p: at.multiselect(key="f_status").set_value(["paid"])),
+        ("search last name", lambda at, p: at.text_input(key="q").input(p.last_name)),
+        ("order detail", _set_query_param("order", "order")),
+    ],
+    "customers": [
+        ("open", lambda at, p: None),
+        ("search last name", lambda at, p: at.text_input(key="customer_q").input(p.last_name)),
+        ("busiest customer", _set_query_param("customer", "busiest")),
+    ],
+    "invoices": [
+        ("open", lambda at, p: None),
+        ("plan filter", lambda at, p: at.multiselect(key="bills_plans").set_value(["max"])),
+        ("next page", lambda at, p: at.button(key="bills_next").click()),
+        ("customer filter", lambda at, p: at.text_input(key="bills_customer").input(p.email)),
+        ("batch tab customer", lambda at, p: at.text_input(key="regen_customer").input(p.email)),
+    ],
+    "revenue": [
+        ("open", lambda at, p: None),
+        ("range change", lambda at, p: at.selectbox(key="rev_range").set_value("last_12_months")),
+    ],
+    "audit": [
+        ("open", lambda at, p: None),
+        ("next page", lambda at, p: at.button(key="audit_next").click()),
+    ],
+    "simulator": [("open", lambda at, p: None)],
+}
+
+
+def _picks(database: Database) -> Picks:
     from sqlalchemy import select
-    from streamlit.testing.v1 import AppTest
 
-    from billing_core.models import Customer
+    from billing_core.models import Customer, CustomerTotal, Order
 
     with database.session() as session:
-        customer = session.scalar(select(Customer.email).order_by(Customer.id).offset(777).limit(1))
+        email, name = session.execute(
+            select(Customer.email, Customer.name).where(Customer.name.contains(" ")).order_by(Customer.id).offset(777)
+        ).first()
+        order = session.scalar(select(Order.public_id).order_by(Order.id).offset(4321).limit(1))
+        busiest = session.scalar(
+            select(Customer.public_id)
+            .join(CustomerTotal, CustomerTotal.customer_id == Customer.id)
+            .order_by(CustomerTotal.paid_count.desc())
+            .limit(1)
+        )
+    return Picks(email=email, last_name=name.split()[-1], order=order, busiest=busiest)
+
+
+def page_times(database: Database, files: Path, runs: int = RUNS) -> dict[tuple[str, str], float]:
+    """Milliseconds of each (page, interaction)'s script run: the median of ``runs`` fresh sessions."""
+    from streamlit.testing.v1 import AppTest
+
+    picks = _picks(database)
     saved = dict(os.environ)
     os.environ.update(
         DATABASE_URL=database.url,
         BILLING_LOCAL_MODE="1",
-        BILLING_LOCAL_ROLE="finance",
+        BILLING_LOCAL_ROLE="admin",
         BILLING_SECRETS_FILE=str(files / "no-secrets.toml"),
         BILLING_INVOICE_DIR=str(files),
     )
-    times: dict[str, list[float]] = {name: [] for name, _ in _interactions()}
+    times: dict[tuple[str, str], list[float]] = {(p, n): [] for p, steps in PAGES.items() for n, _ in steps}
     try:
-        for _ in range(RUNS):
-            at = AppTest.from_file(str(APP), default_timeout=600).run()
-            [page] = [h for h, info in at._registered_pages.items() if info.get("url_pathname") == "invoices"]
-            at._page_hash = page
-            at.bench_customer = customer
-            for name, act in _interactions():
-                act(at)
-                start = time.perf_counter()
-                at.run()
-                times[name].append((time.perf_counter() - start) * 1000)
-                if at.exception:
-                    raise RuntimeError(f"the Invoices page failed on {name}: {at.exception}")
+        for _ in range(runs):
+            for page, steps in PAGES.items():
+                at = AppTest.from_file(str(APP), default_timeout=600).run()
+                # By title: the first page's url_pathname is "" (it is the default page).
+                title = _shared.PAGE_TITLES[page]
+                [at._page_hash] = [h for h, i in at._registered_pages.items() if i.get("page_name") == title]
+                for name, act in steps:
+                    act(at, picks)
+                    start = time.perf_counter()
+                    at.run()
+                    times[page, name].append((time.perf_counter() - start) * 1000)
+                    if at.exception:
+                        raise RuntimeError(f"the {page} page failed on {name}: {at.exception}")
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def _scans_replaced(database: Database, files: Path) -> float:
@@ -84,13 +145,33 @@ def _scans_replaced(database: Database, files: Path) -> float:
         return (time.perf_counter() - start) * 1000
 
 
+AUDIT_EVENTS_PER_ORDER = 10  # the seed writes one event; the bench adds one per tenth order to page through
+
+
 def _seeded(url: str, orders: int) -> Database:
     from billing_core import demo
 
     database = Database(url)
     database.migrate()
     demo.seed(database, orders=orders, actor=Actor("bench@localhost", Role.ADMIN, "benchmark"), replace=True)
+    _audit_history(database)
     return database
+
+
+def _audit_history(database: Database) -> None:
+    """An audit log that grows with the orders: a support completion for every tenth order, in one INSERT."""
+    from sqlalchemy import text
+
+    with database.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audit_events (at, actor_email, actor_role, action, entity_type, entity_id, reason)"
+                " SELECT created_at, 'support@billing-ops.local', 'support', 'order.complete', 'order', public_id,"
+                " 'benchmark history' FROM orders WHERE id % :every = 0"
+            ),
+            {"every": AUDIT_EVENTS_PER_ORDER},
+        )
+        conn.exec_driver_sql("ANALYZE audit_events")
 
 
 def page_rows(options: Options) -> Iterable[Row]:
@@ -98,18 +179,30 @@ def page_rows(options: Options) -> Iterable[Row]:
     with tempfile.TemporaryDirectory(prefix="billing-pages-") as tmp:
         files = Path(tmp) / "files"
         files.mkdir()
-        small = _seeded(f"sqlite:///{Path(tmp) / 'small.db'}", SMALL)
+        targets = [("SQLite", lambda name: f"sqlite:///{Path(tmp) / name}")]
+        if options.postgres_url:
+            targets.append(("PostgreSQL", lambda name: options.postgres_url))
+        for label, url in targets:
+            yield from _database_rows(label, url, orders, options.large and label == "PostgreSQL", files)
+
+
+def _database_rows(label: str, url: Callable[[str], str], orders: int, large: bool, files: Path) -> Iterator[Row]:
+    """Each page's figures at ``orders`` (and 10,000,000 with ``large``) beside the same at 100,000."""
+    small = _seeded(url("small.db"), SMALL)
+    try:
+        at_small = page_times(small, files)
+    finally:
+        small.dispose()
+    sizes = [orders] + ([LARGE] if large and orders < LARGE else [])
+    for size in sizes:
+        database = _seeded(url(f"{size}.db"), size)
         try:
-            at_small = _page_times(small, files)
+            at_size = page_times(database, files)
+            before = _scans_replaced(database, files) if size == orders else None
         finally:
-            small.dispose()
-        (Path(tmp) / "small.db").unlink()
-        large = _seeded(f"sqlite:///{Path(tmp) / 'large.db'}", orders)
-        try:
-            at_large = _page_times(large, files)
-            before = _scans_replaced(large, files)
-        finally:
-            large.dispose()
-    yield Row(f"invoices page open (SQLite, {orders:,})", at_large["open"], "ms", before, "its scans before")
-    for name in at_large:
-        yield Row(f"invoices page {name} (SQLite, {orders:,})", at_large[name], "ms", at_small[name], f"at {SMALL:,}")
+            database.dispose()
+        where = f"{label}, {size:,}"
+        if before is not None:
+            yield Row(f"invoices page open ({where})", at_size["invoices", "open"], "ms", before, "its scans before")
+        for (page, name), value in at_size.items():
+            yield Row(f"{page} {name} ({where})", value, "ms", at_small[page, name], f"at {SMALL:,}")
