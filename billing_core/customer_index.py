@@ -9,7 +9,8 @@ text is what makes them meet.
 
 Trigrams cannot find one or two characters. Where one or two characters are a name (Chinese 娜,
 Korean 김), ``customer_grams`` holds every one- and two-character run of Han, kana and Hangul in the
-name and company.
+name and company, and a word's first such character after a space (" 娜"), so the start of a word is
+one index range too, not a check of every customer holding the character.
 
 Both are written with the customer in the same flush (mapper events below), created and backfilled by
 migration 0008, and written by the demo loader in bulk from the same functions.
@@ -123,9 +124,12 @@ def is_ideographic(ch: str) -> bool:
 
 @lru_cache(maxsize=65_536)
 def short_grams(name: str, company: str | None) -> frozenset[str]:
-    """Every one- and two-character run of ideographic text in the name and company (folded)."""
+    """Every one- and two-character run of ideographic text in the name and company (folded), and " x"
+    for each word starting with an ideographic character x (what the word-start layer looks up)."""
     grams: set[str] = set()
     for word in words(f"{name} {company or ''}"):
+        if is_ideographic(word[0]):
+            grams.add(f" {word[0]}")
         run = ""
         for ch in [*word, " "]:
             if is_ideographic(ch):
@@ -245,12 +249,9 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
         else:
             conditions.extend(Customer.search_text.like(_like(text), escape="\\") for text in long)
     for text in short:
-        # The gram's rows are few (a name's characters); whole-word and word-start layers check the
-        # folded text of just those rows.
+        # One or two characters anywhere ("娜"), or a word's first (" 娜"): each is a gram of its own.
         grams = CustomerGram.__table__
-        conditions.append(Customer.id.in_(select(grams.c.customer_id).where(grams.c.gram == text.strip())))
-        if text != text.strip():
-            conditions.append(position(Customer.search_text, text) > 0)
+        conditions.append(Customer.id.in_(select(grams.c.customer_id).where(grams.c.gram == text)))
     indexed_by = "text index" if long else "character index"
     if fts_condition is None:
         return Matcher(and_(*conditions), indexed_by)

@@ -93,6 +93,22 @@ def test_support_finds_the_customer_however_they_type_it(session, support, peopl
     assert order.public_id in {row.public_id for row in page.rows}
 
 
+def test_the_first_han_character_of_a_word_is_a_gram_of_its_own(db, session, support, people):
+    # The start of a word is one lookup of the character index (" 刘"), not a scan of every customer
+    # holding 刘 with their folded text checked one by one.
+    assert {" 刘", " 星"} <= customer_index.short_grams("刘娜", "星河科技有限公司")
+    assert " 娜" not in customer_index.short_grams("刘娜", None)
+    start = customer_index.matcher(["刘"], customer_index.Layer.PREFIX, db.dialect).condition
+    sql = str(start.compile(dialect=session.get_bind().dialect))
+    assert "instr" not in sql and "strpos" not in sql
+    assert [(h.email, h.match) for h in find_customers(session, support, "刘").hits] == [
+        ("na.liu4@example.org", Match.WORD_START)
+    ]
+    assert [(h.email, h.match) for h in find_customers(session, support, "娜").hits] == [
+        ("na.liu4@example.org", Match.INSIDE)
+    ]
+
+
 def test_whole_word_matches_rank_before_word_starts_and_parts_of_words(session, support, people):
     hits = find_customers(session, support, "nelson").hits
     assert [(h.email, h.match) for h in hits] == [
