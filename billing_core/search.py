@@ -15,7 +15,7 @@ keyset cursor, never by OFFSET. Text finds customers first: at most ``CUSTOMER_F
 from the text index (which stops at the LIMIT), then their orders through (customer_id, created_at),
 the page's ids taken from that index alone before its rows are read. When more customers match, the
 orders are those of the first ``CUSTOMER_FANOUT`` and a note says so. Their orders are counted no
-further than ``TEXT_COUNT_CAP`` ("1,000+"), from the same index.
+further than ``TEXT_COUNT_CAP`` ("1,000+"), from the same index; so are an amount's.
 
 The start of a name (when every typed word is one letter), case-insensitively in any script: the query side
 expands the prefix into its case variants, each character by the simple (one-to-one) Unicode case
@@ -59,7 +59,8 @@ MAX_PAGE_SIZE = 500
 # Text finds customers first, then their orders by (customer_id, created_at): at most this many
 # customers' orders are listed (the page says so when more match).
 CUSTOMER_FANOUT = 200
-# A text search counts its orders no further than this ("1,000+"): counting is what costs most.
+# A search by customer (words, an email, a customer id) or by an amount counts its orders no further than
+# this ("1,000+"): counting is what costs most (a common amount has tens of thousands of orders).
 TEXT_COUNT_CAP = 1_000
 MIN_WORD_CHARS = 2  # one letter or symbol (not Han, kana or Hangul) names too many customers to list
 MAX_PREFIX_RANGES = 32
@@ -592,8 +593,8 @@ def search_orders(
 def count_matches(session: Session, actor: Actor, query: OrderQuery, limit: int = 10_000) -> MatchCount:
     """How many orders match, counting no further than ``limit`` (then the label says "10,000+").
 
-    A search by customer counts no further than TEXT_COUNT_CAP, and when more customers match than
-    their orders are listed for, the count is of the listed ones and says "+".
+    A search by customer or by an amount counts no further than TEXT_COUNT_CAP, and when more customers
+    match than their orders are listed for, the count is of the listed ones and says "+".
     """
     require(actor, Action.READ_ORDERS)
     plan = _plan(session, query)
@@ -604,7 +605,7 @@ def count_matches(session: Session, actor: Actor, query: OrderQuery, limit: int 
 
 def _count(session: Session, plan: _Plan, limit: int) -> MatchCount:
     conditions = list(plan.conditions)
-    if plan.customer_ids:
+    if plan.customer_ids or plan.amount_cents is not None:
         limit = min(limit, TEXT_COUNT_CAP)
     if plan.statuses:
         conditions.append(Order.status.in_(plan.statuses))

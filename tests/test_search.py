@@ -428,3 +428,12 @@ def test_a_text_search_counts_no_further_than_its_cap(session, shop, monkeypatch
     count = count_matches(session, SUPPORT, OrderQuery(text="zo"))
     assert (count.value, count.label) == (4, "4+")
     assert count_matches(session, SUPPORT, OrderQuery(), limit=10).label == "10+"
+
+
+def test_an_amount_counts_no_further_than_the_text_cap(session, shop, monkeypatch):
+    # $20 is every person's first order: a common amount is tens of thousands of orders at scale.
+    monkeypatch.setattr(search, "TEXT_COUNT_CAP", 4)
+    count = count_matches(session, SUPPORT, OrderQuery(text="20.00"), limit=100)
+    assert (count.value, count.capped, count.label) == (4, True, "4+")
+    page = search_orders(session, SUPPORT, OrderQuery(text="$20"), count_limit=100)
+    assert page.count.label == "4+" and len(page.rows) == len(PEOPLE)  # the rows are all listed
