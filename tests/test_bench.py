@@ -52,3 +52,17 @@ def test_refund_rows_give_refunds_per_second_and_the_reconcile_time(tmp_path):
     assert [r.name for r in rows] == ["refunds end to end (SQLite, simulated)", "refunds reconcile, 6 pending (SQLite)"]
     assert [r.unit for r in rows] == ["refunds/s", "s"]
     assert all(r.value > 0 and r.baseline > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_page_times_cover_every_page_and_interaction(tmp_path):
+    from pages import _bench
+
+    database = _bench._seeded(f"sqlite:///{tmp_path / 'pages.db'}", 2_000)
+    try:
+        times = _bench.page_times(database, tmp_path, runs=1)
+    finally:
+        database.dispose()
+    assert set(times) == {(page, name) for page, steps in _bench.PAGES.items() for name, _ in steps}
+    assert {page for page, _ in times} == {"orders", "customers", "invoices", "revenue", "audit", "simulator"}
+    assert all(value > 0 for value in times.values())

@@ -1,0 +1,91 @@
+"""End to end: every page opened in Chromium on 100,000 seeded orders, and the time to a settled page.
+
+The figures (seconds from navigation until the page's last part is drawn and no script run is going,
+after one load of the app has fetched its scripts) go to test-output/page-budget-browser.json beside
+the same page opened a second time. Timings are
+only compared with each other: a page that reads orders may take a few times what the top-up
+simulator (which reads prices and a handful of sandbox rows) takes, not more.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from billing_core import demo
+from billing_core.access import Actor, Role
+from billing_core.db import Database
+from pages._shared import PAGE_TITLES
+from tests.e2e_support import local_mode_env, start_streamlit
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ORDERS = 100_000
+# Against the simulator's own time in the same run: generous, as a browser run on a shared machine varies.
+MOST_TIMES_THE_SIMULATOR = 6.0
+
+# Each page's path and the part its script draws last (or nearly): visible means the run got there.
+PAGES: dict[str, tuple[str, Callable[[Page], Locator]]] = {
+    "simulator": ("", lambda p: p.get_by_role("button", name="Get Credits")),
+    "orders": ("orders", lambda p: p.get_by_role("button", name="Next page")),
+    "customers": ("customers", lambda p: p.get_by_text("Type any word of a name or company")),
+    "invoices": ("invoices", lambda p: p.get_by_role("button", name="Download CSV of all matching documents")),
+    "revenue": ("revenue", lambda p: p.get_by_test_id("stPlotlyChart").first),
+    "audit": ("audit", lambda p: p.get_by_role("button", name="Download CSV of all matching events")),
+}
+
+
+@pytest.fixture(scope="session")
+def big_server(tmp_path_factory) -> Iterator[str]:
+    """An admin's app (every page) on 100,000 seeded orders, seeded once per session."""
+    folder = tmp_path_factory.mktemp("page-budget")
+    url = f"sqlite:///{folder / 'billing.db'}"
+    database = Database(url)
+    database.migrate()
+    demo.seed(database, orders=ORDERS, seed=13, actor=Actor("ada@company.test", Role.ADMIN))
+    database.dispose()
+    env = local_mode_env(url, "admin", folder, {"BILLING_INVOICE_DIR": str(folder / "files")})
+    with start_streamlit(env, folder) as server:
+        yield server.base
+
+
+def _time_to_settled(page: Page, base: str, name: str) -> float:
+    path, last_part = PAGES[name]
+    started = time.perf_counter()
+    page.goto(f"{base}/{path}")
+    expect(page.get_by_role("heading", name=PAGE_TITLES[name], exact=True)).to_be_visible(timeout=60_000)
+    expect(last_part(page)).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)  # no run still going
+    seconds = time.perf_counter() - started
+    assert page.get_by_test_id("stException").count() == 0, f"the {name} page shows an exception"
+    assert page.get_by_text("Page not found").count() == 0
+    return seconds
+
+
+def test_every_page_settles_in_chromium_at_100k_orders(big_server, page: Page, output_dir: Path):
+    _time_to_settled(page, big_server, "simulator")  # the browser fetches the app's scripts once
+    first = {name: _time_to_settled(page, big_server, name) for name in PAGES}
+    again = {name: _time_to_settled(page, big_server, name) for name in PAGES}
+    page.goto(f"{big_server}/orders")
+    expect(page.get_by_role("button", name="Next page")).to_be_visible(timeout=60_000)
+    page.screenshot(path=str(output_dir / "page-budget-orders.png"))
+    figures = {
+        "orders": ORDERS,
+        "database": "SQLite",
+        "seconds_to_settled": {
+            name: {"first": round(first[name], 3), "again": round(again[name], 3)} for name in PAGES
+        },
+    }
+    (output_dir / "page-budget-browser.json").write_text(json.dumps(figures, indent=2) + "\n")
+    baseline = min(first["simulator"], again["simulator"])
+    for name in PAGES:
+        best = min(first[name], again[name])
+        assert best <= MOST_TIMES_THE_SIMULATOR * baseline, (
+            f"the {name} page took {best:.2f} s to settle, over {MOST_TIMES_THE_SIMULATOR}× the simulator's "
+            f"{baseline:.2f} s in the same run"
+        )
