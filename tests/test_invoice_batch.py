@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import bills, demo
-from billing_core.config import Settings
-from billing_core.db import transaction
-from billing_core.errors import BillingError, PermissionDenied
+from billing_core.core.config import Settings
+from billing_core.core.db import transaction
+from billing_core.core.errors import BillingError, PermissionDenied
+from billing_core.core.models import AuditEvent, Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
+from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, storage
-from billing_core.models import AuditEvent, Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
+from billing_core.invoices import review as bills
 from tests.helpers import FINANCE
 
 ROOT = Path(__file__).resolve().parent.parent

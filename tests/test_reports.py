@@ -11,12 +11,17 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import bench, charts, demo, orders, refunds, reports, rollup
-from billing_core.exports import FORMULA_STARTS, to_csv_bytes
-from billing_core.models import Customer, Invoice, InvoiceKind, Order, Refund
+from billing_core.bench import run as bench
+from billing_core.core.exports import FORMULA_STARTS, to_csv_bytes
+from billing_core.core.models import Customer, Invoice, InvoiceKind, Order, Refund
+from billing_core.demo import seeding as demo
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import refunds
 from billing_core.payments.simulated import Outcome, SimulatedGateway
-from billing_core.pricing import DEFAULT_PRICING_FILE, parse_pricing, quote
-from billing_core.reports import Filters
+from billing_core.pricing.catalog import DEFAULT_PRICING_FILE, parse_pricing, quote
+from billing_core.revenue import charts, rollup
+from billing_core.revenue import report as reports
+from billing_core.revenue.report import Filters
 from tests.helpers import ANALYST, make_customer
 
 T = datetime(2026, 3, 2, 10, tzinfo=UTC)  # a Monday

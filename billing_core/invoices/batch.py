@@ -34,14 +34,13 @@ from pathlib import Path
 from sqlalchemy import Select, exists, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
-from billing_core import audit
-from billing_core.access import Action, Actor, Role, require
-from billing_core.config import Settings
-from billing_core.db import Database, transaction
-from billing_core.emails import EMAIL_MAX_CHARS
-from billing_core.errors import BillingError, NotFound, StateConflict, shown_to_people
-from billing_core.invoices import render, storage
-from billing_core.models import (
+from billing_core.access import audit
+from billing_core.access.roles import Action, Actor, Role, require
+from billing_core.core.config import Settings
+from billing_core.core.db import Database, transaction
+from billing_core.core.emails import EMAIL_MAX_CHARS
+from billing_core.core.errors import BillingError, NotFound, StateConflict, shown_to_people
+from billing_core.core.models import (
     BillsDaily,
     Customer,
     Invoice,
@@ -51,6 +50,7 @@ from billing_core.models import (
     RegenerationStatus,
     utcnow,
 )
+from billing_core.invoices import render, storage
 
 CHUNK = 1_000  # invoices per transaction: one fsync of the file system and one batch of rows each
 PART = 25  # invoices per task sent to a worker: small, so no worker idles long at a chunk's end
@@ -703,8 +703,8 @@ _BENCH_ACTOR = Actor("bench@localhost", Role.ADMIN, "benchmark")
 
 def invoice_rows(options) -> Iterable:
     """Batch regeneration end to end on a seeded SQLite database, beside the naive fpdf2 way."""
-    from billing_core import demo
-    from billing_core.bench import Row
+    from billing_core.bench.run import Row
+    from billing_core.demo import seeding as demo
 
     orders = min(getattr(options, "seed_orders", 3_000), 3_000)
     actor = _BENCH_ACTOR
