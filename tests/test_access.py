@@ -15,6 +15,8 @@ from sqlalchemy import event, func, select
 import billing_core
 from billing_core.access import audit
 from billing_core.access.roles import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
+from billing_core.cli import invoices as cli_invoices
+from billing_core.cli import refunds as cli_refunds
 from billing_core.core.config import Settings
 from billing_core.core.errors import PermissionDenied
 from billing_core.core.models import AuditEvent, Order, OrderStatus
@@ -271,9 +273,9 @@ CHECKED = {
     ),
     "invoices.batch.run_job": _c(A.REGENERATE_INVOICES, lambda e, a: batch.run_job(e.db, a, 1, settings=e.settings)),
     "invoices.batch.write_zip": _c(A.REGENERATE_INVOICES, lambda e, a: batch.write_zip(e.db, a, 1, e.root)),
-    "invoices.batch.cli_invoices": _c(
+    "cli.invoices.cli_invoices": _c(
         A.READ_BILLS,
-        lambda e, a: batch.cli_invoices(argparse.Namespace(invoices_command="verify"), a, database=e.db),
+        lambda e, a: cli_invoices.cli_invoices(argparse.Namespace(invoices_command="verify"), a, database=e.db),
     ),
     "invoices.batch.job_files": _c(A.READ_BILLS, lambda e, a: batch.job_files(e.s, a, 1)),
     "invoices.batch.verify": _c(A.READ_BILLS, lambda e, a: batch.verify(e.s, a, root=e.root)),
@@ -378,7 +380,7 @@ CHECKED = {
     "invoices.deep_check.start": _c(A.CHECK_BILLS, lambda e, a: bills_check.start(e.s, a)),
     "invoices.deep_check.run": _c(A.CHECK_BILLS, lambda e, a: bills_check.run(e.db, a, 1, root=e.root)),
     "invoices.deep_check.launch": _c(A.CHECK_BILLS, lambda e, a: bills_check.launch(e.settings, a, 1)),
-    "invoices.deep_check.cli_check": _c(A.CHECK_BILLS, lambda e, a: bills_check.cli_check(e.db, a, e.settings)),
+    "cli.invoices.cli_check": _c(A.CHECK_BILLS, lambda e, a: cli_invoices.cli_check(e.db, a, e.settings)),
     "invoices.deep_check.latest": _c(A.READ_BILLS, lambda e, a: bills_check.latest(e.s, a)),
     "invoices.deep_check.last_finished": _c(A.READ_BILLS, lambda e, a: bills_check.last_finished(e.s, a)),
     "invoices.deep_check.series_check": _c(A.READ_BILLS, lambda e, a: bills_check.series_check(e.s, a)),
@@ -404,8 +406,8 @@ CHECKED = {
     "orders.refunds.plan_refund": _c(A.REFUND_ORDER, lambda e, a: refunds.plan_refund(e.s, a, "ord_x", None)),
     "orders.refunds.refunds_for": _c(A.VIEW_REFUNDS, lambda e, a: refunds.refunds_for(e.s, a, 1)),
     "orders.refunds.reconcile_refunds": _c(A.RECONCILE, lambda e, a: refunds.reconcile_refunds(e.db, a, e.settings)),
-    "orders.refunds.cli_refunds": _c(
-        A.RECONCILE, lambda e, a: refunds.cli_refunds(argparse.Namespace(order=None, database_url=e.db.url), a)
+    "cli.refunds.cli_refunds": _c(
+        A.RECONCILE, lambda e, a: cli_refunds.cli_refunds(argparse.Namespace(order=None, database_url=e.db.url), a)
     ),
 }
 
@@ -423,11 +425,12 @@ NOT_CHECKED = {
     "revenue.rollup.kept_timezones": "the zone names the rollup is kept for; no personal or financial data",
     "invoices.background.start_process": "starts a process for a caller that checked the actor; it checks again",
     "cli.main.cmd_search": "command line: passes its --actor, as support, to the checked search functions above",
-    "reconcile.stuck.cli_reconcile": "command line: passes its --actor to the checked functions above",
-    "reconcile.settlement.cli_settlement": "command line: passes its --actor to the checked functions above",
-    "invoices.batch.invoice_rows": "benchmark: its own temporary database, as the benchmark's actor",
-    "reconcile.stuck.reconcile_rows": "benchmark: its own temporary database, as the benchmark's actor",
-    "revenue.report.revenue_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "cli.reconcile.cli_reconcile": "command line: passes its --actor to the checked functions above",
+    "cli.settlement.cli_settlement": "command line: passes its --actor to the checked functions above",
+    "cli.invoices.run_launched_job": "command line: passes the actor a page launched it for to batch.run_job",
+    "bench.invoices.invoice_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "bench.reconcile.reconcile_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "bench.revenue.revenue_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "invoices.totals.record": "adds a document's bills totals inside the issuing transaction that checked the actor",
     "invoices.totals.rebuild": "recomputes the bills totals inside rollup.rebuild, which checks revenue.rebuild",
 }

@@ -40,7 +40,7 @@ def test_search_rows_give_p50_and_p95_per_kind_beside_a_full_scan(monkeypatch):
 
 @pytest.mark.slow
 def test_invoice_rows_regenerate_a_batch_beside_the_naive_renderer():
-    from billing_core.invoices.batch import invoice_rows
+    from billing_core.bench.invoices import invoice_rows
 
     rate, memory = invoice_rows(bench.Options(seed_orders=120))
     assert rate.unit == "invoices/s" and rate.value > 0 and rate.baseline > 0

@@ -255,8 +255,9 @@ def test_job_killed_half_way_resumes_without_duplicating_a_version(db, admin, fi
             job_id = batch.start_job(session, finance, chosen, "kill test").id
     script = tmp_path / "run.py"
     script.write_text(
-        "import sys\nfrom billing_core.invoices import batch\nbatch.CHUNK = 20\n"
-        "raise SystemExit(batch.main(sys.argv[1:]))\n"
+        "import sys\nfrom billing_core.cli.main import main\nfrom billing_core.invoices import batch\n"
+        "batch.CHUNK = 20\n"
+        "raise SystemExit(main(['bench-job', *sys.argv[1:]]))\n"
     )
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(

@@ -314,7 +314,7 @@ def test_command_line_reconcile_prints_a_summary_and_writes_the_csv(
 ):
     from argparse import Namespace
 
-    from billing_core.reconcile.stuck import cli_reconcile
+    from billing_core.cli.reconcile import cli_reconcile
 
     (order,) = open_orders(db, admin, pricing, sim, 1)
     sim.settle(order.provider_ref, Pay.SUCCEED)

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from billing_core.bench import revenue as bench_revenue
 from billing_core.bench import run as bench
 from billing_core.core.exports import FORMULA_STARTS, to_csv_bytes
 from billing_core.core.models import Customer, Invoice, InvoiceKind, Order, Refund
@@ -396,17 +397,17 @@ def test_top_customers_are_exact_on_every_path(db, admin, monkeypatch):
 
 @pytest.mark.slow
 def test_the_revenue_benchmark_measures_each_size_beside_its_baseline(pg_database, monkeypatch):
-    monkeypatch.setattr(reports, "BENCH_SQLITE_SIZES", (1_500,))
-    monkeypatch.setattr(reports, "BENCH_POSTGRES_SIZES", (1_000,))
-    monkeypatch.setattr(reports, "BENCH_POSTGRES_LARGE", 3_000)
-    monkeypatch.setattr(reports, "BENCH_NAIVE_REPEAT_MAX", 2_000)  # the large size times its baseline once
-    rows = list(reports.revenue_rows(bench.Options(postgres_url=pg_database.url, large=True)))
+    monkeypatch.setattr(bench_revenue, "BENCH_SQLITE_SIZES", (1_500,))
+    monkeypatch.setattr(bench_revenue, "BENCH_POSTGRES_SIZES", (1_000,))
+    monkeypatch.setattr(bench_revenue, "BENCH_POSTGRES_LARGE", 3_000)
+    monkeypatch.setattr(bench_revenue, "BENCH_NAIVE_REPEAT_MAX", 2_000)  # the large size times its baseline once
+    rows = list(bench_revenue.revenue_rows(bench.Options(postgres_url=pg_database.url, large=True)))
     assert [r.name for r in rows] == [
         f"revenue {figure} ({where})"
         for where in ("SQLite, 1,500", "PostgreSQL, 1,000", "PostgreSQL, 3,000")
         for figure in ("page data", "top customers")
     ]
     assert all(r.value > 0 and r.baseline > 0 and r.unit == "ms" for r in rows)
-    assert len(list(reports.revenue_rows(bench.Options()))) == 2  # SQLite only, without a PostgreSQL URL
+    assert len(list(bench_revenue.revenue_rows(bench.Options()))) == 2  # SQLite only, without a PostgreSQL URL
     with pg_database.session() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 3_000  # the last size seeded stays

@@ -285,7 +285,7 @@ def test_preview_queries_are_batched_not_one_per_row(db, session, admin, pricing
 def test_command_line_previews_unless_told_to_apply(db, admin, airwallex_orders, monkeypatch):
     from argparse import Namespace
 
-    from billing_core.reconcile.settlement import cli_settlement
+    from billing_core.cli.settlement import cli_settlement
 
     monkeypatch.setenv("DATABASE_URL", db.url)
     args = Namespace(file=str(FIXTURES / AIRWALLEX), provider=None, apply=False, csv=None)

@@ -324,9 +324,9 @@ SUITES: dict[str, str] = {
     "quote": "billing_core.bench.run:quote_rows",
     "seed": "billing_core.bench.run:seed_rows",
     "search": "billing_core.bench.search:search_rows",
-    "reconcile": "billing_core.reconcile.stuck:reconcile_rows",
-    "revenue": "billing_core.revenue.report:revenue_rows",
-    "invoices": "billing_core.invoices.batch:invoice_rows",
+    "reconcile": "billing_core.bench.reconcile:reconcile_rows",
+    "revenue": "billing_core.bench.revenue:revenue_rows",
+    "invoices": "billing_core.bench.invoices:invoice_rows",
     "refunds": "billing_core.bench.run:refund_rows",
     "pages": "pages._bench:page_rows",  # Streamlit AppTest: beside the pages, not in billing_core
 }

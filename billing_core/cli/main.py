@@ -134,19 +134,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from billing_core.reconcile.stuck import cli_reconcile
+    from billing_core.cli.reconcile import cli_reconcile
 
     return cli_reconcile(args, cli_actor(args.actor))
 
 
 def cmd_refunds(args: argparse.Namespace) -> int:
-    from billing_core.orders.refunds import cli_refunds
+    from billing_core.cli.refunds import cli_refunds
 
     return cli_refunds(args, cli_actor(args.actor))
 
 
 def cmd_settlement(args: argparse.Namespace) -> int:
-    from billing_core.reconcile.settlement import cli_settlement
+    from billing_core.cli.settlement import cli_settlement
 
     return cli_settlement(args, cli_actor(args.actor))
 
@@ -172,19 +172,27 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 
 
 def cmd_invoices(args: argparse.Namespace) -> int:
+    from billing_core.cli import invoices
     from billing_core.core.db import Database
-    from billing_core.invoices.batch import cli_invoices
 
+    if args.invoices_command == "run-job":
+        return invoices.run_launched_job(args)
+    if args.invoices_command == "run-check":
+        return invoices.run_check(args)
     settings = load_settings()
     database = Database(args.database_url or settings.database_url)
     try:
         if args.invoices_command == "check":
-            from billing_core.invoices.deep_check import cli_check
-
-            return cli_check(database, cli_actor(args.actor), settings)
-        return cli_invoices(args, cli_actor(args.actor), database=database, settings=settings)
+            return invoices.cli_check(database, cli_actor(args.actor), settings)
+        return invoices.cli_invoices(args, cli_actor(args.actor), database=database, settings=settings)
     finally:
         database.dispose()
+
+
+def cmd_bench_job(args: argparse.Namespace) -> int:
+    from billing_core.bench.invoices import run_measured_job
+
+    return run_measured_job(args.database_url, args.storage_dir, args.job_id, measure=args.measure)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_rollup)
 
-    from billing_core.invoices.batch import configure_parser
+    from billing_core.cli.invoices import configure_parser
 
     p = sub.add_parser("invoices", help="regenerate invoice PDFs, verify stored files, deep-check the bills")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
@@ -282,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="add the sizes that seed for many minutes (revenue at 10,000,000 orders on PostgreSQL)",
     )
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-job", help="the invoices benchmark's helper: run one regeneration job in a fresh process")
+    p.add_argument("database_url")
+    p.add_argument("storage_dir")
+    p.add_argument("job_id", type=int)
+    p.add_argument("--measure", action="store_true", help="print invoices, invoices/s and peak worker RSS as JSON")
+    p.set_defaults(func=cmd_bench_job)
     return parser
 
 

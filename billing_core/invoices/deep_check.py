@@ -3,7 +3,7 @@
 ``start`` records a run; ``run`` does it (``bills.checks``: every order and document read) and stores
 what it found, step by step, so a page follows its progress through the row; ``latest`` is what the
 Invoices page shows. ``python -m billing_core invoices check`` starts and runs one in the foreground;
-the page's button runs ``python -m billing_core.invoices.deep_check CHECK_ID`` in its own process.
+the page's button runs ``python -m billing_core invoices run-check CHECK_ID`` in its own process.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from billing_core.access import audit
-from billing_core.access.roles import Action, Actor, Role, require
+from billing_core.access.roles import Action, Actor, require
 from billing_core.core.config import Settings
 from billing_core.core.db import Database, transaction
 from billing_core.core.errors import BillingError, shown_to_people
 from billing_core.core.models import CheckStatus, InvoiceCheck, InvoiceSeries, utcnow
-from billing_core.invoices import background, numbering, storage
+from billing_core.invoices import background, numbering
 from billing_core.invoices import review as bills
 
 STALE_AFTER = timedelta(hours=1)
@@ -131,45 +131,5 @@ def launch(settings: Settings, actor: Actor, check_id: int) -> subprocess.Popen:
     """Run a started check in its own process, so it outlives the page run that started it."""
     require(actor, Action.CHECK_BILLS)
     return background.start_process(
-        settings, actor, ["billing_core.invoices.deep_check", str(check_id)], f"checks/check-{check_id}.log"
+        settings, actor, ["billing_core", "invoices", "run-check", str(check_id)], f"checks/check-{check_id}.log"
     )
-
-
-def cli_check(database: Database, actor: Actor, settings: Settings, out=print) -> int:
-    """``python -m billing_core invoices check``: one run in the foreground; exit 1 when it finds trouble."""
-    require(actor, Action.CHECK_BILLS)  # before migrating
-    database.migrate()
-    with database.session() as session:
-        check_id = start(session, actor)
-    result = run(database, actor, check_id, root=storage.storage_root(settings))
-    for check in result.checks:
-        out(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.message}")
-        for example in check.examples:
-            out(f"     {example}")
-    return 0 if all(c.ok for c in result.checks) else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m billing_core.invoices.deep_check CHECK_ID --actor EMAIL --role ROLE``: do a run the page started,
-    as the person who started it (``launch`` passes the signed-in actor; the role is checked again here)."""
-    import argparse
-
-    from billing_core.core.config import load_settings
-
-    parser = argparse.ArgumentParser(prog="python -m billing_core.invoices.deep_check")
-    parser.add_argument("check_id", type=int)
-    parser.add_argument("--actor", required=True, help="email of the person the check runs for")
-    parser.add_argument("--role", required=True, choices=[role.value for role in Role])
-    parser.add_argument("--name", default="")
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    database = Database(settings.database_url)
-    try:
-        run(database, Actor(args.actor, Role(args.role), args.name), args.check_id, root=storage.storage_root(settings))
-    finally:
-        database.dispose()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

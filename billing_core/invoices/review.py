@@ -1,7 +1,7 @@
 """Bills review: issued invoices and credit notes listed, totalled and checked in the database.
 
 Also the app's side of batch regeneration: a job started from a page runs in its own process
-(``python -m billing_core.invoices.review run-job JOB_ID --actor EMAIL --role ROLE``, as the person who launched it)
+(``python -m billing_core invoices run-job JOB_ID --actor EMAIL --role ROLE``, as the person who launched it)
 and the page follows it through the job row.
 """
 
@@ -18,10 +18,10 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from billing_core.access import audit
-from billing_core.access.roles import Action, Actor, Role, require
+from billing_core.access.roles import Action, Actor, require
 from billing_core.core import money
 from billing_core.core.config import Settings
-from billing_core.core.db import Database, transaction
+from billing_core.core.db import transaction
 from billing_core.core.emails import EMAIL_MAX_CHARS
 from billing_core.core.errors import BillingError, NotFound
 from billing_core.core.exports import to_csv_bytes
@@ -723,7 +723,7 @@ def launch_job(settings: Settings, actor: Actor, job_id: int, *, workers: int = 
     The process acts as ``actor`` (passed on its command line) and checks the role again itself.
     """
     require(actor, Action.REGENERATE_INVOICES)
-    args = ["billing_core.invoices.review", "run-job", str(job_id), "--workers", str(workers)]
+    args = ["billing_core", "invoices", "run-job", str(job_id), "--workers", str(workers)]
     return background.start_process(settings, actor, args, f"jobs/job-{job_id}.log")
 
 
@@ -760,44 +760,3 @@ def resume_job(session: Session, actor: Actor, job_id: int) -> None:
             session, actor, "invoices.regenerate.resume", "regeneration_job", job_id, reason=job.reason,
             before={"status": "cancelled", "done": job.done}, after={"status": "running", "done": job.done},
         )  # fmt: skip
-
-
-def _run_job(actor: Actor, job_id: int, workers: int) -> int:
-    from billing_core.core.config import load_settings
-
-    settings = load_settings()
-    database = Database(settings.database_url)
-
-    def cancelled() -> bool:
-        with database.session() as session:
-            return session.scalar(select(RegenerationJob.status).where(RegenerationJob.id == job_id)) != (
-                RegenerationStatus.RUNNING
-            )
-
-    try:
-        job = batch.run_job(database, actor, job_id, workers=workers, should_stop=cancelled, settings=settings)
-        print(f"job {job_id} {job.status.value}: {job.done}/{job.total}", flush=True)
-    finally:
-        database.dispose()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m billing_core.invoices.review run-job JOB_ID --actor EMAIL --role ROLE [--workers N]``: run or resume
-    one regeneration job as that person (the app's launch_job passes its signed-in actor)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m billing_core.invoices.review")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run-job")
-    run.add_argument("job_id", type=int)
-    run.add_argument("--workers", type=int, default=2)
-    run.add_argument("--actor", required=True, help="email of the person the job runs for")
-    run.add_argument("--role", required=True, choices=[role.value for role in Role])
-    run.add_argument("--name", default="")
-    args = parser.parse_args(argv)
-    return _run_job(Actor(args.actor, Role(args.role), args.name), args.job_id, args.workers)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

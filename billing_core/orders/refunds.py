@@ -603,20 +603,3 @@ def _reconcile_one(
     if done.status is RefundStatus.SUCCEEDED:
         return row("succeeded", done.message)
     return row("still pending", done.message)
-
-
-def cli_refunds(args, actor: Actor, out: Callable[[str], None] = print) -> int:
-    """``refunds reconcile [--order ID]``: finish pending refunds; exit 1 if any is still open or erred."""
-    from billing_core.core.config import load_settings
-
-    settings = load_settings()
-    database = Database(getattr(args, "database_url", None) or settings.database_url)
-    try:
-        report = reconcile_refunds(database, actor, settings, order_id=args.order)
-    finally:
-        database.dispose()
-    out(report.summary())
-    for row in report.rows:
-        if row.outcome not in ("succeeded", "already finished"):
-            out(f"  {row.order} {money.format_cents(row.amount_cents)}: {row.outcome}: {row.message}")
-    return 1 if any(r.outcome in ("still pending", "error") for r in report.rows) else 0
