@@ -3,7 +3,7 @@
 a PostgreSQL URL, on PostgreSQL (and at 10,000,000 orders there with ``--large``); the Invoices page's
 opening also beside the scans it replaced.
 
-Lives beside the pages, not in billing_core (which imports no Streamlit); ``billing_core.bench`` loads it
+Lives beside the pages, not in billing_core (which imports no Streamlit); ``billing_core.bench.run`` loads it
 only when the suite runs.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from billing_core.access import Actor, Role
-from billing_core.bench import Options, Row
-from billing_core.db import Database
+from billing_core.access.roles import Actor, Role
+from billing_core.bench.run import Options, Row
+from billing_core.core.db import Database
 from pages import _shared
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -82,7 +82,7 @@ PAGES: dict[str, list[tuple[str, Callable]]] = {
 def _picks(database: Database) -> Picks:
     from sqlalchemy import select
 
-    from billing_core.models import Customer, CustomerTotal, Order
+    from billing_core.core.models import Customer, CustomerTotal, Order
 
     with database.session() as session:
         # Past the first few, where there are that many (a small test database has fewer).
@@ -135,7 +135,7 @@ def page_times(database: Database, files: Path, runs: int = RUNS) -> dict[tuple[
 
 def _scans_replaced(database: Database, files: Path) -> float:
     """Milliseconds of what the page ran on opening before the bills totals and the stored deep check."""
-    from billing_core import bills
+    from billing_core.invoices import review as bills
 
     with database.session() as session:
         start = time.perf_counter()
@@ -150,7 +150,7 @@ AUDIT_EVENTS_PER_ORDER = 10  # the seed writes one event; the bench adds one per
 
 
 def _seeded(url: str, orders: int) -> Database:
-    from billing_core import demo
+    from billing_core.demo import seeding as demo
 
     database = Database(url)
     database.migrate()

@@ -3,7 +3,7 @@ the start of a word is one index range, not a check of the folded text of every 
 character (thousands for 娜 at 1,000,000 orders).
 
 The rows are refilled from the same function the app and the demo loader write them with
-(billing_core.customer_index.short_grams), in batches.
+(billing_core.orders.customer_index.short_grams), in batches.
 
 Revision ID: 0014
 Revises: 0013
@@ -13,7 +13,7 @@ Create Date: 2026-12-01 14:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-from billing_core.customer_index import short_grams
+from billing_core.orders.customer_index import short_grams
 
 revision = "0014"
 down_revision = "0013"
