@@ -26,6 +26,7 @@ from fpdf.output import OutputProducer, _build_cmap_blocks, _cid_font_widths
 from fpdf.syntax import Name, PDFObject, create_dictionary_string
 
 from billing_core import money
+from billing_core.invoices import textlayer
 from billing_core.models import Invoice, InvoiceKind, Order
 
 # Bumped whenever the layout changes, so a regenerated file says which template drew it.
@@ -233,7 +234,7 @@ class _Layout:
         if text.isascii() and self.ascii(x, w, text, bold, size, align, fit, h):
             return
         if _needs_shaping(text):
-            self.shaped(x, w, text, bold=bold, size=size, align=align, h=h)
+            self.shaped(x, w, text, bold=bold, size=size, align=align, fit=fit, h=h)
             return
         runs = self.runs(text, bold)
         fonts = self.pdf.fonts
@@ -300,15 +301,47 @@ class _Layout:
             hexes.append(code)
         self.emit(key, size, x, baseline, "".join(hexes))
 
-    def shaped(self, x: float, w: float, text: str, *, bold: bool, size: float, align: str, h=None) -> None:
+    def shaped(self, x: float, w: float, text: str, *, bold: bool, size: float, align: str, fit: bool, h=None) -> None:
+        """Right-to-left or joined text, shaped and written so its text layer reads back as ``text``."""
         pdf = self.pdf
-        pdf.set_text_shaping(True)
-        pdf.set_font("sans", "B" if bold else "", size)
-        pdf.current_font_is_set_on_page = False  # our own text() may have changed the font meanwhile
-        pdf.set_xy(x, self.y)
-        pdf.cell(w, h or self.LINE, text, align=align)
-        pdf.set_text_shaping(False)
-        self.current = None
+        laid = textlayer.lay_out(text, pdf.fonts, "sansB" if bold else "sans", list(FALLBACKS))
+        width = laid.width * size / 1000 / pdf.k
+        if fit and width > w:
+            size, width = max(5.0, size * w / width), w
+        if align == "R":
+            x += w - width
+        elif align == "C":
+            x += (w - width) / 2
+        baseline = self.y + 0.5 * (h or self.LINE) + 0.3 * size / pdf.k
+        for piece in laid.pieces:
+            self.emit_placed(piece, size, x, baseline)
+
+    def emit_placed(self, piece: textlayer.Piece, size: float, x: float, baseline: float) -> None:
+        """One piece in its own text object: glyphs at HarfBuzz's positions (TJ offsets, rise for marks)."""
+        pdf = self.pdf
+        k = pdf.k
+        font = pdf.fonts[piece.fontkey]
+        pdf._resource_catalog.add(PDFResourceType.FONT, font.i, pdf.page)
+        ops = [] if self.current == (piece.fontkey, size) else [f"/F{font.i} {size:.2f} Tf"]
+        self.current = (piece.fontkey, size)
+        ops.append(f"{(x * k + piece.x * size / 1000):.2f} {(pdf.h - baseline) * k:.2f} Td")
+        end, rise, array = piece.x, 0.0, []
+        for glyph in piece.glyphs:
+            if glyph.dy != rise:
+                if array:
+                    ops.append(f"[{' '.join(array)}] TJ")
+                    array = []
+                rise = glyph.dy
+                ops.append(f"{rise * size / 1000:.2f} Ts")
+            gap = glyph.x - end
+            if abs(gap) >= 0.01:
+                array.append(f"{-gap:.2f}")
+            array.append(f"<{glyph.code:04X}>")
+            end = glyph.x + glyph.width
+        ops.append(f"[{' '.join(array)}] TJ")
+        if rise:
+            ops.append("0 Ts")
+        pdf._out(f"BT {' '.join(ops)} ET")
 
     def newline(self, h: float | None = None) -> None:
         self.y += h or self.LINE
@@ -614,8 +647,7 @@ def _fonts() -> tuple[tuple[str, TTFFont, _GlyfSource, dict], ...]:
         loader.add_font(family, style, path, collection_font_number=index)
         key = family + style
         font = loader.fonts[key]
-        if family in ("arabic", "hebrew"):
-            font.hbfont  # noqa: B018 - open the HarfBuzz face once, shared by every copy
+        font.hbfont  # noqa: B018 - open the HarfBuzz face once, shared by every copy
         fixed = {}
         if key in _FIXED_FONTS:
             subset = SubsetMap(font)
@@ -739,12 +771,12 @@ def _embedded(fontkey: str, extra: tuple) -> tuple[tuple[str, bytes | None], ...
     font = next(f for key, f, _, _ in _fonts() if key == fontkey)
     source = next(s for key, _, s, _ in _fonts() if key == fontkey)
     name = Name(f"MPDFAA+{font.name}").serialize().replace("{", "{{").replace("}", "}}")
-    data = source.subset({code: glyph_id for code, glyph_id, _, _ in glyphs})
+    data = source.subset({code: None if gid == textlayer.EMPTY_GLYPH else gid for code, gid, _, _ in glyphs})
     font_file = zlib.compress(data)
     widths = _cid_font_widths({code: width for code, _, _, width in glyphs})
     bf_char = []
     for code, _, unicode, _ in glyphs:
-        if isinstance(unicode, tuple) and unicode:
+        if isinstance(unicode, tuple):  # () for a glyph that stands for no character (a shaped mark)
             target = "".join(_utf16(c) for c in unicode)
             bf_char.append(f"<{code:04X}> <{target}>\n")
     to_unicode = zlib.compress(
