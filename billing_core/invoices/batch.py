@@ -359,6 +359,7 @@ def _items(session: Session, ids: list[int]) -> list[_Item]:
             currency=currency, subtotal_cents=sub, fee_cents=fee, tax_cents=tax, total_cents=total,
             seller=dict(seller), buyer=dict(buyer), lines=list(lines),
             payment=render.Payment(paid_at, str(getattr(method, "value", method)), ref), refers_to=refers,
+            template_version=str(template),
         )  # fmt: skip
         items.append(_Item(doc, series, template))
     return items

@@ -26,7 +26,7 @@ from fpdf.output import OutputProducer, _build_cmap_blocks, _cid_font_widths
 from fpdf.syntax import Name, PDFObject, create_dictionary_string
 
 from billing_core import money
-from billing_core.invoices import textlayer
+from billing_core.invoices import pdfa, textlayer
 from billing_core.models import Invoice, InvoiceKind, Order
 
 # Bumped whenever the layout changes, so a regenerated file says which template drew it.
@@ -83,6 +83,7 @@ class InvoiceDocument:
     lines: list
     payment: Payment | None = None
     refers_to: str | None = None
+    template_version: str = "2"  # the template the invoice was issued under; 3 and later are PDF/A-3b
 
     @classmethod
     def of(cls, invoice: Invoice, order: Order | None = None, refers_to: str | None = None) -> InvoiceDocument:
@@ -104,6 +105,7 @@ class InvoiceDocument:
             lines=list(invoice.lines),
             payment=payment,
             refers_to=refers_to,
+            template_version=str(invoice.template_version),
         )
 
 
@@ -123,15 +125,23 @@ def render_invoice(
     logo: str | Path | None = None,
     order: Order | None = None,
     refers_to: str | None = None,
+    template: str | None = None,
 ) -> bytes:
-    """The PDF of one invoice or credit note; the same input gives the same bytes."""
+    """The PDF of one invoice or credit note; the same input gives the same bytes.
+
+    The document's own template version decides whether it is PDF/A-3b (``pdfa.is_archival``);
+    ``template`` renders it under another one instead (a re-render that asks for the new template).
+    """
     if paper not in PAPERS:
         raise ValueError(f"Paper must be one of {', '.join(PAPERS)}, not {paper!r}.")
     doc = invoice if isinstance(invoice, InvoiceDocument) else InvoiceDocument.of(invoice, order, refers_to)
-    pdf = _new_pdf(paper)
+    archival = pdfa.is_archival(template or doc.template_version)
+    pdf = _new_pdf(paper, archival)
     pdf.set_creation_date(doc.issued_at)
-    title = "Credit note" if doc.kind == InvoiceKind.CREDIT_NOTE.value else "Invoice"
-    pdf.set_title(f"{title} {doc.number}")
+    title = f"{'Credit note' if doc.kind == InvoiceKind.CREDIT_NOTE.value else 'Invoice'} {doc.number}"
+    pdf.set_title(title)
+    if archival:
+        pdf.set_xmp_metadata(pdfa.xmp(title, doc.issued_at))
     _Layout(pdf, doc, Path(logo) if logo else None).draw()
     return bytes(pdf.output(output_producer_class=_Output))
 
@@ -662,9 +672,9 @@ def _fonts() -> tuple[tuple[str, TTFFont, _GlyfSource, dict], ...]:
     return tuple(loaded)
 
 
-def _new_pdf(paper: str) -> FPDF:
+def _new_pdf(paper: str, archival: bool = False) -> FPDF:
     """A document with copies of the parsed fonts: each copy has its own record of glyphs used."""
-    pdf = FPDF(orientation="P", unit="mm", format=paper)
+    pdf = FPDF(orientation="P", unit="mm", format=paper, enforce_compliance=pdfa.COMPLIANCE if archival else None)
     pdf.set_compression(True)
     for key, proto, _, fixed in _fonts():
         font = copy.copy(proto)
