@@ -126,22 +126,37 @@ def render_invoice(
     order: Order | None = None,
     refers_to: str | None = None,
     template: str | None = None,
+    einvoice_format: str = "pdf",
 ) -> bytes:
     """The PDF of one invoice or credit note; the same input gives the same bytes.
 
     The document's own template version decides whether it is PDF/A-3b (``pdfa.is_archival``);
     ``template`` renders it under another one instead (a re-render that asks for the new template).
+    ``einvoice_format`` "facturx" (or "facturx+ubl") embeds the EN 16931 CII XML: a Factur-X PDF/A-3.
     """
     if paper not in PAPERS:
         raise ValueError(f"Paper must be one of {', '.join(PAPERS)}, not {paper!r}.")
+    from billing_core.invoices import einvoice  # it reads this module's wording
+
+    if einvoice_format not in einvoice.FORMATS:
+        raise ValueError(f"E-invoice format must be one of {', '.join(einvoice.FORMATS)}, not {einvoice_format!r}.")
     doc = invoice if isinstance(invoice, InvoiceDocument) else InvoiceDocument.of(invoice, order, refers_to)
-    archival = pdfa.is_archival(template or doc.template_version)
+    facturx = einvoice_format != "pdf"
+    archival = facturx or pdfa.is_archival(template or doc.template_version)  # Factur-X is PDF/A-3 by definition
     pdf = _new_pdf(paper, archival)
     pdf.set_creation_date(doc.issued_at)
     title = f"{'Credit note' if doc.kind == InvoiceKind.CREDIT_NOTE.value else 'Invoice'} {doc.number}"
     pdf.set_title(title)
     if archival:
-        pdf.set_xmp_metadata(pdfa.xmp(title, doc.issued_at))
+        schemas, properties = einvoice.facturx_xmp() if facturx else ("", "")
+        pdf.set_xmp_metadata(pdfa.xmp(title, doc.issued_at, extra_schemas=schemas, extra_properties=properties))
+        pdfa.add_output_intent(pdf)
+    if facturx:
+        pdf.embed_file(
+            bytes=einvoice.cii_xml(doc), basename=einvoice.FACTURX_FILENAME, mime_type="text/xml",
+            associated_file_relationship="Alternative", desc="Factur-X invoice (EN 16931)",
+            creation_date=doc.issued_at, modification_date=doc.issued_at, compress=True,
+        )  # fmt: skip
     _Layout(pdf, doc, Path(logo) if logo else None).draw()
     return bytes(pdf.output(output_producer_class=_Output))
 
