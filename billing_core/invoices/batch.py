@@ -40,7 +40,7 @@ from billing_core.config import Settings
 from billing_core.db import Database, transaction
 from billing_core.emails import EMAIL_MAX_CHARS
 from billing_core.errors import BillingError, NotFound, StateConflict, shown_to_people
-from billing_core.invoices import render, storage
+from billing_core.invoices import einvoice, render, storage
 from billing_core.models import (
     BillsDaily,
     Customer,
@@ -251,7 +251,12 @@ def dry_run(
     changed, seconds = 0, 0.0
     for invoice, doc in _documents(session, ids):
         start = time.perf_counter()
-        data = render.render_invoice(doc, paper=settings.invoice_paper, logo=settings.invoice_logo)
+        data = render.render_invoice(
+            doc,
+            paper=settings.invoice_paper,
+            logo=settings.invoice_logo,
+            einvoice_format=settings.einvoice_format(doc.buyer),
+        )
         seconds += time.perf_counter() - start
         latest = storage._latest_file(session, invoice.id)
         if latest is None or latest.sha256 != hashlib.sha256(data).hexdigest():
@@ -312,16 +317,19 @@ def _warm(root: str, paper: str, logo: str | None) -> None:
     gc.freeze()
 
 
-def _render_and_write(items: list[tuple[render.InvoiceDocument, str]]) -> list[tuple[int, str, str, int]]:
-    """Render and write (not yet synced: the main process syncs once per chunk) some invoices of a chunk.
+def _render_and_write(items: list[tuple[render.InvoiceDocument, str, str]]) -> list[tuple[int, str, str, int]]:
+    """Render and write (not yet synced: the main process syncs once per chunk) some invoices of a chunk,
+    each in its buyer's e-invoice format (a "facturx+ubl" buyer also gets a UBL file beside the PDF).
 
     Only (invoice id, path, SHA-256, size) goes back to the main process, never the PDF bytes.
     """
     root, paper, logo = _worker_settings
     out = []
-    for doc, path in items:
-        data = render.render_invoice(doc, paper=paper, logo=logo)
+    for doc, path, fmt in items:
+        data = render.render_invoice(doc, paper=paper, logo=logo, einvoice_format=fmt)
         storage.write_atomic(root / path, data, durable=False)
+        if fmt == "facturx+ubl":
+            storage.write_atomic(root / einvoice.ubl_path(path), einvoice.ubl_xml(doc), durable=False)
         out.append((doc.invoice_id, path, hashlib.sha256(data).hexdigest(), len(data)))
     return out
 
@@ -363,6 +371,11 @@ def _items(session: Session, ids: list[int]) -> list[_Item]:
         )  # fmt: skip
         items.append(_Item(doc, series, template))
     return items
+
+
+def _file_template(template_version: str, fmt: str) -> str:
+    """What a file row records of how it was drawn: the invoice's template, the layout, the e-invoice format."""
+    return f"{template_version}/{render.RENDER_VERSION}" + ("" if fmt == "pdf" else f"/{fmt}")
 
 
 def _chunks(reader: Session, selection: dict, job_id: int) -> Iterator[list[int]]:
@@ -414,7 +427,9 @@ def run_job(
             while ids:
                 if should_stop and should_stop():
                     return _close(database, job_id, RegenerationStatus.CANCELLED, actor, root)
-                done, total, ids, items = _run_chunk(database, reader, job_id, ids, items, chunks, pool, reason, root)
+                done, total, ids, items = _run_chunk(
+                    database, reader, job_id, ids, items, chunks, pool, reason, root, settings
+                )
                 if progress:
                     progress(done, total)
     except BaseException as exc:
@@ -437,6 +452,7 @@ def _run_chunk(
     pool: ProcessPoolExecutor,
     reason: str,
     root: Path,
+    settings: Settings,
 ) -> tuple[int, int, list[int] | None, list[_Item]]:
     """One chunk in one transaction; returns the job's progress and the next chunk, read meanwhile.
 
@@ -455,8 +471,12 @@ def _run_chunk(
         )
         items = [item for item in items if item.doc.invoice_id not in already]
         versions = storage._next_versions(session, [item.doc.invoice_id for item in items])
-        template = {item.doc.invoice_id: item.template_version for item in items}
-        work = [(item.doc, f"{item.series}/{item.doc.number}/v{versions[item.doc.invoice_id]}.pdf") for item in items]
+        formats = {item.doc.invoice_id: settings.einvoice_format(item.doc.buyer) for item in items}
+        template = {i.doc.invoice_id: _file_template(i.template_version, formats[i.doc.invoice_id]) for i in items}
+        work = [
+            (i.doc, f"{i.series}/{i.doc.number}/v{versions[i.doc.invoice_id]}.pdf", formats[i.doc.invoice_id])
+            for i in items
+        ]
         pending = [pool.submit(_render_and_write, work[i : i + PART]) for i in range(0, len(work), PART)]
         next_ids = next(chunks, None)
         next_items = _items(reader, next_ids or [])
@@ -471,7 +491,7 @@ def _run_chunk(
                         "path": path,
                         "sha256": sha,
                         "size": length,
-                        "template_version": f"{template[invoice_id]}/{render.RENDER_VERSION}",
+                        "template_version": template[invoice_id],
                         "created_by": job.created_by,
                         "reason": reason,
                         "job_id": job_id,
@@ -533,6 +553,9 @@ def write_zip(database: Database, actor: Actor, job_id: int, root: Path) -> str:
                     break
                 for _, path in rows:
                     archive.write(root / path, arcname=path)
+                    ubl = root / einvoice.ubl_path(path)
+                    if ubl.exists():  # the buyer's UBL file, written beside the PDF
+                        archive.write(ubl, arcname=einvoice.ubl_path(path))
                 last = rows[-1][0]
         os.replace(tmp, target)
     except BaseException:
@@ -554,29 +577,44 @@ class VerifyReport:
     checked: int
     missing: list[str]
     altered: list[str]
+    mismatched: list[str] = field(default_factory=list)  # Factur-X files whose XML totals differ from the invoice's
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.altered
+        return not self.missing and not self.altered and not self.mismatched
 
 
 def verify(session: Session, actor: Actor, chosen: Chosen | None = None, *, root: Path | None = None) -> VerifyReport:
-    """Re-hash every stored version of the selected invoices (all when no selection)."""
+    """Re-hash every stored version of the selected invoices (all when no selection); of a Factur-X file,
+    also check that its embedded XML states the invoice's totals (those the PDF prints)."""
     require(actor, Action.READ_BILLS)
     root = root or storage.storage_root()
     selection = chosen.selection if chosen else {}
-    checked, missing, altered = 0, [], []
+    checked, missing, altered, mismatched = 0, [], [], []
     for ids in _id_pages(session, selection):
+        totals = {
+            row.id: {"net_cents": row.subtotal_cents + row.fee_cents, "tax_cents": row.tax_cents,
+                     "total_cents": row.total_cents}
+            for row in session.execute(
+                select(Invoice.id, Invoice.subtotal_cents, Invoice.fee_cents, Invoice.tax_cents, Invoice.total_cents)
+                .where(Invoice.id.in_(ids))
+            )
+        }  # fmt: skip
         files = session.scalars(select(InvoiceFile).where(InvoiceFile.invoice_id.in_(ids)).order_by(InvoiceFile.id))
         for file in files:
             checked += 1
             try:
-                storage.read_file(file, root)
+                data = storage.read_file(file, root)
             except storage.FileMissing:
                 missing.append(file.path)
+                continue
             except storage.FileAltered:
                 altered.append(file.path)
-    return VerifyReport(checked, missing, altered)
+                continue
+            xml = einvoice.embedded_xml(data)
+            if xml is not None and einvoice.totals_of(xml) != totals[file.invoice_id]:
+                mismatched.append(file.path)
+    return VerifyReport(checked, missing, altered, mismatched)
 
 
 # --- CLI ------------------------------------------------------------------------------------------
@@ -647,7 +685,12 @@ def cli_invoices(
                 out(f"MISSING {path}")
             for path in report.altered:
                 out(f"ALTERED {path}")
-            out(f"checked {report.checked} files: {len(report.missing)} missing, {len(report.altered)} altered")
+            for path in report.mismatched:
+                out(f"XML TOTALS DIFFER {path}")
+            out(
+                f"checked {report.checked} files: {len(report.missing)} missing, {len(report.altered)} altered, "
+                f"{len(report.mismatched)} with e-invoice totals that differ"
+            )
             return 0 if report.ok else 1
         if args.dry_run:
             result = dry_run(session, actor, chosen, workers=args.workers, settings=settings)
@@ -726,36 +769,56 @@ def invoice_rows(options) -> Iterable:
             for doc in sample:
                 _naive_render(doc)
             baseline = len(sample) / (time.perf_counter() - start)
-            # The job runs in a fresh interpreter: its workers fork from a process the size of the
-            # app's, not from this one after the other suites' seeds (whose pages they would count).
-            job = [database.url, str(settings.invoice_dir), str(job_id), "--measure"]
-            command = [sys.executable, "-m", __name__, *job]
-            root = str(Path(__file__).resolve().parents[2])
-            env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-            ran = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
-            if ran.returncode:
-                raise BillingError(f"The benchmark's regeneration job failed: {ran.stderr.strip()[-2000:]}")
-            figures = json.loads(ran.stdout.strip().splitlines()[-1])
+            figures = _measured_job(database.url, settings.invoice_dir, job_id, "pdf")
             done, rate, peak_mib = figures["done"], figures["rate"], figures["peak_mib"]
+            # Factur-X beside plain PDFs over the same 1,000 invoices, alternating, best of two each.
+            with database.session() as session:
+                numbers = list(session.scalars(select(Invoice.number).order_by(Invoice.id).limit(1_000)))
+                thousand = select_invoices(session, actor, numbers=numbers)
+            rates: dict[str, float] = {"pdf": 0.0, "facturx": 0.0}
+            for fmt in ("pdf", "facturx", "pdf", "facturx"):
+                with database.session() as session, transaction(session):
+                    job_id = start_job(session, actor, thousand, f"benchmark {fmt}").id
+                rates[fmt] = max(rates[fmt], _measured_job(database.url, settings.invoice_dir, job_id, fmt)["rate"])
         finally:
             database.dispose()
     yield Row(
         f"invoice regeneration ({done:,} invoices)", rate, "invoices/s", baseline, "naive fpdf2, fonts per invoice"
     )
     yield Row("invoice regeneration peak worker RSS", peak_mib, "MiB", 1024, "budget 1 GiB")
+    yield Row(
+        f"Factur-X regeneration ({thousand.count:,} invoices)", rates["facturx"], "invoices/s", rates["pdf"],
+        "plain PDF/A, same invoices; target ratio >= 0.80",
+    )  # fmt: skip
+
+
+def _measured_job(url: str, root: Path | str, job_id: int, fmt: str) -> dict:
+    """Run a job in a fresh interpreter (its workers fork from a process the size of the app's, not from
+    this one after the other suites' seeds, whose pages they would count) and read its figures."""
+    job = [url, str(root), str(job_id), "--measure", f"--format={fmt}"]
+    command = [sys.executable, "-m", __name__, *job]
+    project = str(Path(__file__).resolve().parents[2])
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))}
+    ran = subprocess.run(command, capture_output=True, text=True, env=env, cwd=project)
+    if ran.returncode:
+        raise BillingError(f"The benchmark's regeneration job failed: {ran.stderr.strip()[-2000:]}")
+    return json.loads(ran.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m billing_core.invoices.batch DATABASE_URL STORAGE_DIR JOB_ID [--measure]``: run or
-    resume one job as the benchmark's actor; with ``--measure``, then print its invoices, invoices per
+    """``python -m billing_core.invoices.batch DATABASE_URL STORAGE_DIR JOB_ID [--measure] [--format=F]``: run
+    or resume one job as the benchmark's actor, every buyer in e-invoice format F (default pdf); with
+    ``--measure``, then print its invoices, invoices per
     second and the workers' peak RSS in MiB as one line of JSON (the benchmark's figures)."""
     args = list(sys.argv[1:] if argv is None else argv)
     measure = "--measure" in args
-    url, root, job_id = [a for a in args if a != "--measure"][:3]
+    fmt = next((a.split("=", 1)[1] for a in args if a.startswith("--format=")), "pdf")
+    url, root, job_id = [a for a in args if not a.startswith("--")][:3]
     database = Database(url)
+    settings = Settings(database_url=url, invoice_dir=Path(root), einvoice_default=fmt)
     try:
         start = time.perf_counter()
-        job = run_job(database, _BENCH_ACTOR, int(job_id), settings=Settings(database_url=url, invoice_dir=Path(root)))
+        job = run_job(database, _BENCH_ACTOR, int(job_id), settings=settings)
         elapsed = time.perf_counter() - start
     finally:
         database.dispose()

@@ -19,9 +19,10 @@ from facturx import generate_cii_xml, generate_ubl_xml
 from lxml import etree
 
 from billing_core import money
+from billing_core.config import EINVOICE_FORMATS as FORMATS
 from billing_core.invoices import render
 
-FORMATS = ("pdf", "facturx", "facturx+ubl")  # plain PDF; PDF/A-3 with CII embedded; and a UBL file beside it
+__all__ = ["FORMATS", "business_terms", "cii_xml", "embedded_xml", "totals_of", "ubl_path", "ubl_xml"]
 FACTURX_FILENAME = "factur-x.xml"
 LEVEL = "en16931"
 PREPAID_NOTE = "Prepaid AI-model credits: drawn down by use."
@@ -249,3 +250,18 @@ def totals_of(xml: bytes) -> dict[str, int]:
         "tax_cents": cents("TaxTotalAmount"),
         "total_cents": cents("GrandTotalAmount"),
     }
+
+
+def ubl_path(pdf_path: str) -> str:
+    """Where the UBL file of a stored version goes: beside its PDF (``v2.pdf`` -> ``v2.ubl.xml``)."""
+    return pdf_path.removesuffix(".pdf") + ".ubl.xml"
+
+
+def embedded_xml(pdf: bytes) -> bytes | None:
+    """The Factur-X XML a PDF carries, or None for a plain PDF."""
+    if FACTURX_FILENAME.encode("ascii") not in pdf:
+        return None
+    from facturx import get_facturx_xml_from_pdf
+
+    _, xml = get_facturx_xml_from_pdf(pdf, check_xsd=False)
+    return xml or None
