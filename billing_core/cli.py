@@ -282,7 +282,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="add the sizes that seed for many minutes (revenue at 10,000,000 orders on PostgreSQL)",
     )
     p.set_defaults(func=cmd_bench)
+    _actor_anywhere(parser)
+    parser.set_defaults(actor=None)
     return parser
+
+
+def _actor_anywhere(parser: argparse.ArgumentParser) -> None:
+    """``--actor EMAIL`` on every command and command group, so it may stand before or after a
+    subcommand (``invoices --actor X regenerate`` and ``invoices regenerate --actor X``). Each one
+    defaults to "not given", so a subcommand's parser never overwrites what its group was given."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found = next((a for a in sub._actions if a.dest == "actor"), None)
+                if found is None:
+                    sub.add_argument("--actor", default=argparse.SUPPRESS, help="who runs this, for the audit log")
+                else:
+                    found.default = argparse.SUPPRESS
+                _actor_anywhere(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
