@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 from pypdf import PdfReader
 
-from billing_core import money
+from billing_core.core import money
 from billing_core.invoices import einvoice
 from billing_core.invoices.render import REVERSE_CHARGE, render_invoice
 from tests.test_invoice_render import SELLER, document, text_of

@@ -10,12 +10,12 @@ import facturx
 import pytest
 from sqlalchemy import select
 
-from billing_core import demo
-from billing_core.config import Settings, load_settings
-from billing_core.db import transaction
-from billing_core.errors import ConfigError
+from billing_core.core.config import Settings, load_settings
+from billing_core.core.db import transaction
+from billing_core.core.errors import ConfigError
+from billing_core.core.models import Invoice
+from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, einvoice, storage
-from billing_core.models import Invoice
 from tests.helpers import FINANCE
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from billing_core import demo
+from billing_core.demo import seeding as demo
 from billing_core.invoices.render import _Layout, render_invoice
 from tests.test_invoice_render import document
 

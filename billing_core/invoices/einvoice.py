@@ -18,8 +18,8 @@ from importlib.resources import files
 from facturx import generate_cii_xml, generate_ubl_xml
 from lxml import etree
 
-from billing_core import money
-from billing_core.config import EINVOICE_FORMATS as FORMATS
+from billing_core.core import money
+from billing_core.core.config import EINVOICE_FORMATS as FORMATS
 from billing_core.invoices import render
 
 __all__ = ["FORMATS", "business_terms", "cii_xml", "embedded_xml", "totals_of", "ubl_path", "ubl_xml"]
