@@ -119,13 +119,13 @@ def test_search_prints_customers_then_orders_as_json(capsys, tmp_path):
     ],
 )
 def test_actor_is_taken_before_or_after_the_subcommand_of_every_command(argv):
-    from billing_core.cli import build_parser
+    from billing_core.cli.main import build_parser
 
     assert build_parser().parse_args(argv).actor == "ana@company.test"
 
 
 def test_an_actor_given_twice_is_the_one_nearest_the_command_and_none_given_is_none():
-    from billing_core.cli import build_parser
+    from billing_core.cli.main import build_parser
 
     parser = build_parser()
     assert parser.parse_args(["invoices", "--actor", "a@x.test", "verify", "--actor", "b@x.test"]).actor == "b@x.test"
