@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test lint bench setup clean fonts browser
+.PHONY: run test lint bench setup clean fonts browser pdftools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,8 @@ $(VENV)/.test-installed: requirements.txt requirements-test.txt $(VENV)/.app-ins
 	touch $@
 
 # Debian packages, installed with apt-get when missing: fonts for invoices in any script (all
-# targets), Chromium for the browser tests (`make test` only).
+# targets), Chromium for the browser tests and poppler's pdftotext and qpdf for the invoice text
+# layer and file checks (`make test` only).
 APT_INSTALL = \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null 2>&1; then \
@@ -41,6 +42,12 @@ browser:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	$(APT_INSTALL)
 
+pdftools:
+	@missing=""; \
+	[ -x /usr/bin/pdftotext ] || missing="$$missing poppler-utils"; \
+	[ -x /usr/bin/qpdf ] || missing="$$missing qpdf"; \
+	$(APT_INSTALL)
+
 setup: $(VENV)/.app-installed fonts
 	$(BIN)/python -m billing_core setup
 
@@ -53,7 +60,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(VENV)/.test-installed fonts browser lint
+test: $(VENV)/.test-installed fonts browser pdftools lint
 	$(BIN)/pytest
 
 bench: $(VENV)/.test-installed

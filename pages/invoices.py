@@ -427,8 +427,13 @@ def _verify(ctx: PageContext) -> None:
     if report.ok:
         st.success(f"All {report.checked:,} stored files match their recorded hashes.", icon=":material/verified:")
         return
-    st.error("Some stored files are missing or altered; they are never served.", icon=":material/gpp_bad:")
+    st.error(
+        "Some stored files are missing or altered (never served), or carry e-invoice totals that differ "
+        "from the invoice's.",
+        icon=":material/gpp_bad:",
+    )
     problems = [("missing", p) for p in report.missing] + [("altered", p) for p in report.altered]
+    problems += [("e-invoice totals differ", p) for p in report.mismatched]
     st.dataframe([{"Problem": kind, "File": path} for kind, path in problems], hide_index=True, key="verify_problems")
 
 

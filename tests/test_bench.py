@@ -42,9 +42,12 @@ def test_search_rows_give_p50_and_p95_per_kind_beside_a_full_scan(monkeypatch):
 def test_invoice_rows_regenerate_a_batch_beside_the_naive_renderer():
     from billing_core.bench.invoices import invoice_rows
 
-    rate, memory = invoice_rows(bench.Options(seed_orders=120))
+    rate, memory, facturx = invoice_rows(bench.Options(seed_orders=120))
     assert rate.unit == "invoices/s" and rate.value > 0 and rate.baseline > 0
     assert memory.unit == "MiB" and 0 < memory.value < memory.baseline  # within the 1 GiB budget
+    # Factur-X beside plain PDF/A over the same invoices, in the same run (make bench prints the ratio).
+    assert facturx.name.startswith("Factur-X regeneration") and facturx.unit == "invoices/s"
+    assert facturx.value > 0 and facturx.baseline > 0
 
 
 def test_refund_rows_give_refunds_per_second_and_the_reconcile_time(tmp_path):

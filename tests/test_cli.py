@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from billing_core.cli.main import main
 
 
@@ -100,3 +102,31 @@ def test_search_prints_customers_then_orders_as_json(capsys, tmp_path):
     out = json.loads(capsys.readouterr().out)
     assert someone.email in {c["email"] for c in out["customers"]}
     assert out["orders"] and all("email" in o for o in out["orders"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["invoices", "regenerate", "--actor", "ana@company.test", "--reason", "r"],
+        ["invoices", "--actor", "ana@company.test", "regenerate", "--reason", "r"],
+        ["invoices", "verify", "--actor", "ana@company.test"],
+        ["invoices", "check", "--actor", "ana@company.test"],
+        ["refunds", "reconcile", "--actor", "ana@company.test"],
+        ["refunds", "--actor", "ana@company.test", "reconcile"],
+        ["settlement", "import", "x.csv", "--actor", "ana@company.test"],
+        ["rollup", "--actor", "ana@company.test", "rebuild"],
+        ["seed", "--actor", "ana@company.test"],
+    ],
+)
+def test_actor_is_taken_before_or_after_the_subcommand_of_every_command(argv):
+    from billing_core.cli.main import build_parser
+
+    assert build_parser().parse_args(argv).actor == "ana@company.test"
+
+
+def test_an_actor_given_twice_is_the_one_nearest_the_command_and_none_given_is_none():
+    from billing_core.cli.main import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["invoices", "--actor", "a@x.test", "verify", "--actor", "b@x.test"]).actor == "b@x.test"
+    assert parser.parse_args(["invoices", "verify"]).actor is None

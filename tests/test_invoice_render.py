@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import unicodedata
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +11,8 @@ from pypdf import PdfReader
 
 from billing_core.invoices.render import REVERSE_CHARGE, VAT_EXEMPT, InvoiceDocument, Payment, render_invoice
 
-NAMES = ["Zoë Müller", "Зоя Смирнова", "Γιώργος Παπαδόπουλος", "王小明", "山田太郎", "김민준", "محمد العلي"]
+NAMES = ["Zoë Müller", "Зоя Смирнова", "Γιώργος Παπαδόπουλος", "王小明", "山田太郎", "김민준"]
+NAMES += ["محمد العلي", "ليلى العلي"]
 SELLER = {
     "name": "Model Router Ltd.",
     "address": "1 Example Street, Dublin D02, Ireland",
@@ -128,13 +128,7 @@ def test_a_credit_note_frozen_with_staffs_reason_re_renders_without_it():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_names_in_every_script_come_back_as_text(name):
-    text = unicodedata.normalize("NFKC", text_of(render_invoice(document(name))))
-    if name == "محمد العلي":
-        # Arabic is shaped and laid out right to left: check each word's letters in either order.
-        for word in name.split():
-            assert word in text or word[::-1] in text, word
-    else:
-        assert name in text
+    assert name in text_of(render_invoice(document(name)))
 
 
 @pytest.mark.parametrize(("paper", "size"), [("A4", (595.28, 841.89)), ("Letter", (612.0, 792.0))])

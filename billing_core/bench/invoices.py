@@ -12,10 +12,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from sqlalchemy import select
+
 from billing_core.access.roles import Actor, Role
 from billing_core.core.config import Settings
 from billing_core.core.db import Database, transaction
 from billing_core.core.errors import BillingError
+from billing_core.core.models import Invoice
 from billing_core.invoices import render
 from billing_core.invoices.batch import (
     _documents,
@@ -76,33 +79,51 @@ def invoice_rows(options) -> Iterable:
             for doc in sample:
                 _naive_render(doc)
             baseline = len(sample) / (time.perf_counter() - start)
-            # The job runs in a fresh interpreter: its workers fork from a process the size of the
-            # app's, not from this one after the other suites' seeds (whose pages they would count).
-            job = [database.url, str(settings.invoice_dir), str(job_id), "--measure"]
-            command = [sys.executable, "-m", "billing_core", "bench-job", *job]
-            root = str(Path(__file__).resolve().parents[2])
-            env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-            ran = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
-            if ran.returncode:
-                raise BillingError(f"The benchmark's regeneration job failed: {ran.stderr.strip()[-2000:]}")
-            figures = json.loads(ran.stdout.strip().splitlines()[-1])
+            figures = _measured_job(database.url, settings.invoice_dir, job_id, "pdf")
             done, rate, peak_mib = figures["done"], figures["rate"], figures["peak_mib"]
+            # Factur-X beside plain PDFs over the same 1,000 invoices, alternating, best of two each.
+            with database.session() as session:
+                numbers = list(session.scalars(select(Invoice.number).order_by(Invoice.id).limit(1_000)))
+                thousand = select_invoices(session, actor, numbers=numbers)
+            rates: dict[str, float] = {"pdf": 0.0, "facturx": 0.0}
+            for fmt in ("pdf", "facturx", "pdf", "facturx"):
+                with database.session() as session, transaction(session):
+                    job_id = start_job(session, actor, thousand, f"benchmark {fmt}").id
+                rates[fmt] = max(rates[fmt], _measured_job(database.url, settings.invoice_dir, job_id, fmt)["rate"])
         finally:
             database.dispose()
     yield Row(
         f"invoice regeneration ({done:,} invoices)", rate, "invoices/s", baseline, "naive fpdf2, fonts per invoice"
     )
     yield Row("invoice regeneration peak worker RSS", peak_mib, "MiB", 1024, "budget 1 GiB")
+    yield Row(
+        f"Factur-X regeneration ({thousand.count:,} invoices)", rates["facturx"], "invoices/s", rates["pdf"],
+        "plain PDF/A, same invoices; target ratio >= 0.80",
+    )  # fmt: skip
 
 
-def run_measured_job(url: str, root: str, job_id: int, *, measure: bool = False) -> int:
-    """``python -m billing_core bench-job DATABASE_URL STORAGE_DIR JOB_ID [--measure]``: run or resume one
-    job as the benchmark's actor; with ``--measure``, then print its invoices, invoices per second and the
-    workers' peak RSS in MiB as one line of JSON (the benchmark's figures)."""
+def _measured_job(url: str, root: Path | str, job_id: int, fmt: str) -> dict:
+    """Run a job in a fresh interpreter (its workers fork from a process the size of the app's, not from
+    this one after the other suites' seeds, whose pages they would count) and read its figures."""
+    job = [url, str(root), str(job_id), "--measure", f"--format={fmt}"]
+    command = [sys.executable, "-m", "billing_core", "bench-job", *job]
+    project = str(Path(__file__).resolve().parents[2])
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))}
+    ran = subprocess.run(command, capture_output=True, text=True, env=env, cwd=project)
+    if ran.returncode:
+        raise BillingError(f"The benchmark's regeneration job failed: {ran.stderr.strip()[-2000:]}")
+    return json.loads(ran.stdout.strip().splitlines()[-1])
+
+
+def run_measured_job(url: str, root: str, job_id: int, *, measure: bool = False, einvoice_format: str = "pdf") -> int:
+    """``python -m billing_core bench-job DATABASE_URL STORAGE_DIR JOB_ID [--measure] [--format=F]``: run or
+    resume one job as the benchmark's actor, every buyer in e-invoice format F; with ``--measure``, then
+    print its invoices, invoices per second and the workers' peak RSS in MiB as one line of JSON."""
     database = Database(url)
+    settings = Settings(database_url=url, invoice_dir=Path(root), einvoice_default=einvoice_format)
     try:
         start = time.perf_counter()
-        job = run_job(database, _BENCH_ACTOR, job_id, settings=Settings(database_url=url, invoice_dir=Path(root)))
+        job = run_job(database, _BENCH_ACTOR, job_id, settings=settings)
         elapsed = time.perf_counter() - start
     finally:
         database.dispose()

@@ -107,7 +107,12 @@ def cli_invoices(
                 out(f"MISSING {path}")
             for path in report.altered:
                 out(f"ALTERED {path}")
-            out(f"checked {report.checked} files: {len(report.missing)} missing, {len(report.altered)} altered")
+            for path in report.mismatched:
+                out(f"XML TOTALS DIFFER {path}")
+            out(
+                f"checked {report.checked} files: {len(report.missing)} missing, {len(report.altered)} altered, "
+                f"{len(report.mismatched)} with e-invoice totals that differ"
+            )
             return 0 if report.ok else 1
         if args.dry_run:
             result = dry_run(session, actor, chosen, workers=args.workers, settings=settings)

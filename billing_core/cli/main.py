@@ -9,7 +9,7 @@ import sys
 
 from billing_core.access.roles import Actor, Role
 from billing_core.bench import run as bench
-from billing_core.core.config import load_settings
+from billing_core.core.config import EINVOICE_FORMATS, load_settings
 from billing_core.core.errors import BillingError
 from billing_core.pricing.catalog import load_pricing, quote
 
@@ -192,7 +192,9 @@ def cmd_invoices(args: argparse.Namespace) -> int:
 def cmd_bench_job(args: argparse.Namespace) -> int:
     from billing_core.bench.invoices import run_measured_job
 
-    return run_measured_job(args.database_url, args.storage_dir, args.job_id, measure=args.measure)
+    return run_measured_job(
+        args.database_url, args.storage_dir, args.job_id, measure=args.measure, einvoice_format=args.format
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,8 +298,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("storage_dir")
     p.add_argument("job_id", type=int)
     p.add_argument("--measure", action="store_true", help="print invoices, invoices/s and peak worker RSS as JSON")
+    p.add_argument("--format", choices=EINVOICE_FORMATS, default="pdf", help="every buyer's e-invoice format")
     p.set_defaults(func=cmd_bench_job)
+    _actor_anywhere(parser)
+    parser.set_defaults(actor=None)
     return parser
+
+
+def _actor_anywhere(parser: argparse.ArgumentParser) -> None:
+    """``--actor EMAIL`` on every command and command group, so it may stand before or after a
+    subcommand (``invoices --actor X regenerate`` and ``invoices regenerate --actor X``). Each one
+    defaults to "not given", so a subcommand's parser never overwrites what its group was given."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found = next((a for a in sub._actions if a.dest == "actor"), None)
+                if found is None:
+                    sub.add_argument("--actor", default=argparse.SUPPRESS, help="who runs this, for the audit log")
+                else:
+                    found.default = argparse.SUPPRESS
+                _actor_anywhere(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

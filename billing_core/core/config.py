@@ -47,7 +47,12 @@ _SOURCES = {
     "invoice_paper": ("BILLING_INVOICE_PAPER", ("invoices", "paper")),
     "report_timezones": ("BILLING_REPORT_TIMEZONES", ("reports", "timezones")),
     "sign_in_name": ("BILLING_SIGN_IN_NAME", ("access", "sign_in_name")),
+    "einvoice_default": ("BILLING_EINVOICE_DEFAULT", ("einvoice", "default")),
+    "einvoice_countries": ("BILLING_EINVOICE_COUNTRIES", ("einvoice", "countries")),
+    "einvoice_customers": ("BILLING_EINVOICE_CUSTOMERS", ("einvoice", "customers")),
 }
+# What a buyer's invoice file is: a PDF; a Factur-X PDF/A-3 with its EN 16931 CII XML; that and a UBL file.
+EINVOICE_FORMATS = ("pdf", "facturx", "facturx+ubl")
 # Time zones whose local days the revenue rollup keeps exactly (billing_core.revenue.rollup).
 DEFAULT_REPORT_TIMEZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Shanghai")
 
@@ -109,6 +114,16 @@ class Settings:
     report_timezones: tuple[str, ...] = DEFAULT_REPORT_TIMEZONES
     sign_in: SignIn | None = None
     roles: RoleMapping = field(default_factory=RoleMapping)
+    # E-invoice format per buyer: by customer public id, else by country, else the default.
+    einvoice_default: str = "pdf"
+    einvoice_countries: tuple[tuple[str, str], ...] = ()
+    einvoice_customers: tuple[tuple[str, str], ...] = ()
+
+    def einvoice_format(self, buyer: dict) -> str:
+        """The e-invoice format configured for a buyer (an invoice's frozen buyer snapshot)."""
+        by_customer = dict(self.einvoice_customers).get(str(buyer.get("customer") or ""))
+        country = (buyer.get("country") or "").upper()
+        return by_customer or dict(self.einvoice_countries).get(country, self.einvoice_default)
 
     @property
     def stripe_mode(self) -> str:
@@ -338,6 +353,32 @@ def _timezones(value: object, fail) -> tuple[str, ...]:
     return zones
 
 
+def _einvoice_map(name: str, value: object, fail) -> tuple[tuple[str, str], ...]:
+    """Countries (ISO codes) or customer ids to formats: "FR=facturx,BE=facturx+ubl", or a TOML table."""
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        text = str(value)
+        if len(text) > 20_000:
+            raise fail("is too long.")
+        pairs = [tuple(part.split("=", 1)) for part in text.split(",") if part.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise fail('write KEY=FORMAT pairs separated by commas, e.g. "FR=facturx,BE=facturx+ubl".')
+    found: dict[str, str] = {}
+    for key, fmt in pairs:
+        key, fmt = str(key).strip(), str(fmt).strip()
+        if name == "einvoice_countries":
+            key = key.upper()
+            if not re.fullmatch(r"[A-Z]{2}", key):
+                raise fail(f"{key[:20]!r} is not a two-letter country code.")
+        elif not re.fullmatch(r"[A-Za-z0-9_]{1,64}", key):
+            raise fail(f"{key[:20]!r} is not a customer id such as cus_0123456789abcdef.")
+        if fmt not in EINVOICE_FORMATS:
+            raise fail(f"the format for {key[:20]} must be one of {', '.join(EINVOICE_FORMATS)}.")
+        found[key] = fmt
+    return tuple(found.items())
+
+
 _SERIES = re.compile(r"^[A-Za-z0-9_-]*(\{year\})?[A-Za-z0-9_-]*$")
 _ROLES = {"support", "finance", "analyst", "admin"}
 
@@ -357,6 +398,8 @@ def _validate(name: str, value: object, origin: str) -> object:
         raise fail(f"must be true or false, not {str(value)[:20]!r}.")
     if name == "report_timezones":
         return _timezones(value, fail)
+    if name in ("einvoice_countries", "einvoice_customers"):
+        return _einvoice_map(name, value, fail)
     if not isinstance(value, str) or not value.strip():
         raise fail("must be a non-empty string.")
     value = value.strip()
@@ -386,6 +429,10 @@ def _validate(name: str, value: object, origin: str) -> object:
     if name.endswith("_series"):
         if not _SERIES.match(value) or len(value) > 30:
             raise fail("may hold letters, digits, '-', '_' and {year}, e.g. INV-{year}.")
+        return value
+    if name == "einvoice_default":
+        if value not in EINVOICE_FORMATS:
+            raise fail(f"must be one of {', '.join(EINVOICE_FORMATS)}.")
         return value
     if name == "local_default_role":
         if value not in _ROLES:

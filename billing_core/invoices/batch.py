@@ -45,7 +45,7 @@ from billing_core.core.models import (
     RegenerationStatus,
     utcnow,
 )
-from billing_core.invoices import render, storage
+from billing_core.invoices import einvoice, render, storage
 
 CHUNK = 1_000  # invoices per transaction: one fsync of the file system and one batch of rows each
 PART = 25  # invoices per task sent to a worker: small, so no worker idles long at a chunk's end
@@ -246,7 +246,12 @@ def dry_run(
     changed, seconds = 0, 0.0
     for invoice, doc in _documents(session, ids):
         start = time.perf_counter()
-        data = render.render_invoice(doc, paper=settings.invoice_paper, logo=settings.invoice_logo)
+        data = render.render_invoice(
+            doc,
+            paper=settings.invoice_paper,
+            logo=settings.invoice_logo,
+            einvoice_format=settings.einvoice_format(doc.buyer),
+        )
         seconds += time.perf_counter() - start
         latest = storage._latest_file(session, invoice.id)
         if latest is None or latest.sha256 != hashlib.sha256(data).hexdigest():
@@ -307,16 +312,19 @@ def _warm(root: str, paper: str, logo: str | None) -> None:
     gc.freeze()
 
 
-def _render_and_write(items: list[tuple[render.InvoiceDocument, str]]) -> list[tuple[int, str, str, int]]:
-    """Render and write (not yet synced: the main process syncs once per chunk) some invoices of a chunk.
+def _render_and_write(items: list[tuple[render.InvoiceDocument, str, str]]) -> list[tuple[int, str, str, int]]:
+    """Render and write (not yet synced: the main process syncs once per chunk) some invoices of a chunk,
+    each in its buyer's e-invoice format (a "facturx+ubl" buyer also gets a UBL file beside the PDF).
 
     Only (invoice id, path, SHA-256, size) goes back to the main process, never the PDF bytes.
     """
     root, paper, logo = _worker_settings
     out = []
-    for doc, path in items:
-        data = render.render_invoice(doc, paper=paper, logo=logo)
+    for doc, path, fmt in items:
+        data = render.render_invoice(doc, paper=paper, logo=logo, einvoice_format=fmt)
         storage.write_atomic(root / path, data, durable=False)
+        if fmt == "facturx+ubl":
+            storage.write_atomic(root / einvoice.ubl_path(path), einvoice.ubl_xml(doc), durable=False)
         out.append((doc.invoice_id, path, hashlib.sha256(data).hexdigest(), len(data)))
     return out
 
@@ -354,9 +362,15 @@ def _items(session: Session, ids: list[int]) -> list[_Item]:
             currency=currency, subtotal_cents=sub, fee_cents=fee, tax_cents=tax, total_cents=total,
             seller=dict(seller), buyer=dict(buyer), lines=list(lines),
             payment=render.Payment(paid_at, str(getattr(method, "value", method)), ref), refers_to=refers,
+            template_version=str(template),
         )  # fmt: skip
         items.append(_Item(doc, series, template))
     return items
+
+
+def _file_template(template_version: str, fmt: str) -> str:
+    """What a file row records of how it was drawn: the invoice's template, the layout, the e-invoice format."""
+    return f"{template_version}/{render.RENDER_VERSION}" + ("" if fmt == "pdf" else f"/{fmt}")
 
 
 def _chunks(reader: Session, selection: dict, job_id: int) -> Iterator[list[int]]:
@@ -408,7 +422,9 @@ def run_job(
             while ids:
                 if should_stop and should_stop():
                     return _close(database, job_id, RegenerationStatus.CANCELLED, actor, root)
-                done, total, ids, items = _run_chunk(database, reader, job_id, ids, items, chunks, pool, reason, root)
+                done, total, ids, items = _run_chunk(
+                    database, reader, job_id, ids, items, chunks, pool, reason, root, settings
+                )
                 if progress:
                     progress(done, total)
     except BaseException as exc:
@@ -431,6 +447,7 @@ def _run_chunk(
     pool: ProcessPoolExecutor,
     reason: str,
     root: Path,
+    settings: Settings,
 ) -> tuple[int, int, list[int] | None, list[_Item]]:
     """One chunk in one transaction; returns the job's progress and the next chunk, read meanwhile.
 
@@ -449,8 +466,12 @@ def _run_chunk(
         )
         items = [item for item in items if item.doc.invoice_id not in already]
         versions = storage._next_versions(session, [item.doc.invoice_id for item in items])
-        template = {item.doc.invoice_id: item.template_version for item in items}
-        work = [(item.doc, f"{item.series}/{item.doc.number}/v{versions[item.doc.invoice_id]}.pdf") for item in items]
+        formats = {item.doc.invoice_id: settings.einvoice_format(item.doc.buyer) for item in items}
+        template = {i.doc.invoice_id: _file_template(i.template_version, formats[i.doc.invoice_id]) for i in items}
+        work = [
+            (i.doc, f"{i.series}/{i.doc.number}/v{versions[i.doc.invoice_id]}.pdf", formats[i.doc.invoice_id])
+            for i in items
+        ]
         pending = [pool.submit(_render_and_write, work[i : i + PART]) for i in range(0, len(work), PART)]
         next_ids = next(chunks, None)
         next_items = _items(reader, next_ids or [])
@@ -465,7 +486,7 @@ def _run_chunk(
                         "path": path,
                         "sha256": sha,
                         "size": length,
-                        "template_version": f"{template[invoice_id]}/{render.RENDER_VERSION}",
+                        "template_version": template[invoice_id],
                         "created_by": job.created_by,
                         "reason": reason,
                         "job_id": job_id,
@@ -527,6 +548,9 @@ def write_zip(database: Database, actor: Actor, job_id: int, root: Path) -> str:
                     break
                 for _, path in rows:
                     archive.write(root / path, arcname=path)
+                    ubl = root / einvoice.ubl_path(path)
+                    if ubl.exists():  # the buyer's UBL file, written beside the PDF
+                        archive.write(ubl, arcname=einvoice.ubl_path(path))
                 last = rows[-1][0]
         os.replace(tmp, target)
     except BaseException:
@@ -548,26 +572,41 @@ class VerifyReport:
     checked: int
     missing: list[str]
     altered: list[str]
+    mismatched: list[str] = field(default_factory=list)  # Factur-X files whose XML totals differ from the invoice's
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.altered
+        return not self.missing and not self.altered and not self.mismatched
 
 
 def verify(session: Session, actor: Actor, chosen: Chosen | None = None, *, root: Path | None = None) -> VerifyReport:
-    """Re-hash every stored version of the selected invoices (all when no selection)."""
+    """Re-hash every stored version of the selected invoices (all when no selection); of a Factur-X file,
+    also check that its embedded XML states the invoice's totals (those the PDF prints)."""
     require(actor, Action.READ_BILLS)
     root = root or storage.storage_root()
     selection = chosen.selection if chosen else {}
-    checked, missing, altered = 0, [], []
+    checked, missing, altered, mismatched = 0, [], [], []
     for ids in _id_pages(session, selection):
+        totals = {
+            row.id: {"net_cents": row.subtotal_cents + row.fee_cents, "tax_cents": row.tax_cents,
+                     "total_cents": row.total_cents}
+            for row in session.execute(
+                select(Invoice.id, Invoice.subtotal_cents, Invoice.fee_cents, Invoice.tax_cents, Invoice.total_cents)
+                .where(Invoice.id.in_(ids))
+            )
+        }  # fmt: skip
         files = session.scalars(select(InvoiceFile).where(InvoiceFile.invoice_id.in_(ids)).order_by(InvoiceFile.id))
         for file in files:
             checked += 1
             try:
-                storage.read_file(file, root)
+                data = storage.read_file(file, root)
             except storage.FileMissing:
                 missing.append(file.path)
+                continue
             except storage.FileAltered:
                 altered.append(file.path)
-    return VerifyReport(checked, missing, altered)
+                continue
+            xml = einvoice.embedded_xml(data)
+            if xml is not None and einvoice.totals_of(xml) != totals[file.invoice_id]:
+                mismatched.append(file.path)
+    return VerifyReport(checked, missing, altered, mismatched)

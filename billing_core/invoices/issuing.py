@@ -13,7 +13,9 @@ from billing_core.core.models import Customer, Invoice, InvoiceKind, Order
 from billing_core.invoices import totals
 from billing_core.invoices.numbering import _allocate_number, series_name
 
-TEMPLATE_VERSION = "2"  # 2: a credit note's line is for the customer; the refund reason stays in the audit log
+# 2: a credit note's line is for the customer; the refund reason stays in the audit log.
+# 3: the file is PDF/A-3b with XMP metadata (invoices.pdfa).
+TEMPLATE_VERSION = "3"
 
 
 def buyer_snapshot(customer: Customer) -> dict:

@@ -27,6 +27,7 @@ from fpdf.syntax import Name, PDFObject, create_dictionary_string
 
 from billing_core.core import money
 from billing_core.core.models import Invoice, InvoiceKind, Order
+from billing_core.invoices import pdfa, textlayer
 
 # Bumped whenever the layout changes, so a regenerated file says which template drew it.
 RENDER_VERSION = "pdf-2"
@@ -82,6 +83,7 @@ class InvoiceDocument:
     lines: list
     payment: Payment | None = None
     refers_to: str | None = None
+    template_version: str = "2"  # the template the invoice was issued under; 3 and later are PDF/A-3b
 
     @classmethod
     def of(cls, invoice: Invoice, order: Order | None = None, refers_to: str | None = None) -> InvoiceDocument:
@@ -103,6 +105,7 @@ class InvoiceDocument:
             lines=list(invoice.lines),
             payment=payment,
             refers_to=refers_to,
+            template_version=str(invoice.template_version),
         )
 
 
@@ -122,15 +125,38 @@ def render_invoice(
     logo: str | Path | None = None,
     order: Order | None = None,
     refers_to: str | None = None,
+    template: str | None = None,
+    einvoice_format: str = "pdf",
 ) -> bytes:
-    """The PDF of one invoice or credit note; the same input gives the same bytes."""
+    """The PDF of one invoice or credit note; the same input gives the same bytes.
+
+    The document's own template version decides whether it is PDF/A-3b (``pdfa.is_archival``);
+    ``template`` renders it under another one instead (a re-render that asks for the new template).
+    ``einvoice_format`` "facturx" (or "facturx+ubl") embeds the EN 16931 CII XML: a Factur-X PDF/A-3.
+    """
     if paper not in PAPERS:
         raise ValueError(f"Paper must be one of {', '.join(PAPERS)}, not {paper!r}.")
+    from billing_core.invoices import einvoice  # it reads this module's wording
+
+    if einvoice_format not in einvoice.FORMATS:
+        raise ValueError(f"E-invoice format must be one of {', '.join(einvoice.FORMATS)}, not {einvoice_format!r}.")
     doc = invoice if isinstance(invoice, InvoiceDocument) else InvoiceDocument.of(invoice, order, refers_to)
-    pdf = _new_pdf(paper)
+    facturx = einvoice_format != "pdf"
+    archival = facturx or pdfa.is_archival(template or doc.template_version)  # Factur-X is PDF/A-3 by definition
+    pdf = _new_pdf(paper, archival)
     pdf.set_creation_date(doc.issued_at)
-    title = "Credit note" if doc.kind == InvoiceKind.CREDIT_NOTE.value else "Invoice"
-    pdf.set_title(f"{title} {doc.number}")
+    title = f"{'Credit note' if doc.kind == InvoiceKind.CREDIT_NOTE.value else 'Invoice'} {doc.number}"
+    pdf.set_title(title)
+    if archival:
+        schemas, properties = einvoice.facturx_xmp() if facturx else ("", "")
+        pdf.set_xmp_metadata(pdfa.xmp(title, doc.issued_at, extra_schemas=schemas, extra_properties=properties))
+        pdfa.add_output_intent(pdf)
+    if facturx:
+        pdf.embed_file(
+            bytes=einvoice.cii_xml(doc), basename=einvoice.FACTURX_FILENAME, mime_type="text/xml",
+            associated_file_relationship="Alternative", desc="Factur-X invoice (EN 16931)",
+            creation_date=doc.issued_at, modification_date=doc.issued_at, compress=True,
+        )  # fmt: skip
     _Layout(pdf, doc, Path(logo) if logo else None).draw()
     return bytes(pdf.output(output_producer_class=_Output))
 
@@ -233,7 +259,7 @@ class _Layout:
         if text.isascii() and self.ascii(x, w, text, bold, size, align, fit, h):
             return
         if _needs_shaping(text):
-            self.shaped(x, w, text, bold=bold, size=size, align=align, h=h)
+            self.shaped(x, w, text, bold=bold, size=size, align=align, fit=fit, h=h)
             return
         runs = self.runs(text, bold)
         fonts = self.pdf.fonts
@@ -300,15 +326,47 @@ class _Layout:
             hexes.append(code)
         self.emit(key, size, x, baseline, "".join(hexes))
 
-    def shaped(self, x: float, w: float, text: str, *, bold: bool, size: float, align: str, h=None) -> None:
+    def shaped(self, x: float, w: float, text: str, *, bold: bool, size: float, align: str, fit: bool, h=None) -> None:
+        """Right-to-left or joined text, shaped and written so its text layer reads back as ``text``."""
         pdf = self.pdf
-        pdf.set_text_shaping(True)
-        pdf.set_font("sans", "B" if bold else "", size)
-        pdf.current_font_is_set_on_page = False  # our own text() may have changed the font meanwhile
-        pdf.set_xy(x, self.y)
-        pdf.cell(w, h or self.LINE, text, align=align)
-        pdf.set_text_shaping(False)
-        self.current = None
+        laid = textlayer.lay_out(text, pdf.fonts, "sansB" if bold else "sans", list(FALLBACKS))
+        width = laid.width * size / 1000 / pdf.k
+        if fit and width > w:
+            size, width = max(5.0, size * w / width), w
+        if align == "R":
+            x += w - width
+        elif align == "C":
+            x += (w - width) / 2
+        baseline = self.y + 0.5 * (h or self.LINE) + 0.3 * size / pdf.k
+        for piece in laid.pieces:
+            self.emit_placed(piece, size, x, baseline)
+
+    def emit_placed(self, piece: textlayer.Piece, size: float, x: float, baseline: float) -> None:
+        """One piece in its own text object: glyphs at HarfBuzz's positions (TJ offsets, rise for marks)."""
+        pdf = self.pdf
+        k = pdf.k
+        font = pdf.fonts[piece.fontkey]
+        pdf._resource_catalog.add(PDFResourceType.FONT, font.i, pdf.page)
+        ops = [] if self.current == (piece.fontkey, size) else [f"/F{font.i} {size:.2f} Tf"]
+        self.current = (piece.fontkey, size)
+        ops.append(f"{(x * k + piece.x * size / 1000):.2f} {(pdf.h - baseline) * k:.2f} Td")
+        end, rise, array = piece.x, 0.0, []
+        for glyph in piece.glyphs:
+            if glyph.dy != rise:
+                if array:
+                    ops.append(f"[{' '.join(array)}] TJ")
+                    array = []
+                rise = glyph.dy
+                ops.append(f"{rise * size / 1000:.2f} Ts")
+            gap = glyph.x - end
+            if abs(gap) >= 0.01:
+                array.append(f"{-gap:.2f}")
+            array.append(f"<{glyph.code:04X}>")
+            end = glyph.x + glyph.width
+        ops.append(f"[{' '.join(array)}] TJ")
+        if rise:
+            ops.append("0 Ts")
+        pdf._out(f"BT {' '.join(ops)} ET")
 
     def newline(self, h: float | None = None) -> None:
         self.y += h or self.LINE
@@ -614,8 +672,7 @@ def _fonts() -> tuple[tuple[str, TTFFont, _GlyfSource, dict], ...]:
         loader.add_font(family, style, path, collection_font_number=index)
         key = family + style
         font = loader.fonts[key]
-        if family in ("arabic", "hebrew"):
-            font.hbfont  # noqa: B018 - open the HarfBuzz face once, shared by every copy
+        font.hbfont  # noqa: B018 - open the HarfBuzz face once, shared by every copy
         fixed = {}
         if key in _FIXED_FONTS:
             subset = SubsetMap(font)
@@ -630,9 +687,9 @@ def _fonts() -> tuple[tuple[str, TTFFont, _GlyfSource, dict], ...]:
     return tuple(loaded)
 
 
-def _new_pdf(paper: str) -> FPDF:
+def _new_pdf(paper: str, archival: bool = False) -> FPDF:
     """A document with copies of the parsed fonts: each copy has its own record of glyphs used."""
-    pdf = FPDF(orientation="P", unit="mm", format=paper)
+    pdf = FPDF(orientation="P", unit="mm", format=paper, enforce_compliance=pdfa.COMPLIANCE if archival else None)
     pdf.set_compression(True)
     for key, proto, _, fixed in _fonts():
         font = copy.copy(proto)
@@ -739,12 +796,12 @@ def _embedded(fontkey: str, extra: tuple) -> tuple[tuple[str, bytes | None], ...
     font = next(f for key, f, _, _ in _fonts() if key == fontkey)
     source = next(s for key, _, s, _ in _fonts() if key == fontkey)
     name = Name(f"MPDFAA+{font.name}").serialize().replace("{", "{{").replace("}", "}}")
-    data = source.subset({code: glyph_id for code, glyph_id, _, _ in glyphs})
+    data = source.subset({code: None if gid == textlayer.EMPTY_GLYPH else gid for code, gid, _, _ in glyphs})
     font_file = zlib.compress(data)
     widths = _cid_font_widths({code: width for code, _, _, width in glyphs})
     bf_char = []
     for code, _, unicode, _ in glyphs:
-        if isinstance(unicode, tuple) and unicode:
+        if isinstance(unicode, tuple):  # () for a glyph that stands for no character (a shaped mark)
             target = "".join(_utf16(c) for c in unicode)
             bf_char.append(f"<{code:04X}> <{target}>\n")
     to_unicode = zlib.compress(

@@ -598,6 +598,7 @@ def _stored_files(session: Session, actor: Actor, root: Path, sample: int) -> Ch
         return Check("Stored file altered or missing", 0, [], "No invoice files are stored yet.")
     report = batch.verify(session, actor, batch.select_invoices(session, actor, numbers=numbers), root=root)
     bad = [f"missing {p}" for p in report.missing] + [f"altered {p}" for p in report.altered]
+    bad += [f"e-invoice totals differ {p}" for p in report.mismatched]
     scope = f"{report.checked:,} files of the {len(numbers):,} most recently stored invoices ({stored:,} files in all)"
     message = f"Checked {scope}; use Verify for the rest." if not bad else f"{len(bad)} bad among {scope}."
     return Check("Stored file altered or missing", len(bad), bad[:sample], message)

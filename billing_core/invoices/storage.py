@@ -128,6 +128,7 @@ def store_version(
     *,
     root: Path | None = None,
     job_id: int | None = None,
+    einvoice_format: str = "pdf",
 ) -> InvoiceFile:
     """Write the next version of ``invoice`` and add its row and audit event to the caller's transaction."""
     require(actor, Action.STORE_INVOICE_FILE)
@@ -144,7 +145,8 @@ def store_version(
         path=path,
         sha256=hashlib.sha256(pdf_bytes).hexdigest(),
         size=len(pdf_bytes),
-        template_version=f"{invoice.template_version}/{render.RENDER_VERSION}",
+        template_version=f"{invoice.template_version}/{render.RENDER_VERSION}"
+        + ("" if einvoice_format == "pdf" else f"/{einvoice_format}"),
         created_by=actor.email,
         reason=reason.strip(),
         job_id=job_id,
@@ -207,8 +209,10 @@ def issued_pdf(
             file = _latest_file(session, invoice_id)  # someone else may have stored it meanwhile
             if file is not None:
                 return file, read_file(file, root)
+            fmt = settings.einvoice_format(invoice.buyer)
             data = render.render_invoice(
-                render._document_for(session, invoice), paper=settings.invoice_paper, logo=settings.invoice_logo
-            )
-            file = store_version(session, actor, invoice, data, ISSUED_REASON, root=root)
+                render._document_for(session, invoice), paper=settings.invoice_paper, logo=settings.invoice_logo,
+                einvoice_format=fmt,
+            )  # fmt: skip
+            file = store_version(session, actor, invoice, data, ISSUED_REASON, root=root, einvoice_format=fmt)
         return file, data
