@@ -74,7 +74,7 @@ def start(session: Session, actor: Actor) -> int:
         return row.id
 
 
-def run(database: Database, actor: Actor, check_id: int, *, root: Path | None = None) -> CheckRun:
+def run(database: Database, actor: Actor, check_id: int, *, root: Path | storage.Store | None = None) -> CheckRun:
     """Do the run ``start`` recorded, as ``actor``: progress after each step, the findings at the end (or the
     error: its type and a sentence; the message goes to the server log)."""
     require(actor, Action.CHECK_BILLS)
@@ -140,7 +140,7 @@ def cli_check(database: Database, actor: Actor, settings: Settings, out=print) -
     database.migrate()
     with database.session() as session:
         check_id = start(session, actor)
-    result = run(database, actor, check_id, root=storage.storage_root(settings))
+    result = run(database, actor, check_id, root=storage.store_for(settings))
     for check in result.checks:
         out(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.message}")
         for example in check.examples:
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     database = Database(settings.database_url)
     try:
-        run(database, Actor(args.actor, Role(args.role), args.name), args.check_id, root=storage.storage_root(settings))
+        run(database, Actor(args.actor, Role(args.role), args.name), args.check_id, root=storage.store_for(settings))
     finally:
         database.dispose()
     return 0

@@ -31,7 +31,7 @@ from datetime import time as dtime
 from multiprocessing import get_context
 from pathlib import Path
 
-from sqlalchemy import Select, exists, func, insert, select
+from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from billing_core import audit
@@ -41,6 +41,7 @@ from billing_core.db import Database, transaction
 from billing_core.emails import EMAIL_MAX_CHARS
 from billing_core.errors import BillingError, NotFound, StateConflict, shown_to_people
 from billing_core.invoices import render, storage
+from billing_core.invoices.object_store import Store
 from billing_core.models import (
     BillsDaily,
     Customer,
@@ -299,13 +300,13 @@ def start_job(session: Session, actor: Actor, chosen: Chosen, reason: str, *, pa
     return job
 
 
-_worker_settings: tuple[Path, str, str | None] | None = None
+_worker_settings: tuple[Store, str, str | None] | None = None
 
 
-def _warm(root: str, paper: str, logo: str | None) -> None:
+def _warm(store: Store, paper: str, logo: str | None) -> None:
     """Worker start-up: parse the fonts once for all the invoices this process will render."""
     global _worker_settings
-    _worker_settings = (Path(root), paper, logo)
+    _worker_settings = (store, paper, logo)
     render._fonts()
     # The parsed fonts are ~160,000 objects that live as long as the worker: out of the collector's
     # sight, a full collection costs microseconds instead of ~80 ms (every few dozen invoices).
@@ -317,12 +318,14 @@ def _render_and_write(items: list[tuple[render.InvoiceDocument, str]]) -> list[t
 
     Only (invoice id, path, SHA-256, size) goes back to the main process, never the PDF bytes.
     """
-    root, paper, logo = _worker_settings
+    store, paper, logo = _worker_settings
     out = []
     for doc, path in items:
         data = render.render_invoice(doc, paper=paper, logo=logo)
-        storage.write_atomic(root / path, data, durable=False)
-        out.append((doc.invoice_id, path, hashlib.sha256(data).hexdigest(), len(data)))
+        sha256 = hashlib.sha256(data).hexdigest()
+        key = store.version_key(path, sha256)
+        store.put(key, data, sha256, durable=False)
+        out.append((doc.invoice_id, key, sha256, len(data)))
     return out
 
 
@@ -390,20 +393,12 @@ def run_job(
     """
     require(actor, Action.REGENERATE_INVOICES)
     settings = settings or Settings()
-    root = storage.storage_root(settings)
+    root = storage.store_for(settings)
     logo = str(settings.invoice_logo) if settings.invoice_logo else None
-    with database.session() as session:
-        job = session.get(RegenerationJob, job_id)
-        if job is None:
-            raise NotFound(f"No regeneration job {job_id}.")
-        if job.status != RegenerationStatus.RUNNING:
-            raise StateConflict(f"Job {job_id} is {job.status.value}; only a running job can be run or resumed.")
-        selection, paper, reason = job.selection, job.paper, job.reason
-        session.rollback()
-    root.mkdir(parents=True, exist_ok=True)
+    selection, paper, reason = _running(database, job_id)
     render._fonts()  # parsed before the workers fork, so they share the parsed tables
     context = get_context("fork")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_warm, initargs=(str(root), paper, logo))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_warm, initargs=(root, paper, logo))
     try:
         with database.session() as reader:
             chunks = _chunks(reader, selection, job_id)
@@ -426,6 +421,17 @@ def run_job(
     return _close(database, job_id, RegenerationStatus.FINISHED, actor, root)
 
 
+def _running(database: Database, job_id: int) -> tuple[dict, str, str]:
+    """The job's selection, paper and reason; it must be running."""
+    with database.session() as session:
+        job = session.get(RegenerationJob, job_id)
+        if job is None:
+            raise NotFound(f"No regeneration job {job_id}.")
+        if job.status != RegenerationStatus.RUNNING:
+            raise StateConflict(f"Job {job_id} is {job.status.value}; only a running job can be run or resumed.")
+        return job.selection, job.paper, job.reason
+
+
 def _run_chunk(
     database: Database,
     reader: Session,
@@ -435,7 +441,7 @@ def _run_chunk(
     chunks: Iterator[list[int]],
     pool: ProcessPoolExecutor,
     reason: str,
-    root: Path,
+    root: Store,
 ) -> tuple[int, int, list[int] | None, list[_Item]]:
     """One chunk in one transaction; returns the job's progress and the next chunk, read meanwhile.
 
@@ -445,7 +451,7 @@ def _run_chunk(
     next run takes the same version numbers and replaces them.
     """
     with database.session() as session, transaction(session):
-        job = session.get(RegenerationJob, job_id)
+        created_by = session.scalar(select(RegenerationJob.created_by).where(RegenerationJob.id == job_id))
         storage._lock_invoices(session, ids)
         already = set(
             session.scalars(
@@ -471,20 +477,26 @@ def _run_chunk(
                         "sha256": sha,
                         "size": length,
                         "template_version": f"{template[invoice_id]}/{render.RENDER_VERSION}",
-                        "created_by": job.created_by,
+                        "created_by": created_by,
                         "reason": reason,
                         "job_id": job_id,
                     }
                 )
         if rows:
-            storage.sync(root)
+            root.sync()
             session.execute(insert(InvoiceFile), rows)
-        job.done = job.done + len(rows)
-        return job.done, job.total, next_ids, next_items
+        # Counted in the database: chunks of one job may commit side by side on several workers.
+        done, total = session.execute(
+            update(RegenerationJob)
+            .where(RegenerationJob.id == job_id)
+            .values(done=RegenerationJob.done + len(rows))
+            .returning(RegenerationJob.done, RegenerationJob.total)
+        ).one()
+        return done, total, next_ids, next_items
 
 
 def _close(
-    database: Database, job_id: int, status: RegenerationStatus, actor: Actor, root: Path, error: str | None = None
+    database: Database, job_id: int, status: RegenerationStatus, actor: Actor, root: Store, error: str | None = None
 ) -> RegenerationJob:
     """End the job. A cancel that landed while the last chunk was in flight wins over "finished": the
     job ends cancelled with what it did. A finished or cancelled job gets a ZIP of the files it wrote."""
@@ -510,33 +522,31 @@ def _close(
     return job
 
 
-def write_zip(database: Database, actor: Actor, job_id: int, root: Path) -> str:
-    """All files of the job in one ZIP, written file by file to a temp file and then moved into place."""
+def write_zip(database: Database, actor: Actor, job_id: int, root: Path | Store) -> str:
+    """All files of the job in one ZIP, streamed file by file into the store (a temp file moved into place,
+    or a multipart upload): one file and one upload part in memory, never the archive. Every file is read
+    through ``storage.read_file``, so a missing or altered one fails the ZIP instead of entering it."""
     require(actor, Action.REGENERATE_INVOICES)
+    store = storage.as_store(root)
     relative = f"jobs/job-{job_id}.zip"
-    target = root / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".job-", suffix=".zip.tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive, database.session() as session:
+    with store.writer(relative) as out, database.session() as session:
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
             last = 0
             while True:
-                rows = session.execute(
-                    select(InvoiceFile.id, InvoiceFile.path)
-                    .where(InvoiceFile.job_id == job_id, InvoiceFile.id > last)
-                    .order_by(InvoiceFile.id)
-                    .limit(ID_PAGE)
-                ).all()
-                if not rows:
+                files = list(
+                    session.scalars(
+                        select(InvoiceFile)
+                        .where(InvoiceFile.job_id == job_id, InvoiceFile.id > last)
+                        .order_by(InvoiceFile.id)
+                        .limit(ID_PAGE)
+                    )
+                )
+                if not files:
                     break
-                for _, path in rows:
-                    archive.write(root / path, arcname=path)
-                last = rows[-1][0]
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+                for file in files:
+                    archive.writestr(file.path, storage.read_file(file, store))
+                last = files[-1].id
+                session.expunge_all()
     return relative
 
 
@@ -559,10 +569,12 @@ class VerifyReport:
         return not self.missing and not self.altered
 
 
-def verify(session: Session, actor: Actor, chosen: Chosen | None = None, *, root: Path | None = None) -> VerifyReport:
+def verify(
+    session: Session, actor: Actor, chosen: Chosen | None = None, *, root: Path | Store | None = None
+) -> VerifyReport:
     """Re-hash every stored version of the selected invoices (all when no selection)."""
     require(actor, Action.READ_BILLS)
-    root = root or storage.storage_root()
+    root = storage.as_store(root)
     selection = chosen.selection if chosen else {}
     checked, missing, altered = 0, [], []
     for ids in _id_pages(session, selection):
@@ -623,7 +635,7 @@ def cli_invoices(
     settings = settings or Settings()
     database = database or Database(settings.database_url)
     database.migrate()
-    root = storage.storage_root(settings)
+    root = storage.store_for(settings)
     with database.session() as session:
         chosen = None
         if args.invoices_command == "verify" or not getattr(args, "resume", None):
@@ -663,12 +675,18 @@ def cli_invoices(
                     session, actor, chosen, args.reason or "", paper=args.paper or settings.invoice_paper
                 ).id
             out(f"job {job_id}: {chosen.count} invoices")
+    if settings.task_engine == "procrastinate":  # a team's workers take its chunks
+        from billing_core.invoices import tasks
+
+        out(f"job {job_id}: {tasks.enqueue_job(settings, actor, job_id)} chunks queued for the workers")
+        return 0
 
     def show(done: int, total: int) -> None:
         out(f"job {job_id}: {done}/{total}")
 
     job = run_job(database, actor, job_id, workers=args.workers, progress=show, settings=settings)
-    out(f"job {job_id} {job.status.value}: {job.done}/{job.total}; zip {root / job.zip_path if job.zip_path else '-'}")
+    zipped = f"{root.describe()}/{job.zip_path}" if job.zip_path else "-"
+    out(f"job {job_id} {job.status.value}: {job.done}/{job.total}; zip {zipped}")
     return 0
 
 
