@@ -325,6 +325,7 @@ SUITES: dict[str, str] = {
     "reconcile": "billing_core.reconcile:reconcile_rows",
     "revenue": "billing_core.reports:revenue_rows",
     "invoices": "billing_core.invoices.batch:invoice_rows",
+    "workers": "billing_core.invoices.workers_bench:worker_rows",  # with --postgres-url only
     "refunds": "billing_core.bench:refund_rows",
     "pages": "pages._bench:page_rows",  # Streamlit AppTest: beside the pages, not in billing_core
 }

@@ -21,7 +21,7 @@ from tests.e2e_support import free_port
 
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECRET_ACCESS_KEY": "moto-secret-never-shown",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 

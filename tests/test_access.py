@@ -33,7 +33,7 @@ from billing_core import (
 from billing_core.access import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
 from billing_core.config import Settings
 from billing_core.errors import PermissionDenied
-from billing_core.invoices import batch, numbering, storage
+from billing_core.invoices import batch, numbering, storage, tasks
 from billing_core.models import AuditEvent, Order, OrderStatus
 from billing_core.payments import PaymentState
 from billing_core.payments.simulated import Outcome, SimulatedGateway
@@ -257,6 +257,11 @@ CHECKED = {
     "bills.get_job": _c(A.READ_BILLS, lambda e, a: bills.get_job(e.s, a, 1)),
     "bills.launch_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.launch_job(e.settings, a, 1)),
     "bills.cancel_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.cancel_job(e.s, a, 1)),
+    "bills.close_cancelled": _c(A.REGENERATE_INVOICES, lambda e, a: bills.close_cancelled(e.settings, a, 1)),
+    "invoices.tasks.enqueue_job": _c(A.REGENERATE_INVOICES, lambda e, a: tasks.enqueue_job(e.settings, a, 1)),
+    "invoices.tasks.close_after_cancel": _c(
+        A.REGENERATE_INVOICES, lambda e, a: tasks.close_after_cancel(e.settings, a, 1)
+    ),
     "bills.resume_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.resume_job(e.s, a, 1)),
     "demo.seed": _c(A.SEED_DEMO, lambda e, a: demo.seed(e.db, orders=10, actor=a)),
     "demo.setup": _c(A.SEED_DEMO, lambda e, a: demo.setup(e.db, actor=a)),
@@ -409,6 +414,7 @@ NOT_CHECKED = {
     "rollup.version": "the rollup's change counter; no personal or financial data",
     "rollup.kept_timezones": "the zone names the rollup is kept for; no personal or financial data",
     "background.start_process": "starts a process for a caller that checked the actor; the process checks again",
+    "cli.cmd_worker": "command line: runs tasks, each of which checks the role of the person who queued it",
     "cli.cmd_search": "command line: passes its --actor, as support, to the checked search functions above",
     "reconcile.cli_reconcile": "command line: passes its --actor to the checked functions above",
     "settlement.cli_settlement": "command line: passes its --actor to the checked functions above",

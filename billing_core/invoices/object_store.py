@@ -15,12 +15,18 @@ import base64
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 PART_SIZE = 8 * 2**20  # multipart upload parts (S3 asks at least 5 MiB for every part but the last)
+UPLOADS = 8  # puts in flight per process: a PUT waits tens of milliseconds on the network, rendering does not
+
+
+_CLIENT_LOCK = threading.Lock()
 
 
 class Store(Protocol):
@@ -37,6 +43,9 @@ class Store(Protocol):
 
     def get(self, key: str) -> bytes:
         """The bytes under ``key``; FileNotFoundError when there are none."""
+
+    def flush(self) -> None:
+        """Wait until every ``put`` of this process has reached the store (raising what failed)."""
 
     def sync(self) -> None:
         """Make every ``put(durable=False)`` so far survive a power cut."""
@@ -73,6 +82,9 @@ class LocalFolder:
 
     def get(self, key: str) -> bytes:
         return (self.root / key).read_bytes()
+
+    def flush(self) -> None:
+        """Nothing to wait for: a file is written when ``put`` returns."""
 
     def sync(self) -> None:
         from billing_core.invoices import storage
@@ -124,21 +136,28 @@ class Bucket:
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_clients", {})
 
-    @property
-    def client(self):
+    def _process(self) -> dict:
+        """This process's client, upload threads and uploads in flight (a forked child makes its own)."""
         pid = os.getpid()
         if pid not in self._clients:
-            import boto3
-            from botocore.config import Config
+            with _CLIENT_LOCK:
+                if pid not in self._clients:
+                    import boto3
+                    from botocore.config import Config
 
-            self._clients.clear()
-            self._clients[pid] = boto3.session.Session().client(
-                "s3",
-                endpoint_url=self.endpoint_url,
-                region_name=self.region,
-                config=Config(retries={"max_attempts": 5, "mode": "standard"}),
-            )
+                    self._clients.clear()
+                    client = boto3.session.Session().client(
+                        "s3",
+                        endpoint_url=self.endpoint_url,
+                        region_name=self.region,
+                        config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=UPLOADS),
+                    )
+                    self._clients[pid] = {"client": client, "threads": None, "pending": []}
         return self._clients[pid]
+
+    @property
+    def client(self):
+        return self._process()["client"]
 
     def _key(self, key: str) -> str:
         return f"{self.prefix.strip('/')}/{key}" if self.prefix.strip("/") else key
@@ -151,6 +170,22 @@ class Bucket:
         return f"{stem}-{sha256[:16]}{dot}{suffix}"
 
     def put(self, key: str, data: bytes, sha256: str, *, durable: bool = True) -> None:
+        """With ``durable=False`` the upload runs in a thread of this process and ``flush`` waits for it."""
+        if durable:
+            self._put(key, data, sha256)
+            return
+        here = self._process()
+        if here["threads"] is None:
+            here["threads"] = ThreadPoolExecutor(UPLOADS, thread_name_prefix="invoice-upload")
+        here["pending"].append(here["threads"].submit(self._put, key, data, sha256))
+
+    def flush(self) -> None:
+        here = self._process()
+        pending, here["pending"] = here["pending"], []
+        for future in pending:
+            future.result()
+
+    def _put(self, key: str, data: bytes, sha256: str) -> None:
         from botocore.exceptions import ClientError
 
         checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
@@ -187,7 +222,8 @@ class Bucket:
             raise
 
     def sync(self) -> None:
-        """Nothing to do: a PUT the bucket answered is stored."""
+        """A PUT the bucket answered is stored: waiting for this process's uploads is enough."""
+        self.flush()
 
     @contextlib.contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:
