@@ -126,9 +126,15 @@ def series_check(session: Session, actor: Actor) -> bills.Check:
     return bills.Check("Number series health", len(problems), problems, message)
 
 
-def launch(settings: Settings, actor: Actor, check_id: int) -> subprocess.Popen:
-    """Run a started check in its own process, so it outlives the page run that started it."""
+def launch(settings: Settings, actor: Actor, check_id: int) -> subprocess.Popen | None:
+    """Run a started check in its own process, so it outlives the page run that started it; with the
+    procrastinate engine, queue it for the team's workers instead (None: no process here)."""
     require(actor, Action.CHECK_BILLS)
+    if bills.runs_on_workers(settings):
+        from billing_core.invoices import tasks
+
+        tasks.queue_check(settings, actor, check_id)
+        return None
     return background.start_process(
         settings, actor, ["billing_core.bills_check", str(check_id)], f"checks/check-{check_id}.log"
     )

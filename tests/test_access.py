@@ -259,6 +259,7 @@ CHECKED = {
     "bills.cancel_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.cancel_job(e.s, a, 1)),
     "bills.close_cancelled": _c(A.REGENERATE_INVOICES, lambda e, a: bills.close_cancelled(e.settings, a, 1)),
     "invoices.tasks.enqueue_job": _c(A.REGENERATE_INVOICES, lambda e, a: tasks.enqueue_job(e.settings, a, 1)),
+    "invoices.tasks.queue_check": _c(A.CHECK_BILLS, lambda e, a: tasks.queue_check(e.settings, a, 1)),
     "invoices.tasks.close_after_cancel": _c(
         A.REGENERATE_INVOICES, lambda e, a: tasks.close_after_cancel(e.settings, a, 1)
     ),

@@ -199,3 +199,30 @@ def test_a_second_app_instance_shows_the_same_progress_and_offers_the_same_zip(
     assert "X-Amz-Signature=" in url and os.environ["AWS_SECRET_ACCESS_KEY"] not in url  # signed, no secret
     archive = zipfile.ZipFile(io.BytesIO(httpx.get(url, timeout=30).raise_for_status().content))
     assert len(archive.namelist()) == job.done
+
+
+def test_the_deep_check_runs_on_a_worker_and_reads_the_bucket(queue, admin, finance, workers):
+    from billing_core import bills_check
+    from billing_core.models import CheckStatus, InvoiceCheck
+
+    demo.seed(queue, orders=60, seed=5, actor=admin)
+    settings = workers.settings
+    with queue.session() as session:
+        invoice_id = session.scalar(select(Invoice.id).order_by(Invoice.id).limit(1))
+    stored, _ = storage.issued_pdf(queue, finance, invoice_id, settings=settings)
+    store = storage.store_for(settings)
+    store.delete(stored.path)
+    with queue.session() as session:
+        check_id = bills_check.start(session, finance)
+    assert bills_check.launch(settings, finance, check_id) is None  # queued, no process here
+    workers.start("machine-a")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        with queue.session() as session:
+            check = session.get(InvoiceCheck, check_id)
+            if check.status != CheckStatus.RUNNING:
+                break
+        time.sleep(0.3)
+    assert check.status == CheckStatus.FINISHED, workers.logs()
+    [files] = [c for c in check.result if c["name"] == "Stored file altered or missing"]
+    assert files["count"] == 1 and files["examples"] == [f"missing {stored.path}"]

@@ -160,3 +160,20 @@ def test_bucket_settings_choose_the_bucket_and_name_no_credential(tmp_path):
     assert isinstance(chosen, Bucket) and chosen.describe() == "s3://acme-invoices/prod"
     assert isinstance(storage.store_for(replace(settings, invoice_bucket=None)), LocalFolder)
     assert storage.store_for(Settings(invoice_dir=tmp_path)).describe() == str(Path(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"BILLING_INVOICE_BUCKET": "Not A Bucket!"}, "invoice_bucket"),
+        ({"BILLING_INVOICE_BUCKET_ENDPOINT": "https://key:secret@s3.example.com"}, "invoice_bucket_endpoint"),
+        ({"BILLING_TASK_ENGINE": "procrastinate"}, "task_engine"),  # on the SQLite default
+        ({"BILLING_TASK_ENGINE": "celery"}, "task_engine"),
+    ],
+)
+def test_a_bad_team_setting_stops_start_up_naming_it(env, named, tmp_path):
+    from billing_core.config import load_settings
+    from billing_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"Setting {named} "):
+        load_settings(env=env, secrets_file=tmp_path / "none.toml")

@@ -9,7 +9,8 @@ stalled tasks (procrastinate's ``get_stalled_jobs``) and puts them back in the q
 chunk that brings the job to its total defers the closing task, which writes the ZIP (into the store,
 streamed) and ends the job. Cancel leaves the chunks still queued to
 find the job cancelled and do nothing; the closing task waits for the chunks in flight, then zips what
-was done. The local process pool stays the default (``Settings.task_engine == "local"``).
+was done. The deep check of the bills runs as a task too. The local process pool stays the default
+(``Settings.task_engine == "local"``).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def close_after_cancel(settings: Settings, actor: Actor, job_id: int) -> None:
 def _defer(on: procrastinate.App, task: str, queueing_lock: str, **kwargs) -> None:
     """Queue a task once: the same chunk (or closing) already waiting in the queue is not queued again."""
     try:
-        on.configure_task(task, queueing_lock=queueing_lock).defer(**kwargs)
+        on.configure_task(task, queue=QUEUE, queueing_lock=queueing_lock).defer(**kwargs)
     except procrastinate.exceptions.AlreadyEnqueued:
         log.info("%s is queued already", queueing_lock)
 
@@ -181,6 +182,28 @@ def close_job(context, job_id: int, actor: str, role: str, name: str) -> str:
             raise ChunksInFlight(f"job {job_id}: {len(running)} chunks still running")
         return batch._close(database, job_id, RegenerationStatus.CANCELLED, who, store).status.value
     return status.value  # ended already, or resumed: nothing to close
+
+
+CHECK_TASK = "billing.invoices.deep_check"
+
+
+def queue_check(settings: Settings, actor: Actor, check_id: int) -> None:
+    """Queue a deep check of the bills that ``bills_check.start`` recorded, for any worker to run."""
+    require(actor, Action.CHECK_BILLS)
+    with _queue(settings.database_url).open() as opened:
+        _defer(opened, CHECK_TASK, f"check-{check_id}", check_id=check_id, **_actor_args(actor))
+
+
+@app.task(name=CHECK_TASK, queue=QUEUE, pass_context=True)
+def deep_check(context, check_id: int, actor: str, role: str, name: str) -> str:
+    """The deep check on a worker: every order and document read, the stored files in the team's store."""
+    from billing_core import bills_check
+
+    who = _actor({"actor": actor, "role": role, "name": name})
+    require(who, Action.CHECK_BILLS)
+    settings = load_settings()
+    database = _worker_database(settings.database_url)
+    return bills_check.run(database, who, check_id, root=storage.store_for(settings)).status.value
 
 
 async def _retry_stalled(worker_app: procrastinate.App) -> None:
