@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from billing_core import bills, demo
-from billing_core.config import Settings
-from billing_core.db import transaction
+from billing_core.bench.workers import WorkerProcesses, empty_queue
+from billing_core.core.config import Settings
+from billing_core.core.db import transaction
+from billing_core.core.models import Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
+from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, storage, tasks
-from billing_core.invoices.workers_bench import WorkerProcesses, empty_queue
-from billing_core.models import Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
+from billing_core.invoices import review as bills
 from tests.bucket_support import new_bucket
 from tests.helpers import FINANCE
 
@@ -202,8 +203,8 @@ def test_a_second_app_instance_shows_the_same_progress_and_offers_the_same_zip(
 
 
 def test_the_deep_check_runs_on_a_worker_and_reads_the_bucket(queue, admin, finance, workers):
-    from billing_core import bills_check
-    from billing_core.models import CheckStatus, InvoiceCheck
+    from billing_core.core.models import CheckStatus, InvoiceCheck
+    from billing_core.invoices import deep_check as bills_check
 
     demo.seed(queue, orders=60, seed=5, actor=admin)
     settings = workers.settings

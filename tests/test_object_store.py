@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from billing_core import demo
-from billing_core.config import Settings
-from billing_core.db import transaction
+from billing_core.core.config import Settings
+from billing_core.core.db import transaction
+from billing_core.core.models import Invoice, RegenerationStatus
+from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, storage
 from billing_core.invoices.object_store import PART_SIZE, Bucket, LocalFolder
-from billing_core.models import Invoice, RegenerationStatus
 from tests.bucket_support import new_bucket, overwrite, remove
 from tests.helpers import FINANCE
 
@@ -172,8 +172,8 @@ def test_bucket_settings_choose_the_bucket_and_name_no_credential(tmp_path):
     ],
 )
 def test_a_bad_team_setting_stops_start_up_naming_it(env, named, tmp_path):
-    from billing_core.config import load_settings
-    from billing_core.errors import ConfigError
+    from billing_core.core.config import load_settings
+    from billing_core.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=f"Setting {named} "):
         load_settings(env=env, secrets_file=tmp_path / "none.toml")

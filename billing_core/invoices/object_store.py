@@ -150,7 +150,11 @@ class Bucket:
                         "s3",
                         endpoint_url=self.endpoint_url,
                         region_name=self.region,
-                        config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=UPLOADS),
+                        config=Config(
+                            signature_version="s3v4",  # signed download links too
+                            retries={"max_attempts": 5, "mode": "standard"},
+                            max_pool_connections=UPLOADS,
+                        ),
                     )
                     self._clients[pid] = {"client": client, "threads": None, "pending": []}
         return self._clients[pid]

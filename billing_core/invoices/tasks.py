@@ -23,12 +23,12 @@ import procrastinate
 from sqlalchemy import exists, select
 from sqlalchemy.engine import make_url
 
-from billing_core.access import Action, Actor, Role, require
-from billing_core.config import Settings, load_settings
-from billing_core.db import Database
-from billing_core.errors import StateConflict
+from billing_core.access.roles import Action, Actor, Role, require
+from billing_core.core.config import Settings, load_settings
+from billing_core.core.db import Database
+from billing_core.core.errors import StateConflict
+from billing_core.core.models import Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
 from billing_core.invoices import batch, storage
-from billing_core.models import Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
 
 QUEUE = "invoices"
 CHUNK_TASK = "billing.invoices.regenerate_chunk"
@@ -197,7 +197,7 @@ def queue_check(settings: Settings, actor: Actor, check_id: int) -> None:
 @app.task(name=CHECK_TASK, queue=QUEUE, pass_context=True)
 def deep_check(context, check_id: int, actor: str, role: str, name: str) -> str:
     """The deep check on a worker: every order and document read, the stored files in the team's store."""
-    from billing_core import bills_check
+    from billing_core.invoices import deep_check as bills_check
 
     who = _actor({"actor": actor, "role": role, "name": name})
     require(who, Action.CHECK_BILLS)
