@@ -87,6 +87,7 @@ def enqueue_job(settings: Settings, actor: Actor, job_id: int) -> int:
     """Queue the chunks of a running job that it has not done (all of a new job, the rest of a resumed one);
     with none left, queue its closing. Returns how many chunk tasks were queued."""
     require(actor, Action.REGENERATE_INVOICES)
+    _ensure_schema(settings.database_url)  # an app instance may queue before any worker has started
     database = Database(settings.database_url)
     try:
         selection, _, _ = batch._running(database, job_id)
@@ -190,6 +191,7 @@ CHECK_TASK = "billing.invoices.deep_check"
 def queue_check(settings: Settings, actor: Actor, check_id: int) -> None:
     """Queue a deep check of the bills that ``bills_check.start`` recorded, for any worker to run."""
     require(actor, Action.CHECK_BILLS)
+    _ensure_schema(settings.database_url)
     with _queue(settings.database_url).open() as opened:
         _defer(opened, CHECK_TASK, f"check-{check_id}", check_id=check_id, **_actor_args(actor))
 
