@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 import streamlit as st
 
@@ -19,6 +18,7 @@ from billing_core.core.models import CheckStatus, RegenerationStatus
 from billing_core.invoices import batch, storage
 from billing_core.invoices import deep_check as bills_check
 from billing_core.invoices import review as bills
+from billing_core.invoices.object_store import Bucket
 from billing_core.orders import customers
 from pages import _invoices_ui as ui
 from pages import _shared
@@ -170,7 +170,7 @@ def _document(ctx: PageContext, numbers: list[str]) -> None:
     invoice_id = invoice.id
     if files:
         try:
-            storage.read_file(files[-1], storage.storage_root(ctx.settings))
+            storage.read_file(files[-1], storage.store_for(ctx.settings))
         except storage.FileIntegrityError as exc:
             st.error(plain(exc), icon=":material/gpp_bad:")
             return
@@ -301,7 +301,7 @@ def _start(ctx: PageContext, chosen: batch.Chosen) -> None:
     except BillingError as exc:
         st.session_state[START_ERROR_KEY] = plain(exc)
         return
-    ui.job_processes()[job_id] = bills.launch_job(ctx.settings, ctx.actor, job_id, workers=WORKERS)
+    _remember(job_id, bills.launch_job(ctx.settings, ctx.actor, job_id, workers=WORKERS))
     st.session_state.pop(DRY_KEY, None)
 
 
@@ -312,7 +312,7 @@ def _recent(ctx: PageContext) -> list[bills.JobView]:
 
 def _jobs(ctx: PageContext, was_running: bool) -> None:
     jobs = _recent(ctx)
-    running = any(ui.alive_here(j.id) for j in jobs)  # a cancelled job's process finishes its chunk in flight
+    running = any(_alive(ctx, j) for j in jobs)  # a cancelled job's process finishes its chunk in flight
     if was_running and not running:
         st.rerun()  # the last job here ended: redraw the page once, without the polling
     if not jobs:
@@ -324,7 +324,7 @@ def _jobs(ctx: PageContext, was_running: bool) -> None:
 
 def _job(ctx: PageContext, job: bills.JobView) -> None:
     st.markdown(ui.job_heading(job))
-    alive = ui.alive_here(job.id)
+    alive = _alive(ctx, job)
     act = st.container(horizontal=True)
     if job.status == RegenerationStatus.RUNNING:
         st.progress(
@@ -350,8 +350,21 @@ def _job(ctx: PageContext, job: bills.JobView) -> None:
         st.error(plain(job.error), icon=":material/error:")
 
 
+def _alive(ctx: PageContext, job: bills.JobView) -> bool:
+    """Whether the job is being worked on: by a process of this server, or (on workers) until it is closed."""
+    if bills.runs_on_workers(ctx.settings):
+        closing = job.status == RegenerationStatus.CANCELLED and job.done and not job.zip_path
+        return job.status == RegenerationStatus.RUNNING or bool(closing)
+    return ui.alive_here(job.id)
+
+
+def _remember(job_id: int, process) -> None:
+    if process is not None:  # None: the team's workers run it
+        ui.job_processes()[job_id] = process
+
+
 def _launch(ctx: PageContext, job_id: int) -> None:
-    ui.job_processes()[job_id] = bills.launch_job(ctx.settings, ctx.actor, job_id, workers=WORKERS)
+    _remember(job_id, bills.launch_job(ctx.settings, ctx.actor, job_id, workers=WORKERS))
     st.rerun()  # the whole batch tab, so that the jobs list starts polling
 
 
@@ -369,6 +382,7 @@ def _cancel(ctx: PageContext, job_id: int) -> None:
     try:
         with ctx.database.session() as session:
             bills.cancel_job(session, ctx.actor, job_id)
+        bills.close_cancelled(ctx.settings, ctx.actor, job_id)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
@@ -376,11 +390,16 @@ def _cancel(ctx: PageContext, job_id: int) -> None:
 
 
 def _zip(ctx: PageContext, job: bills.JobView) -> None:
-    path = Path(storage.storage_root(ctx.settings)) / job.zip_path
-    if not path.exists():
-        st.warning(f"The ZIP file is gone from {plain(path)}.", icon=":material/warning:")
+    store = storage.store_for(ctx.settings)
+    size = store.size(job.zip_path)
+    if size is None:
+        st.warning(f"The ZIP file is gone from {plain(store.describe())}.", icon=":material/warning:")
         return
-    size = path.stat().st_size
+    if isinstance(store, Bucket):  # the browser fetches it from the bucket: no app instance holds it
+        label = f"Download ZIP ({size / 2**20:,.1f} MiB, {job.done:,} PDFs)"
+        st.link_button(label, store.download_url(job.zip_path), icon=":material/folder_zip:")
+        return
+    path = store.root / job.zip_path
     if size > ui.ZIP_INLINE_LIMIT:
         st.info(
             f"The ZIP is {size / 2**20:,.0f} MiB, too large to pass through the browser session. "
@@ -437,8 +456,8 @@ def _verify(ctx: PageContext) -> None:
     st.dataframe([{"Problem": kind, "File": path} for kind, path in problems], hide_index=True, key="verify_problems")
 
 
-def _root(ctx: PageContext) -> Path:
-    return Path(storage.storage_root(ctx.settings))
+def _root(ctx: PageContext) -> storage.Store:
+    return storage.store_for(ctx.settings)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from billing_core.core.config import Settings
 from billing_core.core.db import Database
 from billing_core.core.models import Base
 from billing_core.pricing.catalog import load_pricing
+from tests.bucket_support import moto_endpoint, store  # noqa: F401  (fixtures: the moto bucket, each store)
 from tests.e2e_support import CHROMIUM_ARGS, free_port
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

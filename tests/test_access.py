@@ -21,7 +21,7 @@ from billing_core.core.config import Settings
 from billing_core.core.errors import PermissionDenied
 from billing_core.core.models import AuditEvent, Order, OrderStatus
 from billing_core.demo import seeding as demo
-from billing_core.invoices import batch, numbering, storage
+from billing_core.invoices import batch, numbering, storage, tasks
 from billing_core.invoices import deep_check as bills_check
 from billing_core.invoices import review as bills
 from billing_core.orders import customers, refunds, sandbox, search
@@ -262,6 +262,12 @@ CHECKED = {
     "invoices.review.get_job": _c(A.READ_BILLS, lambda e, a: bills.get_job(e.s, a, 1)),
     "invoices.review.launch_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.launch_job(e.settings, a, 1)),
     "invoices.review.cancel_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.cancel_job(e.s, a, 1)),
+    "invoices.review.close_cancelled": _c(A.REGENERATE_INVOICES, lambda e, a: bills.close_cancelled(e.settings, a, 1)),
+    "invoices.tasks.enqueue_job": _c(A.REGENERATE_INVOICES, lambda e, a: tasks.enqueue_job(e.settings, a, 1)),
+    "invoices.tasks.queue_check": _c(A.CHECK_BILLS, lambda e, a: tasks.queue_check(e.settings, a, 1)),
+    "invoices.tasks.close_after_cancel": _c(
+        A.REGENERATE_INVOICES, lambda e, a: tasks.close_after_cancel(e.settings, a, 1)
+    ),
     "invoices.review.resume_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.resume_job(e.s, a, 1)),
     "demo.seeding.seed": _c(A.SEED_DEMO, lambda e, a: demo.seed(e.db, orders=10, actor=a)),
     "demo.seeding.setup": _c(A.SEED_DEMO, lambda e, a: demo.setup(e.db, actor=a)),
@@ -424,11 +430,13 @@ NOT_CHECKED = {
     "revenue.rollup.version": "the rollup's change counter; no personal or financial data",
     "revenue.rollup.kept_timezones": "the zone names the rollup is kept for; no personal or financial data",
     "invoices.background.start_process": "starts a process for a caller that checked the actor; it checks again",
+    "cli.main.cmd_worker": "command line: runs tasks, each of which checks the role of the person who queued it",
     "cli.main.cmd_search": "command line: passes its --actor, as support, to the checked search functions above",
     "cli.reconcile.cli_reconcile": "command line: passes its --actor to the checked functions above",
     "cli.settlement.cli_settlement": "command line: passes its --actor to the checked functions above",
     "cli.invoices.run_launched_job": "command line: passes the actor a page launched it for to batch.run_job",
     "bench.invoices.invoice_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "bench.workers.empty_queue": "empties procrastinate's task tables of a benchmark's or test's own database",
     "bench.reconcile.reconcile_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "bench.revenue.revenue_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "invoices.totals.record": "adds a document's bills totals inside the issuing transaction that checked the actor",

@@ -327,6 +327,7 @@ SUITES: dict[str, str] = {
     "reconcile": "billing_core.bench.reconcile:reconcile_rows",
     "revenue": "billing_core.bench.revenue:revenue_rows",
     "invoices": "billing_core.bench.invoices:invoice_rows",
+    "workers": "billing_core.bench.workers:worker_rows",  # with --postgres-url only
     "refunds": "billing_core.bench.run:refund_rows",
     "pages": "pages._bench:page_rows",  # Streamlit AppTest: beside the pages, not in billing_core
 }

@@ -84,7 +84,7 @@ def cli_invoices(
     settings = settings or Settings()
     database = database or Database(settings.database_url)
     database.migrate()
-    root = storage.storage_root(settings)
+    root = storage.store_for(settings)
     with database.session() as session:
         chosen = None
         if args.invoices_command == "verify" or not getattr(args, "resume", None):
@@ -129,12 +129,18 @@ def cli_invoices(
                     session, actor, chosen, args.reason or "", paper=args.paper or settings.invoice_paper
                 ).id
             out(f"job {job_id}: {chosen.count} invoices")
+    if settings.task_engine == "procrastinate":  # a team's workers take its chunks
+        from billing_core.invoices import tasks
+
+        out(f"job {job_id}: {tasks.enqueue_job(settings, actor, job_id)} chunks queued for the workers")
+        return 0
 
     def show(done: int, total: int) -> None:
         out(f"job {job_id}: {done}/{total}")
 
     job = run_job(database, actor, job_id, workers=args.workers, progress=show, settings=settings)
-    out(f"job {job_id} {job.status.value}: {job.done}/{job.total}; zip {root / job.zip_path if job.zip_path else '-'}")
+    zipped = f"{root.describe()}/{job.zip_path}" if job.zip_path else "-"
+    out(f"job {job_id} {job.status.value}: {job.done}/{job.total}; zip {zipped}")
     return 0
 
 
@@ -144,7 +150,7 @@ def cli_check(database: Database, actor: Actor, settings: Settings, out=print) -
     database.migrate()
     with database.session() as session:
         check_id = deep_check.start(session, actor)
-    result = deep_check.run(database, actor, check_id, root=storage.storage_root(settings))
+    result = deep_check.run(database, actor, check_id, root=storage.store_for(settings))
     for check in result.checks:
         out(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.message}")
         for example in check.examples:
@@ -163,7 +169,7 @@ def run_check(args: argparse.Namespace) -> int:
     settings = load_settings()
     database = Database(settings.database_url)
     try:
-        deep_check.run(database, _launched_actor(args), args.check_id, root=storage.storage_root(settings))
+        deep_check.run(database, _launched_actor(args), args.check_id, root=storage.store_for(settings))
     finally:
         database.dispose()
     return 0

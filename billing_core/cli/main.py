@@ -189,6 +189,25 @@ def cmd_invoices(args: argparse.Namespace) -> int:
         database.dispose()
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Take tasks (invoice regeneration chunks, their closing) from the procrastinate queue until stopped."""
+    import logging
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    from billing_core.invoices import storage, tasks
+
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url  # the tasks read their settings as the app does
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings()
+    files = storage.store_for(settings).describe()
+    print(f"worker on {make_url(settings.database_url).render_as_string()}; files in {files}", flush=True)
+    tasks.run_worker(settings.database_url, concurrency=args.concurrency, name=args.name)
+    return 0
+
+
 def cmd_bench_job(args: argparse.Namespace) -> int:
     from billing_core.bench.invoices import run_measured_job
 
@@ -281,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     configure_parser(p)
     p.set_defaults(func=cmd_invoices)
+
+    p = sub.add_parser("worker", help="run a task worker (team setup: procrastinate queue in PostgreSQL)")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL (PostgreSQL)")
+    p.add_argument("--concurrency", type=int, default=1, help="tasks at once (start one worker per core instead)")
+    p.add_argument("--name", help="worker name shown in procrastinate's tables (default: procrastinate's)")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("bench", help="print benchmark figures beside same-run baselines")
     p.add_argument("--orders", type=int, default=1_000_000, help="orders to seed for the seeding figure")

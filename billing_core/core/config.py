@@ -44,6 +44,11 @@ _SOURCES = {
     "company_country": ("BILLING_COMPANY_COUNTRY", ("company", "country")),
     "invoice_dir": ("BILLING_INVOICE_DIR", ("invoices", "storage_dir")),
     "invoice_logo": ("BILLING_INVOICE_LOGO", ("invoices", "logo")),
+    "invoice_bucket": ("BILLING_INVOICE_BUCKET", ("invoices", "bucket")),
+    "invoice_bucket_prefix": ("BILLING_INVOICE_BUCKET_PREFIX", ("invoices", "bucket_prefix")),
+    "invoice_bucket_endpoint": ("BILLING_INVOICE_BUCKET_ENDPOINT", ("invoices", "bucket_endpoint_url")),
+    "invoice_bucket_region": ("BILLING_INVOICE_BUCKET_REGION", ("invoices", "bucket_region")),
+    "task_engine": ("BILLING_TASK_ENGINE", ("tasks", "engine")),
     "invoice_paper": ("BILLING_INVOICE_PAPER", ("invoices", "paper")),
     "report_timezones": ("BILLING_REPORT_TIMEZONES", ("reports", "timezones")),
     "sign_in_name": ("BILLING_SIGN_IN_NAME", ("access", "sign_in_name")),
@@ -111,6 +116,14 @@ class Settings:
     invoice_dir: Path | str = PROJECT_ROOT / "data" / "invoices"
     invoice_logo: Path | str | None = None
     invoice_paper: str = "A4"
+    # A team's S3-compatible bucket for invoice files instead of invoice_dir; credentials come from boto3's
+    # own chain (AWS_* variables, ~/.aws files, instance roles), never from here.
+    invoice_bucket: str | None = None
+    invoice_bucket_prefix: str = ""
+    invoice_bucket_endpoint: str | None = None
+    invoice_bucket_region: str | None = None
+    # "local" (a process pool the page starts) or "procrastinate" (tasks in PostgreSQL, run by workers).
+    task_engine: str = "local"
     report_timezones: tuple[str, ...] = DEFAULT_REPORT_TIMEZONES
     sign_in: SignIn | None = None
     roles: RoleMapping = field(default_factory=RoleMapping)
@@ -174,6 +187,12 @@ def load_settings(env: dict[str, str] | None = None, secrets_file: str | Path | 
         sign_in=sign_in,
         roles=roles,
     )
+    if settings.task_engine == "procrastinate" and not settings.database_url.startswith("postgresql"):
+        origin = raw["task_engine"][1]
+        raise ConfigError(
+            f"Setting task_engine ({origin}): procrastinate keeps its queue in PostgreSQL; set a "
+            "postgresql+psycopg:// database_url, or use the local engine."
+        )
     series = ["invoice_series", "sandbox_invoice_series", "credit_note_series", "sandbox_credit_note_series"]
     for i, name in enumerate(series):
         for other in series[:i]:
@@ -433,6 +452,22 @@ def _validate(name: str, value: object, origin: str) -> object:
     if name == "einvoice_default":
         if value not in EINVOICE_FORMATS:
             raise fail(f"must be one of {', '.join(EINVOICE_FORMATS)}.")
+        return value
+    if name == "invoice_bucket":
+        if not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", value):
+            raise fail("must be an S3 bucket name (3-63 lowercase letters, digits, '.' and '-').")
+        return value
+    if name == "invoice_bucket_endpoint":
+        if not re.match(r"^https?://[^\s@]+$", value):
+            raise fail("must be an http(s) URL without credentials, e.g. https://s3.example.com.")
+        return value.rstrip("/")
+    if name == "invoice_bucket_prefix":
+        if len(value) > 200 or not re.match(r"^[A-Za-z0-9._/-]+$", value):
+            raise fail("may hold letters, digits, '.', '_', '-' and '/', at most 200 characters.")
+        return value.strip("/")
+    if name == "task_engine":
+        if value not in {"local", "procrastinate"}:
+            raise fail("must be local or procrastinate.")
         return value
     if name == "local_default_role":
         if value not in _ROLES:

@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
-import tempfile
 import time
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from multiprocessing import get_context
 from pathlib import Path
 
-from sqlalchemy import Select, exists, func, insert, select
+from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from billing_core.access import audit
@@ -46,6 +45,7 @@ from billing_core.core.models import (
     utcnow,
 )
 from billing_core.invoices import einvoice, render, storage
+from billing_core.invoices.object_store import Store
 
 CHUNK = 1_000  # invoices per transaction: one fsync of the file system and one batch of rows each
 PART = 25  # invoices per task sent to a worker: small, so no worker idles long at a chunk's end
@@ -299,13 +299,13 @@ def start_job(session: Session, actor: Actor, chosen: Chosen, reason: str, *, pa
     return job
 
 
-_worker_settings: tuple[Path, str, str | None] | None = None
+_worker_settings: tuple[Store, str, str | None] | None = None
 
 
-def _warm(root: str, paper: str, logo: str | None) -> None:
+def _warm(store: Store, paper: str, logo: str | None) -> None:
     """Worker start-up: parse the fonts once for all the invoices this process will render."""
     global _worker_settings
-    _worker_settings = (Path(root), paper, logo)
+    _worker_settings = (store, paper, logo)
     render._fonts()
     # The parsed fonts are ~160,000 objects that live as long as the worker: out of the collector's
     # sight, a full collection costs microseconds instead of ~80 ms (every few dozen invoices).
@@ -318,14 +318,18 @@ def _render_and_write(items: list[tuple[render.InvoiceDocument, str, str]]) -> l
 
     Only (invoice id, path, SHA-256, size) goes back to the main process, never the PDF bytes.
     """
-    root, paper, logo = _worker_settings
+    store, paper, logo = _worker_settings
     out = []
     for doc, path, fmt in items:
         data = render.render_invoice(doc, paper=paper, logo=logo, einvoice_format=fmt)
-        storage.write_atomic(root / path, data, durable=False)
-        if fmt == "facturx+ubl":
-            storage.write_atomic(root / einvoice.ubl_path(path), einvoice.ubl_xml(doc), durable=False)
-        out.append((doc.invoice_id, path, hashlib.sha256(data).hexdigest(), len(data)))
+        sha256 = hashlib.sha256(data).hexdigest()
+        key = store.version_key(path, sha256)
+        store.put(key, data, sha256, durable=False)
+        if fmt == "facturx+ubl":  # the buyer's UBL file, beside the PDF under the same key
+            ubl = einvoice.ubl_xml(doc)
+            store.put(einvoice.ubl_path(key), ubl, hashlib.sha256(ubl).hexdigest(), durable=False)
+        out.append((doc.invoice_id, key, sha256, len(data)))
+    store.flush()  # a bucket's uploads of this part, still in this process's threads
     return out
 
 
@@ -399,20 +403,12 @@ def run_job(
     """
     require(actor, Action.REGENERATE_INVOICES)
     settings = settings or Settings()
-    root = storage.storage_root(settings)
+    root = storage.store_for(settings)
     logo = str(settings.invoice_logo) if settings.invoice_logo else None
-    with database.session() as session:
-        job = session.get(RegenerationJob, job_id)
-        if job is None:
-            raise NotFound(f"No regeneration job {job_id}.")
-        if job.status != RegenerationStatus.RUNNING:
-            raise StateConflict(f"Job {job_id} is {job.status.value}; only a running job can be run or resumed.")
-        selection, paper, reason = job.selection, job.paper, job.reason
-        session.rollback()
-    root.mkdir(parents=True, exist_ok=True)
+    selection, paper, reason = _running(database, job_id)
     render._fonts()  # parsed before the workers fork, so they share the parsed tables
     context = get_context("fork")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_warm, initargs=(str(root), paper, logo))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_warm, initargs=(root, paper, logo))
     try:
         with database.session() as reader:
             chunks = _chunks(reader, selection, job_id)
@@ -437,6 +433,17 @@ def run_job(
     return _close(database, job_id, RegenerationStatus.FINISHED, actor, root)
 
 
+def _running(database: Database, job_id: int) -> tuple[dict, str, str]:
+    """The job's selection, paper and reason; it must be running."""
+    with database.session() as session:
+        job = session.get(RegenerationJob, job_id)
+        if job is None:
+            raise NotFound(f"No regeneration job {job_id}.")
+        if job.status != RegenerationStatus.RUNNING:
+            raise StateConflict(f"Job {job_id} is {job.status.value}; only a running job can be run or resumed.")
+        return job.selection, job.paper, job.reason
+
+
 def _run_chunk(
     database: Database,
     reader: Session,
@@ -446,7 +453,7 @@ def _run_chunk(
     chunks: Iterator[list[int]],
     pool: ProcessPoolExecutor,
     reason: str,
-    root: Path,
+    root: Store,
     settings: Settings,
 ) -> tuple[int, int, list[int] | None, list[_Item]]:
     """One chunk in one transaction; returns the job's progress and the next chunk, read meanwhile.
@@ -457,7 +464,7 @@ def _run_chunk(
     next run takes the same version numbers and replaces them.
     """
     with database.session() as session, transaction(session):
-        job = session.get(RegenerationJob, job_id)
+        created_by = session.scalar(select(RegenerationJob.created_by).where(RegenerationJob.id == job_id))
         storage._lock_invoices(session, ids)
         already = set(
             session.scalars(
@@ -487,20 +494,26 @@ def _run_chunk(
                         "sha256": sha,
                         "size": length,
                         "template_version": template[invoice_id],
-                        "created_by": job.created_by,
+                        "created_by": created_by,
                         "reason": reason,
                         "job_id": job_id,
                     }
                 )
         if rows:
-            storage.sync(root)
+            root.sync()
             session.execute(insert(InvoiceFile), rows)
-        job.done = job.done + len(rows)
-        return job.done, job.total, next_ids, next_items
+        # Counted in the database: chunks of one job may commit side by side on several workers.
+        done, total = session.execute(
+            update(RegenerationJob)
+            .where(RegenerationJob.id == job_id)
+            .values(done=RegenerationJob.done + len(rows))
+            .returning(RegenerationJob.done, RegenerationJob.total)
+        ).one()
+        return done, total, next_ids, next_items
 
 
 def _close(
-    database: Database, job_id: int, status: RegenerationStatus, actor: Actor, root: Path, error: str | None = None
+    database: Database, job_id: int, status: RegenerationStatus, actor: Actor, root: Store, error: str | None = None
 ) -> RegenerationJob:
     """End the job. A cancel that landed while the last chunk was in flight wins over "finished": the
     job ends cancelled with what it did. A finished or cancelled job gets a ZIP of the files it wrote."""
@@ -526,37 +539,48 @@ def _close(
     return job
 
 
-def write_zip(database: Database, actor: Actor, job_id: int, root: Path) -> str:
-    """All files of the job in one ZIP, written file by file to a temp file and then moved into place."""
+def write_zip(database: Database, actor: Actor, job_id: int, root: Path | Store) -> str:
+    """All files of the job in one ZIP, streamed file by file into the store (a temp file moved into place,
+    or a multipart upload): one file and one upload part in memory, never the archive. Every file is read
+    through ``storage.read_file``, so a missing or altered one fails the ZIP instead of entering it."""
     require(actor, Action.REGENERATE_INVOICES)
+    store = storage.as_store(root)
     relative = f"jobs/job-{job_id}.zip"
-    target = root / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".job-", suffix=".zip.tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive, database.session() as session:
+    with store.writer(relative) as out, database.session() as session:
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
             last = 0
             while True:
-                rows = session.execute(
-                    select(InvoiceFile.id, InvoiceFile.path)
-                    .where(InvoiceFile.job_id == job_id, InvoiceFile.id > last)
-                    .order_by(InvoiceFile.id)
-                    .limit(ID_PAGE)
-                ).all()
-                if not rows:
+                files = list(
+                    session.scalars(
+                        select(InvoiceFile)
+                        .where(InvoiceFile.job_id == job_id, InvoiceFile.id > last)
+                        .order_by(InvoiceFile.id)
+                        .limit(ID_PAGE)
+                    )
+                )
+                if not files:
                     break
-                for _, path in rows:
-                    archive.write(root / path, arcname=path)
-                    ubl = root / einvoice.ubl_path(path)
-                    if ubl.exists():  # the buyer's UBL file, written beside the PDF
-                        archive.write(ubl, arcname=einvoice.ubl_path(path))
-                last = rows[-1][0]
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+                for file, read in _read_ahead(files, store):
+                    archive.writestr(file.path, read.result())
+                    if file.template_version.endswith("/facturx+ubl"):  # the buyer's UBL file, beside the PDF
+                        ubl = einvoice.ubl_path(file.path)
+                        archive.writestr(ubl, store.get(ubl))
+                last = files[-1].id
+                session.expunge_all()
     return relative
+
+
+def _read_ahead(files: Iterable[InvoiceFile], store: Store, window: int = 16) -> Iterator[tuple[InvoiceFile, Future]]:
+    """Each file with the read of its checked bytes, in order, up to ``window`` reads in flight: a bucket
+    answers each GET in tens of milliseconds, so one at a time a year's ZIP or verify would take hours."""
+    with ThreadPoolExecutor(window, thread_name_prefix="invoice-read") as threads:
+        ahead: deque = deque()
+        for file in files:
+            ahead.append((file, threads.submit(storage.read_file, file, store)))
+            if len(ahead) >= window:
+                yield ahead.popleft()
+        while ahead:
+            yield ahead.popleft()
 
 
 def job_files(session: Session, actor: Actor, job_id: int) -> list[InvoiceFile]:
@@ -579,11 +603,13 @@ class VerifyReport:
         return not self.missing and not self.altered and not self.mismatched
 
 
-def verify(session: Session, actor: Actor, chosen: Chosen | None = None, *, root: Path | None = None) -> VerifyReport:
+def verify(
+    session: Session, actor: Actor, chosen: Chosen | None = None, *, root: Path | Store | None = None
+) -> VerifyReport:
     """Re-hash every stored version of the selected invoices (all when no selection); of a Factur-X file,
     also check that its embedded XML states the invoice's totals (those the PDF prints)."""
     require(actor, Action.READ_BILLS)
-    root = root or storage.storage_root()
+    root = storage.as_store(root)
     selection = chosen.selection if chosen else {}
     checked, missing, altered, mismatched = 0, [], [], []
     for ids in _id_pages(session, selection):
@@ -596,10 +622,10 @@ def verify(session: Session, actor: Actor, chosen: Chosen | None = None, *, root
             )
         }  # fmt: skip
         files = session.scalars(select(InvoiceFile).where(InvoiceFile.invoice_id.in_(ids)).order_by(InvoiceFile.id))
-        for file in files:
+        for file, read in _read_ahead(files, root):
             checked += 1
             try:
-                data = storage.read_file(file, root)
+                data = read.result()
             except storage.FileMissing:
                 missing.append(file.path)
                 continue

@@ -22,7 +22,7 @@ from billing_core.core.config import Settings
 from billing_core.core.db import Database, transaction
 from billing_core.core.errors import BillingError, shown_to_people
 from billing_core.core.models import CheckStatus, InvoiceCheck, InvoiceSeries, utcnow
-from billing_core.invoices import background, numbering
+from billing_core.invoices import background, numbering, storage
 from billing_core.invoices import review as bills
 
 STALE_AFTER = timedelta(hours=1)
@@ -75,7 +75,7 @@ def start(session: Session, actor: Actor) -> int:
         return row.id
 
 
-def run(database: Database, actor: Actor, check_id: int, *, root: Path | None = None) -> CheckRun:
+def run(database: Database, actor: Actor, check_id: int, *, root: Path | storage.Store | None = None) -> CheckRun:
     """Do the run ``start`` recorded, as ``actor``: progress after each step, the findings at the end (or the
     error: its type and a sentence; the message goes to the server log)."""
     require(actor, Action.CHECK_BILLS)
@@ -127,9 +127,15 @@ def series_check(session: Session, actor: Actor) -> bills.Check:
     return bills.Check("Number series health", len(problems), problems, message)
 
 
-def launch(settings: Settings, actor: Actor, check_id: int) -> subprocess.Popen:
-    """Run a started check in its own process, so it outlives the page run that started it."""
+def launch(settings: Settings, actor: Actor, check_id: int) -> subprocess.Popen | None:
+    """Run a started check in its own process, so it outlives the page run that started it; with the
+    procrastinate engine, queue it for the team's workers instead (None: no process here)."""
     require(actor, Action.CHECK_BILLS)
+    if bills.runs_on_workers(settings):
+        from billing_core.invoices import tasks
+
+        tasks.queue_check(settings, actor, check_id)
+        return None
     return background.start_process(
         settings, actor, ["billing_core", "invoices", "run-check", str(check_id)], f"checks/check-{check_id}.log"
     )

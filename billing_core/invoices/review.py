@@ -589,7 +589,7 @@ def _repeats(session: Session, limit: int) -> list[tuple[str, int]]:
     return [(s, q) for s, q in session.execute(stmt)]
 
 
-def _stored_files(session: Session, actor: Actor, root: Path, sample: int) -> Check:
+def _stored_files(session: Session, actor: Actor, root: storage.Store, sample: int) -> Check:
     """Re-hash the files of the invoices stored most recently (reading files is the slow part)."""
     stored = session.scalar(select(func.count()).select_from(InvoiceFile)) or 0
     recent = select(InvoiceFile.invoice_id).order_by(InvoiceFile.id.desc()).limit(sample).subquery()
@@ -633,7 +633,7 @@ def checks(
     session: Session,
     actor: Actor,
     *,
-    root: Path | None = None,
+    root: Path | storage.Store | None = None,
     limit: int = 10,
     file_sample: int = 200,
     progress: Callable[[int, int], None] | None = None,
@@ -643,7 +643,7 @@ def checks(
     Seconds at a million orders: run it in the background (billing_core.invoices.deep_check), never on a page run.
     ``progress(done, total)`` is called after each of the ``len(CHECKS)`` steps."""
     require(actor, Action.CHECK_BILLS)
-    root = root or storage.storage_root()
+    root = storage.as_store(root)
     steps = (
         lambda: _paid_without_invoice(session, limit),
         lambda: _total_mismatch(session, limit),
@@ -718,14 +718,35 @@ def get_job(session: Session, actor: Actor, job_id: int) -> JobView:
     return _view(job, utcnow())
 
 
-def launch_job(settings: Settings, actor: Actor, job_id: int, *, workers: int = 2) -> subprocess.Popen:
-    """Run (or resume) a job in its own process, so it outlives the page run that started it.
+def launch_job(settings: Settings, actor: Actor, job_id: int, *, workers: int = 2) -> subprocess.Popen | None:
+    """Run (or resume) a job in its own process, so it outlives the page run that started it; with the
+    procrastinate engine, queue its chunks for the team's workers instead (no process here: None).
 
     The process acts as ``actor`` (passed on its command line) and checks the role again itself.
     """
     require(actor, Action.REGENERATE_INVOICES)
+    if runs_on_workers(settings):
+        from billing_core.invoices import tasks
+
+        tasks.enqueue_job(settings, actor, job_id)
+        return None
     args = ["billing_core", "invoices", "run-job", str(job_id), "--workers", str(workers)]
     return background.start_process(settings, actor, args, f"jobs/job-{job_id}.log")
+
+
+def runs_on_workers(settings: Settings) -> bool:
+    """Whether jobs run on a task engine's workers (any app instance sees them), not in this server's process."""
+    return settings.task_engine == "procrastinate"
+
+
+def close_cancelled(settings: Settings, actor: Actor, job_id: int) -> None:
+    """After ``cancel_job``: on workers, queue the job's closing (it zips what was done once no chunk runs);
+    a local process closes the job itself after its chunk in flight."""
+    require(actor, Action.REGENERATE_INVOICES)
+    if runs_on_workers(settings):
+        from billing_core.invoices import tasks
+
+        tasks.close_after_cancel(settings, actor, job_id)
 
 
 def _locked_job(session: Session, job_id: int, expected: RegenerationStatus, rule: str) -> RegenerationJob:

@@ -1,8 +1,8 @@
 """Stored invoice PDFs: each version a file written atomically, recorded with its SHA-256.
 
-Layout under the storage directory: ``<series>/<number>/v<version>.pdf``. The database row is the
-truth: a file becomes a version only when its row commits, and a committed version's file is
-never written again. A file whose bytes no longer match its hash is reported, never served.
+Layout under the storage directory or the bucket's prefix (``object_store``): ``<series>/<number>/v<version>.pdf``.
+The database row is the truth: a file becomes a version only when its row commits, and a committed version's
+file is never written again. A file whose bytes no longer match its hash is reported, never served.
 Storing a version is a state change: it takes the actor, checks their role and writes an audit event.
 """
 
@@ -23,6 +23,7 @@ from billing_core.core.db import Database, transaction
 from billing_core.core.errors import BillingError, NotFound
 from billing_core.core.models import Invoice, InvoiceFile
 from billing_core.invoices import render
+from billing_core.invoices.object_store import Bucket, LocalFolder, Store
 
 ISSUED_REASON = "issued copy, stored at first download"
 
@@ -41,6 +42,28 @@ class FileAltered(FileIntegrityError):
 
 def storage_root(settings: Settings | None = None) -> Path:
     return Path((settings or Settings()).invoice_dir)
+
+
+def store_for(settings: Settings | None = None) -> Store:
+    """The configured store: the team's bucket when one is set, else the local folder."""
+    settings = settings or Settings()
+    if settings.invoice_bucket:
+        return Bucket(
+            settings.invoice_bucket,
+            settings.invoice_bucket_prefix,
+            settings.invoice_bucket_endpoint,
+            settings.invoice_bucket_region,
+        )
+    return LocalFolder(storage_root(settings))
+
+
+def as_store(where: Path | Store | None) -> Store:
+    """A store from what callers pass: a folder's path, a store, or nothing (the configured one)."""
+    if where is None:
+        return store_for()
+    if isinstance(where, (str, Path)):
+        return LocalFolder(Path(where))
+    return where
 
 
 def relative_path(invoice: Invoice, version: int) -> str:
@@ -126,7 +149,7 @@ def store_version(
     pdf_bytes: bytes,
     reason: str,
     *,
-    root: Path | None = None,
+    root: Path | Store | None = None,
     job_id: int | None = None,
     einvoice_format: str = "pdf",
 ) -> InvoiceFile:
@@ -134,16 +157,17 @@ def store_version(
     require(actor, Action.STORE_INVOICE_FILE)
     if not reason or not reason.strip():
         raise BillingError("Give a reason for storing a new invoice file.")
-    root = root or storage_root()
+    store = as_store(root)
     _lock_invoices(session, [invoice.id])
     version = _next_versions(session, [invoice.id])[invoice.id]
-    path = relative_path(invoice, version)
-    write_atomic(root / path, pdf_bytes)
+    sha256 = hashlib.sha256(pdf_bytes).hexdigest()
+    path = store.version_key(relative_path(invoice, version), sha256)
+    store.put(path, pdf_bytes, sha256)
     file = InvoiceFile(
         invoice_id=invoice.id,
         version=version,
         path=path,
-        sha256=hashlib.sha256(pdf_bytes).hexdigest(),
+        sha256=sha256,
         size=len(pdf_bytes),
         template_version=f"{invoice.template_version}/{render.RENDER_VERSION}"
         + ("" if einvoice_format == "pdf" else f"/{einvoice_format}"),
@@ -177,11 +201,10 @@ def files_for(session: Session, actor: Actor, invoice_id: int) -> list[InvoiceFi
     return list(session.scalars(stmt))
 
 
-def read_file(file: InvoiceFile, root: Path | None = None) -> bytes:
+def read_file(file: InvoiceFile, root: Path | Store | None = None) -> bytes:
     """The stored bytes, checked against the recorded hash."""
-    path = (root or storage_root()) / file.path
     try:
-        data = path.read_bytes()
+        data = as_store(root).get(file.path)
     except FileNotFoundError:
         raise FileMissing(f"The file of version {file.version} ({file.path}) is missing.") from None
     if hashlib.sha256(data).hexdigest() != file.sha256:
@@ -195,7 +218,7 @@ def issued_pdf(
     """The invoice's latest stored PDF; the first request renders and stores version 1 (as ``actor``)."""
     require(actor, Action.READ_BILLS)
     settings = settings or Settings()
-    root = storage_root(settings)
+    root = store_for(settings)
     with database.session() as session:
         file = _latest_file(session, invoice_id)
         if file is not None:
