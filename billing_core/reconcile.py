@@ -18,22 +18,31 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import stripe
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from billing_core import audit, money
+from billing_core import audit, money, search
 from billing_core.access import Action, Actor, require
 from billing_core.bench import Row
 from billing_core.config import Settings
 from billing_core.db import Database, transaction
 from billing_core.errors import BillingError, GatewayError, PaymentMismatch, StateConflict, shown_to_people
 from billing_core.exports import to_csv_bytes
-from billing_core.models import COMPLETABLE, PAID_STATUSES, Order, OrderStatus, SyncCursor, utcnow
-from billing_core.orders import _get_order, complete_order
+from billing_core.models import (
+    COMPLETABLE,
+    PAID_STATUSES,
+    STUCK_PAID_WHERE,
+    Order,
+    OrderStatus,
+    SyncCursor,
+    utcnow,
+)
+from billing_core.orders import _check_payment, _get_order, complete_order
 from billing_core.payment_ops import record_check
-from billing_core.payments import Gateway, PaymentState, registry
+from billing_core.payments import Gateway, PaymentState, PaymentStatus, registry
 from billing_core.pricing import Method
 from billing_core.refunds import RefundReconcileReport, reconcile_refunds
+from billing_core.search import MatchCount, OrderRow
 
 REASON = "bulk reconcile"
 BATCH = 500
@@ -47,6 +56,7 @@ GatewayFor = Callable[..., Gateway]
 
 class Outcome(enum.StrEnum):
     COMPLETED = "completed"
+    WOULD_COMPLETE = "would complete"  # a dry run's answer where the run would complete the order
     UNPAID = "still unpaid"
     MISMATCH = "mismatched"
     ALREADY = "already completed"
@@ -86,8 +96,16 @@ class ReconcileRow:
             "amount": "" if self.amount_cents is None else money.format_plain(self.amount_cents),
             "currency": self.currency,
             "outcome": self.outcome.value,
+            "becomes": self.becomes,
             "message": self.message,
         }
+
+    @property
+    def becomes(self) -> str:
+        """The order's status after the run (or, in a dry run, after the run it previews)."""
+        if self.outcome in (Outcome.COMPLETED, Outcome.WOULD_COMPLETE):
+            return OrderStatus.PAID.value
+        return self.status_before
 
 
 @dataclass
@@ -96,6 +114,7 @@ class ReconcileReport:
     rows: list[ReconcileRow] = field(default_factory=list)
     stopped: bool = False
     refunds: RefundReconcileReport | None = None  # the pending refunds finished on the way
+    dry_run: bool = False  # asked the gateway only: nothing was recorded or changed
 
     @property
     def counts(self) -> dict[Outcome, int]:
@@ -106,7 +125,8 @@ class ReconcileReport:
 
     def summary(self) -> str:
         parts = [f"{n} {outcome.value}" for outcome, n in self.counts.items() if n]
-        head = f"Checked {len(self.rows)} of {self.total} orders"
+        verb = "Dry run, nothing changed: asked about" if self.dry_run else "Checked"
+        head = f"{verb} {len(self.rows)} of {self.total} orders"
         tail = " (stopped before the end; run again to finish)" if self.stopped else ""
         refunds = f" {self.refunds.summary()}" if self.refunds and self.refunds.rows else ""
         return f"{head}: {', '.join(parts) or 'nothing to do'}{tail}.{refunds}"
@@ -197,6 +217,45 @@ def _iter_stuck(
         after = (page[-1].created_at, page[-1].id)
 
 
+# --- paid at the gateway, unpaid here ---------------------------------------------------------------
+
+STUCK_COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class StuckPage:
+    rows: list[OrderRow]
+    next_after: tuple[datetime, int] | None  # pass back as ``after`` for the next page
+    count: MatchCount
+
+
+def stuck_paid_page(
+    session: Session, actor: Actor, *, size: int = 50, after: tuple[datetime, int] | None = None
+) -> StuckPage:
+    """Pending or expired real orders whose latest gateway check said paid, oldest first, one keyset page.
+
+    Read from the partial index that holds only such orders (models.STUCK_PAID_WHERE, written as
+    literal SQL so SQLite's planner can match it to the index).
+    """
+    require(actor, Action.READ_ORDERS)
+    if not 1 <= size <= search.MAX_PAGE_SIZE:
+        raise BillingError(f"A page holds 1 to {search.MAX_PAGE_SIZE} orders.")
+    stuck = [text(STUCK_PAID_WHERE), Order.sandbox.is_(False)]
+    stmt = select(*search._PAGE_COLUMNS).where(*stuck).order_by(Order.created_at, Order.id).limit(size + 1)
+    if after is not None:
+        created, last_id = after
+        stmt = stmt.where(or_(Order.created_at > created, and_(Order.created_at == created, Order.id > last_id)))
+    found = session.execute(stmt).all()
+    more = len(found) > size
+    found = found[:size]
+    counted = session.scalar(
+        select(func.count()).select_from(select(Order.id).where(*stuck).limit(STUCK_COUNT_CAP + 1).subquery())
+    )
+    count = MatchCount(min(counted, STUCK_COUNT_CAP), counted > STUCK_COUNT_CAP)
+    next_after = (found[-1].created_at, found[-1].id) if more else None
+    return StuckPage(search._rows(session, found), next_after, count)
+
+
 # --- one order ------------------------------------------------------------------------------------
 
 
@@ -215,12 +274,9 @@ def reconcile_one(
             stuck.public_id, stuck.method.value, stuck.status.value, state, amount, currency, outcome, message
         )
 
-    try:
-        status = gateway.fetch_status(stuck.provider_ref)
-    except BillingError as exc:
-        return row(Outcome.ERROR, str(exc))
-    except Exception as exc:  # noqa: BLE001 - one broken answer must not end the run for everyone
-        return row(Outcome.ERROR, shown_to_people(exc, f"asking the gateway about order {stuck.public_id}"))
+    status = _ask(gateway, stuck)
+    if isinstance(status, str):
+        return row(Outcome.ERROR, status)
 
     seen = {"state": status.state.value, "amount": status.amount_cents, "currency": status.currency}
     with database.session() as session:
@@ -237,9 +293,9 @@ def reconcile_one(
                     reason=REASON,
                     after=status.as_dict(),
                 )
-            if status.state is not PaymentState.SUCCEEDED:
-                detail = f": {status.detail}" if status.detail else ""
-                return row(Outcome.UNPAID, f"The gateway says {status.state.value}{detail}.", **seen)
+                outcome, message = _verdict(order, status)
+            if outcome is not Outcome.COMPLETED:
+                return row(outcome, message, **seen)
             done = complete_order(session, actor, stuck.id, settings=settings, reason=REASON, payment=status)
             return row(Outcome.COMPLETED, f"Completed; invoice {done.invoice_number}.", **seen)
         except PaymentMismatch as exc:
@@ -252,6 +308,58 @@ def reconcile_one(
             return row(Outcome.ERROR, str(exc), **seen)
         except Exception as exc:  # noqa: BLE001 - reported on the order's row; the run goes on
             return row(Outcome.ERROR, shown_to_people(exc, f"reconciling order {stuck.public_id}"), **seen)
+
+
+def preview_one(
+    database: Database, actor: Actor, settings: Settings, stuck: StuckOrder, gateway: Gateway
+) -> ReconcileRow:
+    """What ``reconcile_one`` would do with the order, by the same rule (``_verdict``), writing nothing."""
+    require(actor, Action.RECONCILE)
+
+    def row(outcome: Outcome, message: str, state: str = "", amount: int | None = None, currency: str = ""):
+        return ReconcileRow(
+            stuck.public_id, stuck.method.value, stuck.status.value, state, amount, currency, outcome, message
+        )
+
+    status = _ask(gateway, stuck)
+    if isinstance(status, str):
+        return row(Outcome.ERROR, status)
+    seen = {"state": status.state.value, "amount": status.amount_cents, "currency": status.currency}
+    with database.session() as session:
+        outcome, message = _verdict(_get_order(session, stuck.id), status)
+    if outcome is Outcome.COMPLETED:
+        return row(Outcome.WOULD_COMPLETE, "The run would complete it and issue its invoice.", **seen)
+    return row(outcome, message, **seen)
+
+
+def _ask(gateway: Gateway, stuck: StuckOrder) -> PaymentStatus | str:
+    """The gateway's answer about the order's payment, or why there is none (outside any transaction)."""
+    try:
+        return gateway.fetch_status(stuck.provider_ref)
+    except BillingError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - one broken answer must not end the run for everyone
+        return shown_to_people(exc, f"asking the gateway about order {stuck.public_id}")
+
+
+def _verdict(order: Order, status: PaymentStatus) -> tuple[Outcome, str]:
+    """What reconcile makes of an order given the gateway's answer: the one rule of the run and its dry run.
+
+    COMPLETED means "complete it": the payment succeeded for the order's amount and currency
+    (``orders._check_payment``, the check ``complete_order`` makes again under its lock).
+    """
+    if order.status in PAID_STATUSES:
+        return Outcome.ALREADY, f"Order {order.public_id} is already {order.status.value}."
+    if order.status not in COMPLETABLE:
+        return Outcome.ERROR, f"Order {order.public_id} is {order.status.value}; it cannot be completed."
+    if status.state is not PaymentState.SUCCEEDED:
+        detail = f": {status.detail}" if status.detail else ""
+        return Outcome.UNPAID, f"The gateway says {status.state.value}{detail}."
+    try:
+        _check_payment(order, status)
+    except PaymentMismatch as exc:
+        return Outcome.MISMATCH, str(exc)
+    return Outcome.COMPLETED, ""
 
 
 class _Gateways:
@@ -281,16 +389,19 @@ def reconcile(
     gateway_for: GatewayFor = registry.gateway_for,
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
+    dry_run: bool = False,
 ) -> ReconcileReport:
     """Check every stuck order created in [since, until) at its gateway and complete the paid ones.
 
     Safe to stop (``should_stop`` is asked between orders) and to run again: completed orders are
-    no longer pending, so a rerun does not even select them.
+    no longer pending, so a rerun does not even select them. ``dry_run`` asks the gateway and says
+    what each order would become (``preview_one``), recording nothing and finishing no refund.
     """
     require(actor, Action.RECONCILE)
     with database.session() as session:
         total = count_stuck(session, actor, since=since, until=until, methods=methods)
-    report = ReconcileReport(total=total)
+    report = ReconcileReport(total=total, dry_run=dry_run)
+    one = preview_one if dry_run else reconcile_one
     gateways = _Gateways(gateway_for, settings, database)
     if progress:
         progress(0, total)
@@ -305,10 +416,10 @@ def reconcile(
                 ReconcileRow(stuck.public_id, stuck.method.value, state, "", None, "", Outcome.ERROR, str(gateway))
             )
         else:
-            report.rows.append(reconcile_one(database, actor, settings, stuck, gateway))
+            report.rows.append(one(database, actor, settings, stuck, gateway))
         if progress:
             progress(len(report.rows), max(total, len(report.rows)))
-    if not report.stopped:
+    if not report.stopped and not dry_run:
         report.refunds = reconcile_refunds(database, actor, settings, gateway_for=gateway_for)
     return report
 

@@ -40,7 +40,17 @@ def _when(at) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S}" if at else "—"
 
 
-def results_frame(rows: Iterable[OrderRow]) -> pd.DataFrame:
+def gateway_words(row: OrderRow, problem: str = "") -> str:
+    """The list's "Gateway (last check)" cell: why it could not be asked, or its last answer and when."""
+    if problem:
+        return problem
+    if row.gateway_state is None:
+        return "not checked"
+    return f"{row.gateway_state} · {_when(row.gateway_checked_at)}"
+
+
+def results_frame(rows: Iterable[OrderRow], problems: dict[str, str] | None = None) -> pd.DataFrame:
+    problems = problems or {}
     return pd.DataFrame(
         [
             {
@@ -49,6 +59,7 @@ def results_frame(rows: Iterable[OrderRow]) -> pd.DataFrame:
                 "Customer": r.customer_name,
                 "Email": r.customer_email,
                 "Status": r.status.value,
+                "Gateway (last check)": gateway_words(r, problems.get(r.public_id, "")),
                 "Plan": r.plan.value,
                 "Method": r.method.value,
                 "Amount": format_cents(r.amount_cents),
@@ -65,6 +76,7 @@ def results_frame(rows: Iterable[OrderRow]) -> pd.DataFrame:
             "Customer",
             "Email",
             "Status",
+            "Gateway (last check)",
             "Plan",
             "Method",
             "Amount",

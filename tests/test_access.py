@@ -318,6 +318,21 @@ CHECKED = {
         A.CANCEL_ORDER, lambda e, a: payment_ops.cancel_order(e.s, a, "ord_x", None, reason="r")
     ),
     "payment_ops.checks_for": _c(A.READ_ORDERS, lambda e, a: payment_ops.checks_for(e.s, a, 1)),
+    "payment_ops.check_payments": _c(
+        A.CHECK_PAYMENT, lambda e, a: payment_ops.check_payments(e.db, a, e.settings, ["ord_x"])
+    ),
+    "reconcile.stuck_paid_page": _c(A.READ_ORDERS, lambda e, a: reconcile.stuck_paid_page(e.s, a)),
+    "reconcile.preview_one": _c(
+        A.RECONCILE,
+        lambda e, a: reconcile.preview_one(
+            e.db,
+            a,
+            e.settings,
+            reconcile.StuckOrder(1, "ord_x", Method.STRIPE, OrderStatus.PENDING, "pi_x", _SINCE),
+            None,
+        ),
+    ),
+    "search.the_one_order": _c(A.READ_ORDERS, lambda e, a: search.the_one_order(e.s, a, "ord_x")),
     "reconcile.select_stuck": _c(
         A.READ_ORDERS, lambda e, a: reconcile.select_stuck(e.s, a, since=_SINCE, until=_UNTIL)
     ),
