@@ -25,6 +25,7 @@ from billing_core.settlement import SettlementPreview
 from pages._shared import PageContext, hand_over_to_router, plain
 
 REPORT_KEY = "orders_reconcile_report"
+PREVIEW_KEY = "orders_reconcile_preview"  # (range, dry-run report): Apply waits for a dry run of the range
 STATUS_COLOURS = {
     "pending": "orange",
     "paid": "green",
@@ -213,7 +214,10 @@ def settlement_lines_frame(shown: SettlementPreview) -> pd.DataFrame:
 
 
 def reconcile_tab(ctx: PageContext) -> None:
-    st.caption("Asks the gateway about every pending or expired order in the range and completes the paid ones.")
+    st.caption(
+        "Asks the gateway about every pending or expired order in the range and completes the paid ones: "
+        "a dry run first lists what each order would become and changes nothing."
+    )
     today = datetime.now(UTC).date()
     dates_col, methods_col = st.columns(2)
     dates = dates_col.date_input("Created between (UTC)", value=(today - timedelta(days=7), today), key="r_dates")
@@ -230,26 +234,56 @@ def reconcile_tab(ctx: PageContext) -> None:
         st.error(plain(exc), icon=":material/error:")
         return
     st.metric("Stuck orders in range", f"{stuck:,}")
-    if st.button("Run reconcile", key="run_reconcile", type="primary", icon=":material/sync:", disabled=not stuck):
-        bar = st.progress(0.0, text="Asking the gateway…")
+    scope = (since, until, tuple(chosen or ()))
+    preview = st.session_state.get(PREVIEW_KEY)
+    previewed = preview is not None and preview[0] == scope
+    dry, apply = st.columns(2)
+    if dry.button("Dry run", key="dry_run_reconcile", icon=":material/preview:", disabled=not stuck):
+        report = _run_reconcile(ctx, since, until, chosen, dry_run=True)
+        if report is not None:
+            st.session_state[PREVIEW_KEY] = (scope, report)
+            st.session_state.pop(REPORT_KEY, None)
+            st.rerun()
+    confirmed = previewed and st.checkbox(
+        "I confirm: complete the orders the gateway says are paid (it is asked again)", key="reconcile_confirm"
+    )
+    if apply.button(
+        "Apply",
+        key="run_reconcile",
+        type="primary",
+        icon=":material/sync:",
+        disabled=not (stuck and confirmed),
+        help="Run a dry run of this range first; it lists what each order would become.",
+    ):
+        report = _run_reconcile(ctx, since, until, chosen, dry_run=False)
+        if report is not None:
+            st.session_state[REPORT_KEY] = report
+            st.session_state.pop(PREVIEW_KEY, None)
+            st.rerun()  # so the count above shows what is still stuck
+    shown = st.session_state.get(REPORT_KEY) or (preview[1] if previewed else None)
+    if shown is not None:
+        box = st.info if shown.dry_run else st.success
+        box(plain(shown.summary()), icon=":material/preview:" if shown.dry_run else ":material/task_alt:")
+        st.dataframe(reconcile_counts_frame(shown), hide_index=True)
+        st.dataframe(reconcile_rows_frame(shown), hide_index=True)
+        name = "reconcile-dry-run.csv" if shown.dry_run else "reconcile.csv"
+        st.download_button("Download CSV", shown.to_csv(), name, "text/csv", key="reconcile_csv")
 
-        def show(done: int, total: int) -> None:
-            bar.progress(done / total if total else 1.0, text=f"Checked {done:,} of {total:,} orders")
 
-        try:
-            report = reconcile.reconcile(
-                ctx.database, ctx.actor, ctx.settings, since=since, until=until, methods=chosen, progress=show
-            )
-        except BillingError as exc:
-            st.error(plain(exc), icon=":material/error:")
-            return
-        st.session_state[REPORT_KEY] = report
-        st.rerun()  # so the count above shows what is still stuck
-    if (report := st.session_state.get(REPORT_KEY)) is not None:
-        st.success(plain(report.summary()), icon=":material/task_alt:")
-        st.dataframe(reconcile_counts_frame(report), hide_index=True)
-        st.dataframe(reconcile_rows_frame(report), hide_index=True)
-        st.download_button("Download CSV", report.to_csv(), "reconcile.csv", "text/csv", key="reconcile_csv")
+def _run_reconcile(ctx: PageContext, since, until, methods, *, dry_run: bool) -> ReconcileReport | None:
+    bar = st.progress(0.0, text="Asking the gateway…")
+
+    def show(done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"Checked {done:,} of {total:,} orders")
+
+    try:
+        return reconcile.reconcile(
+            ctx.database, ctx.actor, ctx.settings, since=since, until=until, methods=methods, progress=show,
+            dry_run=dry_run,
+        )  # fmt: skip
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return None
 
 
 def _day(day: date) -> datetime:
