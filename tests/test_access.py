@@ -33,7 +33,7 @@ from billing_core import (
 from billing_core.access import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
 from billing_core.config import Settings
 from billing_core.errors import PermissionDenied
-from billing_core.invoices import batch, numbering, storage
+from billing_core.invoices import batch, new_details, numbering, storage
 from billing_core.models import AuditEvent, Order, OrderStatus
 from billing_core.payments import PaymentState
 from billing_core.payments.simulated import Outcome, SimulatedGateway
@@ -331,6 +331,11 @@ CHECKED = {
             reconcile.StuckOrder(1, "ord_x", Method.STRIPE, OrderStatus.PENDING, "pi_x", _SINCE),
             None,
         ),
+    ),
+    "invoices.new_details.stale_documents": _c(A.READ_BILLS, lambda e, a: new_details.stale_documents(e.s, a, "cus_x")),
+    "invoices.new_details.regenerate_with_new_details": _c(
+        A.REGENERATE_INVOICES,
+        lambda e, a: new_details.regenerate_with_new_details(e.db, a, e.settings, "cus_x", reason="r"),
     ),
     "search.the_one_order": _c(A.READ_ORDERS, lambda e, a: search.the_one_order(e.s, a, "ord_x")),
     "reconcile.select_stuck": _c(
