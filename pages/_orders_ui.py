@@ -47,7 +47,9 @@ def gateway_words(row: OrderRow, problem: str = "") -> str:
         return problem
     if row.gateway_state is None:
         return "not checked"
-    return f"{row.gateway_state} · {_when(row.gateway_checked_at)}"
+    return (
+        f"{row.gateway_state} · {row.gateway_checked_at:%m-%d %H:%M}" if row.gateway_checked_at else row.gateway_state
+    )
 
 
 def results_frame(rows: Iterable[OrderRow], problems: dict[str, str] | None = None) -> pd.DataFrame:
@@ -195,7 +197,8 @@ def pending_refunds_words(pending: list[RefundView]) -> str:
 
 
 def reconcile_counts_frame(report: ReconcileReport) -> pd.DataFrame:
-    return pd.DataFrame([{"Outcome": o.value, "Orders": n} for o, n in report.counts.items()])
+    other = reconcile.Outcome.COMPLETED if report.dry_run else reconcile.Outcome.WOULD_COMPLETE
+    return pd.DataFrame([{"Outcome": o.value, "Orders": n} for o, n in report.counts.items() if o is not other])
 
 
 def reconcile_rows_frame(report: ReconcileReport) -> pd.DataFrame:
