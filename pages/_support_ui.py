@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from billing_core import payment_ops
-from billing_core.access import Action, may
-from billing_core.audit import REASON_MAX_CHARS
-from billing_core.errors import BillingError
+from billing_core.access.audit import REASON_MAX_CHARS
+from billing_core.access.roles import Action, may
+from billing_core.core.errors import BillingError
 from billing_core.invoices import new_details
-from billing_core.search import OrderRow
+from billing_core.orders import gateway_actions as payment_ops
+from billing_core.orders.search import OrderRow
 from pages._shared import PageContext, hand_over_to_router, plain
 
 PROBLEMS_KEY = "orders_check_problems"

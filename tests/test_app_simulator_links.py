@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from billing_core.pricing import load_pricing, preselect
+from billing_core.pricing.catalog import load_pricing, preselect
 from tests import test_app_simulator as base
 
 APP = base.APP

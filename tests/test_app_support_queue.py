@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from billing_core import orders
-from billing_core.models import OrderStatus
+from billing_core.core.models import OrderStatus
+from billing_core.orders import lifecycle as orders
 from billing_core.payments.simulated import SimulatedGateway
 from tests import test_app_orders as base
 from tests.helpers import make_customer, make_order

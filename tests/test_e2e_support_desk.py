@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing_core.db import Database
-from billing_core.models import Customer, Order, OrderStatus
+from billing_core.core.db import Database
+from billing_core.core.models import Customer, Order, OrderStatus
 from tests.e2e_support import BANNER, StreamlitServer, local_mode_env, metric, settle, start_streamlit
 from tests.test_e2e_orders import EMAIL, seed_stuck_order
 

@@ -10,11 +10,12 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from billing_core import customers, orders
-from billing_core.config import Settings
-from billing_core.errors import BillingError
+from billing_core.core.config import Settings
+from billing_core.core.errors import BillingError
+from billing_core.core.models import AuditEvent, Invoice, InvoiceFile
 from billing_core.invoices import new_details, render, storage
-from billing_core.models import AuditEvent, Invoice, InvoiceFile
+from billing_core.orders import customers
+from billing_core.orders import lifecycle as orders
 from tests.helpers import make_customer, make_order, paid
 
 

@@ -8,13 +8,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text, update
 
-from billing_core import orders, payment_ops, search
-from billing_core import reconcile as rc
-from billing_core.models import AuditEvent, GatewayCheck, LedgerEntry, Order, OrderStatus, utcnow
+from billing_core.core.models import AuditEvent, GatewayCheck, LedgerEntry, Order, OrderStatus, utcnow
+from billing_core.orders import gateway_actions as payment_ops
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import search
+from billing_core.orders.search import OrderQuery
 from billing_core.payments.simulated import Outcome as Pay
 from billing_core.payments.simulated import SimulatedGateway
-from billing_core.reconcile import Outcome, reconcile, stuck_paid_page
-from billing_core.search import OrderQuery
+from billing_core.reconcile import stuck as rc
+from billing_core.reconcile.stuck import Outcome, reconcile, stuck_paid_page
 from tests.helpers import make_customer
 
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing_core import audit
-from billing_core.access import Action, Actor, require
-from billing_core.config import Settings
-from billing_core.db import Database, transaction
-from billing_core.errors import BillingError, NotFound
+from billing_core.access import audit
+from billing_core.access.roles import Action, Actor, require
+from billing_core.core.config import Settings
+from billing_core.core.db import Database, transaction
+from billing_core.core.errors import BillingError, NotFound
+from billing_core.core.models import AuditEvent, Customer, Invoice, InvoiceKind, Order, Refund
 from billing_core.invoices import render, storage
 from billing_core.invoices.issuing import buyer_snapshot
-from billing_core.models import AuditEvent, Customer, Invoice, InvoiceKind, Order, Refund
 
 ACTION = "customer.regenerate_invoices"
 CHUNK = 25  # documents per transaction: rendered before it opens, stored inside it

@@ -11,7 +11,7 @@ Create Date: 2026-12-01 14:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-from billing_core.models import STUCK_PAID_WHERE, UTCDateTime
+from billing_core.core.models import STUCK_PAID_WHERE, UTCDateTime
 
 revision = "0014"
 down_revision = "0013"
