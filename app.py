@@ -4,6 +4,8 @@ Pages live in ``pages/`` as functions this file registers with ``st.navigation``
 access again itself, because Streamlit can run a file in ``pages/`` without this router.
 """
 
+from functools import partial
+
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -48,6 +50,13 @@ IMPLEMENTED = {
     "audit": st.Page(audit.render, title=_shared.PAGE_TITLES["audit"], url_path="audit", icon=":material/history:"),
 }
 pages = [IMPLEMENTED[name] for name in pages_for(actor) if name in IMPLEMENTED]
-if not pages:
-    pages = [st.Page(_shared.no_page_yet, title="Billing Ops", url_path="home", icon=":material/home:")]
-st.navigation(pages).run()
+if pages:
+    # Streamlit serves its default page at "/" only, never at its own url_path: were a role's first page
+    # the default, a link to it (/orders?order=…) would be "page not found". So the default is a hidden
+    # start page that opens the role's first page, and every page keeps its own address for every role.
+    home = st.Page(
+        partial(_shared.open_first, pages[0]), title="Billing Ops", url_path="home", default=True, visibility="hidden"
+    )
+    st.navigation([home, *pages]).run()
+else:
+    st.navigation([st.Page(_shared.no_page_yet, title="Billing Ops", url_path="home", icon=":material/home:")]).run()

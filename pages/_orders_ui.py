@@ -26,6 +26,7 @@ from billing_core.reconcile.stuck import ReconcileReport
 from pages._shared import PageContext, hand_over_to_router, plain
 
 REPORT_KEY = "orders_reconcile_report"
+PREVIEW_KEY = "orders_reconcile_preview"  # (range, dry-run report): Apply waits for a dry run of the range
 STATUS_COLOURS = {
     "pending": "orange",
     "paid": "green",
@@ -41,7 +42,19 @@ def _when(at) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S}" if at else "—"
 
 
-def results_frame(rows: Iterable[OrderRow]) -> pd.DataFrame:
+def gateway_words(row: OrderRow, problem: str = "") -> str:
+    """The list's "Gateway (last check)" cell: why it could not be asked, or its last answer and when."""
+    if problem:
+        return problem
+    if row.gateway_state is None:
+        return "not checked"
+    return (
+        f"{row.gateway_state} · {row.gateway_checked_at:%m-%d %H:%M}" if row.gateway_checked_at else row.gateway_state
+    )
+
+
+def results_frame(rows: Iterable[OrderRow], problems: dict[str, str] | None = None) -> pd.DataFrame:
+    problems = problems or {}
     return pd.DataFrame(
         [
             {
@@ -50,6 +63,7 @@ def results_frame(rows: Iterable[OrderRow]) -> pd.DataFrame:
                 "Customer": r.customer_name,
                 "Email": r.customer_email,
                 "Status": r.status.value,
+                "Gateway (last check)": gateway_words(r, problems.get(r.public_id, "")),
                 "Plan": r.plan.value,
                 "Method": r.method.value,
                 "Amount": format_cents(r.amount_cents),
@@ -66,6 +80,7 @@ def results_frame(rows: Iterable[OrderRow]) -> pd.DataFrame:
             "Customer",
             "Email",
             "Status",
+            "Gateway (last check)",
             "Plan",
             "Method",
             "Amount",
@@ -183,7 +198,8 @@ def pending_refunds_words(pending: list[RefundView]) -> str:
 
 
 def reconcile_counts_frame(report: ReconcileReport) -> pd.DataFrame:
-    return pd.DataFrame([{"Outcome": o.value, "Orders": n} for o, n in report.counts.items()])
+    other = reconcile.Outcome.COMPLETED if report.dry_run else reconcile.Outcome.WOULD_COMPLETE
+    return pd.DataFrame([{"Outcome": o.value, "Orders": n} for o, n in report.counts.items() if o is not other])
 
 
 def reconcile_rows_frame(report: ReconcileReport) -> pd.DataFrame:
@@ -202,7 +218,10 @@ def settlement_lines_frame(shown: SettlementPreview) -> pd.DataFrame:
 
 
 def reconcile_tab(ctx: PageContext) -> None:
-    st.caption("Asks the gateway about every pending or expired order in the range and completes the paid ones.")
+    st.caption(
+        "Asks the gateway about every pending or expired order in the range and completes the paid ones: "
+        "a dry run first lists what each order would become and changes nothing."
+    )
     today = datetime.now(UTC).date()
     dates_col, methods_col = st.columns(2)
     dates = dates_col.date_input("Created between (UTC)", value=(today - timedelta(days=7), today), key="r_dates")
@@ -219,26 +238,56 @@ def reconcile_tab(ctx: PageContext) -> None:
         st.error(plain(exc), icon=":material/error:")
         return
     st.metric("Stuck orders in range", f"{stuck:,}")
-    if st.button("Run reconcile", key="run_reconcile", type="primary", icon=":material/sync:", disabled=not stuck):
-        bar = st.progress(0.0, text="Asking the gateway…")
+    scope = (since, until, tuple(chosen or ()))
+    preview = st.session_state.get(PREVIEW_KEY)
+    previewed = preview is not None and preview[0] == scope
+    dry, apply = st.columns(2)
+    if dry.button("Dry run", key="dry_run_reconcile", icon=":material/preview:", disabled=not stuck):
+        report = _run_reconcile(ctx, since, until, chosen, dry_run=True)
+        if report is not None:
+            st.session_state[PREVIEW_KEY] = (scope, report)
+            st.session_state.pop(REPORT_KEY, None)
+            st.rerun()
+    confirmed = previewed and st.checkbox(
+        "I confirm: complete the orders the gateway says are paid (it is asked again)", key="reconcile_confirm"
+    )
+    if apply.button(
+        "Apply",
+        key="run_reconcile",
+        type="primary",
+        icon=":material/sync:",
+        disabled=not (stuck and confirmed),
+        help="Run a dry run of this range first; it lists what each order would become.",
+    ):
+        report = _run_reconcile(ctx, since, until, chosen, dry_run=False)
+        if report is not None:
+            st.session_state[REPORT_KEY] = report
+            st.session_state.pop(PREVIEW_KEY, None)
+            st.rerun()  # so the count above shows what is still stuck
+    shown = st.session_state.get(REPORT_KEY) or (preview[1] if previewed else None)
+    if shown is not None:
+        box = st.info if shown.dry_run else st.success
+        box(plain(shown.summary()), icon=":material/preview:" if shown.dry_run else ":material/task_alt:")
+        st.dataframe(reconcile_counts_frame(shown), hide_index=True)
+        st.dataframe(reconcile_rows_frame(shown), hide_index=True)
+        name = "reconcile-dry-run.csv" if shown.dry_run else "reconcile.csv"
+        st.download_button("Download CSV", shown.to_csv(), name, "text/csv", key="reconcile_csv")
 
-        def show(done: int, total: int) -> None:
-            bar.progress(done / total if total else 1.0, text=f"Checked {done:,} of {total:,} orders")
 
-        try:
-            report = reconcile.reconcile(
-                ctx.database, ctx.actor, ctx.settings, since=since, until=until, methods=chosen, progress=show
-            )
-        except BillingError as exc:
-            st.error(plain(exc), icon=":material/error:")
-            return
-        st.session_state[REPORT_KEY] = report
-        st.rerun()  # so the count above shows what is still stuck
-    if (report := st.session_state.get(REPORT_KEY)) is not None:
-        st.success(plain(report.summary()), icon=":material/task_alt:")
-        st.dataframe(reconcile_counts_frame(report), hide_index=True)
-        st.dataframe(reconcile_rows_frame(report), hide_index=True)
-        st.download_button("Download CSV", report.to_csv(), "reconcile.csv", "text/csv", key="reconcile_csv")
+def _run_reconcile(ctx: PageContext, since, until, methods, *, dry_run: bool) -> ReconcileReport | None:
+    bar = st.progress(0.0, text="Asking the gateway…")
+
+    def show(done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"Checked {done:,} of {total:,} orders")
+
+    try:
+        return reconcile.reconcile(
+            ctx.database, ctx.actor, ctx.settings, since=since, until=until, methods=methods, progress=show,
+            dry_run=dry_run,
+        )  # fmt: skip
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return None
 
 
 def _day(day: date) -> datetime:

@@ -210,6 +210,11 @@ def status_sidebar(settings: Settings, db: Database) -> None:
         st.badge(f"Payments: {mode}", color=_MODE_COLOURS[mode], icon=":material/credit_card:")
 
 
+def open_first(page: st.Page) -> None:
+    """The start page at "/": open the role's first page, keeping the link's query (``/?order=…``)."""
+    st.switch_page(page, query_params=st.query_params.to_dict())
+
+
 def no_page_yet() -> None:
     """For a role whose pages are all still to come: say which they will be, plainly."""
     settings = settings_or_stop()

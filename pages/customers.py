@@ -19,6 +19,7 @@ from billing_core.orders import customers as cs
 from billing_core.orders.search import MAX_QUERY_CHARS, OrderQuery, search_orders
 from pages import _orders_ui as ui
 from pages import _shared
+from pages import _support_ui as support
 from pages._shared import PageContext, plain
 
 CUSTOMER_PARAM = "customer"
@@ -127,6 +128,7 @@ def _customer(ctx: PageContext, public_id: str) -> None:
     with tabs[0]:
         ui.facts_table("Profile", profile_frame(profile))
         _edit(ctx, profile)
+        support.new_details_offer(ctx, profile.public_id)
     with tabs[1]:
         _orders(ctx, profile)
     with tabs[2]:

@@ -7,6 +7,7 @@ Only functions: app.py registers ``render`` with st.navigation. Run as a script 
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import streamlit as st
 
@@ -20,11 +21,22 @@ from billing_core.orders import refunds
 from billing_core.orders.customers import CustomerMatches, find_customers
 from billing_core.orders.detail import OrderDetail, order_detail
 from billing_core.orders.lifecycle import REFERENCE_MAX_CHARS, complete_order
-from billing_core.orders.search import MAX_QUERY_CHARS, Cursor, OrderQuery, search_orders
+from billing_core.orders.search import (
+    MAX_QUERY_CHARS,
+    Cursor,
+    OrderQuery,
+    OrderRow,
+    search_orders,
+    searched_as,
+    the_one_order,
+)
+from billing_core.payments import PaymentState
 from billing_core.payments.registry import gateway_for
 from billing_core.pricing.catalog import Method, PlanId
+from billing_core.reconcile import stuck as reconcile
 from pages import _orders_ui as ui
 from pages import _shared
+from pages import _support_ui as support
 from pages._shared import PageContext, plain
 
 ORDER_PARAM = "order"
@@ -36,6 +48,12 @@ QUERY_KEY = "orders_query"
 IDS_KEY = "orders_page_ids"
 TABLE_KEY = "orders_table"
 OUTCOME_KEY = "orders_outcome"
+OPENED_FOR_KEY = "orders_opened_for"  # the text whose one order was opened: Close keeps it closed
+VIEW_KEY = "orders_view"
+STUCK_CURSORS_KEY = "orders_stuck_cursors"
+SEARCH_VIEW, STUCK_VIEW = "Search", "Stuck: paid at the gateway, unpaid here"
+# How the answer of "Check with gateway" is shown: only a succeeded payment is good news.
+CHECK_KINDS = {PaymentState.SUCCEEDED: "ok", PaymentState.PENDING: "info"}
 # What may be done to an order, the permission it needs, and the statuses it applies to.
 ACTIONS = {
     "Complete from gateway": (Action.COMPLETE_ORDER, COMPLETABLE),
@@ -56,7 +74,11 @@ def render() -> None:
         names.append(":material/upload_file: Settlement import")
     tabs = st.tabs(names)
     with tabs[0]:
-        _lookup(ctx)
+        view = st.segmented_control("List", [SEARCH_VIEW, STUCK_VIEW], key=VIEW_KEY, default=SEARCH_VIEW, required=True)
+        if view == STUCK_VIEW:
+            _stuck(ctx)
+        else:
+            _lookup(ctx)
         if public_id := st.query_params.get(ORDER_PARAM):
             st.divider()
             _detail(ctx, public_id)
@@ -140,30 +162,70 @@ def _lookup(ctx: PageContext) -> None:
         st.error(plain(exc), icon=":material/error:")
         return
     st.caption(
-        f"Searched as: **{plain(page.understood_as)}** · {page.count.label} matching orders · "
+        f"Searched as: **{plain(searched_as(query, page.understood_as))}** · {page.count.label} matching orders · "
         f"page {len(cursors) + 1}, newest first"
     )
     for note in page.notes:
         st.caption(plain(note))
     if found is not None and found.hits:
         _customers_first(found)
-    st.session_state[IDS_KEY] = [row.public_id for row in page.rows]
+    _open_the_one(ctx, query.text)
+    _orders_list(ctx, page.rows)
+    _pager(cursors, page.next_cursor)
+
+
+def _pager(cursors: list, following) -> None:
+    first, after, _ = st.columns([1, 1, 4])
+    first.button("First page", key="first_page", on_click=cursors.clear, disabled=not cursors)
+    after.button("Next page", key="next_page", on_click=cursors.append, args=(following,), disabled=following is None)
+
+
+def _open_the_one(ctx: PageContext, text: str) -> None:
+    """A pasted order id or provider reference that names exactly one order opens it (once per text)."""
+    if not text.strip() or st.session_state.get(OPENED_FOR_KEY) == text:
+        return
+    try:
+        with ctx.database.session() as session:
+            public_id = the_one_order(session, ctx.actor, text)
+    except BillingError:
+        return
+    if public_id is not None:
+        st.session_state[OPENED_FOR_KEY] = text
+        if st.query_params.get(ORDER_PARAM) != public_id:
+            _open(public_id)
+
+
+def _stuck(ctx: PageContext) -> None:
+    cursors: list = st.session_state.setdefault(STUCK_CURSORS_KEY, [])
+    try:
+        with ctx.database.session() as session:
+            page = reconcile.stuck_paid_page(session, ctx.actor, size=PAGE_SIZE, after=cursors[-1] if cursors else None)
+    except BillingError as exc:
+        st.error(plain(exc), icon=":material/error:")
+        return
+    st.caption(
+        f"**{page.count.label}** orders pending or expired here whose last gateway check said paid, oldest first · "
+        f"page {len(cursors) + 1}. Check a list with the gateway to find more; complete them here or by bulk reconcile."
+    )
+    _orders_list(ctx, page.rows)
+    _pager(cursors, page.next_after)
+
+
+def _orders_list(ctx: PageContext, rows: list[OrderRow]) -> None:
+    """The orders shown, a ticked row opening its order, and "check these with the gateway"."""
+    ids = [row.public_id for row in rows]
+    st.session_state[IDS_KEY] = ids
+    # The table's key follows the orders it shows: when a completion drops the ticked order from the
+    # list, the tick goes with it instead of landing on whichever order took its row.
+    key = f"{TABLE_KEY}_{hash(tuple(ids))}"
     st.dataframe(
-        ui.results_frame(page.rows),
-        key=TABLE_KEY,
-        on_select=_open_selected,
+        ui.results_frame(rows, support.check_problems()),
+        key=key,
+        on_select=partial(_open_selected, key),
         selection_mode="single-row",
         hide_index=True,
     )
-    first, following, _ = st.columns([1, 1, 4])
-    first.button("First page", key="first_page", on_click=cursors.clear, disabled=not cursors)
-    following.button(
-        "Next page",
-        key="next_page",
-        on_click=cursors.append,
-        args=(page.next_cursor,),
-        disabled=page.next_cursor is None,
-    )
+    support.check_these(ctx, rows)
 
 
 def _customers_first(found: CustomerMatches) -> None:
@@ -175,8 +237,8 @@ def _customers_first(found: CustomerMatches) -> None:
         )
 
 
-def _open_selected() -> None:
-    rows = st.session_state[TABLE_KEY].selection.rows
+def _open_selected(key: str) -> None:
+    rows = st.session_state[key].selection.rows
     if rows:
         _open(st.session_state[IDS_KEY][rows[0]])
 
@@ -200,7 +262,10 @@ def _detail(ctx: PageContext, public_id: str) -> None:
             detail = order_detail(session, ctx.actor, public_id)
     except NotFound:
         # The id came from the URL: anybody can write a link, so it is not shown back as markdown.
-        st.error("No such order: the order id in this link matches no order.", icon=":material/search_off:")
+        if st.session_state.get(IDS_KEY) and st.session_state.get("q") == public_id[:MAX_QUERY_CHARS]:
+            st.info("This link names several orders: they are listed above; tick one.", icon=":material/list:")
+        else:
+            st.error("No such order: the order id in this link matches no order.", icon=":material/search_off:")
         st.button("Close", key="close_order", on_click=_close)
         return
     order = detail.order
@@ -335,6 +400,8 @@ def _show_outcome() -> None:
         st.error(plain(text), icon=":material/error:")
     elif kind == "warning":
         st.warning(plain(text), icon=":material/hourglass_top:")
+    elif kind == "info":
+        st.info(plain(text), icon=":material/hourglass_top:")
     else:
         st.success(plain(text), icon=":material/check_circle:")
     if message:
@@ -363,6 +430,8 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
                 seen = payment_ops.check_payment(session, ctx.actor, public_id, _gateway(ctx, order))
                 paid = money.format_cents(seen.amount_cents, seen.currency.upper())
                 text = f"The gateway says {seen.state.value}: {paid}, payment {seen.ref}."
+                state[OUTCOME_KEY] = (CHECK_KINDS.get(seen.state, "warning"), text, "")
+                return
             elif chosen == "Complete from gateway":
                 done = payment_ops.complete_from_gateway(
                     session, ctx.actor, public_id, _gateway(ctx, order), settings=ctx.settings, reason=reason

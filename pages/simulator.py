@@ -15,7 +15,7 @@ from billing_core.orders import lifecycle as orders
 from billing_core.orders.sandbox import run_sandbox_topup, sandbox_snapshot
 from billing_core.payments.simulated import Outcome
 from billing_core.pricing import whatif
-from billing_core.pricing.catalog import Pricing, Quote, quote
+from billing_core.pricing.catalog import Pricing, Quote, preselect, quote
 from pages import _shared
 from pages._shared import PageContext, plain
 
@@ -25,6 +25,8 @@ CUSTOMER_KEY = "sandbox_customer"
 NEW_CUSTOMER_KEY = "sandbox_new_customer"
 RESULT_KEY = "sandbox_result"
 FORM_VERSION_KEY = "sandbox_customer_form"
+PLAN_PARAM, AMOUNT_PARAM = "plan", "amount"
+LINK_PROBLEM_KEY = "simulator_link_problem"
 OUTCOME_LABELS = {Outcome.SUCCEED: "Succeed", Outcome.DECLINE: "Decline", Outcome.STAY_PENDING: "Stay pending"}
 
 
@@ -47,12 +49,28 @@ def render() -> None:
 
 def _choose_plan(cents: int) -> None:
     st.session_state[AMOUNT_KEY] = money.format_plain(cents)
+    st.session_state.pop(LINK_PROBLEM_KEY, None)
+
+
+def _first_choice(pricing: Pricing) -> None:
+    """The plan or amount the link preselects (``?plan=pro``, ``?amount=250``), else the popular plan;
+    a bad value in the link preselects nothing and says why."""
+    if PLAN_PARAM in st.query_params or AMOUNT_PARAM in st.query_params:
+        chosen = preselect(pricing, st.query_params.get(PLAN_PARAM), st.query_params.get(AMOUNT_PARAM))
+        if chosen.amount_cents is None:
+            st.session_state[AMOUNT_KEY] = ""
+            st.session_state[LINK_PROBLEM_KEY] = chosen.problem
+            return
+        _choose_plan(chosen.amount_cents)
+        return
+    _choose_plan(next((p for p in pricing.plans if p.popular), pricing.plans[0]).amount_cents)
 
 
 def _amount_and_method(pricing: Pricing) -> tuple[str, str, Quote | None]:
     if AMOUNT_KEY not in st.session_state:
-        default = next((p for p in pricing.plans if p.popular), pricing.plans[0])
-        _choose_plan(default.amount_cents)
+        _first_choice(pricing)
+    if (problem := st.session_state.get(LINK_PROBLEM_KEY)) and not st.session_state[AMOUNT_KEY]:
+        st.warning(plain(problem), icon=":material/link_off:")
 
     st.subheader("Choose a plan")
     chosen = _typed_cents(st.session_state[AMOUNT_KEY])

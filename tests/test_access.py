@@ -21,7 +21,7 @@ from billing_core.core.config import Settings
 from billing_core.core.errors import PermissionDenied
 from billing_core.core.models import AuditEvent, Order, OrderStatus
 from billing_core.demo import seeding as demo
-from billing_core.invoices import batch, numbering, storage, tasks
+from billing_core.invoices import batch, new_details, numbering, storage, tasks
 from billing_core.invoices import deep_check as bills_check
 from billing_core.invoices import review as bills
 from billing_core.orders import customers, refunds, sandbox, search
@@ -333,6 +333,26 @@ CHECKED = {
         A.CANCEL_ORDER, lambda e, a: payment_ops.cancel_order(e.s, a, "ord_x", None, reason="r")
     ),
     "orders.gateway_actions.checks_for": _c(A.READ_ORDERS, lambda e, a: payment_ops.checks_for(e.s, a, 1)),
+    "orders.gateway_actions.check_payments": _c(
+        A.CHECK_PAYMENT, lambda e, a: payment_ops.check_payments(e.db, a, e.settings, ["ord_x"])
+    ),
+    "reconcile.stuck.stuck_paid_page": _c(A.READ_ORDERS, lambda e, a: reconcile.stuck_paid_page(e.s, a)),
+    "reconcile.stuck.preview_one": _c(
+        A.RECONCILE,
+        lambda e, a: reconcile.preview_one(
+            e.db,
+            a,
+            e.settings,
+            reconcile.StuckOrder(1, "ord_x", Method.STRIPE, OrderStatus.PENDING, "pi_x", _SINCE),
+            None,
+        ),
+    ),
+    "invoices.new_details.stale_documents": _c(A.READ_BILLS, lambda e, a: new_details.stale_documents(e.s, a, "cus_x")),
+    "invoices.new_details.regenerate_with_new_details": _c(
+        A.REGENERATE_INVOICES,
+        lambda e, a: new_details.regenerate_with_new_details(e.db, a, e.settings, "cus_x", reason="r"),
+    ),
+    "orders.search.the_one_order": _c(A.READ_ORDERS, lambda e, a: search.the_one_order(e.s, a, "ord_x")),
     "reconcile.stuck.select_stuck": _c(
         A.READ_ORDERS, lambda e, a: reconcile.select_stuck(e.s, a, since=_SINCE, until=_UNTIL)
     ),

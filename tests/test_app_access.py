@@ -105,9 +105,10 @@ def run_as(user: dict | None, page: str | None = None) -> AppTest:
 
 
 def registered(at: AppTest) -> set[str]:
-    """The pages st.navigation registered (the default page's URL is "", so match by hash)."""
-    by_hash = {calc_hash(page): page for page in [*PAGES, "welcome"]}
-    return {by_hash.get(h, h) for h in at._registered_pages} - {"welcome"}
+    """The pages st.navigation registered (the default page's URL is "", so match by hash), without the
+    start pages that only say who may enter ("welcome") or open the role's first page ("home")."""
+    by_hash = {calc_hash(page): page for page in [*PAGES, "welcome", "home"]}
+    return {by_hash.get(h, h) for h in at._registered_pages} - {"welcome", "home"}
 
 
 def page_text(at: AppTest) -> str:

@@ -11,9 +11,10 @@ from streamlit.testing.v1 import AppTest
 
 from billing_core.access.roles import Actor, Role
 from billing_core.core.db import Database
-from billing_core.core.models import AuditEvent, Customer, Order
+from billing_core.core.models import AuditEvent, Customer, Invoice, Order
 from billing_core.core.money import format_credits
 from billing_core.demo import seeding as demo
+from billing_core.orders import customers
 from billing_core.orders import lifecycle as orders
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -108,3 +109,51 @@ def test_finance_edits_billing_details_with_a_reason_and_an_audit_event(seeded, 
 def test_an_unknown_customer_link_says_so(seeded):
     at = open_customers({"customer": "cus_nobody"})
     assert any("No such customer" in e.value for e in at.error)
+
+
+def paid_documents(db: Database, customer: Customer) -> int:
+    with db.session() as s:
+        return s.scalar(
+            select(func.count()).select_from(Invoice).join(Order, Order.id == Invoice.order_id)
+            .where(Order.customer_id == customer.id, Invoice.kind == "invoice")
+        )  # fmt: skip
+
+
+def test_after_an_edit_finance_regenerates_the_documents_with_the_new_details(seeded, monkeypatch):
+    monkeypatch.setenv("BILLING_LOCAL_ROLE", "finance")
+    customer = busiest(seeded)
+    invoices = paid_documents(seeded, customer)
+    assert invoices
+    at = open_customers({"customer": customer.public_id})
+    assert not [b for b in at.button if b.key == "regen_new_details"]  # nothing differs before an edit
+
+    at.text_input(key="edit_company").input("Nordlicht GmbH")
+    at.text_input(key="edit_reason").input("customer sent new details")
+    at.button(key="edit_save").click().run()
+    [offer] = [b for b in at.button if b.key == "regen_new_details"]
+    assert offer.disabled  # not before the confirmation
+    assert offer.label.startswith("Regenerate ") and "with the new details" in offer.label
+
+    at.text_input(key="regen_reason").input("new company name")
+    at.checkbox(key="regen_confirm").check().run()
+    at.button(key="regen_new_details").click().run()
+
+    assert not at.error, [e.value for e in at.error]
+    assert any("have a new version with the new details" in s.value for s in at.success)
+    assert not [b for b in at.button if b.key == "regen_new_details"]
+    with seeded.session() as s:
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "customer.regenerate_invoices"))
+        assert event.reason == "new company name" and event.after["details"]["company"] == "Nordlicht GmbH"
+        assert event.after["documents"] >= invoices
+
+
+def test_support_is_not_offered_regeneration(seeded):
+    customer = busiest(seeded)
+    with seeded.session() as s:
+        customers.update_billing_details(
+            s, ADMIN, customer.public_id, reason="r", address=None, company="Changed Ltd", tax_id=None,
+            country=customer.country,
+        )  # fmt: skip
+    at = open_customers({"customer": customer.public_id})
+    assert not at.error
+    assert not [b for b in at.button if b.key == "regen_new_details"]

@@ -317,6 +317,8 @@ def test_bulk_reconcile_completes_a_paid_stuck_order_and_is_safe_to_rerun(app_en
     at = start()
     assert metrics(at)["Stuck orders in range"] == "1"  # the unpaid one has no payment to ask about
 
+    at.button(key="dry_run_reconcile").click().run()  # Apply waits for a dry run of the range
+    at.checkbox(key="reconcile_confirm").check().run()
     at.button(key="run_reconcile").click().run()
 
     assert not at.error, [e.value for e in at.error]

@@ -130,3 +130,34 @@ def test_an_actor_given_twice_is_the_one_nearest_the_command_and_none_given_is_n
     parser = build_parser()
     assert parser.parse_args(["invoices", "--actor", "a@x.test", "verify", "--actor", "b@x.test"]).actor == "b@x.test"
     assert parser.parse_args(["invoices", "verify"]).actor is None
+
+
+def test_reconcile_dry_run_lists_what_would_happen_and_changes_nothing(capsys, tmp_path, monkeypatch):
+    from sqlalchemy import select
+
+    from billing_core.access.roles import Actor, Role
+    from billing_core.core.db import Database
+    from billing_core.core.models import Order, OrderStatus
+    from billing_core.orders import lifecycle as orders
+    from billing_core.payments.simulated import Outcome, SimulatedGateway
+    from billing_core.pricing.catalog import load_pricing
+    from tests.helpers import make_customer, make_order
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    database = Database(url)
+    database.migrate()
+    admin = Actor("ada@company.test", Role.ADMIN)
+    with database.session() as s:
+        order = make_order(s, admin, make_customer(s, admin), load_pricing())
+        gateway = SimulatedGateway(database)
+        payment = gateway.create_payment(orders._payment_request(s, order))
+        orders.attach_payment(s, admin, order.id, payment)
+        gateway.settle(payment.ref, Outcome.SUCCEED)
+    out_csv = tmp_path / "preview.csv"
+    assert main(["reconcile", "--since", "2020-01-01", "--dry-run", "--csv", str(out_csv), "--database-url", url]) == 0
+    assert "Dry run, nothing changed" in capsys.readouterr().out
+    assert "would complete" in out_csv.read_text() and ",paid," in out_csv.read_text()
+    with database.session() as s:
+        assert s.scalar(select(Order.status).where(Order.id == order.id)) is OrderStatus.PENDING
+    database.dispose()

@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="orders created before this date (default: now)")
     p.add_argument("--method", action="append", choices=["stripe", "airwallex", "alipay"], help="repeatable")
     p.add_argument("--events", action="store_true", help="start from Stripe events since the last run instead")
+    p.add_argument("--dry-run", action="store_true", help="ask the gateway and list what each order would become")
     p.add_argument("--csv", help="write the result table to this CSV file")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")

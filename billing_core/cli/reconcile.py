@@ -27,7 +27,8 @@ def parse_when(text: str) -> datetime:
 
 
 def cli_reconcile(args, actor: Actor, out: Callable[[str], None] = print) -> int:
-    """``reconcile --since D [--until D] [--method M ...] [--events] [--csv FILE]``; exit 1 if any order erred."""
+    """``reconcile --since D [--until D] [--method M ...] [--dry-run] [--events] [--csv FILE]``; exit 1 if any
+    order erred."""
     from pathlib import Path
 
     from billing_core.core.config import load_settings
@@ -42,6 +43,8 @@ def cli_reconcile(args, actor: Actor, out: Callable[[str], None] = print) -> int
 
     try:
         if args.events:
+            if getattr(args, "dry_run", False):
+                raise BillingError("--dry-run takes a date range (--since), not --events.")
             if not settings.stripe_api_key:
                 raise BillingError("--events needs a Stripe API key (STRIPE_API_KEY).")
             gateway = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
@@ -52,7 +55,14 @@ def cli_reconcile(args, actor: Actor, out: Callable[[str], None] = print) -> int
             until = parse_when(args.until) if args.until else utcnow()
             methods = [Method(m) for m in args.method] if args.method else None
             report = reconcile(
-                database, actor, settings, since=parse_when(args.since), until=until, methods=methods, progress=show
+                database,
+                actor,
+                settings,
+                since=parse_when(args.since),
+                until=until,
+                methods=methods,
+                progress=show,
+                dry_run=getattr(args, "dry_run", False),
             )
     finally:
         database.dispose()

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from billing_core.access.roles import Role
+from billing_core.payments import PaymentState
 from billing_core.pricing.catalog import Method, PlanId
 
 
@@ -67,6 +68,11 @@ COMPLETABLE = (OrderStatus.PENDING, OrderStatus.EXPIRED)
 # Orders whose payment was received: a refund, full or partial, does not undo that. Every path that
 # meets one of these while trying to complete an order answers "already paid".
 PAID_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
+# Stuck: unpaid here (COMPLETABLE) while the latest gateway check said the payment succeeded. The
+# partial index of that name holds just these orders; the migration and the model share this text.
+STUCK_PAID_WHERE = (
+    f"gateway_state = '{PaymentState.SUCCEEDED.value}' AND status IN ({', '.join(repr(s.value) for s in COMPLETABLE)})"
+)
 
 
 class LedgerKind(enum.StrEnum):
@@ -178,6 +184,10 @@ class Order(Base):
     completion_reason: Mapped[str | None] = mapped_column(Text)
     paid_amount_cents: Mapped[int | None]
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # The latest gateway check's answer (its full record is in gateway_checks), kept in the check's
+    # transaction so a list shows it and the stuck view finds "paid there, not here" by index.
+    gateway_state: Mapped[str | None] = mapped_column(String(20))
+    gateway_checked_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_orders_created_at", "created_at"),
@@ -187,6 +197,15 @@ class Order(Base):
         # An amount typed into the search box matches the top-up amount or the total charged.
         Index("ix_orders_amount_cents_created_at", "amount_cents", "created_at"),
         Index("ix_orders_total_cents_created_at", "total_cents", "created_at"),
+        # Stuck orders: unpaid here, paid at the gateway when last asked, oldest first. Only such
+        # orders are in the index, so the view reads as many entries as it shows.
+        Index(
+            "ix_orders_stuck_paid_created_at",
+            "created_at",
+            "id",
+            sqlite_where=text(STUCK_PAID_WHERE),
+            postgresql_where=text(STUCK_PAID_WHERE),
+        ),
     )
 
 

@@ -7,6 +7,7 @@ GatewayError before anything here is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -16,11 +17,14 @@ from billing_core.access import audit
 from billing_core.access.roles import Action, Actor, require
 from billing_core.core import money
 from billing_core.core.config import Settings
-from billing_core.core.db import transaction
-from billing_core.core.errors import BillingError, StateConflict
+from billing_core.core.db import Database, transaction
+from billing_core.core.errors import BillingError, GatewayError, StateConflict, shown_to_people
 from billing_core.core.models import COMPLETABLE, GatewayCheck, Order, OrderStatus, utcnow
 from billing_core.orders.lifecycle import ORDER_TTL, Completion, _get_order, _payment_request, complete_order
-from billing_core.payments import Gateway, PaymentState, PaymentStatus
+from billing_core.payments import Gateway, PaymentState, PaymentStatus, registry
+from billing_core.pricing.catalog import Method
+
+MAX_CHECKS = 200  # orders per "check these": what one page of a list shows
 
 
 def record_check(session: Session, actor: Actor, order: Order, status: PaymentStatus) -> GatewayCheck:
@@ -39,6 +43,7 @@ def record_check(session: Session, actor: Actor, order: Order, status: PaymentSt
         detail=status.detail or None,
     )
     session.add(check)
+    order.gateway_state, order.gateway_checked_at = check.state, check.checked_at
     return check
 
 
@@ -61,6 +66,79 @@ def check_payment(session: Session, actor: Actor, order_id: int | str, gateway: 
         record_check(session, actor, order, status)
         audit.record(session, actor, "order.check_payment", "order", order.public_id, after=status.as_dict())
     return status
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One order of a bulk check: what the gateway said (``state``) or why it could not be asked."""
+
+    public_id: str
+    state: str | None
+    amount_cents: int | None
+    currency: str
+    problem: str = ""
+
+    @property
+    def words(self) -> str:
+        if self.problem:
+            return self.problem
+        paid = money.format_cents(self.amount_cents or 0, self.currency.upper())
+        return f"The gateway says {self.state}: {paid}."
+
+
+def check_payments(
+    database: Database,
+    actor: Actor,
+    settings: Settings,
+    public_ids: Sequence[str],
+    *,
+    gateway_for: Callable[..., Gateway] = registry.gateway_for,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[CheckResult]:
+    """Ask the gateway about each order in turn (``check_payment``: the call outside any transaction,
+    the answer recorded on the order with its audit event); one order's failure is its own result."""
+    require(actor, Action.CHECK_PAYMENT)
+    if len(public_ids) > MAX_CHECKS:
+        raise BillingError(f"Check at most {MAX_CHECKS} orders at once; narrow the list.")
+    gateways: dict[tuple[Method, bool], Gateway | GatewayError] = {}
+    results = []
+    for done, public_id in enumerate(public_ids, start=1):
+        results.append(_check_one(database, actor, settings, public_id, gateway_for, gateways))
+        if progress:
+            progress(done, len(public_ids))
+    return results
+
+
+def checks_summary(results: Sequence[CheckResult], *, skipped: int = 0) -> str:
+    """A bulk check in one sentence: how many the gateway says are paid, pending, failed, or could not be asked."""
+    counts: dict[str, int] = {}
+    for result in results:
+        key = "could not be asked" if result.problem else result.state or "unknown"
+        counts[key] = counts.get(key, 0) + 1
+    parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items(), key=lambda item: -item[1]))
+    tail = f"; {skipped} without a payment at the gateway were not asked" if skipped else ""
+    return f"Asked the gateway about {len(results)} orders: {parts or 'none'}{tail}. The list shows each answer."
+
+
+def _check_one(database, actor, settings, public_id, gateway_for, gateways) -> CheckResult:
+    try:
+        with database.session() as session:
+            order = _get_order(session, public_id)
+            key = (order.method, bool(order.sandbox))
+            if key not in gateways:
+                try:
+                    gateways[key] = gateway_for(order.method, settings, database, sandbox=key[1])
+                except GatewayError as exc:
+                    gateways[key] = exc
+            gateway = gateways[key]
+            if isinstance(gateway, GatewayError):
+                return CheckResult(public_id, None, None, "", str(gateway))
+            seen = check_payment(session, actor, public_id, gateway)
+    except BillingError as exc:
+        return CheckResult(public_id, None, None, "", str(exc))
+    except Exception as exc:  # noqa: BLE001 - one broken answer must not end the check for the others
+        return CheckResult(public_id, None, None, "", shown_to_people(exc, f"checking order {public_id}"))
+    return CheckResult(public_id, seen.state.value, seen.amount_cents, seen.currency)
 
 
 def complete_from_gateway(

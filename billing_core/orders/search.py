@@ -136,6 +136,8 @@ class OrderRow:
     provider_ref: str | None
     invoice_number: str | None
     sandbox: bool
+    gateway_state: str | None = None  # the latest gateway check's answer, if anybody asked
+    gateway_checked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -466,6 +468,8 @@ _PAGE_COLUMNS = (
     Order.status,
     Order.provider_ref,
     Order.sandbox,
+    Order.gateway_state,
+    Order.gateway_checked_at,
 )
 _NEWEST_FIRST = (Order.created_at.desc(), Order.id.desc())
 
@@ -546,6 +550,18 @@ def search_orders(
     found = session.execute(_page_select(plan, page_size + 1, after)).all()
     more = len(found) > page_size
     found = found[:page_size]
+    last = found[-1] if more else None
+    return SearchPage(
+        rows=_rows(session, found),
+        next_cursor=Cursor(last.created_at, last.id) if last else None,
+        understood_as=plan.understood_as,
+        notes=plan.notes,
+        count=_count(session, plan, count_limit) if count_limit is not None else None,
+    )
+
+
+def _rows(session: Session, found: Sequence) -> list[OrderRow]:
+    """Rows of ``_PAGE_COLUMNS`` as OrderRows, with their customers and invoices read by key."""
     customers = {
         c.id: c
         for c in session.execute(
@@ -561,7 +577,7 @@ def search_orders(
             )
         ).all()
     )
-    rows = [
+    return [
         OrderRow(
             public_id=r.public_id,
             created_at=r.created_at,
@@ -578,17 +594,11 @@ def search_orders(
             provider_ref=r.provider_ref,
             invoice_number=invoices.get(r.id),
             sandbox=bool(r.sandbox),
+            gateway_state=r.gateway_state,
+            gateway_checked_at=r.gateway_checked_at,
         )
         for r in found
     ]
-    last = found[-1] if more else None
-    return SearchPage(
-        rows=rows,
-        next_cursor=Cursor(last.created_at, last.id) if last else None,
-        understood_as=plan.understood_as,
-        notes=plan.notes,
-        count=_count(session, plan, count_limit) if count_limit is not None else None,
-    )
 
 
 def count_matches(session: Session, actor: Actor, query: OrderQuery, limit: int = 10_000) -> MatchCount:
@@ -644,3 +654,60 @@ __all__ = [
     "interpret",
     "search_orders",
 ]
+
+
+def the_one_order(session: Session, actor: Actor, text: str) -> str | None:
+    """The public id of the one order ``text`` names (an order id or its start, a provider reference or
+    its start); None when it names no order, several, or is not read as an order's id or reference."""
+    require(actor, Action.READ_ORDERS)
+    kind, term = _resolve_fragment(session, interpret(text))
+    dialect = session.get_bind().dialect.name
+    if kind is QueryKind.ORDER_ID:
+        named = Order.public_id == term
+    elif kind is QueryKind.ORDER_ID_PREFIX:
+        named = starts_with(Order.public_id, term, dialect)
+    elif kind is QueryKind.PROVIDER_REF:
+        named = Order.provider_ref == term
+        if session.scalar(select(Order.id).where(named).limit(1)) is None and len(term) >= ID_PREFIX_CHARS:
+            named = starts_with(Order.provider_ref, term, dialect)
+    else:
+        return None
+    found = session.scalars(select(Order.public_id).where(named).limit(2)).all()
+    return found[0] if len(found) == 1 else None
+
+
+def filters_words(query: OrderQuery) -> str:
+    """The filters of ``query`` in words ("status pending or expired · method stripe"); "" when none."""
+
+    def values(items: Sequence) -> str:
+        return " or ".join(str(getattr(i, "value", i)) for i in items)
+
+    def day(value: datetime | date) -> str:
+        return f"{value:%Y-%m-%d}"
+
+    parts = []
+    if query.statuses:
+        parts.append(f"status {values(query.statuses)}")
+    if query.methods:
+        parts.append(f"method {values(query.methods)}")
+    if query.plans:
+        parts.append(f"plan {values(query.plans)}")
+    if query.created_from or query.created_before:
+        start = f"from {day(query.created_from)}" if query.created_from else ""
+        end = f"before {day(query.created_before)}" if query.created_before else ""
+        parts.append(" ".join(filter(None, ("created", start, end))))
+    if query.amount_min_cents is not None:
+        parts.append(f"amount from {money.format_cents(query.amount_min_cents)}")
+    if query.amount_max_cents is not None:
+        parts.append(f"amount up to {money.format_cents(query.amount_max_cents)}")
+    return " · ".join(parts)
+
+
+def searched_as(query: OrderQuery, understood_as: str) -> str:
+    """How the box was read and what the filters narrow it to: never "all orders" while a filter is on."""
+    filters = filters_words(query)
+    if not filters:
+        return understood_as
+    if not query.text.strip():
+        return f"orders with {filters}"
+    return f"{understood_as}, only {filters}"

@@ -20,7 +20,7 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from pathlib import Path
 
 from billing_core.core import money
-from billing_core.core.errors import InvalidAmount, PricingError
+from billing_core.core.errors import BillingError, InvalidAmount, PricingError
 
 DEFAULT_PRICING_FILE = Path(__file__).with_name("pricing_default.toml")
 # A pricing file is a page of text; every number in it is small and has few places. Bounds that keep
@@ -196,6 +196,45 @@ def quote(amount: int | str, method: Method | str, pricing: Pricing) -> Quote:
         fee_rule=fee_rule,
         total_rule=total_rule,
     )
+
+
+LINK_VALUE_SHOWN = 24  # characters of a link's bad value quoted back
+
+
+@dataclass(frozen=True)
+class Preselection:
+    """What a link (``?plan=pro``, ``?amount=250``) preselects: an amount, or why it preselects nothing."""
+
+    amount_cents: int | None
+    problem: str | None = None
+
+
+def preselect(pricing: Pricing, plan: str | None = None, amount: str | None = None) -> Preselection:
+    """The amount the product's "Top Up" link asks for, checked as a customer's choice would be.
+
+    A plan names one of the pricing's plans (custom is an amount, not a plan); an amount must be one
+    ``quote`` accepts. A bad value, or a plan and an amount that disagree, preselects nothing and says why.
+    """
+    chosen: int | None = None
+    if plan is not None:
+        named = next((p for p in pricing.plans if p.id.value == plan.strip().lower()), None)
+        if named is None:
+            names = ", ".join(p.id.value for p in pricing.plans)
+            return Preselection(None, f"The link's plan “{plan[:LINK_VALUE_SHOWN]}” is not one of {names}.")
+        chosen = named.amount_cents
+    if amount is not None:
+        try:
+            cents = quote(amount[: money.AMOUNT_MAX_CHARS], next(iter(pricing.fees)), pricing).amount_cents
+        except BillingError as exc:
+            return Preselection(None, f"The link's amount “{amount[:LINK_VALUE_SHOWN]}” cannot be chosen: {exc}")
+        if chosen is not None and cents != chosen:
+            return Preselection(
+                None,
+                f"The link asks for plan {plan} ({money.format_cents(chosen)}) and for "
+                f"{money.format_cents(cents)}; choose one.",
+            )
+        chosen = cents
+    return Preselection(chosen)
 
 
 def _credit_hundredths(credits: Decimal) -> int:

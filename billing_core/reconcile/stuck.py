@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import stripe
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Boolean, and_, bindparam, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from billing_core.access import audit
@@ -27,11 +27,22 @@ from billing_core.core.config import Settings
 from billing_core.core.db import Database, transaction
 from billing_core.core.errors import BillingError, GatewayError, PaymentMismatch, StateConflict, shown_to_people
 from billing_core.core.exports import to_csv_bytes
-from billing_core.core.models import COMPLETABLE, PAID_STATUSES, Order, OrderStatus, SyncCursor, utcnow
+from billing_core.core.models import (
+    COMPLETABLE,
+    PAID_STATUSES,
+    STUCK_PAID_WHERE,
+    Order,
+    OrderStatus,
+    SyncCursor,
+    UTCDateTime,
+    utcnow,
+)
+from billing_core.orders import search
 from billing_core.orders.gateway_actions import record_check
-from billing_core.orders.lifecycle import _get_order, complete_order
+from billing_core.orders.lifecycle import _check_payment, _get_order, complete_order
 from billing_core.orders.refunds import RefundReconcileReport, reconcile_refunds
-from billing_core.payments import Gateway, PaymentState, registry
+from billing_core.orders.search import MatchCount, OrderRow
+from billing_core.payments import Gateway, PaymentState, PaymentStatus, registry
 from billing_core.pricing.catalog import Method
 
 REASON = "bulk reconcile"
@@ -46,6 +57,7 @@ GatewayFor = Callable[..., Gateway]
 
 class Outcome(enum.StrEnum):
     COMPLETED = "completed"
+    WOULD_COMPLETE = "would complete"  # a dry run's answer where the run would complete the order
     UNPAID = "still unpaid"
     MISMATCH = "mismatched"
     ALREADY = "already completed"
@@ -85,8 +97,16 @@ class ReconcileRow:
             "amount": "" if self.amount_cents is None else money.format_plain(self.amount_cents),
             "currency": self.currency,
             "outcome": self.outcome.value,
+            "becomes": self.becomes,
             "message": self.message,
         }
+
+    @property
+    def becomes(self) -> str:
+        """The order's status after the run (or, in a dry run, after the run it previews)."""
+        if self.outcome in (Outcome.COMPLETED, Outcome.WOULD_COMPLETE):
+            return OrderStatus.PAID.value
+        return self.status_before
 
 
 @dataclass
@@ -95,6 +115,7 @@ class ReconcileReport:
     rows: list[ReconcileRow] = field(default_factory=list)
     stopped: bool = False
     refunds: RefundReconcileReport | None = None  # the pending refunds finished on the way
+    dry_run: bool = False  # asked the gateway only: nothing was recorded or changed
 
     @property
     def counts(self) -> dict[Outcome, int]:
@@ -105,7 +126,8 @@ class ReconcileReport:
 
     def summary(self) -> str:
         parts = [f"{n} {outcome.value}" for outcome, n in self.counts.items() if n]
-        head = f"Checked {len(self.rows)} of {self.total} orders"
+        verb = "Dry run, nothing changed: asked about" if self.dry_run else "Checked"
+        head = f"{verb} {len(self.rows)} of {self.total} orders"
         tail = " (stopped before the end; run again to finish)" if self.stopped else ""
         refunds = f" {self.refunds.summary()}" if self.refunds and self.refunds.rows else ""
         return f"{head}: {', '.join(parts) or 'nothing to do'}{tail}.{refunds}"
@@ -196,6 +218,60 @@ def _iter_stuck(
         after = (page[-1].created_at, page[-1].id)
 
 
+# --- paid at the gateway, unpaid here ---------------------------------------------------------------
+
+STUCK_COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class StuckPage:
+    rows: list[OrderRow]
+    next_after: tuple[datetime, int] | None  # pass back as ``after`` for the next page
+    count: MatchCount
+
+
+def stuck_paid_page(
+    session: Session, actor: Actor, *, size: int = 50, after: tuple[datetime, int] | None = None
+) -> StuckPage:
+    """Pending or expired real orders whose latest gateway check said paid, oldest first, one keyset page.
+
+    Read from the partial index that holds only such orders (models.STUCK_PAID_WHERE, written as
+    literal SQL so SQLite's planner can match it to the index).
+    """
+    require(actor, Action.READ_ORDERS)
+    if not 1 <= size <= search.MAX_PAGE_SIZE:
+        raise BillingError(f"A page holds 1 to {search.MAX_PAGE_SIZE} orders.")
+    params: dict = {"limit": size + 1, "cap": STUCK_COUNT_CAP + 1}
+    keyset = ""
+    if after is not None:
+        keyset = "AND (created_at > :at OR (created_at = :at AND id > :id))"
+        params |= {"at": after[0], "id": after[1]}
+    ids = list(session.scalars(_stuck_sql(session, f"{keyset} ORDER BY created_at, id LIMIT :limit"), params))
+    more = len(ids) > size
+    ids = ids[:size]
+    capped = _stuck_sql(session, "LIMIT :cap").columns(Order.id).subquery()
+    counted = session.scalar(select(func.count()).select_from(capped), params)
+    # The page's rows by primary key, put in the index's order here: an ORDER BY could lead the planner
+    # to walk the whole created_at index looking for them.
+    by_id = {row.id: row for row in session.execute(select(*search._PAGE_COLUMNS).where(Order.id.in_(ids)))}
+    found = [by_id[i] for i in ids if i in by_id]
+    count = MatchCount(min(counted, STUCK_COUNT_CAP), counted > STUCK_COUNT_CAP)
+    next_after = (found[-1].created_at, found[-1].id) if more else None
+    return StuckPage(search._rows(session, found), next_after, count)
+
+
+def _stuck_sql(session: Session, tail: str):
+    """Ids of stuck orders from their partial index: its condition as literal SQL (a bound value would
+    keep SQLite from matching it to the index), and on SQLite the index named, since without table
+    statistics its planner would walk every pending order by status instead."""
+    hint = " INDEXED BY ix_orders_stuck_paid_created_at" if session.get_bind().dialect.name == "sqlite" else ""
+    sql = f"SELECT id FROM orders{hint} WHERE {STUCK_PAID_WHERE} AND sandbox = :real {tail}"  # noqa: S608 - fixed text
+    typed = [bindparam("real", False, type_=Boolean())]
+    if ":at" in tail:
+        typed.append(bindparam("at", type_=UTCDateTime()))
+    return text(sql).bindparams(*typed)
+
+
 # --- one order ------------------------------------------------------------------------------------
 
 
@@ -214,12 +290,9 @@ def reconcile_one(
             stuck.public_id, stuck.method.value, stuck.status.value, state, amount, currency, outcome, message
         )
 
-    try:
-        status = gateway.fetch_status(stuck.provider_ref)
-    except BillingError as exc:
-        return row(Outcome.ERROR, str(exc))
-    except Exception as exc:  # noqa: BLE001 - one broken answer must not end the run for everyone
-        return row(Outcome.ERROR, shown_to_people(exc, f"asking the gateway about order {stuck.public_id}"))
+    status = _ask(gateway, stuck)
+    if isinstance(status, str):
+        return row(Outcome.ERROR, status)
 
     seen = {"state": status.state.value, "amount": status.amount_cents, "currency": status.currency}
     with database.session() as session:
@@ -236,9 +309,9 @@ def reconcile_one(
                     reason=REASON,
                     after=status.as_dict(),
                 )
-            if status.state is not PaymentState.SUCCEEDED:
-                detail = f": {status.detail}" if status.detail else ""
-                return row(Outcome.UNPAID, f"The gateway says {status.state.value}{detail}.", **seen)
+                outcome, message = _verdict(order, status)
+            if outcome is not Outcome.COMPLETED:
+                return row(outcome, message, **seen)
             done = complete_order(session, actor, stuck.id, settings=settings, reason=REASON, payment=status)
             return row(Outcome.COMPLETED, f"Completed; invoice {done.invoice_number}.", **seen)
         except PaymentMismatch as exc:
@@ -251,6 +324,58 @@ def reconcile_one(
             return row(Outcome.ERROR, str(exc), **seen)
         except Exception as exc:  # noqa: BLE001 - reported on the order's row; the run goes on
             return row(Outcome.ERROR, shown_to_people(exc, f"reconciling order {stuck.public_id}"), **seen)
+
+
+def preview_one(
+    database: Database, actor: Actor, settings: Settings, stuck: StuckOrder, gateway: Gateway
+) -> ReconcileRow:
+    """What ``reconcile_one`` would do with the order, by the same rule (``_verdict``), writing nothing."""
+    require(actor, Action.RECONCILE)
+
+    def row(outcome: Outcome, message: str, state: str = "", amount: int | None = None, currency: str = ""):
+        return ReconcileRow(
+            stuck.public_id, stuck.method.value, stuck.status.value, state, amount, currency, outcome, message
+        )
+
+    status = _ask(gateway, stuck)
+    if isinstance(status, str):
+        return row(Outcome.ERROR, status)
+    seen = {"state": status.state.value, "amount": status.amount_cents, "currency": status.currency}
+    with database.session() as session:
+        outcome, message = _verdict(_get_order(session, stuck.id), status)
+    if outcome is Outcome.COMPLETED:
+        return row(Outcome.WOULD_COMPLETE, "The run would complete it and issue its invoice.", **seen)
+    return row(outcome, message, **seen)
+
+
+def _ask(gateway: Gateway, stuck: StuckOrder) -> PaymentStatus | str:
+    """The gateway's answer about the order's payment, or why there is none (outside any transaction)."""
+    try:
+        return gateway.fetch_status(stuck.provider_ref)
+    except BillingError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - one broken answer must not end the run for everyone
+        return shown_to_people(exc, f"asking the gateway about order {stuck.public_id}")
+
+
+def _verdict(order: Order, status: PaymentStatus) -> tuple[Outcome, str]:
+    """What reconcile makes of an order given the gateway's answer: the one rule of the run and its dry run.
+
+    COMPLETED means "complete it": the payment succeeded for the order's amount and currency
+    (``orders._check_payment``, the check ``complete_order`` makes again under its lock).
+    """
+    if order.status in PAID_STATUSES:
+        return Outcome.ALREADY, f"Order {order.public_id} is already {order.status.value}."
+    if order.status not in COMPLETABLE:
+        return Outcome.ERROR, f"Order {order.public_id} is {order.status.value}; it cannot be completed."
+    if status.state is not PaymentState.SUCCEEDED:
+        detail = f": {status.detail}" if status.detail else ""
+        return Outcome.UNPAID, f"The gateway says {status.state.value}{detail}."
+    try:
+        _check_payment(order, status)
+    except PaymentMismatch as exc:
+        return Outcome.MISMATCH, str(exc)
+    return Outcome.COMPLETED, ""
 
 
 class _Gateways:
@@ -280,16 +405,19 @@ def reconcile(
     gateway_for: GatewayFor = registry.gateway_for,
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
+    dry_run: bool = False,
 ) -> ReconcileReport:
     """Check every stuck order created in [since, until) at its gateway and complete the paid ones.
 
     Safe to stop (``should_stop`` is asked between orders) and to run again: completed orders are
-    no longer pending, so a rerun does not even select them.
+    no longer pending, so a rerun does not even select them. ``dry_run`` asks the gateway and says
+    what each order would become (``preview_one``), recording nothing and finishing no refund.
     """
     require(actor, Action.RECONCILE)
     with database.session() as session:
         total = count_stuck(session, actor, since=since, until=until, methods=methods)
-    report = ReconcileReport(total=total)
+    report = ReconcileReport(total=total, dry_run=dry_run)
+    one = preview_one if dry_run else reconcile_one
     gateways = _Gateways(gateway_for, settings, database)
     if progress:
         progress(0, total)
@@ -304,10 +432,10 @@ def reconcile(
                 ReconcileRow(stuck.public_id, stuck.method.value, state, "", None, "", Outcome.ERROR, str(gateway))
             )
         else:
-            report.rows.append(reconcile_one(database, actor, settings, stuck, gateway))
+            report.rows.append(one(database, actor, settings, stuck, gateway))
         if progress:
             progress(len(report.rows), max(total, len(report.rows)))
-    if not report.stopped:
+    if not report.stopped and not dry_run:
         report.refunds = reconcile_refunds(database, actor, settings, gateway_for=gateway_for)
     return report
 
