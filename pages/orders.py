@@ -1,7 +1,7 @@
 """Orders: find a customer's order in seconds, see what really happened at the gateway, finish it once.
 
 Only functions: app.py registers ``render`` with st.navigation. Run as a script on its own (Streamlit's
-``pages/`` folder mode), the file hands over to app.py (see ``_shared.hand_over_to_router``).
+``pages/`` folder mode), the file hands over to app.py (see ``_guard.hand_over_to_router``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from billing_core.orders.lifecycle import REFERENCE_MAX_CHARS, complete_order
 from billing_core.orders.search import MAX_QUERY_CHARS, Cursor, OrderQuery, search_orders
 from billing_core.payments.registry import gateway_for
 from billing_core.pricing.catalog import Method, PlanId
+from pages import _guard
 from pages import _orders_ui as ui
-from pages import _shared
-from pages._shared import PageContext, plain
+from pages._guard import PageContext
+from pages._text import plain
 
 ORDER_PARAM = "order"
 PAGE_SIZE = 50
@@ -48,7 +49,7 @@ ACTIONS = {
 
 
 def render() -> None:
-    ctx = _shared.page_context("orders")
+    ctx = _guard.page_context("orders")
     st.title("Orders")
     st.caption("Find an order by id, email, customer or payment reference; check it with the gateway; finish it once.")
     names = [":material/search: Find an order", ":material/sync: Bulk reconcile"]
@@ -415,4 +416,4 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
 
 
 if __name__ == "__main__":
-    _shared.hand_over_to_router()
+    _guard.hand_over_to_router()

@@ -509,4 +509,4 @@ def test_each_page_opens_for_the_roles_that_may_read_what_it_shows():
         "audit": Action.READ_AUDIT,
     }
     assert set(reads) == set(PAGES)
-    assert {page: PERMISSIONS[action] for page, action in reads.items()} == PAGES
+    assert {page: PERMISSIONS[action] for page, action in reads.items()} == {p: e.roles for p, e in PAGES.items()}
