@@ -37,6 +37,8 @@ from billing_core.core.models import (
     utcnow,
 )
 from billing_core.invoices.issuing import _issue_invoice, buyer_snapshot
+from billing_core.orders import states
+from billing_core.orders.states import OrderAction
 from billing_core.payments import PaymentRequest, PaymentState, PaymentStatus
 from billing_core.pricing.catalog import Method, Pricing, quote
 from billing_core.revenue import rollup
@@ -239,7 +241,8 @@ def complete_order(
             require(actor, Action.COMPLETE_ORDER)
         if payment is not None:
             _check_payment(order, payment)
-        if order.status not in COMPLETABLE:
+        completing = OrderAction.COMPLETE_MANUALLY if payment is None else OrderAction.COMPLETE_FROM_GATEWAY
+        if not states.applies(completing, order.status):
             raise _already(order)
 
         now = utcnow()
@@ -248,7 +251,7 @@ def complete_order(
         before = _order_view(order)
         won = session.execute(
             update(Order)
-            .where(Order.id == order.id, Order.status.in_(COMPLETABLE))
+            .where(Order.id == order.id, Order.status.in_(states.ACTIONS[completing].statuses))
             .values(
                 status=OrderStatus.PAID,
                 paid_at=now,
