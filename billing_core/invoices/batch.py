@@ -237,11 +237,10 @@ def dry_run(
     *,
     sample: int = 20,
     workers: int = 2,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> DryRun:
     """How many invoices, how many would come out different from their latest file, and how long it takes."""
     require(actor, Action.READ_BILLS)
-    settings = settings or Settings()
     ids = list(session.scalars(_ids(chosen.selection).limit(sample)))
     changed, seconds = 0, 0.0
     for invoice, doc in _documents(session, ids):
@@ -374,7 +373,7 @@ def run_job(
     workers: int = 2,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> RegenerationJob:
     """Render every invoice of the job not yet done; resumable after any crash, cancellable between chunks.
 
@@ -384,7 +383,6 @@ def run_job(
     ``actor`` is whoever runs or resumes it: the audit events name them.
     """
     require(actor, Action.REGENERATE_INVOICES)
-    settings = settings or Settings()
     root = storage.storage_root(settings)
     logo = str(settings.invoice_logo) if settings.invoice_logo else None
     with database.session() as session:
@@ -554,10 +552,9 @@ class VerifyReport:
         return not self.missing and not self.altered
 
 
-def verify(session: Session, actor: Actor, chosen: Chosen | None = None, *, root: Path | None = None) -> VerifyReport:
+def verify(session: Session, actor: Actor, chosen: Chosen | None = None, *, root: Path) -> VerifyReport:
     """Re-hash every stored version of the selected invoices (all when no selection)."""
     require(actor, Action.READ_BILLS)
-    root = root or storage.storage_root()
     selection = chosen.selection if chosen else {}
     checked, missing, altered = 0, [], []
     for ids in _id_pages(session, selection):

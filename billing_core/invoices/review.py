@@ -38,7 +38,7 @@ from billing_core.core.models import (
     RegenerationStatus,
     utcnow,
 )
-from billing_core.invoices import background, batch, storage
+from billing_core.invoices import background, batch
 from billing_core.pricing.catalog import Method, PlanId
 
 INVOICED_STATUSES = (OrderStatus.PAID, OrderStatus.REFUNDED, OrderStatus.PARTIALLY_REFUNDED)
@@ -632,7 +632,7 @@ def checks(
     session: Session,
     actor: Actor,
     *,
-    root: Path | None = None,
+    root: Path,
     limit: int = 10,
     file_sample: int = 200,
     progress: Callable[[int, int], None] | None = None,
@@ -642,7 +642,6 @@ def checks(
     Seconds at a million orders: run it in the background (billing_core.invoices.deep_check), never on a page run.
     ``progress(done, total)`` is called after each of the ``len(CHECKS)`` steps."""
     require(actor, Action.CHECK_BILLS)
-    root = root or storage.storage_root()
     steps = (
         lambda: _paid_without_invoice(session, limit),
         lambda: _total_mismatch(session, limit),

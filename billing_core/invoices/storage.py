@@ -39,8 +39,8 @@ class FileAltered(FileIntegrityError):
     """The file's bytes differ from the recorded hash."""
 
 
-def storage_root(settings: Settings | None = None) -> Path:
-    return Path((settings or Settings()).invoice_dir)
+def storage_root(settings: Settings) -> Path:
+    return Path(settings.invoice_dir)
 
 
 def relative_path(invoice: Invoice, version: int) -> str:
@@ -126,14 +126,13 @@ def store_version(
     pdf_bytes: bytes,
     reason: str,
     *,
-    root: Path | None = None,
+    root: Path,
     job_id: int | None = None,
 ) -> InvoiceFile:
     """Write the next version of ``invoice`` and add its row and audit event to the caller's transaction."""
     require(actor, Action.STORE_INVOICE_FILE)
     if not reason or not reason.strip():
         raise BillingError("Give a reason for storing a new invoice file.")
-    root = root or storage_root()
     _lock_invoices(session, [invoice.id])
     version = _next_versions(session, [invoice.id])[invoice.id]
     path = relative_path(invoice, version)
@@ -175,9 +174,9 @@ def files_for(session: Session, actor: Actor, invoice_id: int) -> list[InvoiceFi
     return list(session.scalars(stmt))
 
 
-def read_file(file: InvoiceFile, root: Path | None = None) -> bytes:
+def read_file(file: InvoiceFile, root: Path) -> bytes:
     """The stored bytes, checked against the recorded hash."""
-    path = (root or storage_root()) / file.path
+    path = root / file.path
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -187,12 +186,9 @@ def read_file(file: InvoiceFile, root: Path | None = None) -> bytes:
     return data
 
 
-def issued_pdf(
-    database: Database, actor: Actor, invoice_id: int, *, settings: Settings | None = None
-) -> tuple[InvoiceFile, bytes]:
+def issued_pdf(database: Database, actor: Actor, invoice_id: int, *, settings: Settings) -> tuple[InvoiceFile, bytes]:
     """The invoice's latest stored PDF; the first request renders and stores version 1 (as ``actor``)."""
     require(actor, Action.READ_BILLS)
-    settings = settings or Settings()
     root = storage_root(settings)
     with database.session() as session:
         file = _latest_file(session, invoice_id)
