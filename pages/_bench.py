@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from billing_core.access.roles import Actor, Role
-from billing_core.bench.run import Options, Row
+from billing_core.bench.run import DATA_END, Options, Row
 from billing_core.core.db import Database
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -89,7 +89,9 @@ def _seeded(url: str, orders: int) -> Database:
 
     database = Database(url)
     database.migrate()
-    demo.seed(database, orders=orders, actor=Actor("bench@localhost", Role.ADMIN, "benchmark"), replace=True)
+    demo.seed(
+        database, orders=orders, actor=Actor("bench@localhost", Role.ADMIN, "benchmark"), replace=True, end=DATA_END
+    )
     return database
 
 

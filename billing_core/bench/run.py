@@ -12,11 +12,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from billing_core.pricing.catalog import Method, load_pricing, quote
+
+# The day every suite's demo data ends on: fixed, so each run measures the same rows.
+DATA_END = date(2026, 11, 26)
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def _orm_orders_per_second(database, orders: int) -> float:
     from billing_core.demo import seeding as demo
 
     settings = Settings()
-    data = demo.generate(orders, 11, settings.pricing(), settings)
+    data = demo.generate(orders, 11, settings.pricing(), settings, end=DATA_END)
 
     def when(us: int) -> datetime | None:
         return None if us < 0 else datetime.fromtimestamp(us / 1_000_000, UTC)
@@ -219,7 +222,7 @@ def _seed_row(label: str, url: str, baseline_url: str, orders: int) -> Row:
     database = Database(url)
     try:
         database.migrate()
-        report = demo.seed(database, orders=orders, actor=actor, replace=True)
+        report = demo.seed(database, orders=orders, actor=actor, replace=True, end=DATA_END)
     finally:
         database.dispose()
     return Row(

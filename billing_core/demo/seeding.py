@@ -1,8 +1,8 @@
 """Demo data: about two years of believable top-ups, generated from a seed and bulk-loaded.
 
-Nothing reads the clock: every row derives from the seed, the size and the fixed anchor
-``DATA_END`` (2026-11-27 00:00 UTC, exclusive, so the data ends on 2026-11-26 at 23:59 UTC). The
-same seed and size therefore give identical rows, public ids and timestamps included. Prices come
+The data ends on its end date (23:59:59 UTC that day): by default the day it is seeded (``today``), so
+a first run's "last 30 days" is full. Nothing else reads the clock: every row derives from the seed,
+the size and the end date, so the same three give identical rows, public ids and timestamps included. Prices come
 from ``quote()``: each distinct (amount, method) pair is quoted once and mapped onto its orders.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 from sqlalchemy import Connection
@@ -49,7 +49,6 @@ from billing_core.orders import customer_index
 from billing_core.pricing.catalog import Method, PlanId, Pricing, quote
 from billing_core.revenue import rollup
 
-DATA_END = datetime(2026, 11, 27, tzinfo=UTC)
 SPAN_DAYS = 730
 FIRST_RUN_ORDERS = 20_000
 ORDERS_PER_CUSTOMER = 8
@@ -59,8 +58,6 @@ COMPLETION_REASON = "payment succeeded at the gateway"
 
 _US = 1_000_000
 _DAY_US = 86_400 * _US
-_END_US = int(DATA_END.timestamp()) * _US
-_START_US = _END_US - SPAN_DAYS * _DAY_US
 _TTL_US = _DAY_US  # orders.ORDER_TTL
 _CHUNK = 50_000
 Progress = Callable[[int, int], None]
@@ -76,6 +73,7 @@ class SeedReport:
     seconds: float
     refunds: int = 0
     credit_notes: int = 0
+    end: date | None = None  # the last day of the data
 
 
 # --- what can happen to an order -----------------------------------------------------------------
@@ -702,16 +700,26 @@ def _random_text(rng: np.random.Generator, alphabet: str, n: int, width: int) ->
     return picks.view(f"S{width}").ravel().astype(f"U{width}")
 
 
-def _order_times(rng: np.random.Generator, n: int) -> np.ndarray:
+def today() -> date:
+    """The day demo data ends on unless told otherwise: today, in UTC."""
+    return datetime.now(UTC).date()
+
+
+def end_bound(end: date) -> datetime:
+    """The first moment after data ending on ``end``: the next midnight, UTC."""
+    return datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
+
+
+def _order_times(rng: np.random.Generator, n: int, start_us: int) -> np.ndarray:
     """Creation times (µs, sorted): tripling over the two years, weekdays busier, daytime busier."""
     day = np.arange(SPAN_DAYS)
-    weekday = (day + datetime.fromtimestamp(_START_US // _US, UTC).weekday()) % 7
+    weekday = (day + datetime.fromtimestamp(start_us // _US, UTC).weekday()) % 7
     weight = np.exp(np.log(3.0) * day / (SPAN_DAYS - 1)) * _WEEKDAY_WEIGHT[weekday]
     per_day = rng.multinomial(n, weight / weight.sum())
     days = np.repeat(day, per_day).astype(np.int64)
     hours = rng.choice(24, size=n, p=_HOUR_WEIGHT / _HOUR_WEIGHT.sum()).astype(np.int64)
     within = rng.integers(0, 3600 * _US, n)
-    return np.sort(_START_US + days * _DAY_US + hours * 3600 * _US + within)
+    return np.sort(start_us + days * _DAY_US + hours * 3600 * _US + within)
 
 
 def _timestamps(us: np.ndarray) -> np.ndarray:
@@ -746,14 +754,16 @@ def _lines_json(credits: int, amount_cents: int, fee_cents: int, method: Method,
     )
 
 
-def _customers(rng: np.random.Generator, n: int, first_order_us: np.ndarray, id_offset: int) -> tuple[Table, dict]:
+def _customers(
+    rng: np.random.Generator, n: int, first_order_us: np.ndarray, id_offset: int, start_us: int
+) -> tuple[Table, dict]:
     scripts = list(_SCRIPTS)
     shares = np.array([_SCRIPTS[s][0] for s in scripts])
     script_of = rng.choice(len(scripts), size=n, p=shares / shares.sum())
     picks = rng.integers(0, 1 << 62, size=(n, 8), dtype=np.int64).tolist()
     has_company = (rng.random(n) < _COMPANY_SHARE).tolist()
     public_ids = _hex_ids(rng, "cus", n)
-    created = np.maximum(first_order_us - rng.integers(60 * _US, 3 * _DAY_US, n), _START_US)
+    created = np.maximum(first_order_us - rng.integers(60 * _US, 3 * _DAY_US, n), start_us)
 
     country_pick = {}
     for script, (_, _, _, _, share) in _SCRIPTS.items():
@@ -860,9 +870,11 @@ def generate(
     pricing: Pricing,
     settings: Settings,
     offsets: dict[str, int] | None = None,
+    *,
+    end: date,
 ) -> DemoData:
-    """Every row of the demo, as columns. ``offsets`` are ids already taken per table."""
-    for item in generate_stream(orders, seed, pricing, settings, offsets):
+    """Every row of the demo, ending on ``end``, as columns. ``offsets`` are ids already taken per table."""
+    for item in generate_stream(orders, seed, pricing, settings, offsets, end=end):
         if isinstance(item, DemoData):
             return item
     raise AssertionError("generate_stream ends with the DemoData")
@@ -874,6 +886,8 @@ def generate_stream(
     pricing: Pricing,
     settings: Settings,
     offsets: dict[str, int] | None = None,
+    *,
+    end: date,
 ) -> Iterator[Table | DemoData]:
     """``generate``, yielding each table as soon as it is complete (in foreign-key order), then the DemoData.
 
@@ -884,7 +898,9 @@ def generate_stream(
     offsets = offsets or {}
     rng = np.random.default_rng(seed)
     n = orders
-    created = _order_times(rng, n)
+    end_us = int(end_bound(end).timestamp()) * _US
+    start_us = end_us - SPAN_DAYS * _DAY_US
+    created = _order_times(rng, n, start_us)
     order_ids = np.arange(offsets.get("orders", 0) + 1, offsets.get("orders", 0) + n + 1, dtype=np.int64)
 
     # Customers: each one's first order is a random order, so sign-ups follow volume; later orders
@@ -894,7 +910,7 @@ def generate_stream(
     known = np.searchsorted(firsts, np.arange(n), side="right")
     customer_of = np.floor(known * rng.random(n) ** 1.3).astype(np.int64)
     customer_of[firsts] = np.arange(n_customers)
-    customers, people = _customers(rng, n_customers, created[firsts], offsets.get("customers", 0))
+    customers, people = _customers(rng, n_customers, created[firsts], offsets.get("customers", 0), start_us)
     yield customers
     yield people["grams"]
     customer_ids = customers.columns["id"][customer_of]  # type: ignore[index]
@@ -933,12 +949,12 @@ def generate_stream(
     # Outcomes. An order still inside its 24 hours cannot have expired yet: it is pending.
     case = rng.choice(len(Case), size=n, p=_CASE_SHARE / _CASE_SHARE.sum())
     expires = created + _TTL_US
-    young = expires >= _END_US
+    young = expires >= end_us
     case[young & (case == Case.EXPIRED_UNPAID)] = Case.PENDING_UNPAID
     case[young & (case == Case.EXPIRED_PAID)] = Case.PENDING_PAID
     has_ref = rng.random(n) < _CASE_HAS_REF[case]
 
-    last = _END_US - 1
+    last = end_us - 1
     pay_delay = np.minimum(rng.lognormal(np.log(90), 1.0, n).astype(np.int64) * _US, _DAY_US - _US)
     paid_at = np.minimum(created + 5 * _US + pay_delay, last)
     # A refund comes at least a minute after the payment, within 30 days; an order paid in the
@@ -1143,7 +1159,7 @@ def generate_stream(
         "seed": seed,
         "orders": n,
         "customers": n_customers,
-        "data_end": DATA_END.isoformat(),
+        "data_end": end_bound(end).isoformat(),
         "pricing_version": pricing.version,
         "statuses": {status: count for status, count in status_counts.items() if count},
         "gateway_paid_but_pending": int((case == Case.PENDING_PAID).sum()),
@@ -1828,8 +1844,10 @@ def seed(
     replace: bool = False,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    end: date | None = None,
 ) -> SeedReport:
-    """Fill an order-less database with ``orders`` demo orders and everything that follows from them.
+    """Fill an order-less database with ``orders`` demo orders, ending on ``end`` (default: ``today()``),
+    and everything that follows from them.
 
     One transaction: on any error nothing is written. Refuses a database that has orders unless
     ``replace``, which deletes all existing data first (in the same transaction). The revenue
@@ -1840,6 +1858,7 @@ def seed(
     if orders < 1:
         raise BillingError("Seed at least one order.")
     settings = settings or Settings()
+    end = end or today()
     pricing = settings.pricing()
     zones = tuple(settings.report_timezones)
     started = time.perf_counter()
@@ -1886,7 +1905,7 @@ def seed(
                         for table_indexes in indexes.values():
                             for name, _ in table_indexes:
                                 loader.execute(f"DROP INDEX {name}")
-                        stream = generate_stream(orders, seed, pricing, settings, offsets)
+                        stream = generate_stream(orders, seed, pricing, settings, offsets, end=end)
                         written = 0
                         while True:
                             with profile.section("generate"):
@@ -1941,6 +1960,7 @@ def seed(
         seconds=time.perf_counter() - started,
         refunds=len(data.refunds),
         credit_notes=data.credit_notes,
+        end=end,
     )
 
 
@@ -2062,6 +2082,7 @@ def setup(
     orders: int = FIRST_RUN_ORDERS,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    end: date | None = None,
 ) -> SeedReport | None:
     """First run: migrate, and seed demo data if there are no orders yet. None when nothing was seeded."""
     from billing_core.core.db import is_empty
@@ -2071,7 +2092,7 @@ def setup(
     if not is_empty(database.engine):
         return None
     try:
-        return seed(database, orders=orders, actor=actor, settings=settings, progress=progress)
+        return seed(database, orders=orders, actor=actor, settings=settings, progress=progress, end=end)
     except StateConflict:
         return None  # another process seeded it first
 
@@ -2080,19 +2101,21 @@ def describe(report: SeedReport) -> str:
     return (
         f"seeded {report.orders:,} orders ({report.paid:,} paid) for {report.customers:,} customers, "
         f"{report.invoices:,} invoices, {report.refunds:,} refunds with their credit notes and "
-        f"{report.ledger_entries:,} ledger entries in {report.seconds:.1f} s"
+        f"{report.ledger_entries:,} ledger entries{f' up to {report.end}' if report.end else ''} "
+        f"in {report.seconds:.1f} s"
     )
 
 
 __all__ = [
-    "DATA_END",
     "FIRST_RUN_ORDERS",
     "SCRIPTS",
     "Case",
     "DemoData",
     "SeedReport",
     "describe",
+    "end_bound",
     "generate",
     "seed",
     "setup",
+    "today",
 ]
