@@ -43,10 +43,10 @@ from billing_core.core.models import (
     SimulatedStatus,
 )
 from billing_core.invoices import totals as bills_totals
-from billing_core.invoices.issuing import TEMPLATE_VERSION, credit_note_lines
+from billing_core.invoices.issuing import TEMPLATE_VERSION, credit_note_lines, credit_note_split, topup_lines
 from billing_core.invoices.numbering import format_number, series_name
 from billing_core.orders import customer_index
-from billing_core.pricing.catalog import Method, PlanId, Pricing, quote
+from billing_core.pricing.catalog import Method, PlanId, Pricing, plan_name, quote
 from billing_core.revenue import rollup
 
 SPAN_DAYS = 730
@@ -730,30 +730,6 @@ def _timestamps(us: np.ndarray) -> np.ndarray:
     return text
 
 
-def _plan_name(plan: PlanId) -> str:
-    return "custom amount" if plan is PlanId.CUSTOM else f"{plan.value.title()} plan"
-
-
-def _lines_json(credits: int, amount_cents: int, fee_cents: int, method: Method, plan: PlanId) -> str:
-    # The exact output of invoices.issuing.invoice_lines, serialised as SQLAlchemy's JSON type does.
-    return _json(
-        [
-            {
-                "description": f"AI model credits top-up ({_plan_name(plan)})",
-                "quantity": f"{credits // 100}.{credits % 100:02d}",
-                "unit": "credit",
-                "amount_cents": amount_cents,
-            },
-            {
-                "description": f"Payment processing fee ({method.value})",
-                "quantity": "1",
-                "unit": "fee",
-                "amount_cents": fee_cents,
-            },
-        ]
-    )
-
-
 def _customers(
     rng: np.random.Generator, n: int, first_order_us: np.ndarray, id_offset: int, start_us: int
 ) -> tuple[Table, dict]:
@@ -940,7 +916,8 @@ def generate_stream(
         fee_by_key.append(q.fee_cents)
         credits_by_key.append(q.credits)
         plan_by_key.append(plans.index(q.plan))
-        lines_by_key.append(_lines_json(q.credits, q.amount_cents, q.fee_cents, method, q.plan))
+        lines = topup_lines(q.credits, q.amount_cents, q.fee_cents, method, plan_name(q.plan))
+        lines_by_key.append(_json(lines))  # as SQLAlchemy's JSON type serialises it
     fee = np.array(fee_by_key, dtype=np.int64)[inverse]
     credits = np.array(credits_by_key, dtype=np.int64)[inverse]
     plan_index = np.array(plan_by_key)[inverse]
@@ -1306,7 +1283,7 @@ def _invoices(inv_rows, ref_rows, id_offset, settings, **c) -> tuple[Table, dict
     order_amount, order_total = c["amount"][ref_rows].tolist(), c["total"][ref_rows].tolist()
     cn_subtotal = np.array(
         [
-            money.from_decimal(money.to_decimal(cents) * a / t)
+            credit_note_split(cents, a, t)[0]
             for cents, a, t in zip(refund_amount.tolist(), order_amount, order_total, strict=True)
         ],
         dtype=np.int64,
