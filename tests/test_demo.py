@@ -38,6 +38,7 @@ from billing_core.core.models import (
     utcnow,
 )
 from billing_core.demo import seeding as demo
+from billing_core.demo.generation import SPAN_DAYS, end_bound
 from billing_core.invoices.numbering import format_number, series_name
 from billing_core.orders import lifecycle as orders
 from billing_core.orders import refunds
@@ -135,13 +136,13 @@ def test_the_data_ends_on_its_end_date_and_the_same_seed_and_end_give_the_same_r
             report = demo.seed(database, orders=2_000, seed=4, actor=admin, end=day)
             assert report.end == day and f"up to {day}" in demo.describe(report)
         first, last = _created_span(a)
-        bound = demo.end_bound(end)
+        bound = end_bound(end)
         assert bound == datetime(2025, 3, 2, tzinfo=UTC)
         assert bound - timedelta(days=2) < last < bound  # the newest orders are from the end date
-        assert first >= bound - timedelta(days=demo.SPAN_DAYS)
+        assert first >= bound - timedelta(days=SPAN_DAYS)
         assert _orders_digest(a) == _orders_digest(b)
         assert _orders_digest(a) != _orders_digest(c)
-        assert _created_span(c)[1] < demo.end_bound(end - timedelta(days=40))
+        assert _created_span(c)[1] < end_bound(end - timedelta(days=40))
     finally:
         for database in (a, b, c):
             database.dispose()
@@ -154,8 +155,8 @@ def test_without_an_end_date_the_data_ends_on_the_day_it_is_seeded(db, admin, mo
     assert report.end == seeded_on
     with db.session() as s:
         last = s.scalar(select(func.max(Order.created_at)))
-        assert s.scalar(select(func.max(Order.paid_at))) < demo.end_bound(seeded_on)
-    assert demo.end_bound(seeded_on) - timedelta(days=2) < last < demo.end_bound(seeded_on)
+        assert s.scalar(select(func.max(Order.paid_at))) < end_bound(seeded_on)
+    assert end_bound(seeded_on) - timedelta(days=2) < last < end_bound(seeded_on)
 
 
 def test_demo_data_ends_today_outside_the_tests():
@@ -192,11 +193,11 @@ def test_rows_read_back_through_the_orm_with_their_types(seeded):
         assert order.created_at.tzinfo is UTC and order.paid_at.tzinfo is UTC
         assert isinstance(order.status, OrderStatus) and isinstance(order.plan, PlanId)
         assert order.sandbox is False and order.public_id.startswith("ord_") and len(order.public_id) == 20
-        assert order.created_at < order.paid_at <= demo.end_bound(DEMO_END)
+        assert order.created_at < order.paid_at <= end_bound(DEMO_END)
         invoice = s.scalars(select(Invoice).where(Invoice.order_id == order.id)).one()
         assert invoice.lines[0]["amount_cents"] == order.amount_cents
         assert invoice.buyer["customer"].startswith("cus_")
-        assert s.scalar(select(func.max(Order.created_at))) < demo.end_bound(DEMO_END)
+        assert s.scalar(select(func.max(Order.created_at))) < end_bound(DEMO_END)
         assert s.scalar(select(func.count()).where(Order.sandbox.is_(True))) == 0
 
 
@@ -307,7 +308,7 @@ def test_refunded_orders_are_recorded_as_a_live_refund_would_be(seeded):
     for order_id, order in orders_by_id.items():
         (refund,) = refunds_by_order[order_id]
         assert refund.provider_ref == order.provider_ref is not None
-        assert order.paid_at < refund.created_at < demo.end_bound(DEMO_END)
+        assert order.paid_at < refund.created_at < end_bound(DEMO_END)
         assert refund.override is False and refund.reason and refund.created_by.endswith("@company.test")
         topup = [e for e in entries[order_id] if e.kind is LedgerKind.TOPUP]
         taken = [e for e in entries[order_id] if e.kind is LedgerKind.REFUND]

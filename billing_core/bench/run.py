@@ -85,10 +85,10 @@ def _orm_orders_per_second(database, orders: int) -> float:
     """The naive way: one ORM Order (with its ledger entry and invoice) added and committed at a time."""
     from billing_core.core.config import Settings
     from billing_core.core.models import Customer, Invoice, LedgerEntry, Order
-    from billing_core.demo import seeding as demo
+    from billing_core.demo import generation
 
     settings = Settings()
-    data = demo.generate(orders, 11, settings.pricing(), settings, end=DATA_END)
+    data = generation.generate(orders, 11, settings.pricing(), settings, end=DATA_END)
 
     def when(us: int) -> datetime | None:
         return None if us < 0 else datetime.fromtimestamp(us / 1_000_000, UTC)
@@ -155,7 +155,7 @@ def _orm_orders_per_second(database, orders: int) -> float:
                         kind="topup",
                         credits=int(le["credits"][j]),
                         created_at=when(int(le["created_at"][j])),
-                        created_by=demo.GATEWAY_ACTOR,
+                        created_by=generation.GATEWAY_ACTOR,
                     )
                 )
             if order_id in invoice_by_order:
@@ -186,12 +186,12 @@ def _orm_orders_per_second(database, orders: int) -> float:
 
 def _per_row(table) -> dict[str, object]:
     """A demo table's columns indexable by row, constant and derived ones included."""
-    from billing_core.demo import seeding as demo
+    from billing_core.demo import generation
 
     def plain(values: object) -> object:
-        if isinstance(values, demo.Same):
+        if isinstance(values, generation.Same):
             return [values.value] * len(table)
-        return values.values if isinstance(values, demo.Derived) else values
+        return values.values if isinstance(values, generation.Derived) else values
 
     return {name: plain(values) for name, values in table.columns.items()}
 
