@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from billing_core.access.roles import PAGES as REGISTRY
 from billing_core.access.roles import Actor, Role
-from billing_core.bench.run import Options, Row
+from billing_core.bench.run import DATA_END, Options, Row
 from billing_core.core.db import Database
-from pages import _shared
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 SMALL = 100_000
@@ -118,7 +118,7 @@ def page_times(database: Database, files: Path, runs: int = RUNS) -> dict[tuple[
             for page, steps in PAGES.items():
                 at = AppTest.from_file(str(APP), default_timeout=600).run()
                 # By title: the first page's url_pathname is "" (it is the default page).
-                title = _shared.PAGE_TITLES[page]
+                title = REGISTRY[page].title
                 [at._page_hash] = [h for h, i in at._registered_pages.items() if i.get("page_name") == title]
                 for name, act in steps:
                     act(at, picks)
@@ -154,7 +154,9 @@ def _seeded(url: str, orders: int) -> Database:
 
     database = Database(url)
     database.migrate()
-    demo.seed(database, orders=orders, actor=Actor("bench@localhost", Role.ADMIN, "benchmark"), replace=True)
+    demo.seed(
+        database, orders=orders, actor=Actor("bench@localhost", Role.ADMIN, "benchmark"), replace=True, end=DATA_END
+    )
     _audit_history(database)
     return database
 

@@ -30,7 +30,7 @@ from billing_core.invoices.review import (
 from billing_core.orders.customers import CustomerHit
 from billing_core.orders.search import MAX_QUERY_CHARS
 from billing_core.pricing.catalog import Method, PlanId
-from pages._shared import plain
+from pages._text import plain
 
 KIND_LABELS = {
     None: "Invoices and credit notes",

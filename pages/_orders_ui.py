@@ -23,7 +23,8 @@ from billing_core.reconcile import settlement
 from billing_core.reconcile import stuck as reconcile
 from billing_core.reconcile.settlement import SettlementPreview
 from billing_core.reconcile.stuck import ReconcileReport
-from pages._shared import PageContext, hand_over_to_router, plain
+from pages._guard import PageContext, hand_over_to_router
+from pages._text import plain
 
 REPORT_KEY = "orders_reconcile_report"
 PREVIEW_KEY = "orders_reconcile_preview"  # (range, dry-run report): Apply waits for a dry run of the range

@@ -17,7 +17,8 @@ from billing_core.core.errors import BillingError
 from billing_core.invoices import new_details
 from billing_core.orders import gateway_actions as payment_ops
 from billing_core.orders.search import OrderRow
-from pages._shared import PageContext, hand_over_to_router, plain
+from pages._guard import PageContext, hand_over_to_router
+from pages._text import plain
 
 PROBLEMS_KEY = "orders_check_problems"
 SUMMARY_KEY = "orders_check_summary"

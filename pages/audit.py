@@ -2,7 +2,7 @@
 the before/after of one event; a CSV of everything that matches.
 
 Only functions: app.py registers ``render`` with st.navigation. Run as a script on its own (Streamlit's
-``pages/`` folder mode), the file hands over to app.py (see ``_shared.hand_over_to_router``).
+``pages/`` folder mode), the file hands over to app.py (see ``_guard.hand_over_to_router``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import streamlit as st
 from billing_core.access import audit
 from billing_core.core import exports
 from billing_core.core.errors import BillingError
-from pages import _shared
-from pages._shared import PageContext, plain
+from pages import _guard
+from pages._guard import PageContext
+from pages._text import plain
 
 PAGE_SIZE = 50
 ANY = "any"
@@ -25,7 +26,7 @@ ROWS_KEY = "audit_rows"
 
 
 def render() -> None:
-    ctx = _shared.page_context("audit")
+    ctx = _guard.page_context("audit")
     st.title("Audit log")
     st.caption("Every recorded change: when, who with which role, what, which record, why, and before/after.")
     try:
@@ -119,4 +120,4 @@ def _csv(ctx: PageContext, filters: audit.AuditFilters) -> bytes:
 
 
 if __name__ == "__main__":
-    _shared.hand_over_to_router()
+    _guard.hand_over_to_router()

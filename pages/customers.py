@@ -17,10 +17,11 @@ from billing_core.core.money import format_cents, format_credits
 from billing_core.invoices import storage
 from billing_core.orders import customers as cs
 from billing_core.orders.search import MAX_QUERY_CHARS, OrderQuery, search_orders
+from pages import _guard, _text
 from pages import _orders_ui as ui
-from pages import _shared
 from pages import _support_ui as support
-from pages._shared import PageContext, plain
+from pages._guard import PageContext
+from pages._text import plain
 
 CUSTOMER_PARAM = "customer"
 PAGE_SIZE = 25
@@ -29,7 +30,7 @@ LEDGER_CURSORS, ORDER_CURSORS, DOC_CURSORS = "cust_ledger_cursors", "cust_order_
 
 
 def render() -> None:
-    ctx = _shared.page_context("customers")
+    ctx = _guard.page_context("customers")
     st.title("Customers")
     if public_id := st.query_params.get(CUSTOMER_PARAM):
         st.button("Back to search", key="back_to_search", icon=":material/arrow_back:", on_click=_close)
@@ -210,7 +211,7 @@ def _ledger(ctx: PageContext, profile: cs.Profile) -> None:
                 {
                     "When (UTC)": f"{r.created_at:%Y-%m-%d %H:%M}",
                     "Kind": r.kind.value,
-                    "Credits": _shared.signed_credits(r.credits),
+                    "Credits": _text.signed_credits(r.credits),
                     "Order": r.order_public_id or "—",
                     "By": r.created_by,
                 }
@@ -356,4 +357,4 @@ def _edit(ctx: PageContext, profile: cs.Profile) -> None:
 
 
 if __name__ == "__main__":
-    _shared.hand_over_to_router()
+    _guard.hand_over_to_router()

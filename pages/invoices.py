@@ -1,7 +1,7 @@
 """Invoices: review bills (list, totals, export, checks), regenerate PDFs in batches, verify stored files.
 
 Only functions: app.py registers ``render`` with st.navigation. Run as a script on its own (Streamlit's
-``pages/`` folder mode), the file hands over to app.py (see ``_shared.hand_over_to_router``).
+``pages/`` folder mode), the file hands over to app.py (see ``_guard.hand_over_to_router``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from billing_core.invoices import deep_check as bills_check
 from billing_core.invoices import review as bills
 from billing_core.invoices.object_store import Bucket
 from billing_core.orders import customers
+from pages import _guard
 from pages import _invoices_ui as ui
-from pages import _shared
-from pages._shared import PageContext, plain
+from pages._guard import PageContext
+from pages._text import plain
 
 PAGE_SIZE = 50
 CUSTOMER_CHOICES = 20
@@ -35,7 +36,7 @@ VERIFY_KEY = "verify_report"
 
 
 def render() -> None:
-    ctx = _shared.page_context("invoices")
+    ctx = _guard.page_context("invoices")
     st.title("Invoices")
     st.caption("Issued invoices and credit notes: review and export them, regenerate their PDFs, verify stored files.")
     review, regenerate, verify = st.tabs(
@@ -461,4 +462,4 @@ def _root(ctx: PageContext) -> storage.Store:
 
 
 if __name__ == "__main__":
-    _shared.hand_over_to_router()
+    _guard.hand_over_to_router()

@@ -1,7 +1,7 @@
 """Orders: find a customer's order in seconds, see what really happened at the gateway, finish it once.
 
 Only functions: app.py registers ``render`` with st.navigation. Run as a script on its own (Streamlit's
-``pages/`` folder mode), the file hands over to app.py (see ``_shared.hand_over_to_router``).
+``pages/`` folder mode), the file hands over to app.py (see ``_guard.hand_over_to_router``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from billing_core.access.audit import REASON_MAX_CHARS
 from billing_core.access.roles import Action, may, may_open
 from billing_core.core import money
 from billing_core.core.errors import BillingError, GatewayError, NotFound
-from billing_core.core.models import COMPLETABLE, OrderStatus, RefundStatus
+from billing_core.core.models import OrderStatus, RefundStatus
 from billing_core.orders import gateway_actions as payment_ops
-from billing_core.orders import refunds
+from billing_core.orders import refunds, states
 from billing_core.orders.customers import CustomerMatches, find_customers
 from billing_core.orders.detail import OrderDetail, order_detail
 from billing_core.orders.lifecycle import REFERENCE_MAX_CHARS, complete_order
@@ -30,14 +30,16 @@ from billing_core.orders.search import (
     searched_as,
     the_one_order,
 )
+from billing_core.orders.states import OrderAction
 from billing_core.payments import PaymentState
 from billing_core.payments.registry import gateway_for
 from billing_core.pricing.catalog import Method, PlanId
 from billing_core.reconcile import stuck as reconcile
+from pages import _guard
 from pages import _orders_ui as ui
-from pages import _shared
 from pages import _support_ui as support
-from pages._shared import PageContext, plain
+from pages._guard import PageContext
+from pages._text import plain
 
 ORDER_PARAM = "order"
 PAGE_SIZE = 50
@@ -54,19 +56,10 @@ STUCK_CURSORS_KEY = "orders_stuck_cursors"
 SEARCH_VIEW, STUCK_VIEW = "Search", "Stuck: paid at the gateway, unpaid here"
 # How the answer of "Check with gateway" is shown: only a succeeded payment is good news.
 CHECK_KINDS = {PaymentState.SUCCEEDED: "ok", PaymentState.PENDING: "info"}
-# What may be done to an order, the permission it needs, and the statuses it applies to.
-ACTIONS = {
-    "Complete from gateway": (Action.COMPLETE_ORDER, COMPLETABLE),
-    "Complete manually with provider reference": (Action.COMPLETE_ORDER_MANUALLY, COMPLETABLE),
-    "Resume payment": (Action.RESUME_PAYMENT, COMPLETABLE),
-    "Expire": (Action.EXPIRE_ORDER, (OrderStatus.PENDING,)),
-    "Cancel": (Action.CANCEL_ORDER, COMPLETABLE),
-    "Refund": (Action.REFUND_ORDER, refunds.REFUNDABLE),
-}
 
 
 def render() -> None:
-    ctx = _shared.page_context("orders")
+    ctx = _guard.page_context("orders")
     st.title("Orders")
     st.caption("Find an order by id, email, customer or payment reference; check it with the gateway; finish it once.")
     names = [":material/search: Find an order", ":material/sync: Bulk reconcile"]
@@ -344,23 +337,23 @@ def _actions(ctx: PageContext, detail: OrderDetail) -> None:
                 args=(ctx, order.public_id, "Check with gateway"),
                 disabled=not order.provider_ref,
             )
-        choices = [name for name, (action, states) in ACTIONS.items() if order.status in states]
-        allowed = [name for name in choices if may(ctx.actor, ACTIONS[name][0])]
-        barred = [name for name in choices if name not in allowed]
+        choices = states.actions_for(order.status)
+        allowed = [action.value for action in choices if may(ctx.actor, states.ACTIONS[action].permission)]
+        barred = [action.value for action in choices if action.value not in allowed]
         if barred:
             st.caption(f"Not for the {ctx.actor.role.value} role: {', '.join(barred).lower()}.")
         if not allowed:
             return
         chosen = st.selectbox("What to do", allowed, key="order_action")
-        if chosen == "Complete manually with provider reference":
+        if chosen == OrderAction.COMPLETE_MANUALLY:
             st.text_input(
                 "Provider reference (from Airwallex, Alipay or the bank)",
                 key="manual_reference",
                 max_chars=REFERENCE_MAX_CHARS,
             )
-        if chosen == "Refund":
+        if chosen == OrderAction.REFUND:
             _refund_fields(ctx, detail)
-        if chosen != "Resume payment":
+        if chosen != OrderAction.RESUME_PAYMENT:
             st.text_input("Reason (kept in the audit log)", key="action_reason", max_chars=REASON_MAX_CHARS)
         st.checkbox(f"I confirm: {chosen.lower()} for order {order.public_id}", key="action_confirm")
         st.button(
@@ -432,12 +425,12 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
                 text = f"The gateway says {seen.state.value}: {paid}, payment {seen.ref}."
                 state[OUTCOME_KEY] = (CHECK_KINDS.get(seen.state, "warning"), text, "")
                 return
-            elif chosen == "Complete from gateway":
+            elif chosen == OrderAction.COMPLETE_FROM_GATEWAY:
                 done = payment_ops.complete_from_gateway(
                     session, ctx.actor, public_id, _gateway(ctx, order), settings=ctx.settings, reason=reason
                 )
                 text = f"Completed: {money.format_credits(done.credits)} credits added, invoice {done.invoice_number}."
-            elif chosen == "Complete manually with provider reference":
+            elif chosen == OrderAction.COMPLETE_MANUALLY:
                 done = complete_order(
                     session,
                     ctx.actor,
@@ -447,11 +440,11 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
                     manual_reference=state.get("manual_reference", ""),
                 )
                 text = f"Completed: {money.format_credits(done.credits)} credits added, invoice {done.invoice_number}."
-            elif chosen == "Resume payment":
+            elif chosen == OrderAction.RESUME_PAYMENT:
                 resumed = payment_ops.resume_payment(session, ctx.actor, public_id, _gateway(ctx, order))
                 text, message = f"New payment {resumed.payment.ref} opened.", resumed.message
-            elif chosen in ("Expire", "Cancel"):
-                close = payment_ops.expire_order if chosen == "Expire" else payment_ops.cancel_order
+            elif chosen in (OrderAction.EXPIRE, OrderAction.CANCEL):
+                close = payment_ops.expire_order if chosen == OrderAction.EXPIRE else payment_ops.cancel_order
                 closed = close(session, ctx.actor, public_id, _gateway(ctx, order, required=False), reason=reason)
                 text = f"Order {public_id} is now {closed.status.value}."
             else:
@@ -472,7 +465,7 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
                     state[OUTCOME_KEY] = ("warning", text, "")
                     return
     except BillingError as exc:
-        if chosen == "Refund":
+        if chosen == OrderAction.REFUND:
             state.pop("refund_seen", None)
         state[OUTCOME_KEY] = ("error", str(exc), "")
         return
@@ -484,4 +477,4 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
 
 
 if __name__ == "__main__":
-    _shared.hand_over_to_router()
+    _guard.hand_over_to_router()

@@ -19,8 +19,9 @@ from billing_core.core.exports import to_csv_bytes
 from billing_core.revenue import charts, rollup
 from billing_core.revenue import report as reports
 from billing_core.revenue.report import Filters, RevenueReport, Totals
-from pages import _shared
-from pages._shared import PageContext, plain, signed_cents
+from pages import _guard, _text, _widgets
+from pages._guard import PageContext
+from pages._text import plain, signed_cents
 
 KEYS = ("rev_range", "rev_dates", "rev_tz", "rev_bucket", "rev_plans", "rev_methods", "rev_countries", "rev_kind")
 BUCKET_LABELS = {"day": "Day", "week": "Week", "month": "Month"}
@@ -28,7 +29,7 @@ KIND_LABELS = {"all": "All customers", "new": "New", "returning": "Returning"}
 
 
 def render() -> None:
-    ctx = _shared.page_context("revenue")
+    ctx = _guard.page_context("revenue")
     zones = ctx.settings.report_timezones
     if rollup.ensure_built(ctx.database, ctx.actor, zones) is not None:
         st.toast("Revenue figures rebuilt from the orders.", icon=":material/sync:")
@@ -167,14 +168,14 @@ def _cache_key(filters: Filters) -> tuple:
 @st.cache_data(ttl=3600, max_entries=128, show_spinner="Adding up revenue…")
 def _report(url: str, actor: Actor, key: tuple, version: int, _filters: Filters) -> RevenueReport:
     """Cached per person, filters and rollup version: any order write bumps the version, so nothing stale shows."""
-    with _shared.database(url).session() as session:
+    with _guard.database(url).session() as session:
         return reports.revenue_report(session, actor, _filters, with_top_customers=False)
 
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner="Finding the top customers…")
 def _top(url: str, actor: Actor, first: date, last: date, version: int) -> pd.DataFrame:
     """Apart from the other figures: when its bounds cannot settle the ten, it groups every customer of the months."""
-    with _shared.database(url).session() as session:
+    with _guard.database(url).session() as session:
         return reports.top_customers(session, actor, first, last)[0]
 
 
@@ -368,7 +369,7 @@ def _pricing_whatif(ctx: PageContext, filters: Filters) -> None:
             "would refuse (an amount or method it does not accept) count as lost. The new/returning "
             "filter does not apply."
         )
-        proposal = _shared.whatif_pricing(ctx.settings, "rev_whatif", height=220)
+        proposal = _widgets.whatif_pricing(ctx.settings, "rev_whatif", height=220)
         if proposal is None:
             return
         if not st.toggle("Compute the what-if", key="rev_whatif_on"):
@@ -390,7 +391,7 @@ def _pricing_whatif(ctx: PageContext, filters: Filters) -> None:
                     "Charged now": frame["charged_now"].map(money.format_cents),
                     "Charged what-if": frame["charged_then"].map(money.format_cents),
                     "Δ charged": frame["charged_diff"].map(signed_cents),
-                    "Δ credits": frame["credits_diff"].map(_shared.signed_credits),
+                    "Δ credits": frame["credits_diff"].map(_text.signed_credits),
                 }
             ),
             hide_index=True,
@@ -399,4 +400,4 @@ def _pricing_whatif(ctx: PageContext, filters: Filters) -> None:
 
 
 if __name__ == "__main__":
-    _shared.hand_over_to_router()
+    _guard.hand_over_to_router()

@@ -1,7 +1,7 @@
 """Top-up simulator: the customer's top-up screen, pricing what-ifs, and sandbox runs end to end.
 
 Only functions: app.py registers ``render`` with st.navigation. Run as a script on its own (Streamlit's
-``pages/`` folder mode), the file hands over to app.py (see ``_shared.hand_over_to_router``).
+``pages/`` folder mode), the file hands over to app.py (see ``_guard.hand_over_to_router``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from billing_core.orders.sandbox import run_sandbox_topup, sandbox_snapshot
 from billing_core.payments.simulated import Outcome
 from billing_core.pricing import whatif
 from billing_core.pricing.catalog import Pricing, Quote, preselect, quote
-from pages import _shared
-from pages._shared import PageContext, plain
+from pages import _guard, _widgets
+from pages._guard import PageContext
+from pages._text import plain
 
 AMOUNT_KEY = "amount"
 METHOD_KEY = "method"
@@ -31,7 +32,7 @@ OUTCOME_LABELS = {Outcome.SUCCEED: "Succeed", Outcome.DECLINE: "Decline", Outcom
 
 
 def render() -> None:
-    ctx = _shared.page_context("simulator")
+    ctx = _guard.page_context("simulator")
     pricing = ctx.settings.pricing()
     st.title("Top-up simulator")
     st.caption(f"Exactly what a customer sees · pricing {plain(pricing.version)} · prices in USD")
@@ -215,24 +216,24 @@ def _show_customer(ctx: PageContext, customer_id: int) -> None:
         invoice.metric("Invoice", result.invoice_number or "—")
         st.caption(f"Order `{result.order_public_id}` · payment `{result.gateway.ref}`")
     st.markdown("**Orders**")
-    st.dataframe(_shared.orders_frame(snap.orders), hide_index=True)
+    st.dataframe(_widgets.orders_frame(snap.orders), hide_index=True)
     st.markdown("**Ledger**")
-    st.dataframe(_shared.ledger_frame(snap.ledger), hide_index=True)
+    st.dataframe(_widgets.ledger_frame(snap.ledger), hide_index=True)
     st.markdown("**Audit events**")
-    st.dataframe(_shared.events_frame(snap.events), hide_index=True)
+    st.dataframe(_widgets.events_frame(snap.events), hide_index=True)
 
 
 def _whatif(ctx: PageContext, current: Pricing, amount_text: str, method: str) -> None:
     st.caption("Compare the current pricing with a proposal: upload a pricing TOML file or edit the current one.")
-    proposal = _shared.whatif_pricing(ctx.settings, "whatif")
+    proposal = _widgets.whatif_pricing(ctx.settings, "whatif")
     if proposal is None:
         return
     rows = whatif.compare(
         current, proposal, method, whatif.comparison_amounts(current, proposal, _typed_cents(amount_text))
     )
     st.markdown(f"**Current {plain(current.version)}** vs **what-if {plain(proposal.version)}**, paid by {method}")
-    st.dataframe(_shared.whatif_frame(rows), hide_index=True)
+    st.dataframe(_widgets.whatif_frame(rows), hide_index=True)
 
 
 if __name__ == "__main__":
-    _shared.hand_over_to_router()
+    _guard.hand_over_to_router()

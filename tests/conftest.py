@@ -21,9 +21,11 @@ from billing_core.access.roles import Actor, Role
 from billing_core.core.config import Settings
 from billing_core.core.db import Database
 from billing_core.core.models import Base
+from billing_core.demo import seeding
 from billing_core.pricing.catalog import load_pricing
 from tests.bucket_support import moto_endpoint, store  # noqa: F401  (fixtures: the moto bucket, each store)
 from tests.e2e_support import CHROMIUM_ARGS, free_port
+from tests.helpers import DEMO_END
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -31,6 +33,14 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 expect.set_options(timeout=20_000)
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/billing_test")
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _demo_data_ends_on_a_fixed_day():
+    """A seed without an end date ends on DEMO_END in tests, not on the day the suite runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(seeding, "today", lambda: DEMO_END)
+        yield
 
 
 def unavailable(reason: str) -> None:

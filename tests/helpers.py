@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from billing_core.access.roles import Actor, Role
 from billing_core.core.models import Order, utcnow
 from billing_core.orders import lifecycle as orders
 from billing_core.payments import PaymentState, PaymentStatus
+
+# Demo data ends on the day it is seeded; tests pin that day (conftest), so their rows are the same every day.
+DEMO_END = date(2026, 11, 26)
 
 # The least role that opens each page, for tests that read what that page shows.
 SUPPORT = Actor("sam@company.test", Role.SUPPORT, "Sam Support")

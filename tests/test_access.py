@@ -273,7 +273,9 @@ CHECKED = {
     "demo.seeding.setup": _c(A.SEED_DEMO, lambda e, a: demo.setup(e.db, actor=a)),
     "demo.seeding.delete_all_data": _c(A.SEED_DEMO, lambda e, a: demo.delete_all_data(e.db, a)),
     "invoices.batch.select_invoices": _c(A.READ_BILLS, lambda e, a: batch.select_invoices(e.s, a)),
-    "invoices.batch.dry_run": _c(A.READ_BILLS, lambda e, a: batch.dry_run(e.s, a, batch.Chosen({}, 1))),
+    "invoices.batch.dry_run": _c(
+        A.READ_BILLS, lambda e, a: batch.dry_run(e.s, a, batch.Chosen({}, 1), settings=e.settings)
+    ),
     "invoices.batch.start_job": _c(
         A.REGENERATE_INVOICES, lambda e, a: batch.start_job(e.s, a, batch.Chosen({}, 1), "r")
     ),
@@ -281,7 +283,9 @@ CHECKED = {
     "invoices.batch.write_zip": _c(A.REGENERATE_INVOICES, lambda e, a: batch.write_zip(e.db, a, 1, e.root)),
     "cli.invoices.cli_invoices": _c(
         A.READ_BILLS,
-        lambda e, a: cli_invoices.cli_invoices(argparse.Namespace(invoices_command="verify"), a, database=e.db),
+        lambda e, a: cli_invoices.cli_invoices(
+            argparse.Namespace(invoices_command="verify"), a, database=e.db, settings=e.settings
+        ),
     ),
     "invoices.batch.job_files": _c(A.READ_BILLS, lambda e, a: batch.job_files(e.s, a, 1)),
     "invoices.batch.verify": _c(A.READ_BILLS, lambda e, a: batch.verify(e.s, a, root=e.root)),
@@ -537,4 +541,4 @@ def test_each_page_opens_for_the_roles_that_may_read_what_it_shows():
         "audit": Action.READ_AUDIT,
     }
     assert set(reads) == set(PAGES)
-    assert {page: PERMISSIONS[action] for page, action in reads.items()} == PAGES
+    assert {page: PERMISSIONS[action] for page, action in reads.items()} == {p: e.roles for p, e in PAGES.items()}

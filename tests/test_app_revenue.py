@@ -22,7 +22,7 @@ SUPPORT = Actor("sam@company.test", Role.SUPPORT, "Sam Support")
 
 
 def shown(text: str) -> str:
-    """What a person reads: messages from data are markdown-escaped (pages._shared.plain)."""
+    """What a person reads: messages from data are markdown-escaped (pages._text.plain)."""
     return re.sub(r"\\(.)", r"\1", text)
 
 

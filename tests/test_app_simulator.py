@@ -22,7 +22,7 @@ from billing_core.pricing.catalog import DEFAULT_PRICING_FILE, load_pricing, quo
 
 def shown(text: str) -> str:
     """What a person reads: messages from data are markdown-escaped, with a word joiner where a
-    link would start (pages._shared.plain)."""
+    link would start (pages._text.plain)."""
     return re.sub(r"\\(.)", r"\1", text).replace("\u2060", "")
 
 

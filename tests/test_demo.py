@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import shutil
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -38,12 +38,16 @@ from billing_core.core.models import (
     utcnow,
 )
 from billing_core.demo import seeding as demo
+from billing_core.demo.generation import SPAN_DAYS, end_bound
 from billing_core.invoices.numbering import format_number, series_name
 from billing_core.orders import lifecycle as orders
 from billing_core.orders import refunds
 from billing_core.payments.simulated import SimulatedGateway
 from billing_core.pricing.catalog import PlanId, quote
 from billing_core.revenue import rollup
+from tests.helpers import DEMO_END
+
+_TODAY = demo.today  # taken when the module is collected, before conftest pins it
 
 ORDERS = 3_000
 # Orders whose credits were granted (and so have a top-up entry and an invoice).
@@ -118,6 +122,48 @@ def test_same_seed_and_size_give_identical_orders(db, admin, tmp_path):
         other.dispose()
 
 
+def _created_span(database: Database) -> tuple[datetime, datetime]:
+    with database.session() as s:
+        return s.execute(select(func.min(Order.created_at), func.max(Order.created_at))).one()
+
+
+def test_the_data_ends_on_its_end_date_and_the_same_seed_and_end_give_the_same_rows(tmp_path, admin):
+    end = date(2025, 3, 1)
+    a, b, c = (Database(f"sqlite:///{tmp_path / f'{n}.db'}") for n in "abc")
+    try:
+        for database, day in ((a, end), (b, end), (c, end - timedelta(days=40))):
+            database.migrate()
+            report = demo.seed(database, orders=2_000, seed=4, actor=admin, end=day)
+            assert report.end == day and f"up to {day}" in demo.describe(report)
+        first, last = _created_span(a)
+        bound = end_bound(end)
+        assert bound == datetime(2025, 3, 2, tzinfo=UTC)
+        assert bound - timedelta(days=2) < last < bound  # the newest orders are from the end date
+        assert first >= bound - timedelta(days=SPAN_DAYS)
+        assert _orders_digest(a) == _orders_digest(b)
+        assert _orders_digest(a) != _orders_digest(c)
+        assert _created_span(c)[1] < end_bound(end - timedelta(days=40))
+    finally:
+        for database in (a, b, c):
+            database.dispose()
+
+
+def test_without_an_end_date_the_data_ends_on_the_day_it_is_seeded(db, admin, monkeypatch):
+    seeded_on = date(2024, 1, 10)
+    monkeypatch.setattr(demo, "today", lambda: seeded_on)
+    report = demo.seed(db, orders=1_000, seed=2, actor=admin)
+    assert report.end == seeded_on
+    with db.session() as s:
+        last = s.scalar(select(func.max(Order.created_at)))
+        assert s.scalar(select(func.max(Order.paid_at))) < end_bound(seeded_on)
+    assert end_bound(seeded_on) - timedelta(days=2) < last < end_bound(seeded_on)
+
+
+def test_demo_data_ends_today_outside_the_tests():
+    assert demo.today is not _TODAY  # conftest pins it for the tests
+    assert _TODAY() == datetime.now(UTC).date()
+
+
 def test_a_different_seed_gives_different_orders(tmp_path, admin):
     a, b = (Database(f"sqlite:///{tmp_path / f'{n}.db'}") for n in "ab")
     for database, seed in ((a, 1), (b, 2)):
@@ -147,11 +193,11 @@ def test_rows_read_back_through_the_orm_with_their_types(seeded):
         assert order.created_at.tzinfo is UTC and order.paid_at.tzinfo is UTC
         assert isinstance(order.status, OrderStatus) and isinstance(order.plan, PlanId)
         assert order.sandbox is False and order.public_id.startswith("ord_") and len(order.public_id) == 20
-        assert order.created_at < order.paid_at <= demo.DATA_END
+        assert order.created_at < order.paid_at <= end_bound(DEMO_END)
         invoice = s.scalars(select(Invoice).where(Invoice.order_id == order.id)).one()
         assert invoice.lines[0]["amount_cents"] == order.amount_cents
         assert invoice.buyer["customer"].startswith("cus_")
-        assert s.scalar(select(func.max(Order.created_at))) < demo.DATA_END
+        assert s.scalar(select(func.max(Order.created_at))) < end_bound(DEMO_END)
         assert s.scalar(select(func.count()).where(Order.sandbox.is_(True))) == 0
 
 
@@ -262,7 +308,7 @@ def test_refunded_orders_are_recorded_as_a_live_refund_would_be(seeded):
     for order_id, order in orders_by_id.items():
         (refund,) = refunds_by_order[order_id]
         assert refund.provider_ref == order.provider_ref is not None
-        assert order.paid_at < refund.created_at < demo.DATA_END
+        assert order.paid_at < refund.created_at < end_bound(DEMO_END)
         assert refund.override is False and refund.reason and refund.created_by.endswith("@company.test")
         topup = [e for e in entries[order_id] if e.kind is LedgerKind.TOPUP]
         taken = [e for e in entries[order_id] if e.kind is LedgerKind.REFUND]
@@ -537,6 +583,22 @@ def test_cli_seed_exit_codes(tmp_path, sqlite_template, capsys):
     assert cli.main(["seed", "--orders", "100", "--replace", "--database-url", url]) == 0
     assert cli.main(["setup", "--database-url", url]) == 0
     assert "already has data" in capsys.readouterr().out
+
+
+def test_cli_seed_takes_the_end_date(tmp_path, sqlite_template, capsys):
+    path = tmp_path / "ends.db"
+    shutil.copy(sqlite_template, path)
+    url = f"sqlite:///{path}"
+    assert cli.main(["seed", "--orders", "500", "--end-date", "2025-06-30", "--database-url", url]) == 0
+    assert "up to 2025-06-30" in capsys.readouterr().out
+    database = Database(url)
+    try:
+        assert _created_span(database)[1] < datetime(2025, 7, 1, tzinfo=UTC)
+    finally:
+        database.dispose()
+    with pytest.raises(SystemExit):
+        cli.main(["seed", "--orders", "5", "--end-date", "30/06/2025", "--database-url", url])
+    assert "not a date" in capsys.readouterr().err
 
 
 def test_cli_setup_seeds_an_empty_database(tmp_path):

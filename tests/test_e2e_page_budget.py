@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from billing_core.access.roles import PAGES as REGISTRY
 from billing_core.access.roles import Actor, Role
 from billing_core.core.db import Database
 from billing_core.demo import seeding as demo
-from pages._shared import PAGE_TITLES
 from tests.e2e_support import local_mode_env, start_streamlit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -58,7 +58,7 @@ def _time_to_settled(page: Page, base: str, name: str) -> float:
     path, last_part = PAGES[name]
     started = time.perf_counter()
     page.goto(f"{base}/{path}")
-    expect(page.get_by_role("heading", name=PAGE_TITLES[name], exact=True)).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("heading", name=REGISTRY[name].title, exact=True)).to_be_visible(timeout=60_000)
     expect(last_part(page)).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)  # no run still going
     seconds = time.perf_counter() - started

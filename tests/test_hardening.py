@@ -25,7 +25,7 @@ from billing_core.core.models import AuditEvent, Customer
 from billing_core.payments.simulated import SimulatedGateway
 from billing_core.reconcile import settlement
 from billing_core.reconcile import stuck as reconcile
-from pages._shared import plain
+from pages._text import plain
 from tests import test_app_access as access_app
 from tests.test_app_access import PEOPLE, SECRETS, page_text
 

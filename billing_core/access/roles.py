@@ -101,14 +101,25 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.CHECK_BILLS: frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
-# Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.
-PAGES: dict[str, frozenset[Role]] = {
-    "simulator": frozenset({Role.ANALYST, Role.ADMIN}),
-    "orders": frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
-    "customers": frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
-    "revenue": frozenset({Role.FINANCE, Role.ANALYST, Role.ADMIN}),
-    "invoices": frozenset({Role.FINANCE, Role.ADMIN}),
-    "audit": frozenset({Role.FINANCE, Role.ADMIN}),
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the app: its title, its icon (a Material Symbols name) and the roles that may open it."""
+
+    title: str
+    icon: str
+    roles: frozenset[Role]
+
+
+# The page registry (DESIGN.md roles), in menu order: app.py registers pages/<name>.py's ``render`` for the
+# pages the actor may open, and each page checks again (``pages._guard.page_context``).
+PAGES: dict[str, Page] = {
+    "simulator": Page("Top-up simulator", ":material/calculate:", frozenset({Role.ANALYST, Role.ADMIN})),
+    "orders": Page("Orders", ":material/receipt_long:", frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN})),
+    "customers": Page("Customers", ":material/person_search:", frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN})),
+    "revenue": Page("Revenue", ":material/monitoring:", frozenset({Role.FINANCE, Role.ANALYST, Role.ADMIN})),
+    "invoices": Page("Invoices", ":material/request_quote:", frozenset({Role.FINANCE, Role.ADMIN})),
+    "audit": Page("Audit log", ":material/history:", frozenset({Role.FINANCE, Role.ADMIN})),
 }
 
 
@@ -128,7 +139,7 @@ def require(actor: Actor | None, action: Action) -> None:
 
 
 def may_open(actor: Actor | None, page: str) -> bool:
-    return actor is not None and actor.role in PAGES.get(page, frozenset())
+    return actor is not None and page in PAGES and actor.role in PAGES[page].roles
 
 
 def pages_for(actor: Actor | None) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from billing_core.access.roles import Actor, Role
+from billing_core.bench.run import DATA_END, Row
 from billing_core.core.config import Settings
 from billing_core.core.db import Database, transaction
 from billing_core.core.errors import BillingError
@@ -57,7 +58,6 @@ _BENCH_ACTOR = Actor("bench@localhost", Role.ADMIN, "benchmark")
 
 def invoice_rows(options) -> Iterable:
     """Batch regeneration end to end on a seeded SQLite database, beside the naive fpdf2 way."""
-    from billing_core.bench.run import Row
     from billing_core.demo import seeding as demo
 
     orders = min(getattr(options, "seed_orders", 3_000), 3_000)
@@ -67,7 +67,7 @@ def invoice_rows(options) -> Iterable:
         settings = Settings(database_url=database.url, invoice_dir=Path(tmp) / "files")
         try:
             database.migrate()
-            demo.seed(database, orders=orders, seed=3, actor=actor)
+            demo.seed(database, orders=orders, seed=3, actor=actor, end=DATA_END)
             with database.session() as session:
                 chosen = select_invoices(session, actor)
                 sample = [

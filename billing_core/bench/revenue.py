@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing_core.access.roles import Actor
+from billing_core.bench.run import DATA_END, Row
 from billing_core.core.models import Order
 from billing_core.revenue.report import (
     TOP_CUSTOMERS,
@@ -27,9 +28,7 @@ BENCH_NAIVE_REPEAT_MAX = 1_000_000
 
 def bench_filters() -> Filters:
     """Three years up to the end of the demo data, default filters, UTC."""
-    from billing_core.demo.seeding import DATA_END
-
-    end = DATA_END.date()
+    end = DATA_END
     return Filters(end.replace(year=end.year - 3), end)
 
 
@@ -63,7 +62,6 @@ def revenue_rows(options):
     from pathlib import Path
 
     from billing_core.access.roles import Role
-    from billing_core.bench.run import Row
     from billing_core.core.db import Database
     from billing_core.demo.seeding import seed
 
@@ -80,7 +78,7 @@ def revenue_rows(options):
             try:
                 database.migrate()
                 for size in sizes:
-                    seed(database, orders=size, actor=actor, replace=True)  # writes the rollup as well
+                    seed(database, orders=size, actor=actor, replace=True, end=DATA_END)  # writes the rollup as well
                     with database.session() as session:
                         ms = _best_ms(lambda s=session: revenue_report(s, actor, filters, with_top_customers=False))
                         top_ms = _best_ms(lambda s=session: top_customers(s, actor, first, last))

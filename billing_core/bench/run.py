@@ -12,11 +12,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from billing_core.pricing.catalog import Method, load_pricing, quote
+
+# The day every suite's demo data ends on: fixed, so each run measures the same rows.
+DATA_END = date(2026, 11, 26)
 
 
 @dataclass(frozen=True)
@@ -82,10 +85,10 @@ def _orm_orders_per_second(database, orders: int) -> float:
     """The naive way: one ORM Order (with its ledger entry and invoice) added and committed at a time."""
     from billing_core.core.config import Settings
     from billing_core.core.models import Customer, Invoice, LedgerEntry, Order
-    from billing_core.demo import seeding as demo
+    from billing_core.demo import generation
 
     settings = Settings()
-    data = demo.generate(orders, 11, settings.pricing(), settings)
+    data = generation.generate(orders, 11, settings.pricing(), settings, end=DATA_END)
 
     def when(us: int) -> datetime | None:
         return None if us < 0 else datetime.fromtimestamp(us / 1_000_000, UTC)
@@ -152,7 +155,7 @@ def _orm_orders_per_second(database, orders: int) -> float:
                         kind="topup",
                         credits=int(le["credits"][j]),
                         created_at=when(int(le["created_at"][j])),
-                        created_by=demo.GATEWAY_ACTOR,
+                        created_by=generation.GATEWAY_ACTOR,
                     )
                 )
             if order_id in invoice_by_order:
@@ -183,12 +186,12 @@ def _orm_orders_per_second(database, orders: int) -> float:
 
 def _per_row(table) -> dict[str, object]:
     """A demo table's columns indexable by row, constant and derived ones included."""
-    from billing_core.demo import seeding as demo
+    from billing_core.demo import generation
 
     def plain(values: object) -> object:
-        if isinstance(values, demo.Same):
+        if isinstance(values, generation.Same):
             return [values.value] * len(table)
-        return values.values if isinstance(values, demo.Derived) else values
+        return values.values if isinstance(values, generation.Derived) else values
 
     return {name: plain(values) for name, values in table.columns.items()}
 
@@ -219,7 +222,7 @@ def _seed_row(label: str, url: str, baseline_url: str, orders: int) -> Row:
     database = Database(url)
     try:
         database.migrate()
-        report = demo.seed(database, orders=orders, actor=actor, replace=True)
+        report = demo.seed(database, orders=orders, actor=actor, replace=True, end=DATA_END)
     finally:
         database.dispose()
     return Row(

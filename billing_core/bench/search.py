@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from billing_core.access.roles import Actor, Role
-from billing_core.bench.run import Options, Row
+from billing_core.bench.run import DATA_END, Options, Row
 from billing_core.core.db import Database
 from billing_core.core.models import Customer, Order, OrderStatus
 from billing_core.demo import seeding as demo
@@ -62,7 +62,7 @@ def _size_label(orders: int) -> str:
 
 def _prepare(database: Database, orders: int) -> None:
     database.migrate()
-    demo.seed(database, orders=orders, seed=42, actor=_ACTOR, replace=True)
+    demo.seed(database, orders=orders, seed=42, actor=_ACTOR, replace=True, end=DATA_END)
     with database.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
 

@@ -75,14 +75,12 @@ def cli_invoices(
     args: argparse.Namespace,
     actor: Actor,
     *,
-    database: Database | None = None,
-    settings: Settings | None = None,
+    database: Database,
+    settings: Settings,
     out: Callable[[str], None] = print,
 ) -> int:
     reads_only = args.invoices_command == "verify" or args.dry_run
     require(actor, Action.READ_BILLS if reads_only else Action.REGENERATE_INVOICES)  # before migrating
-    settings = settings or Settings()
-    database = database or Database(settings.database_url)
     database.migrate()
     root = storage.store_for(settings)
     with database.session() as session:

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import sys
+from datetime import date
 
 from billing_core.access.roles import Actor, Role
 from billing_core.bench import run as bench
@@ -49,6 +50,13 @@ def _progress_printer(label: str):
     return report
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD.") from None
+
+
 def cmd_seed(args: argparse.Namespace) -> int:
     from billing_core.core.db import Database
     from billing_core.demo import seeding as demo
@@ -64,6 +72,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
         replace=args.replace,
         settings=settings,
         progress=_progress_printer("seeding"),
+        end=args.end_date,
     )
     print(f"{demo.describe(report)} into {database.describe()}")
     return 0
@@ -118,7 +127,11 @@ def cmd_setup(args: argparse.Namespace) -> int:
     settings = load_settings()
     database = Database(args.database_url or settings.database_url)
     report = demo.setup(
-        database, actor=cli_actor(args.actor), settings=settings, progress=_progress_printer("first run")
+        database,
+        actor=cli_actor(args.actor),
+        settings=settings,
+        progress=_progress_printer("first run"),
+        end=args.end_date,
     )
     if report is None:
         print(f"{database.describe()} is up to date and already has data")
@@ -234,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orders", type=int, default=1_000_000, help="orders to generate (default 1,000,000)")
     p.add_argument("--seed", type=int, default=7, help="random seed: the same seed and size give the same rows")
     p.add_argument("--replace", action="store_true", help="delete all existing data first")
+    p.add_argument("--end-date", type=_day, help="last day of the data, YYYY-MM-DD (default: today, UTC)")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_seed)
@@ -247,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("setup", help="first run: migrate, and seed demo data if the database has no orders")
+    p.add_argument("--end-date", type=_day, help="last day of the demo data, YYYY-MM-DD (default: today, UTC)")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_setup)

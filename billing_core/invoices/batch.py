@@ -237,11 +237,10 @@ def dry_run(
     *,
     sample: int = 20,
     workers: int = 2,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> DryRun:
     """How many invoices, how many would come out different from their latest file, and how long it takes."""
     require(actor, Action.READ_BILLS)
-    settings = settings or Settings()
     ids = list(session.scalars(_ids(chosen.selection).limit(sample)))
     changed, seconds = 0, 0.0
     for invoice, doc in _documents(session, ids):
@@ -392,7 +391,7 @@ def run_job(
     workers: int = 2,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> RegenerationJob:
     """Render every invoice of the job not yet done; resumable after any crash, cancellable between chunks.
 
@@ -402,7 +401,6 @@ def run_job(
     ``actor`` is whoever runs or resumes it: the audit events name them.
     """
     require(actor, Action.REGENERATE_INVOICES)
-    settings = settings or Settings()
     root = storage.store_for(settings)
     logo = str(settings.invoice_logo) if settings.invoice_logo else None
     selection, paper, reason = _running(database, job_id)
@@ -603,9 +601,7 @@ class VerifyReport:
         return not self.missing and not self.altered and not self.mismatched
 
 
-def verify(
-    session: Session, actor: Actor, chosen: Chosen | None = None, *, root: Path | Store | None = None
-) -> VerifyReport:
+def verify(session: Session, actor: Actor, chosen: Chosen | None = None, *, root: Path | Store) -> VerifyReport:
     """Re-hash every stored version of the selected invoices (all when no selection); of a Factur-X file,
     also check that its embedded XML states the invoice's totals (those the PDF prints)."""
     require(actor, Action.READ_BILLS)

@@ -75,7 +75,7 @@ def start(session: Session, actor: Actor) -> int:
         return row.id
 
 
-def run(database: Database, actor: Actor, check_id: int, *, root: Path | storage.Store | None = None) -> CheckRun:
+def run(database: Database, actor: Actor, check_id: int, *, root: Path | storage.Store) -> CheckRun:
     """Do the run ``start`` recorded, as ``actor``: progress after each step, the findings at the end (or the
     error: its type and a sentence; the message goes to the server log)."""
     require(actor, Action.CHECK_BILLS)

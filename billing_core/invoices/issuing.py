@@ -12,6 +12,7 @@ from billing_core.core.errors import BillingError
 from billing_core.core.models import Customer, Invoice, InvoiceKind, Order
 from billing_core.invoices import totals
 from billing_core.invoices.numbering import _allocate_number, series_name
+from billing_core.pricing.catalog import Method
 
 # 2: a credit note's line is for the customer; the refund reason stays in the audit log.
 # 3: the file is PDF/A-3b with XMP metadata (invoices.pdfa).
@@ -31,20 +32,32 @@ def buyer_snapshot(customer: Customer) -> dict:
 
 
 def invoice_lines(order: Order, plan_name: str) -> list[dict]:
+    return topup_lines(order.credits, order.amount_cents, order.fee_cents, order.method, plan_name)
+
+
+def topup_lines(credits: int, amount_cents: int, fee_cents: int, method: Method, plan_name: str) -> list[dict]:
+    """The lines of a top-up's invoice: the credits bought, and the payment method's fee."""
     return [
         {
             "description": f"AI model credits top-up ({plan_name})",
-            "quantity": money.format_plain(order.credits),
+            "quantity": money.format_plain(credits),
             "unit": "credit",
-            "amount_cents": order.amount_cents,
+            "amount_cents": amount_cents,
         },
         {
-            "description": f"Payment processing fee ({order.method.value})",
+            "description": f"Payment processing fee ({method.value})",
             "quantity": "1",
             "unit": "fee",
-            "amount_cents": order.fee_cents,
+            "amount_cents": fee_cents,
         },
     ]
+
+
+def credit_note_split(amount_cents: int, order_amount_cents: int, order_total_cents: int) -> tuple[int, int]:
+    """A refund of ``amount_cents`` split into (top-up part, fee part) in the proportion the order charged
+    them: half-up to the cent on the top-up part, the fee part takes the rest, so the parts add up."""
+    subtotal = money.from_decimal(money.to_decimal(amount_cents) * order_amount_cents / order_total_cents)
+    return subtotal, amount_cents - subtotal
 
 
 def credit_note_lines(invoice_number: str, amount_cents: int) -> list[dict]:
@@ -111,8 +124,7 @@ def _issue_credit_note(
     template = settings.sandbox_credit_note_series if order.sandbox else settings.credit_note_series
     series = series_name(template, issued_at)
     sequence, number = _allocate_number(session, series)
-    subtotal = money.from_decimal(money.to_decimal(amount_cents) * order.amount_cents / order.total_cents)
-    fee = amount_cents - subtotal
+    subtotal, fee = credit_note_split(amount_cents, order.amount_cents, order.total_cents)
     note = Invoice(
         number=number,
         series=series,

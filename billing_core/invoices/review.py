@@ -633,7 +633,7 @@ def checks(
     session: Session,
     actor: Actor,
     *,
-    root: Path | storage.Store | None = None,
+    root: Path | storage.Store,
     limit: int = 10,
     file_sample: int = 200,
     progress: Callable[[int, int], None] | None = None,

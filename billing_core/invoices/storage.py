@@ -40,13 +40,12 @@ class FileAltered(FileIntegrityError):
     """The file's bytes differ from the recorded hash."""
 
 
-def storage_root(settings: Settings | None = None) -> Path:
-    return Path((settings or Settings()).invoice_dir)
+def storage_root(settings: Settings) -> Path:
+    return Path(settings.invoice_dir)
 
 
-def store_for(settings: Settings | None = None) -> Store:
+def store_for(settings: Settings) -> Store:
     """The configured store: the team's bucket when one is set, else the local folder."""
-    settings = settings or Settings()
     if settings.invoice_bucket:
         return Bucket(
             settings.invoice_bucket,
@@ -57,10 +56,8 @@ def store_for(settings: Settings | None = None) -> Store:
     return LocalFolder(storage_root(settings))
 
 
-def as_store(where: Path | Store | None) -> Store:
-    """A store from what callers pass: a folder's path, a store, or nothing (the configured one)."""
-    if where is None:
-        return store_for()
+def as_store(where: Path | Store) -> Store:
+    """A store from what callers pass: a folder's path or a store."""
     if isinstance(where, (str, Path)):
         return LocalFolder(Path(where))
     return where
@@ -149,7 +146,7 @@ def store_version(
     pdf_bytes: bytes,
     reason: str,
     *,
-    root: Path | Store | None = None,
+    root: Path | Store,
     job_id: int | None = None,
     einvoice_format: str = "pdf",
 ) -> InvoiceFile:
@@ -201,7 +198,7 @@ def files_for(session: Session, actor: Actor, invoice_id: int) -> list[InvoiceFi
     return list(session.scalars(stmt))
 
 
-def read_file(file: InvoiceFile, root: Path | Store | None = None) -> bytes:
+def read_file(file: InvoiceFile, root: Path | Store) -> bytes:
     """The stored bytes, checked against the recorded hash."""
     try:
         data = as_store(root).get(file.path)
@@ -212,12 +209,9 @@ def read_file(file: InvoiceFile, root: Path | Store | None = None) -> bytes:
     return data
 
 
-def issued_pdf(
-    database: Database, actor: Actor, invoice_id: int, *, settings: Settings | None = None
-) -> tuple[InvoiceFile, bytes]:
+def issued_pdf(database: Database, actor: Actor, invoice_id: int, *, settings: Settings) -> tuple[InvoiceFile, bytes]:
     """The invoice's latest stored PDF; the first request renders and stores version 1 (as ``actor``)."""
     require(actor, Action.READ_BILLS)
-    settings = settings or Settings()
     root = store_for(settings)
     with database.session() as session:
         file = _latest_file(session, invoice_id)

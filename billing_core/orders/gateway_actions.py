@@ -20,7 +20,9 @@ from billing_core.core.config import Settings
 from billing_core.core.db import Database, transaction
 from billing_core.core.errors import BillingError, GatewayError, StateConflict, shown_to_people
 from billing_core.core.models import COMPLETABLE, GatewayCheck, Order, OrderStatus, utcnow
+from billing_core.orders import states
 from billing_core.orders.lifecycle import ORDER_TTL, Completion, _get_order, _payment_request, complete_order
+from billing_core.orders.states import OrderAction
 from billing_core.payments import Gateway, PaymentState, PaymentStatus, registry
 from billing_core.pricing.catalog import Method
 
@@ -194,7 +196,7 @@ def resume_payment(session: Session, actor: Actor, order_id: int | str, gateway:
     """Open a fresh payment for an unpaid order (after checking the last one did not succeed)."""
     require(actor, Action.RESUME_PAYMENT)
     order = _get_order(session, order_id)
-    if order.status not in COMPLETABLE:
+    if not states.applies(OrderAction.RESUME_PAYMENT, order.status):
         raise StateConflict(f"Order {order.public_id} is {order.status.value}; only an unpaid order takes a payment.")
     request = _payment_request(session, order)
     previous = order.provider_ref
@@ -208,7 +210,7 @@ def resume_payment(session: Session, actor: Actor, order_id: int | str, gateway:
         now = utcnow()
         won = session.execute(
             update(Order)
-            .where(Order.id == order.id, Order.status.in_(COMPLETABLE))
+            .where(Order.id == order.id, Order.status.in_(states.ACTIONS[OrderAction.RESUME_PAYMENT].statuses))
             .values(provider_ref=payment.ref, status=OrderStatus.PENDING, expires_at=now + ORDER_TTL)
             .execution_options(synchronize_session=False)
         ).rowcount
@@ -256,8 +258,8 @@ def _close(
     if not reason:
         raise BillingError("Give a reason.")
     order = _get_order(session, order_id)
-    allowed = (OrderStatus.PENDING,) if target is OrderStatus.EXPIRED else COMPLETABLE
-    if order.status not in allowed:
+    kind = OrderAction.EXPIRE if target is OrderStatus.EXPIRED else OrderAction.CANCEL
+    if not states.applies(kind, order.status):
         raise StateConflict(f"Order {order.public_id} is {order.status.value}; it cannot become {target.value}.")
     expected, ref = order.status, order.provider_ref
     session.rollback()

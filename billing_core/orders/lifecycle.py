@@ -37,8 +37,10 @@ from billing_core.core.models import (
     utcnow,
 )
 from billing_core.invoices.issuing import _issue_invoice, buyer_snapshot
+from billing_core.orders import states
+from billing_core.orders.states import OrderAction
 from billing_core.payments import PaymentRequest, PaymentState, PaymentStatus
-from billing_core.pricing.catalog import Method, Pricing, quote
+from billing_core.pricing.catalog import Method, Pricing, plan_name, quote
 from billing_core.revenue import rollup
 
 ORDER_TTL = timedelta(hours=24)
@@ -239,7 +241,8 @@ def complete_order(
             require(actor, Action.COMPLETE_ORDER)
         if payment is not None:
             _check_payment(order, payment)
-        if order.status not in COMPLETABLE:
+        completing = OrderAction.COMPLETE_MANUALLY if payment is None else OrderAction.COMPLETE_FROM_GATEWAY
+        if not states.applies(completing, order.status):
             raise _already(order)
 
         now = utcnow()
@@ -248,7 +251,7 @@ def complete_order(
         before = _order_view(order)
         won = session.execute(
             update(Order)
-            .where(Order.id == order.id, Order.status.in_(COMPLETABLE))
+            .where(Order.id == order.id, Order.status.in_(states.ACTIONS[completing].statuses))
             .values(
                 status=OrderStatus.PAID,
                 paid_at=now,
@@ -280,7 +283,7 @@ def complete_order(
             session.flush()
         except IntegrityError:
             raise StateConflict(f"Order {public_id} has already been credited.") from None
-        invoice = _issue_invoice(session, order, customer, settings, _plan_name(order))
+        invoice = _issue_invoice(session, order, customer, settings, plan_name(order.plan))
         rollup._record_paid(session, order, customer)
         after = _order_view(order) | {"invoice": invoice.number}
         audit.record(
@@ -347,10 +350,6 @@ def _already(order: Order) -> StateConflict:
         since = "" if order.status is OrderStatus.PAID else f" (and {order.status.value.replace('_', ' ')} since)"
         return StateConflict(f"Order {order.public_id} is already paid{who}{when}{since}; no credits were added.")
     return StateConflict(f"Order {order.public_id} is {order.status.value} and cannot be completed.")
-
-
-def _plan_name(order: Order) -> str:
-    return "custom amount" if order.plan.value == "custom" else f"{order.plan.value.title()} plan"
 
 
 # --- ledger ------------------------------------------------------------------------------------

@@ -44,11 +44,12 @@ from billing_core.core.models import (
     utcnow,
 )
 from billing_core.invoices.issuing import _issue_credit_note
+from billing_core.orders import states
 from billing_core.orders.lifecycle import _customer_balance, _get_order, _invoice_for
+from billing_core.orders.states import OrderAction
 from billing_core.payments import Gateway, RefundResult, RefundState, registry
 from billing_core.revenue import rollup
 
-REFUNDABLE = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
 RECONCILE_REASON = "refunds reconcile"
 WHAT_TO_DO = (
     "Use “Finish pending refunds” on the order, or run `python -m billing_core refunds reconcile`: "
@@ -154,7 +155,7 @@ def _cents(amount: int | str | None, paid: int, committed: int) -> int:
 
 def _plan(session: Session, order: Order, cents: int) -> RefundPlan:
     """Check a refund against the order and the customer's balance; raise if it cannot be done now."""
-    if order.status not in REFUNDABLE:
+    if not states.applies(OrderAction.REFUND, order.status):
         raise StateConflict(f"Order {order.public_id} is {order.status.value}; only a paid order can be refunded.")
     paid = _paid(order)
     totals = _totals(session, order)

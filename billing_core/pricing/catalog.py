@@ -46,6 +46,11 @@ class PlanId(enum.StrEnum):
     CUSTOM = "custom"
 
 
+def plan_name(plan: PlanId) -> str:
+    """How an invoice line names the plan: "Pro plan", or "custom amount"."""
+    return "custom amount" if plan is PlanId.CUSTOM else f"{plan.value.title()} plan"
+
+
 @dataclass(frozen=True)
 class Plan:
     id: PlanId

@@ -1,4 +1,4 @@
-"""UI pieces every page shares: the cached database, who is acting, the page guard, money in tables.
+"""The access guard every page passes: settings, the cached database, who is acting, the role check.
 
 Files in ``pages/`` define functions only. Streamlit can execute one of them as a script on its own
 (see ``hand_over_to_router``); then the file's only act is to run app.py, which decides who you are.
@@ -6,26 +6,20 @@ Files in ``pages/`` define functions only. Streamlit can execute one of them as 
 
 from __future__ import annotations
 
-import re
 import runpy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-import pandas as pd
 import streamlit as st
 
 from billing_core.access.identity import actor_for, email_of, refusal_of
-from billing_core.access.roles import Actor, Role, may_open, pages_for
+from billing_core.access.roles import PAGES, Actor, Role, may_open, pages_for
 from billing_core.core.config import Settings, load_settings
 from billing_core.core.db import Database
-from billing_core.core.errors import BillingError, ConfigError
-from billing_core.core.money import format_cents, format_credits
-from billing_core.orders.sandbox import AuditRow, LedgerRow, OrderRow
-from billing_core.pricing import whatif
-from billing_core.pricing.catalog import MAX_FILE_CHARS, Pricing
-from billing_core.pricing.whatif import ComparisonRow, Side
+from billing_core.core.errors import ConfigError
+from pages._text import plain
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
 ROLE_KEY = "local_role"
@@ -33,14 +27,6 @@ ROLE_WIDGET_KEY = "local_role_picker"
 LOCAL_MODE_BANNER = "Local mode — identity chosen here, not signed in"
 NO_SIGN_IN = "No access: sign-in is not configured; set BILLING_LOCAL_MODE=1 for local mode."
 NOT_SIGNED_IN = "Sign in first: this page is for signed-in staff only."
-PAGE_TITLES = {
-    "simulator": "Top-up simulator",
-    "orders": "Orders",
-    "customers": "Customers",
-    "revenue": "Revenue",
-    "invoices": "Invoices",
-    "audit": "Audit log",
-}
 _MODE_COLOURS = {"SIMULATED": "blue", "TEST": "orange", "LIVE": "red"}
 
 
@@ -124,7 +110,8 @@ def page_context(page: str) -> PageContext:
         st.error(NO_SIGN_IN if settings.sign_in is None else NOT_SIGNED_IN, icon=":material/lock:")
         st.stop()
     if not may_open(actor, page):
-        st.error(f"The {actor.role.value} role may not open the {PAGE_TITLES.get(page, page)} page.")
+        title = PAGES[page].title if page in PAGES else page
+        st.error(f"The {actor.role.value} role may not open the {title} page.")
         st.stop()
     return PageContext(settings, database(settings.database_url), actor)
 
@@ -222,155 +209,12 @@ def no_page_yet() -> None:
     if actor is None:
         st.error(NO_SIGN_IN if settings.sign_in is None else NOT_SIGNED_IN, icon=":material/lock:")
         return
-    titles = ", ".join(PAGE_TITLES.get(page, page) for page in pages_for(actor)) or "none"
+    titles = ", ".join(PAGES[page].title for page in pages_for(actor)) or "none"
     st.title("Billing Ops")
     st.info(
         f"The {actor.role.value} role will have these pages: {titles}. None of them is available yet.",
         icon=":material/construction:",
     )
-
-
-# --- money in tables: formatted here, computed in billing_core ---------------------------------
-
-
-def signed_cents(cents: int | None) -> str:
-    if cents is None:
-        return "—"
-    return ("+" if cents > 0 else "") + format_cents(cents)
-
-
-def signed_credits(hundredths: int | None) -> str:
-    if hundredths is None:
-        return "—"
-    return ("+" if hundredths > 0 else "") + format_credits(hundredths)
-
-
-def _side(prefix: str, side: Side) -> dict[str, str]:
-    if not side.ok:
-        return {f"{prefix} credits": "—", f"{prefix} fee": "—", f"{prefix} total": "—", f"{prefix} note": side.refusal}
-    return {
-        f"{prefix} credits": format_credits(side.credits),
-        f"{prefix} fee": format_cents(side.fee_cents),
-        f"{prefix} total": format_cents(side.total_cents),
-        f"{prefix} note": "",
-    }
-
-
-def whatif_frame(rows: Iterable[ComparisonRow]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {"Amount": format_cents(r.amount_cents), "Plan": r.label}
-            | _side("Current", r.current)
-            | _side("What-if", r.whatif)
-            | {
-                "Δ credits": signed_credits(r.credits_diff),
-                "Δ fee": signed_cents(r.fee_diff),
-                "Δ total": signed_cents(r.total_diff),
-            }
-            for r in rows
-        ]
-    )
-
-
-def orders_frame(rows: Iterable[OrderRow]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "Order": r.public_id,
-                "Created (UTC)": f"{r.created_at:%Y-%m-%d %H:%M:%S}",
-                "Plan": r.plan,
-                "Method": r.method,
-                "Amount": format_cents(r.amount_cents),
-                "Fee": format_cents(r.fee_cents),
-                "Total": format_cents(r.total_cents),
-                "Credits": format_credits(r.credits),
-                "Status": r.status.value,
-                "Invoice": r.invoice_number or "—",
-                "Provider ref": r.provider_ref or "—",
-            }
-            for r in rows
-        ]
-    )
-
-
-def ledger_frame(rows: Iterable[LedgerRow]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "When (UTC)": f"{r.at:%Y-%m-%d %H:%M:%S}",
-                "Kind": r.kind,
-                "Credits": signed_credits(r.credits),
-                "Order": r.order_public_id or "—",
-                "By": r.created_by,
-            }
-            for r in rows
-        ]
-    )
-
-
-def events_frame(rows: Iterable[AuditRow]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "When (UTC)": f"{r.at:%Y-%m-%d %H:%M:%S}",
-                "Action": r.action,
-                "Order": r.order_public_id,
-                "Who": f"{r.actor_email} ({r.actor_role})",
-                "Reason": r.reason or "",
-            }
-            for r in rows
-        ]
-    )
-
-
-# --- text from people and files in markdown-rendering elements ---------------------------------
-
-_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~:$&=\"'")
-# GitHub-flavoured markdown turns www.x, http://x and a@b.c into live links after escapes are
-# resolved, so escaping cannot stop it; an invisible word joiner where each starts does.
-_JOINER = "\u2060"
-_AUTOLINK_STARTS = re.compile(r"(?i)(?<=www)(?=\.)|(?<=:)(?=//)|(?<=@)")
-
-
-def plain(text: object) -> str:
-    """Text for st.error/st.warning/st.caption shown exactly as written: every markdown, math ($),
-    directive (:red[...]) and shortcode character is escaped, so a customer's name stays a name,
-    and a URL or email address in it stays text, never a link."""
-    unlinked = _AUTOLINK_STARTS.sub(_JOINER, str(text))
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in unlinked)
-
-
-def whatif_pricing(settings: Settings, key: str, height: int = 300) -> Pricing | None:
-    """A proposed pricing, uploaded as a TOML file or edited from the current one; None (with the
-    reason shown) while it does not parse."""
-    uploaded = st.file_uploader("Upload a what-if pricing (.toml)", type=["toml"], key=f"{key}_file")
-    try:
-        if uploaded is not None:
-            text, source = whatif.uploaded_text(uploaded.getvalue(), uploaded.name), uploaded.name
-            st.caption(f"Using the uploaded file {plain(uploaded.name)}; remove it to edit the text instead.")
-        else:
-            if f"{key}_text" not in st.session_state:
-                st.session_state[f"{key}_text"] = whatif.pricing_file_text(settings.pricing_file)
-            text = st.text_area("What-if pricing (TOML)", key=f"{key}_text", height=height, max_chars=MAX_FILE_CHARS)
-            source = "the edited what-if pricing"
-    except BillingError as exc:
-        st.error(plain(exc), icon=":material/error:")
-        return None
-    parsed = _parsed_whatif(text, source)
-    if isinstance(parsed, str):
-        st.error(plain(parsed), icon=":material/error:")
-        return None
-    return parsed
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _parsed_whatif(text: str, source: str) -> Pricing | str:
-    """The what-if pricing, or why it does not parse: parsed once per text (the cache is keyed by a
-    hash of the content), not again on every rerun of the page."""
-    try:
-        return whatif.parse_whatif(text, source=source)
-    except BillingError as exc:
-        return str(exc)
 
 
 if __name__ == "__main__":
