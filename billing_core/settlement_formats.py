@@ -541,7 +541,7 @@ def _refuse_unrecognised(filename: str, cells_seen: list[list[str]], provider: M
     if miss:
         return SettlementError(f"{filename} {miss}")
     first = next((", ".join(c.strip() for c in cells if c.strip()) for cells in cells_seen), "")
-    which = provider.value.title() if provider else "an Airwallex or an Alipay"
+    which = provider.value.title() if provider else "Airwallex or Alipay"
     return SettlementError(
         f"Cannot tell from the columns of {filename} which {which} report it is "
         f"(its first line reads {_short(first, 80)!r}); choose the provider, or export the settlement details."
@@ -551,7 +551,7 @@ def _refuse_unrecognised(filename: str, cells_seen: list[list[str]], provider: M
 def _check_width(cells: list[str], filename: str, line: int) -> None:
     if len(cells) > MAX_COLUMNS:
         raise SettlementError(
-            f"Line {line} of {filename} has {len(cells):,} columns; settlement reports have at most {MAX_COLUMNS}."
+            f"Line {line} of {filename} has more than {MAX_COLUMNS} columns; settlement reports have fewer."
         )
 
 
@@ -566,6 +566,11 @@ def _text_table(text: str, filename: str, provider: Method | None, notes: list[s
         end = text.find("\n", start)
         end = len(text) if end < 0 else end
         line = text[start:end].rstrip("\r")
+        if len(line) > 100_000:
+            raise SettlementError(
+                f"Line {index + 1} of {filename} is {len(line):,} characters long; no report's header or "
+                "account line is anywhere near that."
+            )
         if not _skipped(line):
             for delimiter in DELIMITERS:
                 if delimiter not in line and delimiter != ",":

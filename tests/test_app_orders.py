@@ -344,6 +344,42 @@ def test_settlement_preview_shows_not_found_and_malformed_lines(app_env, sqlite_
     assert at.button(key="apply_settlement").disabled
 
 
+def test_settlement_preview_says_which_report_it_recognised(app_env, sqlite_db):
+    app_env(sqlite_db.url, role="finance")
+    at = start()
+    name = "airwallex_settlement_report_20261120.zip"
+    at.file_uploader(key="settlement_file").set_value(
+        (name, (SETTLEMENTS / name).read_bytes(), "application/zip")
+    ).run()
+
+    assert not at.error, [e.value for e in at.error]
+    recognised = [c.value.replace("\\", "") for c in at.caption if c.value.startswith("Recognised: ")]  # unescaped
+    assert recognised and recognised[0].startswith(
+        "Recognised: Airwallex settlement details · comma-separated · settlement_report_details_stl_20261120_hk_01.csv"
+    )
+    assert not [r for r in at.radio if r.key == "settlement_kind"]  # the file says each row's kind
+    assert any("have no refund in our books" in w.value for w in at.warning)
+    assert list(at.dataframe[-1].value["kind"]) == ["PAYMENT", "PAYMENT", "REFUND", "CHARGEBACK"]
+
+
+def test_a_report_without_a_kind_column_completes_nothing_until_the_kind_is_chosen(app_env, sqlite_db):
+    app_env(sqlite_db.url, role="finance")
+    at = start()
+    data = b"Transaction ID,Merchant Order ID,Currency,Amount\ntxn_1,ord_ffffffffffffffff,USD,20.60\n"
+    at.file_uploader(key="settlement_file").set_value(("plain.csv", data, "text/csv")).run()
+
+    assert not at.error, [e.value for e in at.error]
+    assert any("kind not stated" in c.value for c in at.caption)
+    assert any("Nothing in this file will complete an order" in w.value for w in at.warning)
+    assert list(at.dataframe[-1].value["verdict"]) == ["kind not stated"]
+
+    at.radio(key="settlement_kind").set_value("Payments").run()
+
+    assert not any("Nothing in this file will complete an order" in w.value for w in at.warning)
+    assert any("rows taken as payments" in c.value for c in at.caption)
+    assert list(at.dataframe[-1].value["verdict"]) == ["not found"]
+
+
 def test_support_gets_no_settlement_tab(app_env, sqlite_db):
     app_env(sqlite_db.url, role="support")
     at = start()
