@@ -190,7 +190,7 @@ def reconcile_rows_frame(report: ReconcileReport) -> pd.DataFrame:
 
 
 def settlement_counts_frame(shown: SettlementPreview) -> pd.DataFrame:
-    return pd.DataFrame([{"Verdict": v.value, "Lines": n} for v, n in shown.counts.items()])
+    return pd.DataFrame([{"Verdict": v.value, "Lines": n} for v, n in shown.counts.items() if n])
 
 
 def settlement_lines_frame(shown: SettlementPreview) -> pd.DataFrame:
@@ -255,7 +255,10 @@ def settlement_tab(ctx: PageContext) -> None:
     uploaded = st.file_uploader("Settlement report", type=["csv", "txt", "zip", "xlsx"], key="settlement_file")
     if uploaded is None:
         return
-    kind = KIND_CHOICES.get(st.session_state.get("settlement_kind", "Not said yet"))
+    if st.session_state.get("settlement_kind_file") != uploaded.file_id:  # a new file: nobody has said yet
+        st.session_state["settlement_kind_file"] = uploaded.file_id
+        st.session_state["settlement_kind"] = "Not said yet"
+    kind = KIND_CHOICES[st.session_state["settlement_kind"]]
     try:
         parsed = settlement.parse_settlement(uploaded.getvalue(), uploaded.name, kind=kind)
         with ctx.database.session() as session:
@@ -263,7 +266,7 @@ def settlement_tab(ctx: PageContext) -> None:
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
-    st.caption(f"Recognised: {plain(parsed.recognised)} · {len(shown.lines):,} lines")
+    st.caption(f"Recognised: {plain(parsed.recognised)} · {len(shown.lines):,} line{'s' * (len(shown.lines) != 1)}")
     if not parsed.kind_stated:
         st.radio(
             "This file does not say whether its rows are payments or refunds. What are they?",
@@ -277,8 +280,8 @@ def settlement_tab(ctx: PageContext) -> None:
         st.warning(plain(shown.previously_imported), icon=":material/history:")
     if flagged := shown.refunds_not_in_books:
         st.warning(
-            f"{len(flagged)} refund(s) at the provider have no refund in our books: finance should look into them "
-            "(they are listed below and kept with the import).",
+            f"{len(flagged)} refund{'s' * (len(flagged) != 1)} at the provider with no refund in our books: "
+            "finance should look into them (listed below as “refund not in our books” and kept with the import).",
             icon=":material/flag:",
         )
     st.dataframe(settlement_counts_frame(shown), hide_index=True)

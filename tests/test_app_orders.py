@@ -358,7 +358,7 @@ def test_settlement_preview_says_which_report_it_recognised(app_env, sqlite_db):
         "Recognised: Airwallex settlement details · comma-separated · settlement_report_details_stl_20261120_hk_01.csv"
     )
     assert not [r for r in at.radio if r.key == "settlement_kind"]  # the file says each row's kind
-    assert any("have no refund in our books" in w.value for w in at.warning)
+    assert any("with no refund in our books" in w.value for w in at.warning)
     assert list(at.dataframe[-1].value["kind"]) == ["PAYMENT", "PAYMENT", "REFUND", "CHARGEBACK"]
 
 
@@ -378,6 +378,11 @@ def test_a_report_without_a_kind_column_completes_nothing_until_the_kind_is_chos
     assert not any("Nothing in this file will complete an order" in w.value for w in at.warning)
     assert any("rows taken as payments" in c.value for c in at.caption)
     assert list(at.dataframe[-1].value["verdict"]) == ["not found"]
+
+    at.file_uploader(key="settlement_file").set_value(("other.csv", data + data[-40:], "text/csv")).run()
+
+    assert at.radio(key="settlement_kind").value == "Not said yet"  # what was said of one file is not of the next
+    assert set(at.dataframe[-1].value["verdict"]) == {"kind not stated"}
 
 
 def test_support_gets_no_settlement_tab(app_env, sqlite_db):
