@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -253,20 +253,8 @@ def _rows(line: int, cells: dict[str, str], table, chosen: RowKind | None) -> li
     refunded = signed_cents(cells.get("refunded", ""), "refunded amount")
     if not refunded:
         return [row]
-    refund = SettlementRow(
-        line,
-        transaction_id,
-        order_public_id,
-        provider_ref,
-        currency,
-        abs(refunded),
-        None,
-        None,
-        RowKind.REFUND,
-        "refunded amount",
-        when,
-    )
-    return [row, refund]
+    kinds = {"kind": RowKind.REFUND, "kind_text": "refunded amount"}
+    return [row, replace(row, amount_cents=abs(refunded), fee_cents=None, net_cents=None, **kinds)]
 
 
 def _short(text: str, limit: int = 40) -> str:

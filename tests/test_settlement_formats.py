@@ -4,13 +4,12 @@ from the published formats; see billing_core/settlement_formats.py), is recognis
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from billing_core import orders
 from billing_core.models import LedgerEntry, Order, OrderStatus, SettlementImport
-from billing_core.payments import PaymentState, PaymentStatus
 from billing_core.settlement import SettlementError, Verdict, apply, parse_settlement, preview
-from tests.helpers import FINANCE, make_customer, make_order
+from tests.helpers import FINANCE, make_customer
+from tests.test_settlement import order_as
 
 FIXTURES = Path(__file__).parent / "fixtures" / "settlements"
 W, DONE, FLAG, SKIP, BAD = (
@@ -67,16 +66,6 @@ PROFILES = {
 
 def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
-
-
-def order_as(session, admin, customer, pricing, public_id, amount, method, provider_ref=None):
-    order = make_order(session, admin, customer, pricing, amount=amount, method=method)
-    if provider_ref:
-        ref = PaymentStatus(method, provider_ref, PaymentState.PENDING, order.total_cents, "USD", order.created_at)
-        orders.attach_payment(session, admin, order.id, ref)
-    session.execute(update(Order).where(Order.id == order.id).values(public_id=public_id))
-    session.commit()
-    return order.id
 
 
 @pytest.fixture
