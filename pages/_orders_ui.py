@@ -247,6 +247,13 @@ def _day(day: date) -> datetime:
 KIND_CHOICES = {"Not said yet": None, "Payments": "payment", "Refunds": "refund"}
 
 
+@st.cache_resource(max_entries=4, show_spinner="Reading the report…")
+def _parsed(data: bytes, name: str, kind: str | None) -> settlement.ParsedFile:
+    """A report is read once, not on every rerun of the tab (a 50,000-row file takes a second or more);
+    the parsed file is immutable, so every session may share it. Refusals are not kept."""
+    return settlement.parse_settlement(data, name, kind=kind)
+
+
 def settlement_tab(ctx: PageContext) -> None:
     st.caption(
         "Airwallex or Alipay settlement report (CSV, zip or xlsx, as the dashboard or SFTP gives it): "
@@ -260,7 +267,7 @@ def settlement_tab(ctx: PageContext) -> None:
         st.session_state["settlement_kind"] = "Not said yet"
     kind = KIND_CHOICES[st.session_state["settlement_kind"]]
     try:
-        parsed = settlement.parse_settlement(uploaded.getvalue(), uploaded.name, kind=kind)
+        parsed = _parsed(uploaded.getvalue(), uploaded.name, kind)
         with ctx.database.session() as session:
             shown = settlement.preview(session, ctx.actor, parsed)
     except BillingError as exc:

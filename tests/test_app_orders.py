@@ -385,6 +385,22 @@ def test_a_report_without_a_kind_column_completes_nothing_until_the_kind_is_chos
     assert set(at.dataframe[-1].value["verdict"]) == {"kind not stated"}
 
 
+def test_a_report_is_read_once_not_on_every_rerun_of_the_tab(app_env, sqlite_db, monkeypatch):
+    from billing_core import settlement
+
+    reads = []
+    real = settlement.parse_settlement
+    monkeypatch.setattr(settlement, "parse_settlement", lambda *a, **k: reads.append(a[1]) or real(*a, **k))
+    app_env(sqlite_db.url, role="finance")
+    at = start()
+    data = b"Transaction ID,Merchant Order ID,Currency,Amount,Status\ntxn_once,ord_0000000000000001,USD,20.60,SETTLED\n"
+    at.file_uploader(key="settlement_file").set_value(("once.csv", data, "text/csv")).run()
+    at.checkbox[-1].check().run()
+
+    assert not at.error, [e.value for e in at.error]
+    assert reads == ["once.csv"]
+
+
 def test_support_gets_no_settlement_tab(app_env, sqlite_db):
     app_env(sqlite_db.url, role="support")
     at = start()
