@@ -18,11 +18,11 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import audit, bills, emails, identity, money, reports, settlement, whatif
+from billing_core import audit, bills, emails, identity, money, orders, reports, settlement, whatif
 from billing_core.config import RoleMapping
 from billing_core.errors import BillingError, NotFound
 from billing_core.invoices import batch
-from billing_core.models import Customer
+from billing_core.models import Customer, LedgerEntry, Order, OrderStatus
 from billing_core.orders import _get_order, create_customer
 from billing_core.pricing import DEFAULT_PRICING_FILE, parse_pricing
 from billing_core.search import interpret
@@ -264,3 +264,18 @@ def test_a_hostile_report_gets_one_clear_sentence_at_once_and_nothing_to_complet
         return
     assert all(len(m.reason) < 1_000 for m in parsed.malformed)
     assert not [r for r in parsed.rows if len(r.transaction_id) > 255 or len(r.currency) > 3]
+
+
+@pytest.mark.parametrize("data", list(HOSTILE_REPORTS.values()), ids=list(HOSTILE_REPORTS))
+def test_applying_a_hostile_report_changes_no_order(db, session, admin, finance, settings, pricing, data):
+    customer = create_customer(session, admin, email="ana@example.com", name="Ana", country="PT")
+    orders.create_order(session, admin, customer_id=customer.id, amount="20", method="airwallex", pricing=pricing)
+    try:
+        parsed = settlement.parse_settlement(data, "report.csv")
+    except settlement.SettlementError:
+        return
+    result = settlement.apply(db, finance, settings, parsed)
+    assert result.completed == [] and result.errors == []
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Order).where(Order.status != OrderStatus.PENDING)) == 0
+        assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 0
