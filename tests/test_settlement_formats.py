@@ -1,13 +1,13 @@
 """Each provider's report, in the shape its dashboard or SFTP server exports it (fixtures written here
-from the published formats; see billing_core/settlement_formats.py), is recognised, read and previewed."""
+from the published formats; see billing_core/reconcile/settlement_formats.py), is recognised, read and previewed."""
 
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from billing_core.models import LedgerEntry, Order, OrderStatus, SettlementImport
-from billing_core.settlement import SettlementError, Verdict, apply, parse_settlement, preview
+from billing_core.core.models import LedgerEntry, Order, OrderStatus, SettlementImport
+from billing_core.reconcile.settlement import SettlementError, Verdict, apply, parse_settlement, preview
 from tests.helpers import FINANCE, make_customer
 from tests.test_settlement import order_as
 

@@ -4,9 +4,9 @@ matched to the refunds in our books; a file that does not say completes nothing 
 import pytest
 from sqlalchemy import func, select, update
 
-from billing_core import orders
-from billing_core.models import LedgerEntry, Order, OrderStatus, Refund, RefundStatus, SettlementImport
-from billing_core.settlement import RowKind, SettlementError, Verdict, apply, parse_settlement, preview
+from billing_core.core.models import LedgerEntry, Order, OrderStatus, Refund, RefundStatus, SettlementImport
+from billing_core.orders import lifecycle as orders
+from billing_core.reconcile.settlement import RowKind, SettlementError, Verdict, apply, parse_settlement, preview
 from tests.helpers import FINANCE, make_customer, make_order
 
 HK_REFUND = (
@@ -120,7 +120,7 @@ def test_a_kind_other_than_payment_or_refund_is_refused():
 def test_the_command_line_takes_the_kind(db, session, admin, pricing, monkeypatch, tmp_path):
     from argparse import Namespace
 
-    from billing_core.settlement import cli_settlement
+    from billing_core.cli.settlement import cli_settlement
 
     order_id = unpaid_order(session, admin, pricing)
     session.execute(update(Order).where(Order.id == order_id).values(method="airwallex"))
