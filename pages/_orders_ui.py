@@ -208,7 +208,7 @@ def reconcile_rows_frame(report: ReconcileReport) -> pd.DataFrame:
 
 
 def settlement_counts_frame(shown: SettlementPreview) -> pd.DataFrame:
-    return pd.DataFrame([{"Verdict": v.value, "Lines": n} for v, n in shown.counts.items()])
+    return pd.DataFrame([{"Verdict": v.value, "Lines": n} for v, n in shown.counts.items() if n])
 
 
 def settlement_lines_frame(shown: SettlementPreview) -> pd.DataFrame:
@@ -295,21 +295,53 @@ def _day(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
+KIND_CHOICES = {"Not said yet": None, "Payments": "payment", "Refunds": "refund"}
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the report…")
+def _parsed(data: bytes, name: str, kind: str | None) -> settlement.ParsedFile:
+    """A report is read once, not on every rerun of the tab (a 50,000-row file takes a second or more);
+    the parsed file is immutable, so every session may share it. Refusals are not kept."""
+    return settlement.parse_settlement(data, name, kind=kind)
+
+
 def settlement_tab(ctx: PageContext) -> None:
-    st.caption("Airwallex or Alipay settlement CSV: preview what it would complete, then apply it.")
-    uploaded = st.file_uploader("Settlement file (.csv)", type=["csv"], key="settlement_file")
+    st.caption(
+        "Airwallex or Alipay settlement report (CSV, zip or xlsx, as the dashboard or SFTP gives it): "
+        "preview what it would complete, then apply it. Only payment rows complete orders."
+    )
+    uploaded = st.file_uploader("Settlement report", type=["csv", "txt", "zip", "xlsx"], key="settlement_file")
     if uploaded is None:
         return
+    if st.session_state.get("settlement_kind_file") != uploaded.file_id:  # a new file: nobody has said yet
+        st.session_state["settlement_kind_file"] = uploaded.file_id
+        st.session_state["settlement_kind"] = "Not said yet"
+    kind = KIND_CHOICES[st.session_state["settlement_kind"]]
     try:
-        parsed = settlement.parse_settlement(uploaded.getvalue(), uploaded.name)
+        parsed = _parsed(uploaded.getvalue(), uploaded.name, kind)
         with ctx.database.session() as session:
             shown = settlement.preview(session, ctx.actor, parsed)
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
-    st.caption(f"{parsed.provider.value.title()} file · {len(shown.lines):,} lines")
+    st.caption(f"Recognised: {plain(parsed.recognised)} · {len(shown.lines):,} line{'s' * (len(shown.lines) != 1)}")
+    if not parsed.kind_stated:
+        st.radio(
+            "This file does not say whether its rows are payments or refunds. What are they?",
+            list(KIND_CHOICES),
+            key="settlement_kind",
+            horizontal=True,
+        )
+        if parsed.needs_kind:
+            st.warning("Nothing in this file will complete an order until you say what its rows are.")
     if shown.previously_imported:
         st.warning(plain(shown.previously_imported), icon=":material/history:")
+    if flagged := shown.refunds_not_in_books:
+        st.warning(
+            f"{len(flagged)} refund{'s' * (len(flagged) != 1)} at the provider with no refund in our books: "
+            "finance should look into them (listed below as “refund not in our books” and kept with the import).",
+            icon=":material/flag:",
+        )
     st.dataframe(settlement_counts_frame(shown), hide_index=True)
     st.dataframe(settlement_lines_frame(shown), hide_index=True)
     confirmed = st.checkbox(f"I confirm: complete the {len(shown.to_complete)} orders this file shows paid")

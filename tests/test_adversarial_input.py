@@ -8,7 +8,11 @@ one Python-level pass over the same text, measured in the same test.
 
 from __future__ import annotations
 
+import codecs
+import io
+import struct
 import time
+import zipfile
 from collections.abc import Callable
 
 import pytest
@@ -18,9 +22,10 @@ from billing_core.access import audit, identity
 from billing_core.core import emails, money
 from billing_core.core.config import RoleMapping
 from billing_core.core.errors import BillingError, NotFound
-from billing_core.core.models import Customer
+from billing_core.core.models import Customer, LedgerEntry, Order, OrderStatus
 from billing_core.invoices import batch
 from billing_core.invoices import review as bills
+from billing_core.orders import lifecycle as orders
 from billing_core.orders.lifecycle import _get_order, create_customer
 from billing_core.orders.search import interpret
 from billing_core.pricing import whatif
@@ -191,3 +196,92 @@ def test_a_megabyte_of_pasted_invoice_numbers_is_refused_at_once(text):
 def test_a_megabyte_audit_filter_is_refused_at_once(session, admin, field):
     text = "a" * MB
     refused_quickly(lambda: audit.search_events(session, admin, audit.AuditFilters(**{field: text})), text)
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _lying_zip_bomb() -> bytes:
+    """30 MB of zeros whose headers claim 1,000 bytes: only a bounded read stops it."""
+    data = bytearray(_zip({"details.csv": HEADER + b"0" * 30_000_000}))
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    struct.pack_into("<I", data, local + 22, 1000)
+    struct.pack_into("<I", data, central + 24, 1000)
+    return bytes(data)
+
+
+def _huge_sheet() -> bytes:
+    """An .xlsx whose sheet unpacks to 120 MB."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        with archive.open("xl/worksheets/sheet1.xml", "w") as sheet:
+            for _ in range(120):
+                sheet.write(b"<row>" + b" " * 1_000_000 + b"</row>")
+    return buffer.getvalue()
+
+
+def _wide_sheet() -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet()
+    sheet.append(["Transaction ID", "Currency", "Amount", *(f"c{i}" for i in range(16_000))])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+HOSTILE_REPORTS = {
+    "binary": bytes(range(256)) * 4096,
+    "nul bytes": HEADER + b"tx_1,ord_1,int_1,USD,20.00,SETTLED,\x00\x00\x00\n" * 100,
+    "2 MB cell": HEADER + b"tx_1,ord_1,int_1,USD,20.00,SETTLED," + b"x" * 2_000_000 + b"\n",
+    "2 MB header cell": b"Transaction ID,Currency,Amount," + b"x" * 2_000_000 + b"\n",
+    "20,000 columns": b"Transaction ID,Currency,Amount," + b",".join(b"c%d" % i for i in range(20_000)) + b"\n",
+    "20,000 fields in a row": HEADER + b"tx_1," * 20_000 + b"\n",
+    "60,000 rows": HEADER + b"tx_1,ord_1,int_1,USD,20.00,SETTLED,2026-11-01\n" * 60_000,
+    "latin-1": HEADER.replace(b"Settled At", b"R\xe9gl\xe9 le") + b"tx_1,ord_1,int_1,USD,20.00,SETTLED,\xe9t\xe9\n",
+    "utf-16 without bom": (HEADER + b"tx_1,ord_1,int_1,USD,20.00,SETTLED,2026-11-01\n").decode().encode("utf-16-le"),
+    "utf-16 garbage": codecs.BOM_UTF16_LE + bytes(range(256)) * 100,
+    "zip bomb": _zip({"details.csv": HEADER + b"0" * 60_000_000}),
+    "lying zip bomb": _lying_zip_bomb(),
+    "nested zip": _zip({"report.zip": _zip({"details.csv": HEADER})}),
+    "zip of many files": _zip({f"details_{i}.csv": HEADER for i in range(2_000)}),
+    "broken zip": b"PK\x03\x04" + b"\x00" * 5_000,
+    "huge xlsx": _huge_sheet(),
+    "xlsx with 16,000 columns (its most)": _wide_sheet(),
+    "broken xlsx": _zip({"[Content_Types].xml": b"<Types", "xl/workbook.xml": b"<<<"}),
+}
+
+
+@pytest.mark.parametrize("data", list(HOSTILE_REPORTS.values()), ids=list(HOSTILE_REPORTS))
+def test_a_hostile_report_gets_one_clear_sentence_at_once_and_nothing_to_complete(data):
+    try:
+        parsed = quick(lambda: settlement.parse_settlement(data, "report.csv"), data)
+    except settlement.SettlementError as refused:
+        sentence = str(refused)
+        assert 20 < len(sentence) < 1_000 and "\n" not in sentence and "Traceback" not in sentence
+        return
+    assert all(len(m.reason) < 1_000 for m in parsed.malformed)
+    assert not [r for r in parsed.rows if len(r.transaction_id) > 255 or len(r.currency) > 3]
+
+
+@pytest.mark.parametrize("data", list(HOSTILE_REPORTS.values()), ids=list(HOSTILE_REPORTS))
+def test_applying_a_hostile_report_changes_no_order(db, session, admin, finance, settings, pricing, data):
+    customer = create_customer(session, admin, email="ana@example.com", name="Ana", country="PT")
+    orders.create_order(session, admin, customer_id=customer.id, amount="20", method="airwallex", pricing=pricing)
+    try:
+        parsed = settlement.parse_settlement(data, "report.csv")
+    except settlement.SettlementError:
+        return
+    result = settlement.apply(db, finance, settings, parsed)
+    assert result.completed == [] and result.errors == []
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Order).where(Order.status != OrderStatus.PENDING)) == 0
+        assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 0

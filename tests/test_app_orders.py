@@ -347,6 +347,64 @@ def test_settlement_preview_shows_not_found_and_malformed_lines(app_env, sqlite_
     assert at.button(key="apply_settlement").disabled
 
 
+def test_settlement_preview_says_which_report_it_recognised(app_env, sqlite_db):
+    app_env(sqlite_db.url, role="finance")
+    at = start()
+    name = "airwallex_settlement_report_20261120.zip"
+    at.file_uploader(key="settlement_file").set_value(
+        (name, (SETTLEMENTS / name).read_bytes(), "application/zip")
+    ).run()
+
+    assert not at.error, [e.value for e in at.error]
+    recognised = [c.value.replace("\\", "") for c in at.caption if c.value.startswith("Recognised: ")]  # unescaped
+    assert recognised and recognised[0].startswith(
+        "Recognised: Airwallex settlement details · comma-separated · settlement_report_details_stl_20261120_hk_01.csv"
+    )
+    assert not [r for r in at.radio if r.key == "settlement_kind"]  # the file says each row's kind
+    assert any("with no refund in our books" in w.value for w in at.warning)
+    assert list(at.dataframe[-1].value["kind"]) == ["PAYMENT", "PAYMENT", "REFUND", "CHARGEBACK"]
+
+
+def test_a_report_without_a_kind_column_completes_nothing_until_the_kind_is_chosen(app_env, sqlite_db):
+    app_env(sqlite_db.url, role="finance")
+    at = start()
+    data = b"Transaction ID,Merchant Order ID,Currency,Amount\ntxn_1,ord_ffffffffffffffff,USD,20.60\n"
+    at.file_uploader(key="settlement_file").set_value(("plain.csv", data, "text/csv")).run()
+
+    assert not at.error, [e.value for e in at.error]
+    assert any("kind not stated" in c.value for c in at.caption)
+    assert any("Nothing in this file will complete an order" in w.value for w in at.warning)
+    assert list(at.dataframe[-1].value["verdict"]) == ["kind not stated"]
+
+    at.radio(key="settlement_kind").set_value("Payments").run()
+
+    assert not any("Nothing in this file will complete an order" in w.value for w in at.warning)
+    assert any("rows taken as payments" in c.value for c in at.caption)
+    assert list(at.dataframe[-1].value["verdict"]) == ["not found"]
+
+    other = data.replace(b"txn_1", b"txn_2")
+    at.file_uploader(key="settlement_file").set_value(("other.csv", other, "text/csv")).run()
+
+    assert at.radio(key="settlement_kind").value == "Not said yet"  # what was said of one file is not of the next
+    assert list(at.dataframe[-1].value["verdict"]) == ["kind not stated"]
+
+
+def test_a_report_is_read_once_not_on_every_rerun_of_the_tab(app_env, sqlite_db, monkeypatch):
+    from billing_core.reconcile import settlement
+
+    reads = []
+    real = settlement.parse_settlement
+    monkeypatch.setattr(settlement, "parse_settlement", lambda *a, **k: reads.append(a[1]) or real(*a, **k))
+    app_env(sqlite_db.url, role="finance")
+    at = start()
+    data = b"Transaction ID,Merchant Order ID,Currency,Amount,Status\ntxn_once,ord_0000000000000001,USD,20.60,SETTLED\n"
+    at.file_uploader(key="settlement_file").set_value(("once.csv", data, "text/csv")).run()
+    at.checkbox[-1].check().run()
+
+    assert not at.error, [e.value for e in at.error]
+    assert reads == ["once.csv"]
+
+
 def test_support_gets_no_settlement_tab(app_env, sqlite_db):
     app_env(sqlite_db.url, role="support")
     at = start()

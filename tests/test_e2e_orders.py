@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from billing_core.access.roles import Actor, Role
 from billing_core.core.db import Database
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.e2e
 
 ADMIN = Actor("ada@company.test", Role.ADMIN, "Ada Admin")
 EMAIL = "ana.pereira@example.com"
+SETTLEMENTS = Path(__file__).parent / "fixtures" / "settlements"
 
 
 def seed_stuck_order(database: Database) -> str:
@@ -111,3 +113,33 @@ def test_support_finds_checks_and_completes_a_stuck_order(server, page, output_d
         order = s.scalar(select(Order).where(Order.public_id == public_id))
         assert order.status is OrderStatus.PAID
         assert s.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.order_id == order.id)) == 1
+
+
+def test_finance_imports_an_airwallex_settlement_zip_once(server, page, output_dir):
+    """The zip as Airwallex gives it: the page names the report it read, flags the refund our books lack,
+    and applying it completes the one pending order it pays, once."""
+    base, database, _ = server("finance")
+    with database.session() as s:
+        customer = make_customer(s, ADMIN, email="finance.e2e@example.com")
+        order = make_order(s, ADMIN, customer, load_pricing(), amount="100", method="airwallex")
+        s.execute(update(Order).where(Order.id == order.id).values(public_id="ord_c3c3c3c3c3c3c3c3"))
+        s.commit()
+    page.goto(base)  # finance's first page is Orders
+    expect(page.get_by_text(BANNER)).to_be_visible()
+    settle(page)
+    page.get_by_role("tab", name="Settlement import").click()
+    page.locator("input[type=file]").set_input_files(str(SETTLEMENTS / "airwallex_settlement_report_20261120.zip"))
+    expect(page.get_by_text("Recognised: Airwallex settlement details · comma-separated")).to_be_visible()
+    expect(page.get_by_text("1 refund at the provider with no refund in our books")).to_be_visible()
+    settle(page)
+    page.get_by_text("I confirm: complete the 1 orders this file shows paid").click()
+    page.get_by_role("button", name="Apply settlement file").click()
+    expect(page.get_by_text("Completed 1 orders from airwallex_settlement_report_20261120.zip.")).to_be_visible()
+    settle(page)
+    page.set_viewport_size({"width": 1400, "height": 1800})
+    settle(page)
+    page.screenshot(path=str(output_dir / "orders_settlement.png"))
+    with database.session() as s:
+        paid = s.scalar(select(Order).where(Order.public_id == "ord_c3c3c3c3c3c3c3c3"))
+        assert (paid.status, paid.provider_ref) == (OrderStatus.PAID, "txn_hkdm7p2q4v9bc3c3")
+        assert s.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.order_id == paid.id)) == 1

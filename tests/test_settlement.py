@@ -111,13 +111,14 @@ def test_malformed_rows_are_reported_with_line_numbers_and_the_rest_is_kept():
 
 
 def test_missing_required_column_is_named():
-    with pytest.raises(SettlementError, match="missing the required column Amount"):
+    with pytest.raises(SettlementError, match="missing the required column Gross Amount"):
         parse_settlement(fixture("airwallex_missing_amount.csv"), "airwallex_missing_amount.csv")
 
 
-def test_non_utf8_file_gets_a_clear_message():
-    with pytest.raises(SettlementError, match="not UTF-8 text.*CSV UTF-8"):
-        parse_settlement(fixture("alipay_gbk_2026-11-20.csv"), "alipay_gbk_2026-11-20.csv")
+def test_a_gbk_file_is_read_as_gbk():
+    parsed = parse_settlement(fixture("alipay_gbk_2026-11-20.csv"), "alipay_gbk_2026-11-20.csv")
+    assert "GBK" in parsed.recognised
+    assert parsed.rows[0].amount_cents == 2060 and parsed.rows[0].is_payment
 
 
 def test_utf8_with_bom_is_read():
@@ -152,7 +153,7 @@ def test_preview_matches_by_reference_and_by_order_id(session, airwallex_orders)
         5: Verdict.MISMATCH,
         6: Verdict.WILL_COMPLETE,  # expired orders whose payment arrived still complete
         7: Verdict.NOT_FOUND,
-        8: Verdict.NOT_A_PAYMENT,
+        8: Verdict.REFUND_NOT_IN_BOOKS,  # the provider refunded $20.00 that our books do not have
     }
     by_line = {line.line: line for line in shown.lines}
     assert by_line[3].order_id == airwallex_orders["by_ref"]
@@ -211,7 +212,7 @@ def test_alipay_rows_match_by_partner_transaction_id(db, session, admin, finance
         3: Verdict.MISMATCH,
         4: Verdict.NOT_FOUND,
         5: Verdict.WILL_COMPLETE,
-        6: Verdict.NOT_A_PAYMENT,
+        6: Verdict.REFUND_NOT_IN_BOOKS,
     }
     assert "placed with Stripe, not Alipay" in shown.lines[1].reason
     result = apply(db, finance, settings, parsed)
@@ -252,7 +253,7 @@ def test_a_row_whose_reference_and_order_id_disagree_is_a_mismatch(session, admi
         b"txn_2,ord_bbbbbbbbbbbbbbbb,,USD,20.70\n"
         b"txn_3,ord_bbbbbbbbbbbbbbbb,,USD,20.70\n"
     )
-    shown = preview(session, FINANCE, parse_settlement(data, "x.csv", provider=Method.AIRWALLEX))
+    shown = preview(session, FINANCE, parse_settlement(data, "x.csv", provider=Method.AIRWALLEX, kind="payment"))
     assert "belongs to order ord_aaaaaaaaaaaaaaaa" in shown.lines[0].reason
     assert [line.verdict for line in shown.lines[1:]] == [Verdict.WILL_COMPLETE, Verdict.MISMATCH]
     assert shown.lines[2].reason == "line 3 already settles this order (paid twice?)"
@@ -264,7 +265,7 @@ def test_preview_queries_are_batched_not_one_per_row(db, session, admin, pricing
     customer = make_customer(session, admin)
     header = "Transaction ID,Merchant Order ID,Payment Intent ID,Currency,Amount\n"
     body = "".join(f"txn_{i},ord_{i:016x},int_{i},USD,20.70\n" for i in range(1200))
-    parsed = parse_settlement((header + body).encode(), "many.csv", provider="airwallex")
+    parsed = parse_settlement((header + body).encode(), "many.csv", provider="airwallex", kind="payment")
     make_order(session, admin, customer, pricing, amount="20", method="airwallex")
     statements = []
 
@@ -291,7 +292,8 @@ def test_command_line_previews_unless_told_to_apply(db, admin, airwallex_orders,
     args = Namespace(file=str(FIXTURES / AIRWALLEX), provider=None, apply=False, csv=None)
     lines = []
     assert cli_settlement(args, admin, out=lines.append) == 0
-    assert lines[0] == "4 will complete, 1 mismatch, 1 not found, 1 not a payment"
+    assert lines[0].startswith("recognised: Airwallex settlement details · comma-separated · UTF-8")
+    assert lines[1] == "4 will complete, 1 mismatch, 1 not found, 1 refund not in our books"
     assert "--apply to complete 4 orders" in lines[-1]
     with db.session() as s:
         assert count(s, Order, Order.status == OrderStatus.PAID) == 0

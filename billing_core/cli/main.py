@@ -289,9 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("settlement", help="provider settlement files")
     settlement = p.add_subparsers(dest="settlement_command", required=True)
-    p = settlement.add_parser("import", help="preview a settlement CSV; --apply completes the matched orders")
-    p.add_argument("file", help="the provider's settlement CSV")
+    p = settlement.add_parser(
+        "import", help="preview a settlement report (CSV, zip or xlsx); --apply completes the matched orders"
+    )
+    p.add_argument("file", help="the provider's settlement report: CSV, zip or xlsx")
     p.add_argument("--provider", choices=["airwallex", "alipay"], help="default: detected from the columns")
+    p.add_argument(
+        "--kind",
+        choices=["payment", "refund"],
+        help="for a report with no type column: what its rows are (without it such a file completes nothing)",
+    )
     p.add_argument("--apply", action="store_true", help="complete the orders the preview matched")
     p.add_argument("--csv", help="write the preview table to this CSV file")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")

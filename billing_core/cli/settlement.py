@@ -7,8 +7,8 @@ from collections.abc import Callable
 from billing_core.access.roles import Actor
 from billing_core.core.db import Database
 from billing_core.reconcile.settlement import (
+    FLAGGED,
     SettlementError,
-    Verdict,
     apply,
     parse_settlement,
     preview,
@@ -16,7 +16,7 @@ from billing_core.reconcile.settlement import (
 
 
 def cli_settlement(args, actor: Actor, out: Callable[[str], None] = print) -> int:
-    """``settlement import FILE [--provider P] [--apply] [--csv OUT]``: preview, or apply with --apply."""
+    """``settlement import FILE [--provider P] [--kind K] [--apply] [--csv OUT]``: preview, or apply with --apply."""
     from pathlib import Path
 
     from billing_core.core.config import load_settings
@@ -26,7 +26,7 @@ def cli_settlement(args, actor: Actor, out: Callable[[str], None] = print) -> in
         data = path.read_bytes()
     except OSError as exc:
         raise SettlementError(f"{path} cannot be read: {exc.strerror}.") from None
-    parsed = parse_settlement(data, path.name, args.provider)
+    parsed = parse_settlement(data, path.name, args.provider, getattr(args, "kind", None))
     settings = load_settings()
     database = Database(getattr(args, "database_url", None) or settings.database_url)
     try:
@@ -38,11 +38,17 @@ def cli_settlement(args, actor: Actor, out: Callable[[str], None] = print) -> in
                 shown = preview(session, actor, parsed)
     finally:
         database.dispose()
+    out(f"recognised: {parsed.recognised}")
+    if parsed.needs_kind:
+        out(
+            "The file does not say whether its rows are payments or refunds: nothing will be completed. "
+            "Run again with --kind payment or --kind refund."
+        )
     if shown.previously_imported:
         out(shown.previously_imported)
     out(", ".join(f"{n} {verdict.value}" for verdict, n in shown.counts.items() if n) or "no rows")
     for line in shown.lines:
-        if line.verdict in (Verdict.MISMATCH, Verdict.MALFORMED, Verdict.NOT_FOUND):
+        if line.verdict in FLAGGED:
             out(f"  line {line.line}: {line.verdict.value}: {line.reason}")
     if args.apply:
         out(result.summary())

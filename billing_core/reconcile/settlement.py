@@ -1,43 +1,24 @@
 """Settlement file import: Airwallex and Alipay reports complete the orders they show as paid.
 
-Files are CSV, UTF-8 (with or without a BOM), comma separated, one header row. Headers are matched
-case-insensitively, ignoring spaces, underscores and hyphens; the aliases below are all accepted.
-Amounts are decimal strings ("1,552.50", "20.70"; a currency symbol or sign is not), read exactly
-to cents; cells are only ever text, so a cell such as ``=HYPERLINK(...)`` is a reference like any other.
+The reports are read by ``billing_core.reconcile.settlement_formats`` (containers, encodings, header blocks and
+one documented profile per report). Every row's kind comes from the file: only a payment row can
+complete an order; a refund row is matched to the refunds in our books, and one we have no refund for
+is flagged for finance; a fee, chargeback or failed payment is reported and skipped. A report with no
+kind column completes nothing until the person importing it says what its rows are (``kind``).
 
-Airwallex settlement report (columns marked * are required):
-    Transaction ID*        Airwallex's id of the transaction; becomes the order's provider reference
-    Merchant Order ID      our order id (ord_...)           | at least one of these two per row
-    Payment Intent ID      Airwallex payment intent (int_...) |
-    Currency*              ISO 4217 code of the gross amount
-    Amount*                gross amount paid by the customer (aliases: Gross Amount, Transaction Amount)
-    Fee, Net               Airwallex's fee and what was settled (kept for the record)
-    Status                 only SETTLED / SUCCEEDED / PAID rows are payments; refunds etc. are skipped
-    Settled At             when Airwallex settled it (kept as text)
-
-Alipay (Alipay+ / cross-border) settlement file:
-    partner_transaction_id our order id (aliases: out_trade_no, merchant order id)
-    transaction_id*        Alipay's trade number (alias: trade_no); becomes the provider reference
-    currency*              ISO 4217 code of the gross amount (alias: trans_currency)
-    amount*                gross amount (aliases: trans_amount, total_amount)
-    fee, settlement_amount Alipay's fee and the settled net amount (kept for the record)
-    trans_type             only PAYMENT / TRADE rows are payments; REFUND etc. are skipped
-    payment_time           when the customer paid (kept as text)
-
-A row matches an order by provider reference (Payment Intent ID or Transaction ID against the
-order's provider reference) or by our order id; its gross amount must equal the order's total and
-its currency the order's currency. ``parse_settlement`` -> ``preview`` (read only) -> ``apply``.
+A payment row matches an order by provider reference (Payment Intent ID, Transaction ID) or by our
+order id; its gross amount must equal the order's total and its currency the order's currency (a row in
+another currency is a mismatch with both amounts shown, never converted). ``parse_settlement`` ->
+``preview`` (read only) -> ``apply``.
 """
 
 from __future__ import annotations
 
-import csv
 import enum
 import hashlib
-import io
-import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,70 +28,44 @@ from billing_core.access.roles import Action, Actor, require
 from billing_core.core import money
 from billing_core.core.config import Settings
 from billing_core.core.db import Database, transaction
-from billing_core.core.errors import BillingError, InvalidAmount, StateConflict
+from billing_core.core.errors import BillingError, StateConflict
 from billing_core.core.exports import to_csv_bytes
-from billing_core.core.models import COMPLETABLE, PAID_STATUSES, Order, OrderStatus, SettlementImport, utcnow
+from billing_core.core.models import (
+    COMPLETABLE,
+    PAID_STATUSES,
+    Order,
+    OrderStatus,
+    Refund,
+    RefundStatus,
+    SettlementImport,
+    utcnow,
+)
 from billing_core.orders.lifecycle import complete_order
 from billing_core.pricing.catalog import Method
+from billing_core.reconcile.settlement_formats import (
+    MAX_BYTES,
+    MAX_ROWS,
+    BadCell,
+    Profile,
+    RowKind,
+    SettlementError,
+    parse_time,
+    read_table,
+    signed_cents,
+)
 
-MAX_BYTES = 20 * 1024 * 1024
-MAX_ROWS = 50_000
+__all__ = ["MAX_BYTES", "MAX_ROWS", "RowKind", "SettlementError"]
+
 IN_BATCH = 500
 PROVIDERS = (Method.AIRWALLEX, Method.ALIPAY)
+# What a person may say the rows of a report without a kind column are.
+CHOSEN_KINDS = (RowKind.PAYMENT, RowKind.REFUND)
 
 # The currencies Airwallex and Alipay settle in; anything else is a typo or a broken export.
 CURRENCIES = frozenset(
     "USD EUR GBP CNY HKD JPY SGD AUD NZD CAD CHF SEK NOK DKK PLN CZK HUF KRW TWD THB MYR IDR PHP VND INR AED "
     "SAR ILS TRY ZAR BRL MXN".split()
 )
-
-
-class SettlementError(BillingError):
-    """The file as a whole cannot be read; nothing was changed."""
-
-
-@dataclass(frozen=True)
-class _Column:
-    field: str
-    label: str
-    aliases: tuple[str, ...]
-    required: bool = False
-
-
-def _key(header: str) -> str:
-    return re.sub(r"[\s_\-]+", "", header.strip().lower())
-
-
-_FORMATS: dict[Method, tuple[_Column, ...]] = {
-    Method.AIRWALLEX: (
-        _Column("transaction_id", "Transaction ID", ("transaction id", "txn id"), required=True),
-        _Column("order_public_id", "Merchant Order ID", ("merchant order id", "order id")),
-        _Column("provider_ref", "Payment Intent ID", ("payment intent id", "intent id")),
-        _Column("currency", "Currency", ("currency", "transaction currency"), required=True),
-        _Column("amount", "Amount", ("amount", "gross amount", "transaction amount"), required=True),
-        _Column("fee", "Fee", ("fee", "fees")),
-        _Column("net", "Net", ("net", "net amount")),
-        _Column("kind", "Status", ("status",)),
-        _Column("settled_at", "Settled At", ("settled at", "settlement date", "settled date")),
-    ),
-    Method.ALIPAY: (
-        _Column("order_public_id", "partner_transaction_id", ("partner_transaction_id", "out_trade_no")),
-        _Column("transaction_id", "transaction_id", ("transaction_id", "trade_no"), required=True),
-        _Column("currency", "currency", ("currency", "trans_currency"), required=True),
-        _Column("amount", "amount", ("amount", "trans_amount", "total_amount"), required=True),
-        _Column("fee", "fee", ("fee",)),
-        _Column("net", "settlement_amount", ("settlement_amount",)),
-        _Column("kind", "trans_type", ("trans_type",)),
-        _Column("settled_at", "payment_time", ("payment_time",)),
-    ),
-}
-# Headers only one provider uses, to tell the files apart when the provider is not given.
-_TELLS = {
-    Method.AIRWALLEX: {_key(h) for h in ("Payment Intent ID", "Merchant Order ID", "Settled At")},
-    Method.ALIPAY: {_key(h) for h in ("partner_transaction_id", "out_trade_no", "trans_type", "trade_no")},
-}
-# Status / trans_type values that mean money came in; any other row (refund, fee, chargeback) is skipped.
-_PAYMENT_KINDS = frozenset({"", "settled", "succeeded", "success", "paid", "payment", "trade", "pay"})
 
 
 @dataclass(frozen=True)
@@ -120,19 +75,27 @@ class SettlementRow:
     order_public_id: str  # our order id, or "" when the file does not say
     provider_ref: str  # the provider's payment reference other than the transaction id, or ""
     currency: str
-    amount_cents: int | None  # gross, in hundredths of the currency unit (None: a non-payment row without one)
+    amount_cents: int | None  # signed, in hundredths of the currency unit; a refund's is what it returned
     fee_cents: int | None
     net_cents: int | None
-    kind: str
-    settled_at: str
+    kind: RowKind
+    kind_text: str  # the file's own word for the kind ("P", "REFUND", "交易"), for the preview
+    occurred_at: datetime | None  # UTC
+    original_ref: str = ""  # a refund's original payment at the provider
+    original_order_id: str = ""  # a refund's original order (our id)
 
     @property
     def is_payment(self) -> bool:
-        return self.kind.strip().lower() in _PAYMENT_KINDS
+        return self.kind is RowKind.PAYMENT
 
     @property
     def refs(self) -> tuple[str, ...]:
-        return tuple(r for r in (self.provider_ref, self.transaction_id) if r)
+        found = (self.original_ref, self.provider_ref, self.transaction_id)
+        return tuple(r for r in found if r)
+
+    @property
+    def order_ids(self) -> tuple[str, ...]:
+        return tuple(r for r in (self.original_order_id, self.order_public_id) if r)
 
 
 @dataclass(frozen=True)
@@ -148,159 +111,151 @@ class ParsedFile:
     sha256: str
     rows: tuple[SettlementRow, ...]
     malformed: tuple[Malformed, ...]
+    profile: Profile | None = None
+    recognised: str = ""  # which report, container, encoding and time zone were recognised
+    kind_stated: bool = True  # the file has a kind column
+    chosen_kind: RowKind | None = None  # what the person said the rows are, where the file does not
+
+    @property
+    def needs_kind(self) -> bool:
+        """No row can complete an order until somebody says what the rows of this file are."""
+        return not self.kind_stated and self.chosen_kind is None
 
 
 # --- parsing ------------------------------------------------------------------------------------
 
 
-def parse_settlement(data: bytes, filename: str, provider: Method | str | None = None) -> ParsedFile:
-    """Read a settlement CSV; raise SettlementError only when the file as a whole is unusable."""
-    if not data.strip():
-        raise SettlementError(f"{filename} is empty.")
-    if len(data) > MAX_BYTES:
-        raise SettlementError(
-            f"{filename} is {len(data) / 1024 / 1024:.1f} MB; the most accepted is {MAX_BYTES // 1024 // 1024} MB. "
-            "Split it by date and import the parts."
-        )
-    text = _decode(data, filename)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except (StopIteration, csv.Error) as exc:
-        raise SettlementError(f"{filename} has no readable header row ({exc}).") from None
-    keys = [_key(h) for h in header]
-    method = _provider(keys, provider, filename)
-    positions = _columns(method, keys, header, filename)
+def parse_settlement(
+    data: bytes, filename: str, provider: Method | str | None = None, kind: RowKind | str | None = None
+) -> ParsedFile:
+    """Read a settlement report; raise SettlementError only when the file as a whole is unusable.
 
+    ``kind`` ("payment" or "refund") is what the person says the rows are, for a report without a kind
+    column; a report that has one is read by it and ``kind`` is not used.
+    """
+    method = _provider(provider)
+    chosen = _kind(kind)
+    table = read_table(data, filename, method)
+    profile = table.profile
+    stated = "kind" in table.positions
     rows: list[SettlementRow] = []
     malformed: list[Malformed] = []
     count = 0
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            malformed.append(Malformed(reader.line_num, f"not readable as CSV: {exc}"))
-            continue
-        if not any(c.strip() for c in cells):
+    for line, cells, problem in table.rows:
+        if cells is not None and not any(c.strip() for c in cells):
             continue
         count += 1
         if count > MAX_ROWS:
             raise SettlementError(f"{filename} has more than {MAX_ROWS:,} rows; split it by date and import the parts.")
-        line = reader.line_num
-        if len(cells) != len(header):
-            malformed.append(Malformed(line, f"has {len(cells)} fields, the header has {len(header)}"))
+        if cells is None:
+            malformed.append(Malformed(line, problem))
             continue
+        width = len(table.header)
+        if len(cells) > width and not any(c.strip() for c in cells[width:]):
+            cells = cells[:width]  # a trailing delimiter after the last column
+        if len(cells) != width:
+            malformed.append(Malformed(line, f"has {len(cells)} fields, the header has {len(table.header)}"))
+            continue
+        values = {name: cells[i].strip() for name, i in table.positions.items()}
         try:
-            rows.append(_row(line, {name: cells[i].strip() for name, i in positions.items()}))
-        except _BadRow as exc:
+            rows.extend(_rows(line, values, table, None if stated else chosen))
+        except BadCell as exc:
             malformed.append(Malformed(line, str(exc)))
-    return ParsedFile(method, filename, hashlib.sha256(data).hexdigest(), tuple(rows), tuple(malformed))
-
-
-def _decode(data: bytes, filename: str) -> str:
-    try:
-        return data.decode("utf-8-sig")  # also plain UTF-8: the BOM is optional
-    except UnicodeDecodeError as exc:
-        raise SettlementError(
-            f"{filename} is not UTF-8 text (byte 0x{data[exc.start]:02x} at position {exc.start}). "
-            "Export the report again as UTF-8 CSV (Alipay statements are often GBK; "
-            "open it in a spreadsheet and save as “CSV UTF-8”)."
-        ) from None
-
-
-def _provider(keys: list[str], provider: Method | str | None, filename: str) -> Method:
-    if provider:
-        try:
-            method = Method(str(provider).strip().lower())
-        except ValueError:
-            method = None
-        if method not in PROVIDERS:
-            raise SettlementError(f"Settlement files are imported for Airwallex or Alipay, not {provider!r}.")
-        return method
-    found = [m for m in PROVIDERS if _TELLS[m] & set(keys)]
-    if len(found) != 1:
-        raise SettlementError(
-            f"Cannot tell from the columns of {filename} whether it is an Airwallex or an Alipay file; "
-            "choose the provider."
-        )
-    return found[0]
-
-
-def _columns(method: Method, keys: list[str], header: list[str], filename: str) -> dict[str, int]:
-    positions: dict[str, int] = {}
-    missing = []
-    for column in _FORMATS[method]:
-        index = next((keys.index(_key(a)) for a in column.aliases if _key(a) in keys), None)
-        if index is not None:
-            positions[column.field] = index
-        elif column.required:
-            missing.append(column.label)
-    if missing:
-        shown = ", ".join(h.strip() for h in header if h.strip())[:300]
-        raise SettlementError(
-            f"{filename} does not look like an {method.value.title()} settlement file: it is missing the "
-            f"required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"(found: {shown or 'no column names'})."
-        )
-    return positions
-
-
-class _BadRow(Exception):
-    pass
-
-
-def _row(line: int, cells: dict[str, str]) -> SettlementRow:
-    transaction_id = cells.get("transaction_id", "")
-    order_public_id = cells.get("order_public_id", "")
-    provider_ref = cells.get("provider_ref", "")
-    if not transaction_id:
-        raise _BadRow("empty transaction id")
-    if any(len(v) > 255 for v in (transaction_id, order_public_id, provider_ref)):
-        raise _BadRow("a reference is longer than 255 characters")
-    kind, amount = cells.get("kind", ""), cells.get("amount", "")
-    currency = cells.get("currency", "").upper()
-    if not currency:
-        raise _BadRow("empty currency")
-    if currency not in CURRENCIES:
-        raise _BadRow(f"unknown currency {_short(currency)!r}")
-    return SettlementRow(
-        line=line,
-        transaction_id=transaction_id,
-        order_public_id=order_public_id,
-        provider_ref=provider_ref,
-        currency=currency,
-        # Refund and fee rows are reported, not imported: their (often negative) amounts need not parse.
-        amount_cents=_amount(amount, "amount")
-        if kind.lower() in _PAYMENT_KINDS
-        else _optional_amount(amount, "amount"),
-        fee_cents=_optional_amount(cells.get("fee", ""), "fee"),
-        net_cents=_optional_amount(cells.get("net", ""), "net amount"),
-        kind=kind,
-        settled_at=cells.get("settled_at", "")[:64],
+    recognised = table.recognised
+    if not stated:
+        recognised += " · no kind column: " + (f"rows taken as {chosen.value}s" if chosen else "kind not stated")
+    return ParsedFile(
+        profile.provider,
+        filename,
+        hashlib.sha256(data).hexdigest(),
+        tuple(rows),
+        tuple(malformed),
+        profile,
+        recognised,
+        stated,
+        None if stated else chosen,
     )
 
 
-def _amount(text: str, what: str) -> int:
-    if not text:
-        raise _BadRow(f"empty {what}")
-    if not re.fullmatch(r"[\d.,]+", text):
-        raise _BadRow(f"bad {what} {_short(text)!r}")
-    try:
-        return money.parse_amount(text)
-    except InvalidAmount as exc:
-        raise _BadRow(f"bad {what} {_short(text)!r}: {exc}") from None
-
-
-def _optional_amount(text: str, what: str) -> int | None:
-    """Fees and net amounts: optional, may be zero, and some exports sign fees negative."""
-    text = text.removeprefix("-")
-    if not text:
+def _provider(provider: Method | str | None) -> Method | None:
+    if not provider:
         return None
-    if re.fullmatch(r"0+(\.0*)?", text):
-        return 0
-    return _amount(text, what)
+    try:
+        method = Method(str(provider).strip().lower())
+    except ValueError:
+        method = None
+    if method not in PROVIDERS:
+        raise SettlementError(f"Settlement files are imported for Airwallex or Alipay, not {str(provider)[:40]!r}.")
+    return method
+
+
+def _kind(kind: RowKind | str | None) -> RowKind | None:
+    if kind is None or kind == "":
+        return None
+    try:
+        chosen = RowKind(str(kind).strip().lower())
+    except ValueError:
+        chosen = None
+    if chosen not in CHOSEN_KINDS:
+        raise SettlementError(f"The rows of a report can be payments or refunds, not {str(kind)[:40]!r}.")
+    return chosen
+
+
+def _rows(line: int, cells: dict[str, str], table, chosen: RowKind | None) -> list[SettlementRow]:
+    """The row as the file states it; an activity export's refunded amount is a second, refund row."""
+    profile = table.profile
+    # An activity export names the payment intent only: it is the transaction's id too.
+    transaction_id = cells.get("transaction_id", cells.get("provider_ref", ""))
+    order_public_id = cells.get("order_public_id", "")
+    provider_ref = cells.get("provider_ref", "")
+    original_ref, original_order_id = cells.get("original_ref", ""), cells.get("original_order_id", "")
+    if not transaction_id:
+        raise BadCell("empty transaction id")
+    if any(len(v) > 255 for v in (transaction_id, order_public_id, provider_ref, original_ref, original_order_id)):
+        raise BadCell("a reference is longer than 255 characters")
+    kind_text = cells.get("kind", "")[:40]
+    kind = profile.kind_of(kind_text) if "kind" in table.positions else (chosen or RowKind.UNSTATED)
+    amount_text, currency = cells.get("amount", ""), cells.get("currency", "").upper() or table.currency
+    if cells.get("trans_amount") and cells.get("trans_currency"):  # the order's own amount and currency
+        amount_text, currency = cells["trans_amount"], cells["trans_currency"].upper()
+    if not currency:
+        raise BadCell("empty currency")
+    if currency not in CURRENCIES:
+        raise BadCell(f"unknown currency {_short(currency)!r}")
+    amount = signed_cents(amount_text, "amount")
+    net = signed_cents(cells.get("net", ""), "net amount")
+    if kind is RowKind.PAYMENT:
+        if amount is None:
+            raise BadCell("empty amount")
+        if amount <= 0:
+            raise BadCell(f"a payment of {money.format_plain(amount)}: a payment's amount is more than zero")
+    if kind is RowKind.REFUND:
+        returned = net if profile.refund_from_net and net is not None else amount
+        amount = abs(returned) if returned is not None else None
+        if not amount:
+            raise BadCell("a refund without an amount")
+    fee = signed_cents(cells.get("fee", ""), "fee")
+    when = parse_time(cells.get("time", ""), table.tz)
+    row = SettlementRow(
+        line,
+        transaction_id,
+        order_public_id,
+        provider_ref,
+        currency,
+        amount,
+        None if fee is None else abs(fee),
+        net,
+        kind,
+        kind_text,
+        when,
+        original_ref,
+        original_order_id,
+    )
+    refunded = signed_cents(cells.get("refunded", ""), "refunded amount")
+    if not refunded:
+        return [row]
+    kinds = {"kind": RowKind.REFUND, "kind_text": "refunded amount"}
+    return [row, replace(row, amount_cents=abs(refunded), fee_cents=None, net_cents=None, **kinds)]
 
 
 def _short(text: str, limit: int = 40) -> str:
@@ -317,6 +272,13 @@ class Verdict(enum.StrEnum):
     NOT_FOUND = "not found"
     MALFORMED = "malformed"
     NOT_A_PAYMENT = "not a payment"
+    REFUND_IN_BOOKS = "refund in our books"
+    REFUND_NOT_IN_BOOKS = "refund not in our books"  # for finance to look into
+    KIND_NOT_STATED = "kind not stated"
+
+
+# Lines finance must look at before or after applying: the file and our books disagree.
+FLAGGED = (Verdict.MISMATCH, Verdict.MALFORMED, Verdict.NOT_FOUND, Verdict.REFUND_NOT_IN_BOOKS)
 
 
 @dataclass(frozen=True)
@@ -329,15 +291,19 @@ class PreviewLine:
     amount_cents: int | None = None
     currency: str = ""
     order_id: int | None = None
+    kind: str = ""
+    occurred_at: datetime | None = None
 
     def as_dict(self) -> dict:
         return {
             "line": self.line,
             "verdict": self.verdict.value,
+            "kind": self.kind,
             "transaction id": self.transaction_id,
             "order": self.order_public_id,
             "amount": "" if self.amount_cents is None else money.format_plain(self.amount_cents),
             "currency": self.currency,
+            "time (UTC)": f"{self.occurred_at:%Y-%m-%d %H:%M:%S}" if self.occurred_at else "",
             "reason": self.reason,
         }
 
@@ -359,6 +325,10 @@ class SettlementPreview:
     def to_complete(self) -> list[PreviewLine]:
         return [line for line in self.lines if line.verdict is Verdict.WILL_COMPLETE]
 
+    @property
+    def refunds_not_in_books(self) -> list[PreviewLine]:
+        return [line for line in self.lines if line.verdict is Verdict.REFUND_NOT_IN_BOOKS]
+
     def to_csv(self) -> bytes:
         columns = list(PreviewLine(0, Verdict.MALFORMED, "").as_dict())
         return to_csv_bytes([line.as_dict() for line in self.lines], columns=columns)
@@ -376,7 +346,16 @@ class _OrderFacts:
     sandbox: bool
 
 
-def _chunks(values: Iterable[str], size: int = IN_BATCH) -> Iterable[list[str]]:
+@dataclass(frozen=True)
+class _RefundFacts:
+    id: int
+    order_id: int
+    amount_cents: int
+    status: RefundStatus
+    ids: frozenset[str]  # the gateway's refund id and our idempotency key
+
+
+def _chunks(values: Iterable, size: int = IN_BATCH) -> Iterable[list]:
     values = sorted(set(values))
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -401,6 +380,23 @@ def _load_orders(session: Session, column, values: Iterable[str]) -> dict[str, _
     return found
 
 
+def _load_refunds(session: Session, order_ids: Iterable[int]) -> dict[int, list[_RefundFacts]]:
+    """Succeeded and pending refunds of these orders, oldest first."""
+    found: dict[int, list[_RefundFacts]] = {}
+    live = (RefundStatus.SUCCEEDED, RefundStatus.REQUESTED)
+    for chunk in _chunks(order_ids):
+        stmt = (
+            select(Refund.id, Refund.order_id, Refund.amount_cents, Refund.status, Refund.gateway_refund_id)
+            .add_columns(Refund.idempotency_key)
+            .where(Refund.order_id.in_(chunk), Refund.status.in_(live))
+            .order_by(Refund.created_at, Refund.id)
+        )
+        for rid, order_id, cents, status, gateway_id, key in session.execute(stmt):
+            ids = frozenset(i for i in (gateway_id, key) if i)
+            found.setdefault(order_id, []).append(_RefundFacts(rid, order_id, cents, status, ids))
+    return found
+
+
 def _previous_import(session: Session, sha256: str) -> str | None:
     earlier = session.scalar(
         select(SettlementImport).where(SettlementImport.sha256 == sha256).order_by(SettlementImport.imported_at)
@@ -413,28 +409,35 @@ def _previous_import(session: Session, sha256: str) -> str | None:
     )
 
 
+@dataclass
+class _Books:
+    """What the file's rows are judged against, read in a few batched queries."""
+
+    by_ref: dict[str, _OrderFacts]
+    by_id: dict[str, _OrderFacts]
+    refunds: dict[int, list[_RefundFacts]]
+    claimed: dict[int, int] = field(default_factory=dict)  # order id -> the first line that settles it
+    refunds_claimed: dict[int, int] = field(default_factory=dict)  # refund id -> the line that matched it
+
+
 def preview(session: Session, actor: Actor, parsed: ParsedFile) -> SettlementPreview:
     """What importing the file would do, row by row; reads only (a few batched queries)."""
     require(actor, Action.IMPORT_SETTLEMENT)
-    payments = [r for r in parsed.rows if r.is_payment]
-    by_ref = _load_orders(session, Order.provider_ref, (ref for r in payments for ref in r.refs))
-    by_id = _load_orders(session, Order.public_id, (r.order_public_id for r in payments if r.order_public_id))
+    looked_up = [r for r in parsed.rows if r.kind in (RowKind.PAYMENT, RowKind.REFUND)]
+    by_ref = _load_orders(session, Order.provider_ref, (ref for r in looked_up for ref in r.refs))
+    by_id = _load_orders(session, Order.public_id, (i for r in looked_up for i in r.order_ids))
+    refunded = [r for r in looked_up if r.kind is RowKind.REFUND]
+    orders = {o.id for o in (*by_ref.values(), *by_id.values())}
+    books = _Books(by_ref, by_id, _load_refunds(session, orders) if refunded and orders else {})
     lines = [PreviewLine(m.line, Verdict.MALFORMED, m.reason) for m in parsed.malformed]
-    claimed: dict[int, int] = {}  # order id -> the first line that settles it
     for row in parsed.rows:
-        lines.append(_judge(row, parsed.provider, by_ref, by_id, claimed))
+        lines.append(_judge(row, parsed.provider, books))
     found_before = _previous_import(session, parsed.sha256)
     session.rollback()
     return SettlementPreview(parsed, tuple(sorted(lines, key=lambda line: line.line)), found_before)
 
 
-def _judge(
-    row: SettlementRow,
-    provider: Method,
-    by_ref: dict[str, _OrderFacts],
-    by_id: dict[str, _OrderFacts],
-    claimed: dict[int, int],
-) -> PreviewLine:
+def _judge(row: SettlementRow, provider: Method, books: _Books) -> PreviewLine:
     def verdict(v: Verdict, reason: str, order: _OrderFacts | None = None) -> PreviewLine:
         return PreviewLine(
             row.line,
@@ -445,12 +448,20 @@ def _judge(
             row.amount_cents,
             row.currency,
             order.id if order else None,
+            row.kind_text or row.kind.value,
+            row.occurred_at,
         )
 
-    if not row.is_payment:
-        return verdict(Verdict.NOT_A_PAYMENT, f"{row.kind} is not a settled payment; skipped")
-    by_reference = next((by_ref[r] for r in row.refs if r in by_ref), None)
-    by_order_id = by_id.get(row.order_public_id) if row.order_public_id else None
+    if row.kind is RowKind.UNSTATED:
+        return verdict(
+            Verdict.KIND_NOT_STATED,
+            "the file does not say whether this row is a payment or a refund; say which its rows are to import it",
+        )
+    if row.kind is RowKind.OTHER:
+        what = f"{row.kind_text!r}" if row.kind_text else "an empty kind"
+        return verdict(Verdict.NOT_A_PAYMENT, f"{what} is neither a payment nor a refund; skipped")
+    by_reference = next((books.by_ref[r] for r in row.refs if r in books.by_ref), None)
+    by_order_id = next((books.by_id[i] for i in row.order_ids if i in books.by_id), None)
     if by_reference and by_order_id and by_reference.id != by_order_id.id:
         return verdict(
             Verdict.MISMATCH,
@@ -458,6 +469,8 @@ def _judge(
             f"but the file names order {by_order_id.public_id}",
         )
     order = by_reference or by_order_id
+    if row.kind is RowKind.REFUND:
+        return _judge_refund(row, order, books, verdict)
     if order is None:
         return verdict(Verdict.NOT_FOUND, "no order has this payment reference or order id")
     if order.sandbox:
@@ -469,7 +482,7 @@ def _judge(
             order,
         )
     if row.currency != order.currency:
-        return verdict(Verdict.MISMATCH, f"paid in {row.currency}, but the order is in {order.currency}", order)
+        return verdict(Verdict.MISMATCH, _other_currency("paid", row, order), order)
     if row.amount_cents != order.total_cents:
         return verdict(
             Verdict.MISMATCH,
@@ -484,10 +497,47 @@ def _judge(
             Verdict.MISMATCH, f"the order is {order.status.value} here, but the file says it was paid", order
         )
     # Only a line that would complete the order claims it: a wrong line before it claims nothing.
-    if order.id in claimed:
-        return verdict(Verdict.MISMATCH, f"line {claimed[order.id]} already settles this order (paid twice?)", order)
-    claimed[order.id] = row.line
+    if order.id in books.claimed:
+        return verdict(
+            Verdict.MISMATCH, f"line {books.claimed[order.id]} already settles this order (paid twice?)", order
+        )
+    books.claimed[order.id] = row.line
     return verdict(Verdict.WILL_COMPLETE, f"{order.status.value} order; the file shows it paid", order)
+
+
+def _other_currency(what: str, row: SettlementRow, order: _OrderFacts) -> str:
+    return (
+        f"{what} {money.format_cents(row.amount_cents, row.currency)}, but the order is "
+        f"{money.format_cents(order.total_cents, order.currency)}; amounts in another currency are not converted"
+    )
+
+
+def _judge_refund(row: SettlementRow, order: _OrderFacts | None, books: _Books, verdict) -> PreviewLine:
+    """A refund at the provider: reported, never imported; one without a refund in our books is flagged."""
+    if order is None:
+        return verdict(
+            Verdict.REFUND_NOT_IN_BOOKS,
+            "the provider refunded a payment that matches no order here; finance: find the payment",
+        )
+    if row.currency != order.currency:
+        return verdict(Verdict.MISMATCH, _other_currency("refunded", row, order), order)
+    ours = [r for r in books.refunds.get(order.id, []) if r.id not in books.refunds_claimed]
+    named = [r for r in ours if r.ids & {row.transaction_id, row.order_public_id}]
+    same = [r for r in (named or ours) if r.amount_cents == row.amount_cents]
+    if not same:
+        have = ", ".join(money.format_cents(r.amount_cents, order.currency) for r in ours) or "none"
+        return verdict(
+            Verdict.REFUND_NOT_IN_BOOKS,
+            f"the provider refunded {money.format_cents(row.amount_cents, row.currency)} of order "
+            f"{order.public_id}, but our books have no such refund (unmatched refunds here: {have}); "
+            "finance: record or query it",
+            order,
+        )
+    books.refunds_claimed[same[0].id] = row.line
+    pending = (
+        " (still pending here: finish it with refunds reconcile)" if same[0].status is RefundStatus.REQUESTED else ""
+    )
+    return verdict(Verdict.REFUND_IN_BOOKS, f"matches our refund of the order{pending}; nothing to do", order)
 
 
 # --- apply --------------------------------------------------------------------------------------
@@ -563,6 +613,11 @@ def _record(session: Session, actor: Actor, shown: SettlementPreview, result: Se
         "completed_meanwhile": result.already_paid[:1000],
         "errors": [{"line": line, "message": message} for line, message in result.errors[:1000]],
         "malformed": [{"line": m.line, "reason": m.reason} for m in parsed.malformed[:1000]],
+        "refunds_not_in_books": [
+            {"line": line.line, "order": line.order_public_id, "reason": line.reason}
+            for line in shown.refunds_not_in_books[:1000]
+        ],
+        "recognised": parsed.recognised[:500],
     }
     with transaction(session):
         record = SettlementImport(
@@ -585,6 +640,6 @@ def _record(session: Session, actor: Actor, shown: SettlementPreview, result: Se
             record.id,
             reason=f"settlement file {parsed.filename}",
             after={"sha256": parsed.sha256, "provider": parsed.provider.value, "completed": len(result.completed)}
-            | {"counts": summary["counts"]},
+            | {"counts": summary["counts"], "report": parsed.profile.name if parsed.profile else ""},
         )
     return record.id
