@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from billing_core import audit, customer_index, money, rollup
 from billing_core.access import Action, Actor, require
 from billing_core.config import Settings
+from billing_core.credits import demo as credits_demo
 from billing_core.db import Database
 from billing_core.errors import BillingError, StateConflict
 from billing_core.invoices import totals as bills_totals
@@ -1601,6 +1602,7 @@ _ID_TABLES = ("customers", "orders", "ledger_entries", "invoices", "refunds")
 # Children before parents; on SQLite, tables a migration has not made yet are skipped.
 _WIPE_ORDER = (
     *_ROLLUP_TABLES,
+    *credits_demo.TABLES,
     "audit_events",
     "invoice_files",
     "ledger_entries",
@@ -1903,6 +1905,8 @@ def seed(
                         for table in rollups:
                             loader.load(table, indexes.get(table.name, []))
                         loader.finish()
+                    with profile.section("credits"):
+                        credits_demo._load(conn, offsets)
                     _finish(conn, dialect, data, zones)
                     if dialect == "postgresql":
                         # Fresh statistics, or the planner guesses at every table it was just handed.

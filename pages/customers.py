@@ -14,7 +14,7 @@ from billing_core.access import Action, may
 from billing_core.audit import REASON_MAX_CHARS
 from billing_core.errors import BillingError, NotFound
 from billing_core.invoices import storage
-from billing_core.models import LedgerKind
+from billing_core.models import CreditPool, LedgerKind
 from billing_core.money import format_cents, format_credits
 from billing_core.search import MAX_QUERY_CHARS, OrderQuery, search_orders
 from pages import _orders_ui as ui
@@ -115,8 +115,10 @@ def _customer(ctx: PageContext, public_id: str) -> None:
         return
     st.subheader(profile.name, anchor=False)
     st.caption(f"{profile.public_id} · {profile.email}" + (" · sandbox" if profile.sandbox else ""))
-    balance, topups, refunds, orders, paid = st.columns(5)
+    balance, paid_credits, promotional, topups, refunds, orders, paid = st.columns(7)
     balance.metric("Credits balance", format_credits(profile.balance))
+    paid_credits.metric("Paid credits", format_credits(profile.balance_by_pool[CreditPool.PAID]))
+    promotional.metric("Promotional credits", format_credits(profile.balance_by_pool[CreditPool.PROMOTIONAL]))
     topups.metric("Topped up", format_credits(profile.balance_by_kind.get(LedgerKind.TOPUP, 0)))
     refunds.metric("Taken back", format_credits(-profile.balance_by_kind.get(LedgerKind.REFUND, 0)))
     orders.metric("Orders", f"{profile.order_count:,}")
@@ -208,13 +210,15 @@ def _ledger(ctx: PageContext, profile: cs.Profile) -> None:
                 {
                     "When (UTC)": f"{r.created_at:%Y-%m-%d %H:%M}",
                     "Kind": r.kind.value,
+                    "Pool": r.pool.value,
                     "Credits": _shared.signed_credits(r.credits),
                     "Order": r.order_public_id or "—",
+                    "Note": r.note or "",
                     "By": r.created_by,
                 }
                 for r in rows
             ],
-            columns=["When (UTC)", "Kind", "Credits", "Order", "By"],
+            columns=["When (UTC)", "Kind", "Pool", "Credits", "Order", "Note", "By"],
         ),
         hide_index=True,
     )
