@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from billing_core.access import pages_for
 from billing_core.db import describe_url
-from pages import _shared, audit, customers, invoices, orders, revenue, simulator
+from pages import _shared, audit, credits, customers, invoices, orders, revenue, simulator
 
 st.set_page_config(page_title="Billing Ops", page_icon=":material/account_balance_wallet:", layout="wide")
 
@@ -46,6 +46,9 @@ IMPLEMENTED = {
         invoices.render, title=_shared.PAGE_TITLES["invoices"], url_path="invoices", icon=":material/request_quote:"
     ),
     "audit": st.Page(audit.render, title=_shared.PAGE_TITLES["audit"], url_path="audit", icon=":material/history:"),
+    "credits": st.Page(
+        credits.render, title=_shared.PAGE_TITLES["credits"], url_path="credits", icon=":material/savings:"
+    ),
 }
 pages = [IMPLEMENTED[name] for name in pages_for(actor) if name in IMPLEMENTED]
 if not pages:

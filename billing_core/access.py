@@ -54,6 +54,8 @@ class Action(enum.StrEnum):
     REBUILD_REVENUE = "revenue.rebuild"
     STORE_INVOICE_FILE = "invoices.store_file"
     CHECK_BILLS = "bills.check"
+    READ_CREDITS = "credits.read"
+    IMPORT_USAGE = "credits.import_usage"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -99,6 +101,11 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.STORE_INVOICE_FILE: frozenset({Role.FINANCE, Role.ADMIN}),
     # Running the deep check of the bills (a background scan whose result is stored and shown).
     Action.CHECK_BILLS: frozenset({Role.FINANCE, Role.ADMIN}),
+    # Credits: balances, usage imports and the liability roll-forward. Support may look (customers ask
+    # where their credits went); finance answers for the figures.
+    Action.READ_CREDITS: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    # A usage file draws credits from many customers at once: finance's bar, as for settlement files.
+    Action.IMPORT_USAGE: frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 # Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.
@@ -109,6 +116,7 @@ PAGES: dict[str, frozenset[Role]] = {
     "revenue": frozenset({Role.FINANCE, Role.ANALYST, Role.ADMIN}),
     "invoices": frozenset({Role.FINANCE, Role.ADMIN}),
     "audit": frozenset({Role.FINANCE, Role.ADMIN}),
+    "credits": frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
 }
 
 

@@ -151,6 +151,12 @@ def cmd_settlement(args: argparse.Namespace) -> int:
     return cli_settlement(args, cli_actor(args.actor))
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    from billing_core.credits.usage import cli_usage
+
+    return cli_usage(args, cli_actor(args.actor))
+
+
 def cmd_rollup(args: argparse.Namespace) -> int:
     from billing_core import rollup
     from billing_core.db import Database
@@ -252,6 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_settlement)
+
+    p = sub.add_parser("usage", help="the router's metered usage")
+    usage = p.add_subparsers(dest="usage_command", required=True)
+    p = usage.add_parser("import", help="preview a usage CSV; --apply books it (each customer, day, model once)")
+    p.add_argument("file", help="CSV with customer, day, model, credits (see billing_core/credits/usage.py)")
+    p.add_argument("--apply", action="store_true", help="book the new and corrected lines the preview shows")
+    p.add_argument("--csv", help="write the preview table to this CSV file")
+    p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_usage)
 
     p = sub.add_parser("rollup", help="the Revenue page's rollup")
     rollup_commands = p.add_subparsers(dest="rollup_command", required=True)

@@ -40,6 +40,7 @@ PAGE_TITLES = {
     "revenue": "Revenue",
     "invoices": "Invoices",
     "audit": "Audit log",
+    "credits": "Credits",
 }
 _MODE_COLOURS = {"SIMULATED": "blue", "TEST": "orange", "LIVE": "red"}
 

@@ -32,6 +32,7 @@ from billing_core import (
 )
 from billing_core.access import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
 from billing_core.config import Settings
+from billing_core.credits import usage
 from billing_core.errors import PermissionDenied
 from billing_core.invoices import batch, numbering, storage
 from billing_core.models import AuditEvent, Order, OrderStatus
@@ -175,10 +176,10 @@ def test_pages_by_role():
     def who(role):
         return Actor("x@company.test", role)
 
-    assert pages_for(who(S)) == ["orders", "customers"]
-    assert pages_for(who(F)) == ["orders", "customers", "revenue", "invoices", "audit"]
+    assert pages_for(who(S)) == ["orders", "customers", "credits"]
+    assert pages_for(who(F)) == ["orders", "customers", "revenue", "invoices", "audit", "credits"]
     assert pages_for(who(AN)) == ["simulator", "revenue"]
-    assert pages_for(who(AD)) == ["simulator", "orders", "customers", "revenue", "invoices", "audit"]
+    assert pages_for(who(AD)) == ["simulator", "orders", "customers", "revenue", "invoices", "audit", "credits"]
     assert not may_open(None, "simulator")
     assert not may_open(who(AD), "no-such-page")
 
@@ -361,6 +362,12 @@ CHECKED = {
     "search.count_matches": _c(A.READ_ORDERS, lambda e, a: search.count_matches(e.s, a, search.OrderQuery())),
     "settlement.preview": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.preview(e.s, a, None)),
     "settlement.apply": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.apply(e.db, a, e.settings, None)),
+    "credits.usage.preview": _c(A.IMPORT_USAGE, lambda e, a: usage.preview(e.s, a, None)),
+    "credits.usage.apply": _c(A.IMPORT_USAGE, lambda e, a: usage.apply(e.db, a, None)),
+    "credits.usage.cli_usage": _c(
+        A.IMPORT_USAGE,
+        lambda e, a: usage.cli_usage(argparse.Namespace(file="x.csv", apply=False, csv=None, database_url=e.db.url), a),
+    ),
     "bills.summary": _c(A.READ_BILLS, lambda e, a: bills.summary(e.s, a, bills.DocumentFilters())),
     "bills_check.start": _c(A.CHECK_BILLS, lambda e, a: bills_check.start(e.s, a)),
     "bills_check.run": _c(A.CHECK_BILLS, lambda e, a: bills_check.run(e.db, a, 1, root=e.root)),
@@ -491,6 +498,7 @@ def test_each_page_opens_for_the_roles_that_may_read_what_it_shows():
         "revenue": Action.READ_REVENUE,
         "invoices": Action.READ_BILLS,
         "audit": Action.READ_AUDIT,
+        "credits": Action.READ_CREDITS,
     }
     assert set(reads) == set(PAGES)
     assert {page: PERMISSIONS[action] for page, action in reads.items()} == PAGES
