@@ -326,6 +326,7 @@ SUITES: dict[str, str] = {
     "revenue": "billing_core.reports:revenue_rows",
     "invoices": "billing_core.invoices.batch:invoice_rows",
     "refunds": "billing_core.bench:refund_rows",
+    "credits": "billing_core.credits.bench:credit_rows",
     "pages": "pages._bench:page_rows",  # Streamlit AppTest: beside the pages, not in billing_core
 }
 

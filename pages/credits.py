@@ -1,4 +1,4 @@
-"""Credits (finance): usage imports from the router's metering.
+"""Credits (finance): the liability roll-forward with its drill-down to customers, and usage imports.
 
 Only functions: app.py registers ``render`` with st.navigation. Run as a script on its own (Streamlit's
 ``pages/`` folder mode), the file hands over to app.py (see ``_shared.hand_over_to_router``).
@@ -10,9 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from billing_core.access import Action, may
-from billing_core.credits import usage
+from billing_core.credits import liability, usage
 from billing_core.errors import BillingError
-from billing_core.money import format_credits
+from billing_core.models import CreditPool
+from billing_core.money import format_cents, format_credits
 from pages import _shared
 from pages._shared import PageContext, plain
 
@@ -20,9 +21,90 @@ from pages._shared import PageContext, plain
 def render() -> None:
     ctx = _shared.page_context("credits")
     st.title("Credits")
-    (usage_tab,) = st.tabs(["Usage import"])
+    liability_tab, usage_tab = st.tabs(["Liability roll-forward", "Usage import"])
+    with liability_tab:
+        _liability(ctx)
     with usage_tab:
         _usage(ctx)
+
+
+def _liability(ctx: PageContext) -> None:
+    st.caption(
+        "What we owe customers in unused credits, per UTC month: opening + top-ups + grants − usage − refunds − "
+        "expiry = closing, in credits and in USD at the price paid. Promotional credits are worth nothing in USD; "
+        "expired paid credits are breakage."
+    )
+    with ctx.database.session() as session:
+        lines = liability.roll_forward(session, ctx.actor)
+    if not lines:
+        st.info("No credits have moved yet.")
+        return
+    unit = st.segmented_control("Show", ["USD at price paid", "Credits"], default="USD at price paid", key="liab_unit")
+    st.dataframe(roll_forward_frame(lines, usd=unit != "Credits"), hide_index=True)
+    st.download_button(
+        "Download CSV",
+        liability.roll_forward_csv(lines),
+        file_name=f"liability-{lines[0].month:%Y-%m}-to-{lines[-1].month:%Y-%m}.csv",
+        mime="text/csv",
+        key="liab_csv",
+    )
+    months = sorted({line.month for line in lines}, reverse=True)
+    month = st.selectbox("Customers behind a month", months, format_func=lambda m: f"{m:%Y-%m}", key="liab_month")
+    cursors = st.session_state.setdefault("liab_cursors", [])
+    if st.session_state.get("liab_cursor_month") != month:
+        cursors.clear()
+        st.session_state["liab_cursor_month"] = month
+    with ctx.database.session() as session:
+        people, cursor = liability.customers_in_month(
+            session, ctx.actor, month, after_customer_id=cursors[-1] if cursors else 0
+        )
+        if st.button("Check this month against the ledger", key="liab_check"):
+            ledger_sums = liability.ledger_closing(session, ctx.actor, month)
+            shown = {line.pool: line for line in lines if line.month == month}
+            apart = [
+                pool.value
+                for pool, (credits, cents) in ledger_sums.items()
+                if (shown[pool].credits.closing, shown[pool].usd.closing) != (credits, cents)
+            ]
+            if apart:
+                st.error(f"The roll-forward differs from the ledger for {', '.join(apart)} credits.")
+            else:
+                st.success(f"{month:%Y-%m} closes at the ledger's sum, to the cent, for paid and promotional credits.")
+    st.dataframe(customers_frame(people), hide_index=True, column_config=_LINKS)
+    first, following, _ = st.columns([1, 1, 4])
+    first.button("First page", key="liab_first", on_click=cursors.clear, disabled=not cursors)
+    following.button("Next page", key="liab_next", on_click=cursors.append, args=(cursor,), disabled=cursor is None)
+
+
+_LINKS = {"Customer": st.column_config.LinkColumn("Customer", display_text=r"customer=(.*)")}
+_MOVES = ("opening", "topups", "grants", "usage", "refunds", "expiry", "closing")
+
+
+def roll_forward_frame(lines: list[liability.MonthLine], *, usd: bool) -> pd.DataFrame:
+    def shown(value: int) -> str:
+        return format_cents(value) if usd else format_credits(value)
+
+    columns = ["Month", "Pool", *(m.title() for m in _MOVES), "Breakage"]
+    rows = []
+    for line in lines:
+        figures = line.usd if usd else line.credits
+        row = {"Month": f"{line.month:%Y-%m}", "Pool": line.pool.value}
+        row |= {m.title(): shown(getattr(figures, m)) for m in _MOVES}
+        row["Breakage"] = format_cents(line.breakage_cents) if usd else "—"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def customers_frame(people: list[liability.CustomerLine]) -> pd.DataFrame:
+    columns = ["Customer", "Name", "Email", *(f"Paid {m}" for m in _MOVES), "Promotional closing"]
+    rows = []
+    for p in people:
+        paid = p.moved[CreditPool.PAID]
+        row = {"Customer": f"/customers?customer={p.public_id}", "Name": p.name, "Email": p.email}
+        row |= {f"Paid {m}": format_credits(getattr(paid, m)) for m in _MOVES}
+        row["Promotional closing"] = format_credits(p.moved[CreditPool.PROMOTIONAL].closing)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _usage(ctx: PageContext) -> None:

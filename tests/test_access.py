@@ -32,7 +32,7 @@ from billing_core import (
 )
 from billing_core.access import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
 from billing_core.config import Settings
-from billing_core.credits import usage
+from billing_core.credits import liability, usage
 from billing_core.errors import PermissionDenied
 from billing_core.invoices import batch, numbering, storage
 from billing_core.models import AuditEvent, Order, OrderStatus
@@ -362,6 +362,13 @@ CHECKED = {
     "search.count_matches": _c(A.READ_ORDERS, lambda e, a: search.count_matches(e.s, a, search.OrderQuery())),
     "settlement.preview": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.preview(e.s, a, None)),
     "settlement.apply": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.apply(e.db, a, e.settings, None)),
+    "credits.liability.roll_forward": _c(A.READ_CREDITS, lambda e, a: liability.roll_forward(e.s, a)),
+    "credits.liability.customers_in_month": _c(
+        A.READ_CREDITS, lambda e, a: liability.customers_in_month(e.s, a, date(2026, 1, 1))
+    ),
+    "credits.liability.ledger_closing": _c(
+        A.READ_CREDITS, lambda e, a: liability.ledger_closing(e.s, a, date(2026, 1, 1))
+    ),
     "credits.usage.preview": _c(A.IMPORT_USAGE, lambda e, a: usage.preview(e.s, a, None)),
     "credits.usage.apply": _c(A.IMPORT_USAGE, lambda e, a: usage.apply(e.db, a, None)),
     "credits.usage.cli_usage": _c(
@@ -422,6 +429,7 @@ NOT_CHECKED = {
     "invoices.batch.invoice_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "reconcile.reconcile_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "reports.revenue_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "credits.bench.credit_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "invoices.totals.record": "adds a document's bills totals inside the issuing transaction that checked the actor",
     "invoices.totals.rebuild": "recomputes the bills totals inside rollup.rebuild, which checks revenue.rebuild",
 }

@@ -55,7 +55,7 @@ def test_finance_previews_then_applies_a_usage_file(seeded):
     at = open_credits()
     at.file_uploader(key="usage_file").set_value(("usage.csv", data.encode(), "text/csv")).run()
     assert not at.exception, at.exception
-    counts = at.dataframe[0].value
+    [counts] = [d.value for d in at.dataframe if list(d.value.columns) == ["Verdict", "Lines"]]
     assert dict(zip(counts["Verdict"], counts["Lines"], strict=True)) == {
         "will book": 1,
         "unknown customer": 1,
@@ -75,3 +75,16 @@ def test_support_sees_the_page_but_no_import(seeded, monkeypatch):
     at = open_credits()
     assert "finance imports usage" in at.info[0].value
     assert not at.get("file_uploader")
+
+
+def test_finance_reads_the_roll_forward_and_it_closes_at_the_ledger(seeded):
+    at = open_credits()
+    table = at.dataframe[0].value
+    assert list(table.columns[:4]) == ["Month", "Pool", "Opening", "Topups"]
+    assert set(table["Pool"]) == {"paid", "promotional"}
+    month = at.selectbox(key="liab_month").value
+    at.button(key="liab_check").click().run()
+    assert not at.exception, at.exception
+    assert at.success[0].value.startswith(f"{month:%Y-%m} closes at the ledger's sum")
+    people = at.dataframe[1].value
+    assert len(people) > 0 and people["Customer"].str.startswith("/customers?customer=cus_").all()

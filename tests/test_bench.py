@@ -52,3 +52,12 @@ def test_refund_rows_give_refunds_per_second_and_the_reconcile_time(tmp_path):
     assert [r.name for r in rows] == ["refunds end to end (SQLite, simulated)", "refunds reconcile, 6 pending (SQLite)"]
     assert [r.unit for r in rows] == ["refunds/s", "s"]
     assert all(r.value > 0 and r.baseline > 0 for r in rows)
+
+
+def test_credit_rows_time_the_roll_forward_beside_the_ledger_sum(monkeypatch):
+    from billing_core.credits import bench as credits_bench
+
+    monkeypatch.setattr(credits_bench, "SQLITE_SIZES", (2_000,))
+    rows = list(credits_bench.credit_rows(bench.Options()))
+    assert [r.name for r in rows] == ["liability roll-forward (SQLite, 2,000)", "liability drill-down (SQLite, 2,000)"]
+    assert all(r.unit == "ms" and r.value > 0 and r.baseline > 0 for r in rows)

@@ -28,8 +28,11 @@ ROLLUPS = (CreditBalance, CreditMonthly, CustomerCreditMonthly)
 
 
 def rollup_rows(db) -> dict[str, list[tuple]]:
+    """The credit rollups; a balance row of zeros (left by a lock taken on a customer with no entries) is no row."""
     with db.session() as s:
-        return {m.__tablename__: sorted(tuple(r) for r in s.execute(select(m.__table__)).all()) for m in ROLLUPS}
+        rows = {m.__tablename__: sorted(tuple(r) for r in s.execute(select(m.__table__)).all()) for m in ROLLUPS}
+    rows["credit_balances"] = [r for r in rows["credit_balances"] if any(r[1:])]
+    return rows
 
 
 def ledger_sums(db) -> dict[tuple[int, str], tuple[int, int]]:
