@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from billing_core.access import pages_for
 from billing_core.db import describe_url
-from pages import _shared, audit, credits, customers, invoices, orders, revenue, simulator
+from pages import _shared, approvals, audit, credits, customers, invoices, orders, revenue, simulator
 
 st.set_page_config(page_title="Billing Ops", page_icon=":material/account_balance_wallet:", layout="wide")
 
@@ -28,6 +28,7 @@ except SQLAlchemyError as exc:  # the class name only: a driver's message can qu
     problem = f"The database {describe_url(settings.database_url)} cannot be opened: {exc.__class__.__name__}."
     _shared.show_alone(_shared.refusal(problem, ":material/database:"))
 _shared.status_sidebar(settings, database)
+_shared.approvals_sidebar(actor, database)
 
 IMPLEMENTED = {
     "simulator": st.Page(
@@ -48,6 +49,9 @@ IMPLEMENTED = {
     "audit": st.Page(audit.render, title=_shared.PAGE_TITLES["audit"], url_path="audit", icon=":material/history:"),
     "credits": st.Page(
         credits.render, title=_shared.PAGE_TITLES["credits"], url_path="credits", icon=":material/savings:"
+    ),
+    "approvals": st.Page(
+        approvals.render, title=_shared.PAGE_TITLES["approvals"], url_path="approvals", icon=":material/approval:"
     ),
 }
 pages = [IMPLEMENTED[name] for name in pages_for(actor) if name in IMPLEMENTED]

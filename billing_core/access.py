@@ -56,6 +56,8 @@ class Action(enum.StrEnum):
     CHECK_BILLS = "bills.check"
     READ_CREDITS = "credits.read"
     IMPORT_USAGE = "credits.import_usage"
+    PROPOSE_ADJUSTMENT = "credits.propose_adjustment"
+    APPROVE_CHANGES = "credits.approve"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -106,6 +108,10 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.READ_CREDITS: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
     # A usage file draws credits from many customers at once: finance's bar, as for settlement files.
     Action.IMPORT_USAGE: frozenset({Role.FINANCE, Role.ADMIN}),
+    # Goodwill grants and correction debits: whoever helps the customer proposes; finance approves, never
+    # their own (billing_core.credits.approvals), and reads the queue of what waits.
+    Action.PROPOSE_ADJUSTMENT: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    Action.APPROVE_CHANGES: frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 # Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.
@@ -117,6 +123,7 @@ PAGES: dict[str, frozenset[Role]] = {
     "invoices": frozenset({Role.FINANCE, Role.ADMIN}),
     "audit": frozenset({Role.FINANCE, Role.ADMIN}),
     "credits": frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    "approvals": frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 

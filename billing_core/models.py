@@ -663,6 +663,45 @@ class UsageLine(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ApprovalKind(enum.StrEnum):
+    ADJUSTMENT = "adjustment"  # a goodwill grant (positive credits) or a correction debit (negative)
+
+
+class ApprovalStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its approvals
+    APPROVED = "approved"  # approved as often as needed, and booked
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # nobody decided in time; it can no longer be approved
+
+
+class Approval(Base):
+    """A change one person proposes and others approve (four eyes); booked once, when the last approval comes."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ApprovalKind] = mapped_column(_enum(ApprovalKind, 16))
+    status: Mapped[ApprovalStatus] = mapped_column(_enum(ApprovalStatus, 16), default=ApprovalStatus.PENDING)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    credits: Mapped[int]  # hundredths, signed
+    pool: Mapped[CreditPool] = mapped_column(_enum(CreditPool, 12))
+    reason: Mapped[str] = mapped_column(Text)  # staff's reason, in the audit log
+    note: Mapped[str | None] = mapped_column(Text)  # what the customer is told
+    proposed_by: Mapped[str] = mapped_column(String(320))
+    proposed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    approvals_needed: Mapped[int]
+    approved_by: Mapped[list] = mapped_column(JSON, default=list)  # [{"email", "role", "at"}], in order
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+
+    __table_args__ = (
+        Index("ix_approvals_status_proposed_at", "status", "proposed_at"),
+        Index("ix_approvals_customer_id", "customer_id"),
+    )
+
+
 # --- bills review (billing_core.invoices.totals): kept in the transaction that issues each document ---
 
 

@@ -17,8 +17,9 @@ import pandas as pd
 import streamlit as st
 
 from billing_core import whatif
-from billing_core.access import Actor, Role, may_open, pages_for
+from billing_core.access import Action, Actor, Role, may, may_open, pages_for
 from billing_core.config import Settings, load_settings
+from billing_core.credits import approvals
 from billing_core.db import Database
 from billing_core.errors import BillingError, ConfigError
 from billing_core.identity import actor_for, email_of, refusal_of
@@ -41,6 +42,7 @@ PAGE_TITLES = {
     "invoices": "Invoices",
     "audit": "Audit log",
     "credits": "Credits",
+    "approvals": "Approvals",
 }
 _MODE_COLOURS = {"SIMULATED": "blue", "TEST": "orange", "LIVE": "red"}
 
@@ -209,6 +211,16 @@ def status_sidebar(settings: Settings, db: Database) -> None:
         st.code(db.describe(), language=None, wrap_lines=True)
         mode = settings.stripe_mode
         st.badge(f"Payments: {mode}", color=_MODE_COLOURS[mode], icon=":material/credit_card:")
+
+
+def approvals_sidebar(actor: Actor, db: Database) -> None:
+    """How many proposals wait for a decision, for the roles that decide (an index range)."""
+    if not may(actor, Action.APPROVE_CHANGES):
+        return
+    with db.session() as session:
+        waiting = approvals.waiting_count(session, actor)
+    with st.sidebar:
+        st.badge(f"Approvals waiting: {waiting:,}", color="orange" if waiting else "gray", icon=":material/approval:")
 
 
 def no_page_yet() -> None:

@@ -32,7 +32,7 @@ from billing_core import (
 )
 from billing_core.access import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
 from billing_core.config import Settings
-from billing_core.credits import liability, usage
+from billing_core.credits import approvals, liability, usage
 from billing_core.errors import PermissionDenied
 from billing_core.invoices import batch, numbering, storage
 from billing_core.models import AuditEvent, Order, OrderStatus
@@ -177,9 +177,18 @@ def test_pages_by_role():
         return Actor("x@company.test", role)
 
     assert pages_for(who(S)) == ["orders", "customers", "credits"]
-    assert pages_for(who(F)) == ["orders", "customers", "revenue", "invoices", "audit", "credits"]
+    assert pages_for(who(F)) == ["orders", "customers", "revenue", "invoices", "audit", "credits", "approvals"]
     assert pages_for(who(AN)) == ["simulator", "revenue"]
-    assert pages_for(who(AD)) == ["simulator", "orders", "customers", "revenue", "invoices", "audit", "credits"]
+    assert pages_for(who(AD)) == [
+        "simulator",
+        "orders",
+        "customers",
+        "revenue",
+        "invoices",
+        "audit",
+        "credits",
+        "approvals",
+    ]
     assert not may_open(None, "simulator")
     assert not may_open(who(AD), "no-such-page")
 
@@ -369,6 +378,18 @@ CHECKED = {
     "credits.liability.ledger_closing": _c(
         A.READ_CREDITS, lambda e, a: liability.ledger_closing(e.s, a, date(2026, 1, 1))
     ),
+    "credits.approvals.propose_adjustment": _c(
+        A.PROPOSE_ADJUSTMENT,
+        lambda e, a: approvals.propose_adjustment(
+            e.s, a, "cus_x", credits="5", pool="paid", reason="r", note=None, settings=e.settings
+        ),
+    ),
+    "credits.approvals.approve": _c(A.APPROVE_CHANGES, lambda e, a: approvals.approve(e.s, a, 1, settings=e.settings)),
+    "credits.approvals.reject": _c(A.APPROVE_CHANGES, lambda e, a: approvals.reject(e.s, a, 1, reason="r")),
+    "credits.approvals.expire_stale": _c(A.APPROVE_CHANGES, lambda e, a: approvals.expire_stale(e.s, a)),
+    "credits.approvals.queue": _c(A.APPROVE_CHANGES, lambda e, a: approvals.queue(e.s, a)),
+    "credits.approvals.waiting_count": _c(A.APPROVE_CHANGES, lambda e, a: approvals.waiting_count(e.s, a)),
+    "credits.approvals.proposals_for": _c(A.PROPOSE_ADJUSTMENT, lambda e, a: approvals.proposals_for(e.s, a, "cus_x")),
     "credits.usage.preview": _c(A.IMPORT_USAGE, lambda e, a: usage.preview(e.s, a, None)),
     "credits.usage.apply": _c(A.IMPORT_USAGE, lambda e, a: usage.apply(e.db, a, None)),
     "credits.usage.cli_usage": _c(
@@ -507,6 +528,7 @@ def test_each_page_opens_for_the_roles_that_may_read_what_it_shows():
         "invoices": Action.READ_BILLS,
         "audit": Action.READ_AUDIT,
         "credits": Action.READ_CREDITS,
+        "approvals": Action.APPROVE_CHANGES,
     }
     assert set(reads) == set(PAGES)
     assert {page: PERMISSIONS[action] for page, action in reads.items()} == PAGES

@@ -58,9 +58,9 @@ PEOPLE = {
 }
 EXPECTED_PAGES = {
     Role.SUPPORT: {"orders", "customers", "credits"},
-    Role.FINANCE: {"orders", "customers", "revenue", "invoices", "audit", "credits"},
+    Role.FINANCE: {"orders", "customers", "revenue", "invoices", "audit", "credits", "approvals"},
     Role.ANALYST: {"simulator", "revenue"},
-    Role.ADMIN: {"simulator", "orders", "customers", "revenue", "invoices", "audit", "credits"},
+    Role.ADMIN: {"simulator", "orders", "customers", "revenue", "invoices", "audit", "credits", "approvals"},
 }
 TITLES = {
     "simulator": "Top-up simulator",
@@ -70,6 +70,7 @@ TITLES = {
     "invoices": "Invoices",
     "audit": "Audit log",
     "credits": "Credits",
+    "approvals": "Approvals",
 }
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 from billing_core.credits import ledger
 
 # Children of customers, emptied before them when the seed replaces everything.
-TABLES = ("usage_lines", "usage_imports", *ledger.TABLES)
+TABLES = ("approvals", "usage_lines", "usage_imports", *ledger.TABLES)
 
 
 def _load(conn: Connection, offsets: dict[str, int]) -> None:
