@@ -58,6 +58,7 @@ class Action(enum.StrEnum):
     IMPORT_USAGE = "credits.import_usage"
     PROPOSE_ADJUSTMENT = "credits.propose_adjustment"
     APPROVE_CHANGES = "credits.approve"
+    EXPIRE_CREDITS = "credits.expire"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -112,6 +113,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     # their own (billing_core.credits.approvals), and reads the queue of what waits.
     Action.PROPOSE_ADJUSTMENT: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
     Action.APPROVE_CHANGES: frozenset({Role.FINANCE, Role.ADMIN}),
+    # Expiring unused credits is breakage in the books: finance runs it (and its dry run).
+    Action.EXPIRE_CREDITS: frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 # Pages each role may open (DESIGN.md roles). app.py registers only these, and each page checks again.

@@ -157,6 +157,12 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return cli_usage(args, cli_actor(args.actor))
 
 
+def cmd_credits(args: argparse.Namespace) -> int:
+    from billing_core.credits.expiry import cli_expire
+
+    return cli_expire(args, cli_actor(args.actor))
+
+
 def cmd_rollup(args: argparse.Namespace) -> int:
     from billing_core import rollup
     from billing_core.db import Database
@@ -268,6 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_usage)
+
+    p = sub.add_parser("credits", help="credits: expiry")
+    credit_commands = p.add_subparsers(dest="credits_command", required=True)
+    p = credit_commands.add_parser("expire", help="expire credits past their term (first in, first out)")
+    p.add_argument("--dry-run", action="store_true", help="list what would expire and whose; book nothing")
+    p.add_argument("--as-of", help="the day to expire at (YYYY-MM-DD, UTC midnight; default now)")
+    p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_credits)
 
     p = sub.add_parser("rollup", help="the Revenue page's rollup")
     rollup_commands = p.add_subparsers(dest="rollup_command", required=True)

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from billing_core.access import Action, may
-from billing_core.credits import liability, usage
+from billing_core.credits import expiry, liability, usage
 from billing_core.errors import BillingError
 from billing_core.models import CreditPool
 from billing_core.money import format_cents, format_credits
@@ -21,11 +21,58 @@ from pages._shared import PageContext, plain
 def render() -> None:
     ctx = _shared.page_context("credits")
     st.title("Credits")
-    liability_tab, usage_tab = st.tabs(["Liability roll-forward", "Usage import"])
+    liability_tab, usage_tab, expiry_tab = st.tabs(["Liability roll-forward", "Usage import", "Expiry"])
     with liability_tab:
         _liability(ctx)
     with usage_tab:
         _usage(ctx)
+    with expiry_tab:
+        _expiry(ctx)
+
+
+def _expiry(ctx: PageContext) -> None:
+    policy = ctx.settings.credits
+    st.caption(
+        f"Paid credits unused {policy.paid_expiry_days} days after their top-up expire, promotional ones "
+        f"{policy.promotional_expiry_days} days after their grant; the oldest credits are used first."
+    )
+    # Each list reads every holder's top-ups and grants: asked for, not drawn on every run of the page.
+    if st.button(f"List customers whose credits expire within {policy.notice_days} days", key="exp_soon"):
+        with ctx.database.session() as session:
+            st.dataframe(expiring_frame(expiry.soon(session, ctx.actor, policy)), hide_index=True)
+    if not may(ctx.actor, Action.EXPIRE_CREDITS):
+        return
+    if st.button("Dry run: what would expire now", key="exp_plan"):
+        with ctx.database.session() as session:
+            st.session_state["exp_lines"] = expiry.plan(session, ctx.actor, policy)
+    lines = st.session_state.get("exp_lines")
+    if lines is None:
+        return
+    st.dataframe(expiring_frame(lines), hide_index=True)
+    confirmed = st.checkbox(
+        f"I confirm: expire these credits of {len({x.customer_id for x in lines}):,} customers", key="exp_ok"
+    )
+    if st.button("Book expiry", key="exp_book", type="primary", disabled=not (confirmed and lines)):
+        done = expiry.book(ctx.database, ctx.actor, policy)
+        st.session_state.pop("exp_lines", None)
+        st.success(plain(done.summary()), icon=":material/task_alt:")
+
+
+def expiring_frame(lines: list[expiry.Expiring]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Customer": f"/customers?customer={x.public_id}",
+                "Email": x.email,
+                "Kind": x.pool.value,
+                "Credits": format_credits(x.credits),
+                "Oldest lot (UTC)": f"{x.oldest:%Y-%m-%d}",
+                "Expires (UTC)": f"{x.at:%Y-%m-%d}",
+            }
+            for x in lines[:1000]
+        ],
+        columns=["Customer", "Email", "Kind", "Credits", "Oldest lot (UTC)", "Expires (UTC)"],
+    )
 
 
 def _liability(ctx: PageContext) -> None:

@@ -32,7 +32,7 @@ from billing_core import (
 )
 from billing_core.access import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
 from billing_core.config import Settings
-from billing_core.credits import approvals, liability, usage
+from billing_core.credits import approvals, expiry, liability, usage
 from billing_core.errors import PermissionDenied
 from billing_core.invoices import batch, numbering, storage
 from billing_core.models import AuditEvent, Order, OrderStatus
@@ -390,6 +390,13 @@ CHECKED = {
     "credits.approvals.queue": _c(A.APPROVE_CHANGES, lambda e, a: approvals.queue(e.s, a)),
     "credits.approvals.waiting_count": _c(A.APPROVE_CHANGES, lambda e, a: approvals.waiting_count(e.s, a)),
     "credits.approvals.proposals_for": _c(A.PROPOSE_ADJUSTMENT, lambda e, a: approvals.proposals_for(e.s, a, "cus_x")),
+    "credits.expiry.plan": _c(A.EXPIRE_CREDITS, lambda e, a: expiry.plan(e.s, a, e.settings.credits)),
+    "credits.expiry.soon": _c(A.READ_CREDITS, lambda e, a: expiry.soon(e.s, a, e.settings.credits)),
+    "credits.expiry.book": _c(A.EXPIRE_CREDITS, lambda e, a: expiry.book(e.db, a, e.settings.credits)),
+    "credits.expiry.cli_expire": _c(
+        A.EXPIRE_CREDITS,
+        lambda e, a: expiry.cli_expire(argparse.Namespace(dry_run=True, as_of=None, database_url=e.db.url), a),
+    ),
     "credits.usage.preview": _c(A.IMPORT_USAGE, lambda e, a: usage.preview(e.s, a, None)),
     "credits.usage.apply": _c(A.IMPORT_USAGE, lambda e, a: usage.apply(e.db, a, None)),
     "credits.usage.cli_usage": _c(

@@ -88,3 +88,22 @@ def test_finance_reads_the_roll_forward_and_it_closes_at_the_ledger(seeded):
     assert at.success[0].value.startswith(f"{month:%Y-%m} closes at the ledger's sum")
     people = at.dataframe[1].value
     assert len(people) > 0 and people["Customer"].str.startswith("/customers?customer=cus_").all()
+
+
+def test_finance_dry_runs_then_books_expiry_on_the_page(seeded):
+    from billing_core.credits import liability as lb
+
+    at = open_credits()
+    at.button(key="exp_plan").click().run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "Oldest lot (UTC)" in d.value.columns)
+    assert len(table) > 0  # two years of demo top-ups: some paid credits are over a year old
+    at.checkbox(key="exp_ok").check().run()
+    at.button(key="exp_book").click().run()
+    assert not at.exception, at.exception
+    assert at.success[0].value.startswith("Expired ")
+    with seeded.session() as s:
+        lines = lb.roll_forward(s, ADMIN)
+        assert sum(line.credits.expiry for line in lines) > 0
+        last = lines[-1]
+        assert (last.credits.closing, last.usd.closing) == lb.ledger_closing(s, ADMIN, last.month)[last.pool]
