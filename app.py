@@ -7,8 +7,8 @@ access again itself, because Streamlit can run a file in ``pages/`` without this
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from billing_core.access import pages_for
-from billing_core.db import describe_url
+from billing_core.access.roles import pages_for
+from billing_core.core.db import describe_url
 from pages import _shared, approvals, audit, credits, customers, invoices, orders, revenue, simulator
 
 st.set_page_config(page_title="Billing Ops", page_icon=":material/account_balance_wallet:", layout="wide")

@@ -1,3 +1,3 @@
-from billing_core.cli import main
+from billing_core.cli.main import main
 
 raise SystemExit(main())

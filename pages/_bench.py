@@ -1,7 +1,7 @@
 """Bench suite ``pages``: the server time of the Invoices page's script runs (Streamlit's AppTest), at
 ``--orders`` orders beside the same run at 100,000 (growth), and opening it beside the scans it replaced.
 
-Lives beside the pages, not in billing_core (which imports no Streamlit); ``billing_core.bench`` loads it
+Lives beside the pages, not in billing_core (which imports no Streamlit); ``billing_core.bench.run`` loads it
 only when the suite runs.
 """
 
@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from billing_core.access import Actor, Role
-from billing_core.bench import Options, Row
-from billing_core.db import Database
+from billing_core.access.roles import Actor, Role
+from billing_core.bench.run import Options, Row
+from billing_core.core.db import Database
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 SMALL = 100_000
@@ -39,7 +39,7 @@ def _page_times(database: Database, files: Path) -> dict[str, float]:
     from sqlalchemy import select
     from streamlit.testing.v1 import AppTest
 
-    from billing_core.models import Customer
+    from billing_core.core.models import Customer
 
     with database.session() as session:
         customer = session.scalar(select(Customer.email).order_by(Customer.id).offset(777).limit(1))
@@ -73,7 +73,7 @@ def _page_times(database: Database, files: Path) -> dict[str, float]:
 
 def _scans_replaced(database: Database, files: Path) -> float:
     """Milliseconds of what the page ran on opening before the bills totals and the stored deep check."""
-    from billing_core import bills
+    from billing_core.invoices import review as bills
 
     with database.session() as session:
         start = time.perf_counter()
@@ -85,7 +85,7 @@ def _scans_replaced(database: Database, files: Path) -> float:
 
 
 def _seeded(url: str, orders: int) -> Database:
-    from billing_core import demo
+    from billing_core.demo import seeding as demo
 
     database = Database(url)
     database.migrate()

@@ -1,6 +1,6 @@
 """Pieces of the Invoices page: filter widgets, tables for people, the checks panel, job processes.
 
-Formatting only; every query and rule is in ``billing_core.bills`` and ``billing_core.invoices``.
+Formatting only; every query and rule is in ``billing_core.invoices.review`` and ``billing_core.invoices``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ from datetime import date, datetime
 import pandas as pd
 import streamlit as st
 
-from billing_core.bills import (
+from billing_core.core.errors import BillingError
+from billing_core.core.models import InvoiceFile, InvoiceKind
+from billing_core.core.money import format_cents
+from billing_core.invoices import batch
+from billing_core.invoices.deep_check import CheckRun
+from billing_core.invoices.review import (
     COUNT_CAP,
     NUMBER_MAX_CHARS,
     Check,
@@ -22,14 +27,9 @@ from billing_core.bills import (
     Summary,
     TotalRow,
 )
-from billing_core.bills_check import CheckRun
-from billing_core.customers import CustomerHit
-from billing_core.errors import BillingError
-from billing_core.invoices import batch
-from billing_core.models import InvoiceFile, InvoiceKind
-from billing_core.money import format_cents
-from billing_core.pricing import Method, PlanId
-from billing_core.search import MAX_QUERY_CHARS
+from billing_core.orders.customers import CustomerHit
+from billing_core.orders.search import MAX_QUERY_CHARS
+from billing_core.pricing.catalog import Method, PlanId
 from pages._shared import plain
 
 KIND_LABELS = {

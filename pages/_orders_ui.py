@@ -13,15 +13,16 @@ from datetime import UTC, date, datetime, time, timedelta
 import pandas as pd
 import streamlit as st
 
-from billing_core import reconcile, settlement
-from billing_core.errors import BillingError
-from billing_core.money import format_cents, format_credits
-from billing_core.order_detail import OrderDetail, RefundView, TimelineEvent
-from billing_core.pricing import Method
-from billing_core.reconcile import ReconcileReport
-from billing_core.refunds import WHAT_TO_DO, RefundPlan
-from billing_core.search import OrderRow
-from billing_core.settlement import SettlementPreview
+from billing_core.core.errors import BillingError
+from billing_core.core.money import format_cents, format_credits
+from billing_core.orders.detail import OrderDetail, RefundView, TimelineEvent
+from billing_core.orders.refunds import WHAT_TO_DO, RefundPlan
+from billing_core.orders.search import OrderRow
+from billing_core.pricing.catalog import Method
+from billing_core.reconcile import settlement
+from billing_core.reconcile import stuck as reconcile
+from billing_core.reconcile.settlement import SettlementPreview
+from billing_core.reconcile.stuck import ReconcileReport
 from pages._shared import PageContext, hand_over_to_router, plain
 
 REPORT_KEY = "orders_reconcile_report"

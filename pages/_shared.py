@@ -16,17 +16,17 @@ from typing import NoReturn
 import pandas as pd
 import streamlit as st
 
-from billing_core import whatif
-from billing_core.access import Action, Actor, Role, may, may_open, pages_for
-from billing_core.config import Settings, load_settings
+from billing_core.access.identity import actor_for, email_of, refusal_of
+from billing_core.access.roles import Action, Actor, Role, may, may_open, pages_for
+from billing_core.core.config import Settings, load_settings
+from billing_core.core.db import Database
+from billing_core.core.errors import BillingError, ConfigError
+from billing_core.core.money import format_cents, format_credits
 from billing_core.credits import approvals
-from billing_core.db import Database
-from billing_core.errors import BillingError, ConfigError
-from billing_core.identity import actor_for, email_of, refusal_of
-from billing_core.money import format_cents, format_credits
-from billing_core.pricing import MAX_FILE_CHARS, Pricing
-from billing_core.sandbox import AuditRow, LedgerRow, OrderRow
-from billing_core.whatif import ComparisonRow, Side
+from billing_core.orders.sandbox import AuditRow, LedgerRow, OrderRow
+from billing_core.pricing import whatif
+from billing_core.pricing.catalog import MAX_FILE_CHARS, Pricing
+from billing_core.pricing.whatif import ComparisonRow, Side
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
 ROLE_KEY = "local_role"

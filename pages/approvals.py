@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from billing_core.audit import REASON_MAX_CHARS
+from billing_core.access.audit import REASON_MAX_CHARS
+from billing_core.core.errors import BillingError
+from billing_core.core.models import ApprovalStatus
 from billing_core.credits import approvals
-from billing_core.errors import BillingError
-from billing_core.models import ApprovalStatus
 from pages import _shared
 from pages._shared import plain
 from pages.customers import proposals_frame

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from billing_core import audit, exports
-from billing_core.errors import BillingError
+from billing_core.access import audit
+from billing_core.core import exports
+from billing_core.core.errors import BillingError
 from pages import _shared
 from pages._shared import PageContext, plain
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from billing_core.access import Action, may
+from billing_core.access.roles import Action, may
+from billing_core.core.errors import BillingError
+from billing_core.core.models import CreditPool
+from billing_core.core.money import format_cents, format_credits
 from billing_core.credits import expiry, liability, usage
-from billing_core.errors import BillingError
-from billing_core.models import CreditPool
-from billing_core.money import format_cents, format_credits
 from pages import _shared
 from pages._shared import PageContext, plain
 

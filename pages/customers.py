@@ -9,15 +9,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from billing_core import customers as cs
-from billing_core.access import Action, may
-from billing_core.audit import REASON_MAX_CHARS
+from billing_core.access.audit import REASON_MAX_CHARS
+from billing_core.access.roles import Action, may
+from billing_core.core.errors import BillingError, NotFound
+from billing_core.core.models import CreditPool, LedgerKind
+from billing_core.core.money import format_cents, format_credits
 from billing_core.credits import approvals
-from billing_core.errors import BillingError, NotFound
 from billing_core.invoices import storage
-from billing_core.models import CreditPool, LedgerKind
-from billing_core.money import format_cents, format_credits
-from billing_core.search import MAX_QUERY_CHARS, OrderQuery, search_orders
+from billing_core.orders import customers as cs
+from billing_core.orders.search import MAX_QUERY_CHARS, OrderQuery, search_orders
 from pages import _orders_ui as ui
 from pages import _shared
 from pages._shared import PageContext, plain

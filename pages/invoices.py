@@ -12,12 +12,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from billing_core import bills, bills_check, customers
-from billing_core.audit import REASON_MAX_CHARS
-from billing_core.db import transaction
-from billing_core.errors import BillingError
+from billing_core.access.audit import REASON_MAX_CHARS
+from billing_core.core.db import transaction
+from billing_core.core.errors import BillingError
+from billing_core.core.models import CheckStatus, RegenerationStatus
 from billing_core.invoices import batch, storage
-from billing_core.models import CheckStatus, RegenerationStatus
+from billing_core.invoices import deep_check as bills_check
+from billing_core.invoices import review as bills
+from billing_core.orders import customers
 from pages import _invoices_ui as ui
 from pages import _shared
 from pages._shared import PageContext, plain

@@ -10,17 +10,19 @@ from datetime import timedelta
 
 import streamlit as st
 
-from billing_core import money, payment_ops, refunds
-from billing_core.access import Action, may, may_open
-from billing_core.audit import REASON_MAX_CHARS
-from billing_core.customers import CustomerMatches, find_customers
-from billing_core.errors import BillingError, GatewayError, NotFound
-from billing_core.models import COMPLETABLE, OrderStatus, RefundStatus
-from billing_core.order_detail import OrderDetail, order_detail
-from billing_core.orders import REFERENCE_MAX_CHARS, complete_order
+from billing_core.access.audit import REASON_MAX_CHARS
+from billing_core.access.roles import Action, may, may_open
+from billing_core.core import money
+from billing_core.core.errors import BillingError, GatewayError, NotFound
+from billing_core.core.models import COMPLETABLE, OrderStatus, RefundStatus
+from billing_core.orders import gateway_actions as payment_ops
+from billing_core.orders import refunds
+from billing_core.orders.customers import CustomerMatches, find_customers
+from billing_core.orders.detail import OrderDetail, order_detail
+from billing_core.orders.lifecycle import REFERENCE_MAX_CHARS, complete_order
+from billing_core.orders.search import MAX_QUERY_CHARS, Cursor, OrderQuery, search_orders
 from billing_core.payments.registry import gateway_for
-from billing_core.pricing import Method, PlanId
-from billing_core.search import MAX_QUERY_CHARS, Cursor, OrderQuery, search_orders
+from billing_core.pricing.catalog import Method, PlanId
 from pages import _orders_ui as ui
 from pages import _shared
 from pages._shared import PageContext, plain

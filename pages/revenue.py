@@ -12,11 +12,13 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from billing_core import charts, countries, money, reports, rollup
-from billing_core.access import Actor
-from billing_core.errors import InvalidCountry
-from billing_core.exports import to_csv_bytes
-from billing_core.reports import Filters, RevenueReport, Totals
+from billing_core.access.roles import Actor
+from billing_core.core import countries, money
+from billing_core.core.errors import InvalidCountry
+from billing_core.core.exports import to_csv_bytes
+from billing_core.revenue import charts, rollup
+from billing_core.revenue import report as reports
+from billing_core.revenue.report import Filters, RevenueReport, Totals
 from pages import _shared
 from pages._shared import PageContext, plain, signed_cents
 

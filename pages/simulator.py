@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from billing_core import money, orders, whatif
-from billing_core.emails import EMAIL_MAX_CHARS
-from billing_core.errors import BillingError
+from billing_core.core import money
+from billing_core.core.emails import EMAIL_MAX_CHARS
+from billing_core.core.errors import BillingError
+from billing_core.orders import lifecycle as orders
+from billing_core.orders.sandbox import run_sandbox_topup, sandbox_snapshot
 from billing_core.payments.simulated import Outcome
-from billing_core.pricing import Pricing, Quote, quote
-from billing_core.sandbox import run_sandbox_topup, sandbox_snapshot
+from billing_core.pricing import whatif
+from billing_core.pricing.catalog import Pricing, Quote, quote
 from pages import _shared
 from pages._shared import PageContext, plain
 

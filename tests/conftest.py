@@ -17,11 +17,11 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from billing_core.access import Actor, Role
-from billing_core.config import Settings
-from billing_core.db import Database
-from billing_core.models import Base
-from billing_core.pricing import load_pricing
+from billing_core.access.roles import Actor, Role
+from billing_core.core.config import Settings
+from billing_core.core.db import Database
+from billing_core.core.models import Base
+from billing_core.pricing.catalog import load_pricing
 from tests.e2e_support import CHROMIUM_ARGS, free_port
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

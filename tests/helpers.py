@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from billing_core import orders
-from billing_core.access import Actor, Role
-from billing_core.models import Order, utcnow
+from billing_core.access.roles import Actor, Role
+from billing_core.core.models import Order, utcnow
+from billing_core.orders import lifecycle as orders
 from billing_core.payments import PaymentState, PaymentStatus
 
 # The least role that opens each page, for tests that read what that page shows.

@@ -13,32 +13,30 @@ import pytest
 from sqlalchemy import event, func, select
 
 import billing_core
-from billing_core import (
-    audit,
-    bills,
-    bills_check,
-    customers,
-    demo,
-    order_detail,
-    orders,
-    payment_ops,
-    reconcile,
-    refunds,
-    reports,
-    rollup,
-    sandbox,
-    search,
-    settlement,
-)
-from billing_core.access import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
-from billing_core.config import Settings
+from billing_core.access import audit
+from billing_core.access.roles import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
+from billing_core.cli import credits as cli_credits
+from billing_core.cli import invoices as cli_invoices
+from billing_core.cli import refunds as cli_refunds
+from billing_core.core.config import Settings
+from billing_core.core.errors import PermissionDenied
+from billing_core.core.models import AuditEvent, Order, OrderStatus
 from billing_core.credits import approvals, expiry, liability, usage
-from billing_core.errors import PermissionDenied
+from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, numbering, storage
-from billing_core.models import AuditEvent, Order, OrderStatus
+from billing_core.invoices import deep_check as bills_check
+from billing_core.invoices import review as bills
+from billing_core.orders import customers, refunds, sandbox, search
+from billing_core.orders import detail as order_detail
+from billing_core.orders import gateway_actions as payment_ops
+from billing_core.orders import lifecycle as orders
 from billing_core.payments import PaymentState
 from billing_core.payments.simulated import Outcome, SimulatedGateway
-from billing_core.pricing import Method
+from billing_core.pricing.catalog import Method
+from billing_core.reconcile import settlement
+from billing_core.reconcile import stuck as reconcile
+from billing_core.revenue import report as reports
+from billing_core.revenue import rollup
 from tests.helpers import make_customer, make_order, paid
 
 S, F, AN, AD = Role.SUPPORT, Role.FINANCE, Role.ANALYST, Role.ADMIN
@@ -253,24 +251,32 @@ def _c(action: Action, call, *, reads_first: bool = False) -> tuple[Action, obje
 
 A = Action
 CHECKED = {
-    "audit.search_events": _c(A.READ_AUDIT, lambda e, a: audit.search_events(e.s, a, audit.AuditFilters())),
-    "audit.known_values": _c(A.READ_AUDIT, lambda e, a: audit.known_values(e.s, a)),
-    "audit.export_rows": _c(A.READ_AUDIT, lambda e, a: audit.export_rows(e.s, a, audit.AuditFilters())),
-    "bills.list_documents": _c(A.READ_BILLS, lambda e, a: bills.list_documents(e.s, a, bills.DocumentFilters())),
-    "bills.iter_documents": _c(A.READ_BILLS, lambda e, a: bills.iter_documents(e.s, a, bills.DocumentFilters())),
-    "bills.count_documents": _c(A.READ_BILLS, lambda e, a: bills.count_documents(e.s, a, bills.DocumentFilters())),
-    "bills.documents_csv": _c(A.READ_BILLS, lambda e, a: bills.documents_csv(e.s, a, bills.DocumentFilters())),
-    "bills.totals": _c(A.READ_BILLS, lambda e, a: bills.totals(e.s, a, bills.DocumentFilters())),
-    "bills.checks": _c(A.CHECK_BILLS, lambda e, a: bills.checks(e.s, a, root=e.root)),
-    "bills.find_document": _c(A.READ_BILLS, lambda e, a: bills.find_document(e.s, a, "INV-2026-000001")),
-    "bills.recent_jobs": _c(A.READ_BILLS, lambda e, a: bills.recent_jobs(e.s, a)),
-    "bills.get_job": _c(A.READ_BILLS, lambda e, a: bills.get_job(e.s, a, 1)),
-    "bills.launch_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.launch_job(e.settings, a, 1)),
-    "bills.cancel_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.cancel_job(e.s, a, 1)),
-    "bills.resume_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.resume_job(e.s, a, 1)),
-    "demo.seed": _c(A.SEED_DEMO, lambda e, a: demo.seed(e.db, orders=10, actor=a)),
-    "demo.setup": _c(A.SEED_DEMO, lambda e, a: demo.setup(e.db, actor=a)),
-    "demo.delete_all_data": _c(A.SEED_DEMO, lambda e, a: demo.delete_all_data(e.db, a)),
+    "access.audit.search_events": _c(A.READ_AUDIT, lambda e, a: audit.search_events(e.s, a, audit.AuditFilters())),
+    "access.audit.known_values": _c(A.READ_AUDIT, lambda e, a: audit.known_values(e.s, a)),
+    "access.audit.export_rows": _c(A.READ_AUDIT, lambda e, a: audit.export_rows(e.s, a, audit.AuditFilters())),
+    "invoices.review.list_documents": _c(
+        A.READ_BILLS, lambda e, a: bills.list_documents(e.s, a, bills.DocumentFilters())
+    ),
+    "invoices.review.iter_documents": _c(
+        A.READ_BILLS, lambda e, a: bills.iter_documents(e.s, a, bills.DocumentFilters())
+    ),
+    "invoices.review.count_documents": _c(
+        A.READ_BILLS, lambda e, a: bills.count_documents(e.s, a, bills.DocumentFilters())
+    ),
+    "invoices.review.documents_csv": _c(
+        A.READ_BILLS, lambda e, a: bills.documents_csv(e.s, a, bills.DocumentFilters())
+    ),
+    "invoices.review.totals": _c(A.READ_BILLS, lambda e, a: bills.totals(e.s, a, bills.DocumentFilters())),
+    "invoices.review.checks": _c(A.CHECK_BILLS, lambda e, a: bills.checks(e.s, a, root=e.root)),
+    "invoices.review.find_document": _c(A.READ_BILLS, lambda e, a: bills.find_document(e.s, a, "INV-2026-000001")),
+    "invoices.review.recent_jobs": _c(A.READ_BILLS, lambda e, a: bills.recent_jobs(e.s, a)),
+    "invoices.review.get_job": _c(A.READ_BILLS, lambda e, a: bills.get_job(e.s, a, 1)),
+    "invoices.review.launch_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.launch_job(e.settings, a, 1)),
+    "invoices.review.cancel_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.cancel_job(e.s, a, 1)),
+    "invoices.review.resume_job": _c(A.REGENERATE_INVOICES, lambda e, a: bills.resume_job(e.s, a, 1)),
+    "demo.seeding.seed": _c(A.SEED_DEMO, lambda e, a: demo.seed(e.db, orders=10, actor=a)),
+    "demo.seeding.setup": _c(A.SEED_DEMO, lambda e, a: demo.setup(e.db, actor=a)),
+    "demo.seeding.delete_all_data": _c(A.SEED_DEMO, lambda e, a: demo.delete_all_data(e.db, a)),
     "invoices.batch.select_invoices": _c(A.READ_BILLS, lambda e, a: batch.select_invoices(e.s, a)),
     "invoices.batch.dry_run": _c(A.READ_BILLS, lambda e, a: batch.dry_run(e.s, a, batch.Chosen({}, 1))),
     "invoices.batch.start_job": _c(
@@ -278,62 +284,70 @@ CHECKED = {
     ),
     "invoices.batch.run_job": _c(A.REGENERATE_INVOICES, lambda e, a: batch.run_job(e.db, a, 1, settings=e.settings)),
     "invoices.batch.write_zip": _c(A.REGENERATE_INVOICES, lambda e, a: batch.write_zip(e.db, a, 1, e.root)),
-    "invoices.batch.cli_invoices": _c(
+    "cli.invoices.cli_invoices": _c(
         A.READ_BILLS,
-        lambda e, a: batch.cli_invoices(argparse.Namespace(invoices_command="verify"), a, database=e.db),
+        lambda e, a: cli_invoices.cli_invoices(argparse.Namespace(invoices_command="verify"), a, database=e.db),
     ),
     "invoices.batch.job_files": _c(A.READ_BILLS, lambda e, a: batch.job_files(e.s, a, 1)),
     "invoices.batch.verify": _c(A.READ_BILLS, lambda e, a: batch.verify(e.s, a, root=e.root)),
-    "order_detail.order_detail": _c(A.READ_ORDERS, lambda e, a: order_detail.order_detail(e.s, a, "ord_x")),
-    "orders.create_customer": _c(
+    "orders.detail.order_detail": _c(A.READ_ORDERS, lambda e, a: order_detail.order_detail(e.s, a, "ord_x")),
+    "orders.lifecycle.create_customer": _c(
         A.CREATE_CUSTOMER, lambda e, a: orders.create_customer(e.s, a, email="n@example.com", name="N", country="FR")
     ),
-    "orders.sandbox_customers": _c(A.SANDBOX, lambda e, a: orders.sandbox_customers(e.s, a)),
+    "orders.lifecycle.sandbox_customers": _c(A.SANDBOX, lambda e, a: orders.sandbox_customers(e.s, a)),
     # The role these need depends on whether the record is a sandbox one, so they read it first.
-    "orders.create_order": _c(
+    "orders.lifecycle.create_order": _c(
         A.CREATE_ORDER,
         lambda e, a: orders.create_order(
             e.s, a, customer_id=e.customer.id, amount="20", method="stripe", pricing=e.pricing
         ),
         reads_first=True,
     ),
-    "orders.attach_payment": _c(
+    "orders.lifecycle.attach_payment": _c(
         A.COMPLETE_ORDER, lambda e, a: orders.attach_payment(e.s, a, e.order.id, paid(e.order)), reads_first=True
     ),
-    "orders.complete_order": _c(
+    "orders.lifecycle.complete_order": _c(
         A.COMPLETE_ORDER,
         lambda e, a: orders.complete_order(e.s, a, e.order.id, settings=e.settings, reason="r", payment=paid(e.order)),
         reads_first=True,
     ),
-    "orders.fail_order": _c(
+    "orders.lifecycle.fail_order": _c(
         A.FAIL_ORDER,
         lambda e, a: orders.fail_order(
             e.s, a, e.order.id, payment=paid(e.order, state=PaymentState.FAILED), reason="r"
         ),
         reads_first=True,
     ),
-    "payment_ops.record_check": _c(
+    "orders.gateway_actions.record_check": _c(
         A.CHECK_PAYMENT, lambda e, a: payment_ops.record_check(e.s, a, e.order, paid(e.order))
     ),
-    "payment_ops.check_payment": _c(A.CHECK_PAYMENT, lambda e, a: payment_ops.check_payment(e.s, a, "ord_x", None)),
-    "payment_ops.complete_from_gateway": _c(
+    "orders.gateway_actions.check_payment": _c(
+        A.CHECK_PAYMENT, lambda e, a: payment_ops.check_payment(e.s, a, "ord_x", None)
+    ),
+    "orders.gateway_actions.complete_from_gateway": _c(
         A.COMPLETE_ORDER,
         lambda e, a: payment_ops.complete_from_gateway(e.s, a, "ord_x", None, settings=e.settings, reason="r"),
     ),
-    "payment_ops.resume_payment": _c(A.RESUME_PAYMENT, lambda e, a: payment_ops.resume_payment(e.s, a, "ord_x", None)),
-    "payment_ops.expire_order": _c(
+    "orders.gateway_actions.resume_payment": _c(
+        A.RESUME_PAYMENT, lambda e, a: payment_ops.resume_payment(e.s, a, "ord_x", None)
+    ),
+    "orders.gateway_actions.expire_order": _c(
         A.EXPIRE_ORDER, lambda e, a: payment_ops.expire_order(e.s, a, "ord_x", None, reason="r")
     ),
-    "payment_ops.cancel_order": _c(
+    "orders.gateway_actions.cancel_order": _c(
         A.CANCEL_ORDER, lambda e, a: payment_ops.cancel_order(e.s, a, "ord_x", None, reason="r")
     ),
-    "payment_ops.checks_for": _c(A.READ_ORDERS, lambda e, a: payment_ops.checks_for(e.s, a, 1)),
-    "reconcile.select_stuck": _c(
+    "orders.gateway_actions.checks_for": _c(A.READ_ORDERS, lambda e, a: payment_ops.checks_for(e.s, a, 1)),
+    "reconcile.stuck.select_stuck": _c(
         A.READ_ORDERS, lambda e, a: reconcile.select_stuck(e.s, a, since=_SINCE, until=_UNTIL)
     ),
-    "reconcile.count_stuck": _c(A.READ_ORDERS, lambda e, a: reconcile.count_stuck(e.s, a, since=_SINCE, until=_UNTIL)),
-    "reconcile.iter_stuck": _c(A.READ_ORDERS, lambda e, a: reconcile.iter_stuck(e.db, a, since=_SINCE, until=_UNTIL)),
-    "reconcile.reconcile_one": _c(
+    "reconcile.stuck.count_stuck": _c(
+        A.READ_ORDERS, lambda e, a: reconcile.count_stuck(e.s, a, since=_SINCE, until=_UNTIL)
+    ),
+    "reconcile.stuck.iter_stuck": _c(
+        A.READ_ORDERS, lambda e, a: reconcile.iter_stuck(e.db, a, since=_SINCE, until=_UNTIL)
+    ),
+    "reconcile.stuck.reconcile_one": _c(
         A.RECONCILE,
         lambda e, a: reconcile.reconcile_one(
             e.db,
@@ -343,34 +357,44 @@ CHECKED = {
             None,
         ),
     ),
-    "reconcile.reconcile": _c(
+    "reconcile.stuck.reconcile": _c(
         A.RECONCILE, lambda e, a: reconcile.reconcile(e.db, a, e.settings, since=_SINCE, until=_UNTIL)
     ),
-    "reconcile.reconcile_from_events": _c(
+    "reconcile.stuck.reconcile_from_events": _c(
         A.RECONCILE, lambda e, a: reconcile.reconcile_from_events(e.db, a, e.settings, None)
     ),
-    "refunds.refund_order": _c(
+    "orders.refunds.refund_order": _c(
         A.REFUND_ORDER, lambda e, a: refunds.refund_order(e.s, a, "ord_x", None, settings=e.settings, reason="r")
     ),
-    "reports.revenue_report": _c(A.READ_REVENUE, lambda e, a: reports.revenue_report(e.s, a, _FILTERS)),
-    "reports.top_customers": _c(
+    "revenue.report.revenue_report": _c(A.READ_REVENUE, lambda e, a: reports.revenue_report(e.s, a, _FILTERS)),
+    "revenue.report.top_customers": _c(
         A.READ_REVENUE, lambda e, a: reports.top_customers(e.s, a, _SINCE.date(), _SINCE.date())
     ),
-    "reports.pricing_whatif": _c(A.READ_REVENUE, lambda e, a: reports.pricing_whatif(e.s, a, _FILTERS, e.pricing)),
-    "reports.first_day": _c(A.READ_REVENUE, lambda e, a: reports.first_day(e.s, a, "UTC")),
-    "rollup.ensure_built": _c(A.REBUILD_REVENUE, lambda e, a: rollup.ensure_built(e.db, a)),
-    "rollup.rebuild": _c(A.REBUILD_REVENUE, lambda e, a: rollup.rebuild(e.db, a)),
-    "sandbox.run_sandbox_topup": _c(
+    "revenue.report.pricing_whatif": _c(
+        A.READ_REVENUE, lambda e, a: reports.pricing_whatif(e.s, a, _FILTERS, e.pricing)
+    ),
+    "revenue.report.first_day": _c(A.READ_REVENUE, lambda e, a: reports.first_day(e.s, a, "UTC")),
+    "revenue.rollup.ensure_built": _c(A.REBUILD_REVENUE, lambda e, a: rollup.ensure_built(e.db, a)),
+    "revenue.rollup.rebuild": _c(A.REBUILD_REVENUE, lambda e, a: rollup.rebuild(e.db, a)),
+    "orders.sandbox.run_sandbox_topup": _c(
         A.SANDBOX,
         lambda e, a: sandbox.run_sandbox_topup(
             e.db, a, e.settings, customer_id=1, amount="20", method="stripe", outcome=Outcome.SUCCEED
         ),
     ),
-    "sandbox.sandbox_snapshot": _c(A.SANDBOX, lambda e, a: sandbox.sandbox_snapshot(e.s, a, 1)),
-    "search.search_orders": _c(A.READ_ORDERS, lambda e, a: search.search_orders(e.s, a, search.OrderQuery())),
-    "search.count_matches": _c(A.READ_ORDERS, lambda e, a: search.count_matches(e.s, a, search.OrderQuery())),
-    "settlement.preview": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.preview(e.s, a, None)),
-    "settlement.apply": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.apply(e.db, a, e.settings, None)),
+    "orders.sandbox.sandbox_snapshot": _c(A.SANDBOX, lambda e, a: sandbox.sandbox_snapshot(e.s, a, 1)),
+    "orders.search.search_orders": _c(A.READ_ORDERS, lambda e, a: search.search_orders(e.s, a, search.OrderQuery())),
+    "orders.search.count_matches": _c(A.READ_ORDERS, lambda e, a: search.count_matches(e.s, a, search.OrderQuery())),
+    "reconcile.settlement.preview": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.preview(e.s, a, None)),
+    "reconcile.settlement.apply": _c(A.IMPORT_SETTLEMENT, lambda e, a: settlement.apply(e.db, a, e.settings, None)),
+    "invoices.review.summary": _c(A.READ_BILLS, lambda e, a: bills.summary(e.s, a, bills.DocumentFilters())),
+    "invoices.deep_check.start": _c(A.CHECK_BILLS, lambda e, a: bills_check.start(e.s, a)),
+    "invoices.deep_check.run": _c(A.CHECK_BILLS, lambda e, a: bills_check.run(e.db, a, 1, root=e.root)),
+    "invoices.deep_check.launch": _c(A.CHECK_BILLS, lambda e, a: bills_check.launch(e.settings, a, 1)),
+    "cli.invoices.cli_check": _c(A.CHECK_BILLS, lambda e, a: cli_invoices.cli_check(e.db, a, e.settings)),
+    "invoices.deep_check.latest": _c(A.READ_BILLS, lambda e, a: bills_check.latest(e.s, a)),
+    "invoices.deep_check.last_finished": _c(A.READ_BILLS, lambda e, a: bills_check.last_finished(e.s, a)),
+    "invoices.deep_check.series_check": _c(A.READ_BILLS, lambda e, a: bills_check.series_check(e.s, a)),
     "credits.liability.roll_forward": _c(A.READ_CREDITS, lambda e, a: liability.roll_forward(e.s, a)),
     "credits.liability.customers_in_month": _c(
         A.READ_CREDITS, lambda e, a: liability.customers_in_month(e.s, a, date(2026, 1, 1))
@@ -393,71 +417,66 @@ CHECKED = {
     "credits.expiry.plan": _c(A.EXPIRE_CREDITS, lambda e, a: expiry.plan(e.s, a, e.settings.credits)),
     "credits.expiry.soon": _c(A.READ_CREDITS, lambda e, a: expiry.soon(e.s, a, e.settings.credits)),
     "credits.expiry.book": _c(A.EXPIRE_CREDITS, lambda e, a: expiry.book(e.db, a, e.settings.credits)),
-    "credits.expiry.cli_expire": _c(
+    "cli.credits.cli_expire": _c(
         A.EXPIRE_CREDITS,
-        lambda e, a: expiry.cli_expire(argparse.Namespace(dry_run=True, as_of=None, database_url=e.db.url), a),
+        lambda e, a: cli_credits.cli_expire(argparse.Namespace(dry_run=True, as_of=None, database_url=e.db.url), a),
     ),
     "credits.usage.preview": _c(A.IMPORT_USAGE, lambda e, a: usage.preview(e.s, a, None)),
     "credits.usage.apply": _c(A.IMPORT_USAGE, lambda e, a: usage.apply(e.db, a, None)),
-    "credits.usage.cli_usage": _c(
+    "cli.credits.cli_usage": _c(
         A.IMPORT_USAGE,
-        lambda e, a: usage.cli_usage(argparse.Namespace(file="x.csv", apply=False, csv=None, database_url=e.db.url), a),
+        lambda e, a: cli_credits.cli_usage(
+            argparse.Namespace(file="x.csv", apply=False, csv=None, database_url=e.db.url), a
+        ),
     ),
-    "bills.summary": _c(A.READ_BILLS, lambda e, a: bills.summary(e.s, a, bills.DocumentFilters())),
-    "bills_check.start": _c(A.CHECK_BILLS, lambda e, a: bills_check.start(e.s, a)),
-    "bills_check.run": _c(A.CHECK_BILLS, lambda e, a: bills_check.run(e.db, a, 1, root=e.root)),
-    "bills_check.launch": _c(A.CHECK_BILLS, lambda e, a: bills_check.launch(e.settings, a, 1)),
-    "bills_check.cli_check": _c(A.CHECK_BILLS, lambda e, a: bills_check.cli_check(e.db, a, e.settings)),
-    "bills_check.latest": _c(A.READ_BILLS, lambda e, a: bills_check.latest(e.s, a)),
-    "bills_check.last_finished": _c(A.READ_BILLS, lambda e, a: bills_check.last_finished(e.s, a)),
-    "bills_check.series_check": _c(A.READ_BILLS, lambda e, a: bills_check.series_check(e.s, a)),
     "invoices.numbering.series_health": _c(A.READ_BILLS, lambda e, a: numbering.series_health(e.s, a)),
     "invoices.storage.files_for": _c(A.READ_BILLS, lambda e, a: storage.files_for(e.s, a, 1)),
     "invoices.storage.issued_pdf": _c(A.READ_BILLS, lambda e, a: storage.issued_pdf(e.db, a, 1, settings=e.settings)),
     "invoices.storage.store_version": _c(
         A.STORE_INVOICE_FILE, lambda e, a: storage.store_version(e.s, a, None, b"", "r", root=e.root)
     ),
-    "customers.find_customers": _c(A.READ_CUSTOMERS, lambda e, a: customers.find_customers(e.s, a, "nelson")),
-    "customers.customer_profile": _c(A.READ_CUSTOMERS, lambda e, a: customers.customer_profile(e.s, a, "cus_x")),
-    "customers.ledger_page": _c(A.READ_CUSTOMERS, lambda e, a: customers.ledger_page(e.s, a, 1)),
-    "customers.orders_page": _c(A.READ_CUSTOMERS, lambda e, a: customers.orders_page(e.s, a, 1)),
-    "customers.documents_page": _c(A.READ_CUSTOMERS, lambda e, a: customers.documents_page(e.s, a, 1)),
-    "customers.refunds_for": _c(A.READ_CUSTOMERS, lambda e, a: customers.refunds_for(e.s, a, 1)),
-    "customers.audit_events_for": _c(A.READ_CUSTOMERS, lambda e, a: customers.audit_events_for(e.s, a, 1)),
-    "customers.update_billing_details": _c(
+    "orders.customers.find_customers": _c(A.READ_CUSTOMERS, lambda e, a: customers.find_customers(e.s, a, "nelson")),
+    "orders.customers.customer_profile": _c(A.READ_CUSTOMERS, lambda e, a: customers.customer_profile(e.s, a, "cus_x")),
+    "orders.customers.ledger_page": _c(A.READ_CUSTOMERS, lambda e, a: customers.ledger_page(e.s, a, 1)),
+    "orders.customers.orders_page": _c(A.READ_CUSTOMERS, lambda e, a: customers.orders_page(e.s, a, 1)),
+    "orders.customers.documents_page": _c(A.READ_CUSTOMERS, lambda e, a: customers.documents_page(e.s, a, 1)),
+    "orders.customers.refunds_for": _c(A.READ_CUSTOMERS, lambda e, a: customers.refunds_for(e.s, a, 1)),
+    "orders.customers.audit_events_for": _c(A.READ_CUSTOMERS, lambda e, a: customers.audit_events_for(e.s, a, 1)),
+    "orders.customers.update_billing_details": _c(
         A.EDIT_CUSTOMER,
         lambda e, a: customers.update_billing_details(
             e.s, a, "cus_x", reason="r", address=None, company=None, tax_id=None, country="DE"
         ),
     ),
-    "refunds.plan_refund": _c(A.REFUND_ORDER, lambda e, a: refunds.plan_refund(e.s, a, "ord_x", None)),
-    "refunds.refunds_for": _c(A.VIEW_REFUNDS, lambda e, a: refunds.refunds_for(e.s, a, 1)),
-    "refunds.reconcile_refunds": _c(A.RECONCILE, lambda e, a: refunds.reconcile_refunds(e.db, a, e.settings)),
-    "refunds.cli_refunds": _c(
-        A.RECONCILE, lambda e, a: refunds.cli_refunds(argparse.Namespace(order=None, database_url=e.db.url), a)
+    "orders.refunds.plan_refund": _c(A.REFUND_ORDER, lambda e, a: refunds.plan_refund(e.s, a, "ord_x", None)),
+    "orders.refunds.refunds_for": _c(A.VIEW_REFUNDS, lambda e, a: refunds.refunds_for(e.s, a, 1)),
+    "orders.refunds.reconcile_refunds": _c(A.RECONCILE, lambda e, a: refunds.reconcile_refunds(e.db, a, e.settings)),
+    "cli.refunds.cli_refunds": _c(
+        A.RECONCILE, lambda e, a: cli_refunds.cli_refunds(argparse.Namespace(order=None, database_url=e.db.url), a)
     ),
 }
 
 NOT_CHECKED = {
-    "access.may": "the check itself",
-    "access.require": "the check itself",
-    "access.may_open": "the check itself",
-    "access.pages_for": "the check itself",
-    "audit.record": "writes the audit event of a change, inside that change's checked transaction",
-    "db.transaction": "opens a transaction on the caller's session; reads and writes nothing itself",
-    "db.migrate": "applies the schema; no personal or financial data",
-    "db.is_empty": "whether any order exists, for the first run; no personal or financial data",
+    "access.roles.may": "the check itself",
+    "access.roles.require": "the check itself",
+    "access.roles.may_open": "the check itself",
+    "access.roles.pages_for": "the check itself",
+    "access.audit.record": "writes the audit event of a change, inside that change's checked transaction",
+    "core.db.transaction": "opens a transaction on the caller's session; reads and writes nothing itself",
+    "core.db.migrate": "applies the schema; no personal or financial data",
+    "core.db.is_empty": "whether any order exists, for the first run; no personal or financial data",
     "payments.registry.gateway_for": "builds a gateway client; reads and writes nothing",
-    "rollup.version": "the rollup's change counter; no personal or financial data",
-    "rollup.kept_timezones": "the zone names the rollup is kept for; no personal or financial data",
-    "background.start_process": "starts a process for a caller that checked the actor; the process checks again",
-    "cli.cmd_search": "command line: passes its --actor, as support, to the checked search functions above",
-    "reconcile.cli_reconcile": "command line: passes its --actor to the checked functions above",
-    "settlement.cli_settlement": "command line: passes its --actor to the checked functions above",
-    "invoices.batch.invoice_rows": "benchmark: its own temporary database, as the benchmark's actor",
-    "reconcile.reconcile_rows": "benchmark: its own temporary database, as the benchmark's actor",
-    "reports.revenue_rows": "benchmark: its own temporary database, as the benchmark's actor",
-    "credits.bench.credit_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "revenue.rollup.version": "the rollup's change counter; no personal or financial data",
+    "revenue.rollup.kept_timezones": "the zone names the rollup is kept for; no personal or financial data",
+    "invoices.background.start_process": "starts a process for a caller that checked the actor; it checks again",
+    "cli.main.cmd_search": "command line: passes its --actor, as support, to the checked search functions above",
+    "cli.reconcile.cli_reconcile": "command line: passes its --actor to the checked functions above",
+    "cli.settlement.cli_settlement": "command line: passes its --actor to the checked functions above",
+    "cli.invoices.run_launched_job": "command line: passes the actor a page launched it for to batch.run_job",
+    "bench.invoices.invoice_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "bench.reconcile.reconcile_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "bench.revenue.revenue_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "bench.credits.credit_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "invoices.totals.record": "adds a document's bills totals inside the issuing transaction that checked the actor",
     "invoices.totals.rebuild": "recomputes the bills totals inside rollup.rebuild, which checks revenue.rebuild",
 }

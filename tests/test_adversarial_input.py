@@ -14,14 +14,19 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import audit, bills, emails, identity, money, reports, settlement, whatif
-from billing_core.config import RoleMapping
-from billing_core.errors import BillingError, NotFound
+from billing_core.access import audit, identity
+from billing_core.core import emails, money
+from billing_core.core.config import RoleMapping
+from billing_core.core.errors import BillingError, NotFound
+from billing_core.core.models import Customer
 from billing_core.invoices import batch
-from billing_core.models import Customer
-from billing_core.orders import _get_order, create_customer
-from billing_core.pricing import DEFAULT_PRICING_FILE, parse_pricing
-from billing_core.search import interpret
+from billing_core.invoices import review as bills
+from billing_core.orders.lifecycle import _get_order, create_customer
+from billing_core.orders.search import interpret
+from billing_core.pricing import whatif
+from billing_core.pricing.catalog import DEFAULT_PRICING_FILE, parse_pricing
+from billing_core.reconcile import settlement
+from billing_core.revenue import report as reports
 
 MB = 1_000_000
 EMAILS = {

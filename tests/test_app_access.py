@@ -11,9 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
-from billing_core import orders
-from billing_core.access import PAGES, Actor, Role
-from billing_core.db import Database
+from billing_core.access.roles import PAGES, Actor, Role
+from billing_core.core.db import Database
+from billing_core.orders import lifecycle as orders
 from tests.helpers import make_customer
 
 ROOT = Path(__file__).resolve().parent.parent

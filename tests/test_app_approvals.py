@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from billing_core.access import Actor, Role
+from billing_core.access.roles import Actor, Role
+from billing_core.core.models import CreditPool
 from billing_core.credits import ledger, liability
-from billing_core.models import CreditPool
 from tests.test_app_credits import APP, holder, seeded  # noqa: F401 - the fixture
 
 FAY = Actor("fay@company.test", Role.FINANCE)

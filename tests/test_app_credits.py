@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from billing_core import demo
+from billing_core.core.db import Database
+from billing_core.core.models import Customer
 from billing_core.credits import ledger
-from billing_core.db import Database
-from billing_core.models import Customer
+from billing_core.demo import seeding as demo
 from tests.test_app_customers import ADMIN, APP
 
 

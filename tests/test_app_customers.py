@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from billing_core import demo, orders
-from billing_core.access import Actor, Role
-from billing_core.db import Database
-from billing_core.models import AuditEvent, Customer, Order
-from billing_core.money import format_credits
+from billing_core.access.roles import Actor, Role
+from billing_core.core.db import Database
+from billing_core.core.models import AuditEvent, Customer, Order
+from billing_core.core.money import format_credits
+from billing_core.demo import seeding as demo
+from billing_core.orders import lifecycle as orders
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 ADMIN = Actor("ada@company.test", Role.ADMIN, "Ada Admin")

@@ -12,12 +12,10 @@ import pytest
 from sqlalchemy import func, select, update
 from streamlit.testing.v1 import AppTest
 
-from billing_core import bills, bills_check, demo
-from billing_core.access import Actor, Role
-from billing_core.config import Settings
-from billing_core.db import Database, transaction
-from billing_core.invoices import batch, storage
-from billing_core.models import (
+from billing_core.access.roles import Actor, Role
+from billing_core.core.config import Settings
+from billing_core.core.db import Database, transaction
+from billing_core.core.models import (
     CheckStatus,
     Customer,
     Invoice,
@@ -26,6 +24,10 @@ from billing_core.models import (
     RegenerationJob,
     RegenerationStatus,
 )
+from billing_core.demo import seeding as demo
+from billing_core.invoices import batch, storage
+from billing_core.invoices import deep_check as bills_check
+from billing_core.invoices import review as bills
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 ADMIN = Actor("ada@company.test", Role.ADMIN, "Ada Admin")

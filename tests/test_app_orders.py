@@ -9,14 +9,15 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from billing_core import orders, refunds
-from billing_core.access import Actor, Role
-from billing_core.config import Settings
-from billing_core.db import Database
-from billing_core.errors import PermissionDenied
-from billing_core.models import LedgerEntry, Order, OrderStatus
+from billing_core.access.roles import Actor, Role
+from billing_core.core.config import Settings
+from billing_core.core.db import Database
+from billing_core.core.errors import PermissionDenied
+from billing_core.core.models import LedgerEntry, Order, OrderStatus
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import refunds
 from billing_core.payments.simulated import Outcome, SimulatedGateway
-from billing_core.pricing import load_pricing
+from billing_core.pricing.catalog import load_pricing
 from tests.helpers import make_customer, make_order
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,7 +271,7 @@ def test_finance_sees_the_refund_plan_and_refunds_part(app_env, sqlite_db):
 
 
 def test_a_pending_refund_is_shown_with_what_to_do_and_the_button_finishes_it(app_env, sqlite_db):
-    from billing_core.errors import GatewayUnreachable
+    from billing_core.core.errors import GatewayUnreachable
 
     class AnswerLost(SimulatedGateway):
         def refund(self, *args):

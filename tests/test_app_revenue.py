@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from billing_core import orders
-from billing_core.access import Actor, Role
-from billing_core.config import Settings
-from billing_core.pricing import load_pricing
+from billing_core.access.roles import Actor, Role
+from billing_core.core.config import Settings
+from billing_core.orders import lifecycle as orders
+from billing_core.pricing.catalog import load_pricing
 from tests.helpers import make_customer, paid
 
 APP = Path(__file__).resolve().parent.parent / "app.py"

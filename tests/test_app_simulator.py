@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from billing_core import money, whatif
-from billing_core.db import Database
-from billing_core.models import Customer, Invoice, Order, OrderStatus
-from billing_core.pricing import DEFAULT_PRICING_FILE, load_pricing, quote
+from billing_core.core import money
+from billing_core.core.db import Database
+from billing_core.core.models import Customer, Invoice, Order, OrderStatus
+from billing_core.pricing import whatif
+from billing_core.pricing.catalog import DEFAULT_PRICING_FILE, load_pricing, quote
 
 
 def shown(text: str) -> str:

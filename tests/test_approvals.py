@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from billing_core.access import Actor, Role
-from billing_core.config import CreditPolicy, Settings
+from billing_core.access.roles import Actor, Role
+from billing_core.core.config import CreditPolicy, Settings
+from billing_core.core.errors import BillingError, PermissionDenied, StateConflict
+from billing_core.core.models import ApprovalStatus, AuditEvent, CreditPool, LedgerEntry, LedgerKind, utcnow
 from billing_core.credits import approvals, ledger, liability
-from billing_core.errors import BillingError, PermissionDenied, StateConflict
-from billing_core.models import ApprovalStatus, AuditEvent, CreditPool, LedgerEntry, LedgerKind, utcnow
 from tests.helpers import make_customer
 
 FAY = Actor("fay@company.test", Role.FINANCE, "Fay Finance")

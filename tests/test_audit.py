@@ -6,10 +6,10 @@ import random
 
 from sqlalchemy import select, text
 
-from billing_core import audit
-from billing_core.access import Actor, Role
-from billing_core.db import transaction
-from billing_core.models import AuditEvent
+from billing_core.access import audit
+from billing_core.access.roles import Actor, Role
+from billing_core.core.db import transaction
+from billing_core.core.models import AuditEvent
 
 
 def test_known_values_are_every_distinct_action_and_type_in_order(db, session, admin):
@@ -31,7 +31,7 @@ def test_known_values_of_an_empty_log_are_empty(session, admin):
 
 
 def test_the_pickers_and_the_action_filter_read_indexes_on_sqlite(tmp_path):
-    from billing_core.db import Database
+    from billing_core.core.db import Database
 
     database = Database(f"sqlite:///{tmp_path / 'plan.db'}")
     database.migrate()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing_core import bench
+from billing_core.bench import run as bench
 
 
 def test_rows_print_value_baseline_and_ratio():
@@ -28,7 +28,7 @@ def test_seed_rows_measure_the_bulk_load_beside_the_orm(pg_database, monkeypatch
 
 @pytest.mark.slow
 def test_search_rows_give_p50_and_p95_per_kind_beside_a_full_scan(monkeypatch):
-    from billing_core import search_bench
+    from billing_core.bench import search as search_bench
 
     monkeypatch.setattr(search_bench, "SAMPLES", 12)
     monkeypatch.setattr(search_bench, "BASELINE_SAMPLES", 2)
@@ -40,7 +40,7 @@ def test_search_rows_give_p50_and_p95_per_kind_beside_a_full_scan(monkeypatch):
 
 @pytest.mark.slow
 def test_invoice_rows_regenerate_a_batch_beside_the_naive_renderer():
-    from billing_core.invoices.batch import invoice_rows
+    from billing_core.bench.invoices import invoice_rows
 
     rate, memory = invoice_rows(bench.Options(seed_orders=120))
     assert rate.unit == "invoices/s" and rate.value > 0 and rate.baseline > 0
@@ -55,7 +55,7 @@ def test_refund_rows_give_refunds_per_second_and_the_reconcile_time(tmp_path):
 
 
 def test_credit_rows_time_the_roll_forward_beside_the_ledger_sum(monkeypatch):
-    from billing_core.credits import bench as credits_bench
+    from billing_core.bench import credits as credits_bench
 
     monkeypatch.setattr(credits_bench, "SQLITE_SIZES", (2_000,))
     rows = list(credits_bench.credit_rows(bench.Options()))

@@ -12,13 +12,23 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from billing_core import bills, demo, orders
-from billing_core.bills import DocumentFilters
-from billing_core.config import Settings
-from billing_core.db import transaction
-from billing_core.errors import BillingError, NotFound, PermissionDenied
+from billing_core.core.config import Settings
+from billing_core.core.db import transaction
+from billing_core.core.errors import BillingError, NotFound, PermissionDenied
+from billing_core.core.models import (
+    AuditEvent,
+    Customer,
+    Invoice,
+    InvoiceKind,
+    Order,
+    RegenerationJob,
+    RegenerationStatus,
+)
+from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, storage
-from billing_core.models import AuditEvent, Customer, Invoice, InvoiceKind, Order, RegenerationJob, RegenerationStatus
+from billing_core.invoices import review as bills
+from billing_core.invoices.review import DocumentFilters
+from billing_core.orders import lifecycle as orders
 from tests.helpers import FINANCE, make_customer, make_order, paid
 
 

@@ -5,10 +5,22 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from billing_core import bills, bills_check, demo, orders
-from billing_core.cli import main
-from billing_core.errors import BillingError, PermissionDenied
-from billing_core.models import AuditEvent, CheckStatus, Invoice, InvoiceCheck, InvoiceKind, Order, OrderStatus, utcnow
+from billing_core.cli.main import main
+from billing_core.core.errors import BillingError, PermissionDenied
+from billing_core.core.models import (
+    AuditEvent,
+    CheckStatus,
+    Invoice,
+    InvoiceCheck,
+    InvoiceKind,
+    Order,
+    OrderStatus,
+    utcnow,
+)
+from billing_core.demo import seeding as demo
+from billing_core.invoices import deep_check as bills_check
+from billing_core.invoices import review as bills
+from billing_core.orders import lifecycle as orders
 from tests.helpers import make_customer, make_order, paid
 
 

@@ -6,13 +6,16 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, select, update
 
-from billing_core import bills, demo, orders, rollup
-from billing_core.bills import DocumentFilters
-from billing_core.db import MIGRATIONS, migrate, transaction
-from billing_core.errors import PermissionDenied
+from billing_core.core.db import MIGRATIONS, migrate, transaction
+from billing_core.core.errors import PermissionDenied
+from billing_core.core.models import BillsDaily, Invoice, InvoiceKind, Order, utcnow
+from billing_core.demo import seeding as demo
+from billing_core.invoices import review as bills
 from billing_core.invoices import totals
 from billing_core.invoices.issuing import _issue_credit_note
-from billing_core.models import BillsDaily, Invoice, InvoiceKind, Order, utcnow
+from billing_core.invoices.review import DocumentFilters
+from billing_core.orders import lifecycle as orders
+from billing_core.revenue import rollup
 from tests.helpers import make_customer, make_order, paid
 
 

@@ -1,6 +1,6 @@
 import json
 
-from billing_core.cli import main
+from billing_core.cli.main import main
 
 
 def test_quote_prints_json_with_exact_strings(capsys):
@@ -11,7 +11,7 @@ def test_quote_prints_json_with_exact_strings(capsys):
 
 
 def test_quote_with_a_what_if_pricing_file(capsys, tmp_path):
-    from billing_core.pricing import DEFAULT_PRICING_FILE
+    from billing_core.pricing.catalog import DEFAULT_PRICING_FILE
 
     other = tmp_path / "p.toml"
     other.write_text(DEFAULT_PRICING_FILE.read_text().replace('fee_rate = "0.03"', 'fee_rate = "0.02"'))
@@ -52,10 +52,10 @@ def test_reconcile_needs_a_range_or_events(capsys, tmp_path):
 def test_rollup_rebuild_recomputes_the_revenue_figures_and_audits(capsys, tmp_path):
     from sqlalchemy import select
 
-    from billing_core import demo
-    from billing_core.access import Actor, Role
-    from billing_core.db import Database
-    from billing_core.models import AuditEvent, RevenueDaily
+    from billing_core.access.roles import Actor, Role
+    from billing_core.core.db import Database
+    from billing_core.core.models import AuditEvent, RevenueDaily
+    from billing_core.demo import seeding as demo
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     database = Database(url)
@@ -80,9 +80,9 @@ def test_rollup_rebuild_with_an_unknown_zone_changes_nothing(capsys, tmp_path):
 
 
 def test_search_prints_customers_then_orders_as_json(capsys, tmp_path):
-    from billing_core import demo
-    from billing_core.access import Actor, Role
-    from billing_core.db import Database
+    from billing_core.access.roles import Actor, Role
+    from billing_core.core.db import Database
+    from billing_core.demo import seeding as demo
 
     url = f"sqlite:///{tmp_path / 'search.db'}"
     database = Database(url)
@@ -91,7 +91,7 @@ def test_search_prints_customers_then_orders_as_json(capsys, tmp_path):
     with database.session() as session:
         from sqlalchemy import select
 
-        from billing_core.models import Customer
+        from billing_core.core.models import Customer
 
         someone = session.scalars(select(Customer).where(Customer.name.like("% %")).limit(1)).one()
     database.dispose()

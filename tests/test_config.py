@@ -1,7 +1,7 @@
 import pytest
 
-from billing_core.config import load_settings
-from billing_core.errors import ConfigError
+from billing_core.core.config import load_settings
+from billing_core.core.errors import ConfigError
 
 
 def test_defaults_work_without_any_setting(tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from billing_core import countries
-from billing_core.errors import InvalidCountry
+from billing_core.core import countries
+from billing_core.core.errors import InvalidCountry
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, select
 
-from billing_core import demo, refunds, rollup
-from billing_core.credits import ledger
-from billing_core.db import MIGRATIONS, migrate, transaction
-from billing_core.errors import StateConflict
-from billing_core.models import (
+from billing_core.core.db import MIGRATIONS, migrate, transaction
+from billing_core.core.errors import StateConflict
+from billing_core.core.models import (
     CreditBalance,
     CreditMonthly,
     CreditPool,
@@ -21,7 +19,11 @@ from billing_core.models import (
     LedgerKind,
     Order,
 )
+from billing_core.credits import ledger
+from billing_core.demo import seeding as demo
+from billing_core.orders import refunds
 from billing_core.payments.simulated import SimulatedGateway
+from billing_core.revenue import rollup
 from tests.test_refunds import paid_order
 
 ROLLUPS = (CreditBalance, CreditMonthly, CustomerCreditMonthly)

@@ -5,11 +5,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from billing_core import customer_index, demo, orders
-from billing_core.customers import Match, find_customers, update_billing_details
-from billing_core.errors import BillingError, PermissionDenied
-from billing_core.models import Customer, CustomerGram, Order
-from billing_core.search import OrderQuery, count_matches, search_orders
+from billing_core.core.errors import BillingError, PermissionDenied
+from billing_core.core.models import Customer, CustomerGram, Order
+from billing_core.demo import seeding as demo
+from billing_core.orders import customer_index
+from billing_core.orders import lifecycle as orders
+from billing_core.orders.customers import Match, find_customers, update_billing_details
+from billing_core.orders.search import OrderQuery, count_matches, search_orders
 from tests.helpers import SUPPORT, make_customer
 from tests.test_search import _full_scans, _plans_of
 
@@ -265,7 +267,7 @@ def test_seed_data_has_the_people_the_issue_names(seeded, support):
 
 
 def test_the_customer_page_reads_one_customer_by_index(seeded, support):
-    from billing_core import customers as cs
+    from billing_core.orders import customers as cs
 
     with seeded.session() as session:
         busiest = session.scalar(

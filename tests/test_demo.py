@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import cli, demo, money, orders, refunds, rollup
-from billing_core.access import Actor, Role
-from billing_core.config import Settings
-from billing_core.db import Database
-from billing_core.errors import PermissionDenied, StateConflict
-from billing_core.invoices.numbering import format_number, series_name
-from billing_core.models import (
+from billing_core.access.roles import Actor, Role
+from billing_core.cli import main as cli
+from billing_core.core import money
+from billing_core.core.config import Settings
+from billing_core.core.db import Database
+from billing_core.core.errors import PermissionDenied, StateConflict
+from billing_core.core.models import (
     AuditEvent,
     Customer,
     CustomerMonthly,
@@ -37,8 +37,13 @@ from billing_core.models import (
     SimulatedStatus,
     utcnow,
 )
+from billing_core.demo import seeding as demo
+from billing_core.invoices.numbering import format_number, series_name
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import refunds
 from billing_core.payments.simulated import SimulatedGateway
-from billing_core.pricing import PlanId, quote
+from billing_core.pricing.catalog import PlanId, quote
+from billing_core.revenue import rollup
 
 ORDERS = 3_000
 # Orders whose credits were granted (and so have a top-up entry and an invoice).

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing_core.db import Database
+from billing_core.core.db import Database
 from tests.e2e_support import BANNER, StreamlitServer, local_mode_env, metric, settle, start_streamlit
 
 pytestmark = pytest.mark.e2e

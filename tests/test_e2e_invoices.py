@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing_core import demo
-from billing_core.access import Actor, Role
-from billing_core.db import Database
+from billing_core.access.roles import Actor, Role
+from billing_core.core.db import Database
+from billing_core.demo import seeding as demo
 from tests.e2e_support import local_mode_env, metric, settle, start_streamlit
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing_core.db import Database
+from billing_core.core.db import Database
 from tests.e2e_support import BANNER, StreamlitServer, local_mode_env, settle, start_streamlit
 from tests.test_e2e_orders import seed_stuck_order
 

@@ -8,12 +8,12 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
-from billing_core import orders
-from billing_core.access import Actor, Role
-from billing_core.db import Database
-from billing_core.models import LedgerEntry, Order, OrderStatus
+from billing_core.access.roles import Actor, Role
+from billing_core.core.db import Database
+from billing_core.core.models import LedgerEntry, Order, OrderStatus
+from billing_core.orders import lifecycle as orders
 from billing_core.payments.simulated import Outcome, SimulatedGateway
-from billing_core.pricing import load_pricing
+from billing_core.pricing.catalog import load_pricing
 from tests.e2e_support import BANNER, StreamlitServer, local_mode_env, metric, settle, start_streamlit
 from tests.helpers import make_customer, make_order
 

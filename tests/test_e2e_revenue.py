@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from billing_core import demo
-from billing_core.access import Actor, Role
-from billing_core.db import Database
+from billing_core.access.roles import Actor, Role
+from billing_core.core.db import Database
+from billing_core.demo import seeding as demo
 from tests.e2e_support import local_mode_env, metric, start_streamlit
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing_core.db import Database
+from billing_core.core.db import Database
 from tests.e2e_support import app_env, free_port, start_streamlit
 
 pytestmark = pytest.mark.e2e

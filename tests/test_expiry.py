@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from billing_core.config import CreditPolicy
+from billing_core.cli import credits as cli_credits
+from billing_core.core.config import CreditPolicy
+from billing_core.core.db import transaction
+from billing_core.core.models import AuditEvent, CreditPool, LedgerKind
 from billing_core.credits import expiry, ledger, liability
-from billing_core.db import transaction
-from billing_core.models import AuditEvent, CreditPool, LedgerKind
 from tests.helpers import make_customer
 
 POLICY = CreditPolicy(paid_expiry_days=365, promotional_expiry_days=30, notice_days=30)
@@ -87,11 +88,11 @@ def test_the_command_dry_run_books_nothing(db, admin, customer, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", db.url)
     said: list[str] = []
     args = argparse.Namespace(dry_run=True, as_of="2026-03-01", database_url=db.url)
-    assert expiry.cli_expire(args, admin, said.append) == 0
+    assert cli_credits.cli_expire(args, admin, said.append) == 0
     assert "dry run: nothing was booked" in said[-1] and "would expire" in said[-2]
     with db.session() as s:
         assert ledger._balance(s, customer).total == 50_00
     args.dry_run = False
-    assert expiry.cli_expire(args, admin, said.append) == 0
+    assert cli_credits.cli_expire(args, admin, said.append) == 0
     with db.session() as s:
         assert ledger._balance(s, customer).total == 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from billing_core.access import Actor, Role
-from billing_core.config import RoleMapping, load_settings
-from billing_core.errors import ConfigError
-from billing_core.identity import NOT_ASCII, NOT_VERIFIED, actor_for, email_of, refusal_of, role_for
+from billing_core.access.identity import NOT_ASCII, NOT_VERIFIED, actor_for, email_of, refusal_of, role_for
+from billing_core.access.roles import Actor, Role
+from billing_core.core.config import RoleMapping, load_settings
+from billing_core.core.errors import ConfigError
 
 GOOD_SECRET = "kT9vQ2mZ7xR4pL8wN3bF6hJ1cY5dG0sA-uE"
 AUTH = f"""
@@ -203,9 +203,9 @@ def test_local_mode_cannot_be_on_with_sign_in(tmp_path):
 def test_cli_seed_records_the_actor_given(tmp_path, monkeypatch):
     from sqlalchemy import select
 
-    from billing_core.cli import main
-    from billing_core.db import Database
-    from billing_core.models import AuditEvent
+    from billing_core.cli.main import main
+    from billing_core.core.db import Database
+    from billing_core.core.models import AuditEvent
 
     monkeypatch.setenv("BILLING_SECRETS_FILE", str(tmp_path / "none.toml"))
     url = f"sqlite:///{tmp_path / 'cli.db'}"
@@ -218,7 +218,7 @@ def test_cli_seed_records_the_actor_given(tmp_path, monkeypatch):
 
 
 def test_cli_refuses_an_actor_with_control_characters(tmp_path, monkeypatch, capsys):
-    from billing_core.cli import main
+    from billing_core.cli.main import main
 
     monkeypatch.setenv("BILLING_SECRETS_FILE", str(tmp_path / "none.toml"))
     url = f"sqlite:///{tmp_path / 'cli.db'}"

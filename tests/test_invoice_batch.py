@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import bills, demo
-from billing_core.config import Settings
-from billing_core.db import transaction
-from billing_core.errors import BillingError, PermissionDenied
+from billing_core.core.config import Settings
+from billing_core.core.db import transaction
+from billing_core.core.errors import BillingError, PermissionDenied
+from billing_core.core.models import AuditEvent, Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
+from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, storage
-from billing_core.models import AuditEvent, Invoice, InvoiceFile, RegenerationJob, RegenerationStatus
+from billing_core.invoices import review as bills
 from tests.helpers import FINANCE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,8 +255,9 @@ def test_job_killed_half_way_resumes_without_duplicating_a_version(db, admin, fi
             job_id = batch.start_job(session, finance, chosen, "kill test").id
     script = tmp_path / "run.py"
     script.write_text(
-        "import sys\nfrom billing_core.invoices import batch\nbatch.CHUNK = 20\n"
-        "raise SystemExit(batch.main(sys.argv[1:]))\n"
+        "import sys\nfrom billing_core.cli.main import main\nfrom billing_core.invoices import batch\n"
+        "batch.CHUNK = 20\n"
+        "raise SystemExit(main(['bench-job', *sys.argv[1:]]))\n"
     )
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(

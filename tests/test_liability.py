@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing_core import demo, rollup
+from billing_core.core.db import transaction
+from billing_core.core.models import CreditPool, LedgerKind
 from billing_core.credits import ledger, liability
-from billing_core.db import transaction
-from billing_core.models import CreditPool, LedgerKind
+from billing_core.demo import seeding as demo
+from billing_core.revenue import rollup
 from tests.helpers import make_customer
 from tests.test_credits_ledger import rollup_rows
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing_core import money
-from billing_core.errors import InvalidAmount
+from billing_core.core import money
+from billing_core.core.errors import InvalidAmount
 
 
 @pytest.mark.parametrize(

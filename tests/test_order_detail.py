@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from billing_core import orders, payment_ops, refunds
-from billing_core.config import Settings
-from billing_core.errors import NotFound
-from billing_core.models import OrderStatus
-from billing_core.order_detail import order_detail
+from billing_core.core.config import Settings
+from billing_core.core.errors import NotFound
+from billing_core.core.models import OrderStatus
+from billing_core.orders import gateway_actions as payment_ops
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import refunds
+from billing_core.orders.detail import order_detail
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from tests.helpers import SUPPORT, make_customer, make_order
 

@@ -5,10 +5,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, func, select, update
 
-from billing_core import orders
-from billing_core.access import Actor, Role
-from billing_core.errors import BillingError, InvalidAmount, PaymentMismatch, PermissionDenied, StateConflict
-from billing_core.models import (
+from billing_core.access.roles import Actor, Role
+from billing_core.core.errors import BillingError, InvalidAmount, PaymentMismatch, PermissionDenied, StateConflict
+from billing_core.core.models import (
     AuditEvent,
     Invoice,
     InvoiceSeries,
@@ -17,8 +16,9 @@ from billing_core.models import (
     OrderStatus,
     utcnow,
 )
+from billing_core.orders import lifecycle as orders
 from billing_core.payments import PaymentState
-from billing_core.pricing import PlanId, quote
+from billing_core.pricing.catalog import PlanId, quote
 from tests.helpers import make_customer, make_order, paid
 
 

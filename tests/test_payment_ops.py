@@ -3,10 +3,20 @@
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import orders, payment_ops, refunds
-from billing_core.db import transaction
-from billing_core.errors import BillingError, GatewayError, PermissionDenied, StateConflict
-from billing_core.models import AuditEvent, GatewayCheck, Invoice, InvoiceKind, LedgerEntry, LedgerKind, OrderStatus
+from billing_core.core.db import transaction
+from billing_core.core.errors import BillingError, GatewayError, PermissionDenied, StateConflict
+from billing_core.core.models import (
+    AuditEvent,
+    GatewayCheck,
+    Invoice,
+    InvoiceKind,
+    LedgerEntry,
+    LedgerKind,
+    OrderStatus,
+)
+from billing_core.orders import gateway_actions as payment_ops
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import refunds
 from billing_core.payments import PaymentState
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from billing_core.payments.stripe_gateway import StripeGateway

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing_core import whatif
-from billing_core.errors import InvalidAmount, PricingError
-from billing_core.pricing import DEFAULT_PRICING_FILE, Method, PlanId, load_pricing, parse_pricing, quote
+from billing_core.core.errors import InvalidAmount, PricingError
+from billing_core.pricing import whatif
+from billing_core.pricing.catalog import DEFAULT_PRICING_FILE, Method, PlanId, load_pricing, parse_pricing, quote
 
 DEFAULT = load_pricing()
 TEXT = DEFAULT_PRICING_FILE.read_text()

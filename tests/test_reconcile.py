@@ -4,14 +4,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import orders
-from billing_core.errors import GatewayError, PermissionDenied, StateConflict
-from billing_core.exports import to_csv_bytes
-from billing_core.models import GatewayCheck, Invoice, LedgerEntry, Order, OrderStatus, SyncCursor, utcnow
+from billing_core.core.errors import GatewayError, PermissionDenied, StateConflict
+from billing_core.core.exports import to_csv_bytes
+from billing_core.core.models import GatewayCheck, Invoice, LedgerEntry, Order, OrderStatus, SyncCursor, utcnow
+from billing_core.orders import lifecycle as orders
 from billing_core.payments.registry import gateway_for
 from billing_core.payments.simulated import Outcome as Pay
 from billing_core.payments.simulated import SimulatedGateway
-from billing_core.reconcile import (
+from billing_core.reconcile.stuck import (
     Cursor,
     Outcome,
     ReconcileReport,
@@ -314,7 +314,7 @@ def test_command_line_reconcile_prints_a_summary_and_writes_the_csv(
 ):
     from argparse import Namespace
 
-    from billing_core.reconcile import cli_reconcile
+    from billing_core.cli.reconcile import cli_reconcile
 
     (order,) = open_orders(db, admin, pricing, sim, 1)
     sim.settle(order.provider_ref, Pay.SUCCEED)

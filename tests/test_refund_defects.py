@@ -9,15 +9,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from billing_core import demo, orders, payment_ops, reconcile, refunds
-from billing_core.access import Role
-from billing_core.config import Settings
-from billing_core.db import transaction
-from billing_core.errors import PermissionDenied, StateConflict
+from billing_core.access.roles import Role
+from billing_core.core.config import Settings
+from billing_core.core.db import transaction
+from billing_core.core.errors import PermissionDenied, StateConflict
+from billing_core.core.models import AuditEvent, Invoice, InvoiceFile, Order, OrderStatus
+from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, storage
-from billing_core.models import AuditEvent, Invoice, InvoiceFile, Order, OrderStatus
+from billing_core.orders import gateway_actions as payment_ops
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import refunds
 from billing_core.payments.simulated import Outcome, SimulatedGateway
-from billing_core.settlement import Verdict, apply, parse_settlement, preview
+from billing_core.reconcile import stuck as reconcile
+from billing_core.reconcile.settlement import Verdict, apply, parse_settlement, preview
 from tests.helpers import FINANCE, make_customer, make_order
 
 HEADER = "Transaction ID,Merchant Order ID,Payment Intent ID,Currency,Amount,Fee,Net,Status,Settled At\n"
@@ -74,7 +78,7 @@ def test_settlement_calls_a_refunded_order_already_paid(db, admin, support, fina
 def test_an_order_refunded_while_a_settlement_file_is_applied_counts_as_completed_meanwhile(
     db, admin, finance, pricing, settings, monkeypatch
 ):
-    from billing_core import settlement
+    from billing_core.reconcile import settlement
 
     with db.session() as s:
         order = make_order(s, admin, make_customer(s, admin), pricing, amount="100", method="airwallex")

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import orders, payment_ops, refunds
-from billing_core.db import transaction
-from billing_core.errors import BillingError, GatewayError, GatewayUnreachable, StateConflict
-from billing_core.models import (
+from billing_core.core.db import transaction
+from billing_core.core.errors import BillingError, GatewayError, GatewayUnreachable, StateConflict
+from billing_core.core.models import (
     AuditEvent,
     Invoice,
     InvoiceKind,
@@ -32,7 +31,10 @@ from billing_core.models import (
     SimulatedPayment,
     SimulatedRefund,
 )
-from billing_core.order_detail import order_detail
+from billing_core.orders import gateway_actions as payment_ops
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import refunds
+from billing_core.orders.detail import order_detail
 from billing_core.payments import PaymentRequest, RefundState
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from tests.helpers import make_customer, make_order
@@ -311,10 +313,10 @@ def test_a_refusal_is_shown_as_a_sentence_and_nothing_is_refunded(
 
 _KILLED_AFTER_THE_GATEWAY = """
 import os, signal, sys
-from billing_core import refunds
-from billing_core.access import Actor, Role
-from billing_core.config import Settings
-from billing_core.db import Database
+from billing_core.orders import refunds
+from billing_core.access.roles import Actor, Role
+from billing_core.core.config import Settings
+from billing_core.core.db import Database
 from billing_core.payments.simulated import SimulatedGateway
 
 class DiesAfterRefunding(SimulatedGateway):
@@ -395,8 +397,8 @@ def test_reconcile_racing_a_live_refund_pays_it_once(db, admin, support, finance
 def test_bulk_reconcile_finishes_pending_refunds_too(db, admin, support, finance, pricing, settings, gateway):
     from datetime import timedelta
 
-    from billing_core import reconcile
-    from billing_core.models import utcnow
+    from billing_core.core.models import utcnow
+    from billing_core.reconcile import stuck as reconcile
 
     order = paid_order(db, admin, support, pricing, settings, gateway)
     with db.session() as s:
@@ -448,7 +450,7 @@ def test_the_credit_note_tells_the_customer_what_it_is_and_the_reason_stays_in_t
 
 
 def test_plan_and_list_check_the_role(db, admin, support, finance, analyst, pricing, settings, gateway):
-    from billing_core.errors import PermissionDenied
+    from billing_core.core.errors import PermissionDenied
 
     order = paid_order(db, admin, support, pricing, settings, gateway)
     with db.session() as s:
@@ -463,7 +465,7 @@ def test_plan_and_list_check_the_role(db, admin, support, finance, analyst, pric
 def test_refunds_reconcile_command_finishes_pending_refunds(
     db, admin, support, finance, pricing, settings, gateway, monkeypatch, capsys
 ):
-    from billing_core import cli
+    from billing_core.cli import main as cli
 
     order = paid_order(db, admin, support, pricing, settings, gateway)
     with db.session() as s:

@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from billing_core import orders, refunds
-from billing_core.errors import BillingError
-from billing_core.models import LedgerEntry, LedgerKind, Order, OrderStatus, Refund, RefundStatus
+from billing_core.core.errors import BillingError
+from billing_core.core.models import LedgerEntry, LedgerKind, Order, OrderStatus, Refund, RefundStatus
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import refunds
 from billing_core.payments.simulated import Outcome, SimulatedGateway
 from tests.helpers import make_customer, make_order
 from tests.test_refunds import SilentGateway, assert_books_equal_gateway, books, run_together
@@ -37,7 +38,7 @@ step = st.one_of(
 )
 @given(steps=st.lists(step, min_size=1, max_size=12))
 def test_random_refund_histories_keep_the_books_equal_to_the_gateway(db, admin, support, finance, pricing, steps):
-    from billing_core.config import Settings
+    from billing_core.core.config import Settings
 
     config = Settings(database_url=db.url)
     gateway = SimulatedGateway(db)

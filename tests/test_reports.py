@@ -11,12 +11,18 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import bench, charts, demo, orders, refunds, reports, rollup
-from billing_core.exports import FORMULA_STARTS, to_csv_bytes
-from billing_core.models import Customer, Invoice, InvoiceKind, Order, Refund
+from billing_core.bench import revenue as bench_revenue
+from billing_core.bench import run as bench
+from billing_core.core.exports import FORMULA_STARTS, to_csv_bytes
+from billing_core.core.models import Customer, Invoice, InvoiceKind, Order, Refund
+from billing_core.demo import seeding as demo
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import refunds
 from billing_core.payments.simulated import Outcome, SimulatedGateway
-from billing_core.pricing import DEFAULT_PRICING_FILE, parse_pricing, quote
-from billing_core.reports import Filters
+from billing_core.pricing.catalog import DEFAULT_PRICING_FILE, parse_pricing, quote
+from billing_core.revenue import charts, rollup
+from billing_core.revenue import report as reports
+from billing_core.revenue.report import Filters
 from tests.helpers import ANALYST, make_customer
 
 T = datetime(2026, 3, 2, 10, tzinfo=UTC)  # a Monday
@@ -391,17 +397,17 @@ def test_top_customers_are_exact_on_every_path(db, admin, monkeypatch):
 
 @pytest.mark.slow
 def test_the_revenue_benchmark_measures_each_size_beside_its_baseline(pg_database, monkeypatch):
-    monkeypatch.setattr(reports, "BENCH_SQLITE_SIZES", (1_500,))
-    monkeypatch.setattr(reports, "BENCH_POSTGRES_SIZES", (1_000,))
-    monkeypatch.setattr(reports, "BENCH_POSTGRES_LARGE", 3_000)
-    monkeypatch.setattr(reports, "BENCH_NAIVE_REPEAT_MAX", 2_000)  # the large size times its baseline once
-    rows = list(reports.revenue_rows(bench.Options(postgres_url=pg_database.url, large=True)))
+    monkeypatch.setattr(bench_revenue, "BENCH_SQLITE_SIZES", (1_500,))
+    monkeypatch.setattr(bench_revenue, "BENCH_POSTGRES_SIZES", (1_000,))
+    monkeypatch.setattr(bench_revenue, "BENCH_POSTGRES_LARGE", 3_000)
+    monkeypatch.setattr(bench_revenue, "BENCH_NAIVE_REPEAT_MAX", 2_000)  # the large size times its baseline once
+    rows = list(bench_revenue.revenue_rows(bench.Options(postgres_url=pg_database.url, large=True)))
     assert [r.name for r in rows] == [
         f"revenue {figure} ({where})"
         for where in ("SQLite, 1,500", "PostgreSQL, 1,000", "PostgreSQL, 3,000")
         for figure in ("page data", "top customers")
     ]
     assert all(r.value > 0 and r.baseline > 0 and r.unit == "ms" for r in rows)
-    assert len(list(reports.revenue_rows(bench.Options()))) == 2  # SQLite only, without a PostgreSQL URL
+    assert len(list(bench_revenue.revenue_rows(bench.Options()))) == 2  # SQLite only, without a PostgreSQL URL
     with pg_database.session() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 3_000  # the last size seeded stays

@@ -9,10 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import orders, refunds, rollup
-from billing_core.access import Actor, Role
-from billing_core.errors import PermissionDenied
-from billing_core.models import (
+from billing_core.access.roles import Actor, Role
+from billing_core.core.errors import PermissionDenied
+from billing_core.core.models import (
     AuditEvent,
     Customer,
     CustomerMonthly,
@@ -24,7 +23,10 @@ from billing_core.models import (
     RevenueDailyCountry,
     RevenueState,
 )
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import refunds
 from billing_core.payments.simulated import Outcome, SimulatedGateway
+from billing_core.revenue import rollup
 from tests.helpers import make_customer
 
 ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Shanghai")

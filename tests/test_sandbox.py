@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from billing_core import orders
-from billing_core.access import Actor, Role
-from billing_core.errors import BillingError, InvalidAmount, NotFound, PermissionDenied
-from billing_core.models import Invoice, LedgerEntry, Order, OrderStatus
+from billing_core.access.roles import Actor, Role
+from billing_core.core.errors import BillingError, InvalidAmount, NotFound, PermissionDenied
+from billing_core.core.models import Invoice, LedgerEntry, Order, OrderStatus
+from billing_core.orders import lifecycle as orders
+from billing_core.orders.sandbox import run_sandbox_topup, sandbox_snapshot
 from billing_core.payments import PaymentState
 from billing_core.payments.simulated import Outcome
-from billing_core.sandbox import run_sandbox_topup, sandbox_snapshot
 from tests.helpers import ANALYST
 
 

@@ -4,10 +4,10 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
-from billing_core import demo
-from billing_core.customer_index import DATABASE_ONLY_INDEXES, DATABASE_ONLY_TABLES
-from billing_core.db import MIGRATIONS, migrate
-from billing_core.models import Base, CustomerTotal
+from billing_core.core.db import MIGRATIONS, migrate
+from billing_core.core.models import Base, CustomerTotal
+from billing_core.demo import seeding as demo
+from billing_core.orders.customer_index import DATABASE_ONLY_INDEXES, DATABASE_ONLY_TABLES
 
 
 def _not_database_only(obj, name, type_, reflected, compare_to) -> bool:

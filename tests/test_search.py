@@ -3,11 +3,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, select, text, update
 
-from billing_core import demo, orders, search
-from billing_core.customers import find_customers
-from billing_core.errors import BillingError
-from billing_core.models import Customer, Order, OrderStatus
-from billing_core.search import Cursor, OrderQuery, SearchError, count_matches, search_orders
+from billing_core.core.errors import BillingError
+from billing_core.core.models import Customer, Order, OrderStatus
+from billing_core.demo import seeding as demo
+from billing_core.orders import lifecycle as orders
+from billing_core.orders import search
+from billing_core.orders.customers import find_customers
+from billing_core.orders.search import Cursor, OrderQuery, SearchError, count_matches, search_orders
 from tests.helpers import SUPPORT, make_customer, make_order, paid
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -7,11 +7,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, select, update
 
-from billing_core import demo
-from billing_core.db import MIGRATIONS, migrate, transaction
-from billing_core.errors import PermissionDenied
+from billing_core.core.db import MIGRATIONS, migrate, transaction
+from billing_core.core.errors import PermissionDenied
+from billing_core.core.models import Invoice, InvoiceSeries
+from billing_core.demo import seeding as demo
 from billing_core.invoices.numbering import _allocate_number, series_health
-from billing_core.models import Invoice, InvoiceSeries
 
 
 def health(db, actor) -> dict[str, tuple]:

@@ -3,12 +3,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from billing_core import orders
-from billing_core.errors import PermissionDenied
-from billing_core.models import AuditEvent, Invoice, LedgerEntry, Order, OrderStatus, SettlementImport
+from billing_core.core.errors import PermissionDenied
+from billing_core.core.models import AuditEvent, Invoice, LedgerEntry, Order, OrderStatus, SettlementImport
+from billing_core.orders import lifecycle as orders
 from billing_core.payments import PaymentState, PaymentStatus
-from billing_core.pricing import Method
-from billing_core.settlement import (
+from billing_core.pricing.catalog import Method
+from billing_core.reconcile.settlement import (
     MAX_BYTES,
     SettlementError,
     Verdict,
@@ -285,7 +285,7 @@ def test_preview_queries_are_batched_not_one_per_row(db, session, admin, pricing
 def test_command_line_previews_unless_told_to_apply(db, admin, airwallex_orders, monkeypatch):
     from argparse import Namespace
 
-    from billing_core.settlement import cli_settlement
+    from billing_core.cli.settlement import cli_settlement
 
     monkeypatch.setenv("DATABASE_URL", db.url)
     args = Namespace(file=str(FIXTURES / AIRWALLEX), provider=None, apply=False, csv=None)

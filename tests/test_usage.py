@@ -11,10 +11,11 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from billing_core.config import CreditPolicy
+from billing_core.cli import credits as cli_credits
+from billing_core.core.config import CreditPolicy
+from billing_core.core.errors import PermissionDenied
+from billing_core.core.models import AuditEvent, CreditPool, LedgerEntry, LedgerKind, UsageImport, UsageLine
 from billing_core.credits import ledger, usage
-from billing_core.errors import PermissionDenied
-from billing_core.models import AuditEvent, CreditPool, LedgerEntry, LedgerKind, UsageImport, UsageLine
 from billing_core.payments.simulated import SimulatedGateway
 from tests.test_credits_ledger import ledger_sums, post, rollup_rows
 from tests.test_refunds import paid_order
@@ -41,7 +42,7 @@ def customer(db, admin, support, pricing, settings, gateway):
     """A customer holding 100 paid credits (a $100 top-up)."""
     order = paid_order(db, admin, support, pricing, settings, gateway, amount="100")
     with db.session() as s:
-        from billing_core.models import Customer
+        from billing_core.core.models import Customer
 
         return s.get(Customer, order.customer_id)
 
@@ -188,11 +189,11 @@ def test_the_command_previews_then_books(db, admin, customer, tmp_path, monkeypa
     path = tmp_path / "u.csv"
     path.write_bytes(csv(f"{customer.public_id},2026-11-01,m,5", "cus_nobody,2026-11-01,m,1"))
     args = argparse.Namespace(file=str(path), apply=False, csv=None, database_url=db.url)
-    assert usage.cli_usage(args, admin) == 1  # a line names no customer
+    assert cli_credits.cli_usage(args, admin) == 1  # a line names no customer
     assert "preview only: run again with --apply to book 1 lines" in capsys.readouterr().out
     assert balance(db, customer.id).paid == 100_00
     args.apply = True
-    assert usage.cli_usage(args, admin) == 1
+    assert cli_credits.cli_usage(args, admin) == 1
     assert "Booked 1 usage lines" in capsys.readouterr().out
     assert balance(db, customer.id).paid == 95_00
 
@@ -200,11 +201,11 @@ def test_the_command_previews_then_books(db, admin, customer, tmp_path, monkeypa
 def test_a_usage_import_racing_a_refund_and_an_adjustment_keeps_every_balance_equal_to_the_ledger(
     db, admin, support, finance, pricing, settings, gateway
 ):
-    from billing_core import refunds
+    from billing_core.orders import refunds
 
     order = paid_order(db, admin, support, pricing, settings, gateway, amount="100")
     with db.session() as s:
-        from billing_core.models import Customer
+        from billing_core.core.models import Customer
 
         public_id = s.get(Customer, order.customer_id).public_id
     data = csv(*(f"{public_id},2026-11-{day:02d},m,3" for day in range(1, 21)))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from billing_core.errors import PricingError
-from billing_core.pricing import DEFAULT_PRICING_FILE, quote
-from billing_core.whatif import compare, comparison_amounts, parse_whatif, pricing_file_text, uploaded_text
+from billing_core.core.errors import PricingError
+from billing_core.pricing.catalog import DEFAULT_PRICING_FILE, quote
+from billing_core.pricing.whatif import compare, comparison_amounts, parse_whatif, pricing_file_text, uploaded_text
 
 DEFAULT_TOML = DEFAULT_PRICING_FILE.read_text(encoding="utf-8")
 

@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from billing_core import audit, money
-from billing_core.access import Action, Actor, require
-from billing_core.audit import REASON_MAX_CHARS
-from billing_core.config import Settings
-from billing_core.credits.ledger import _balance, _entry, _paid_value_taken, _post
-from billing_core.db import transaction
-from billing_core.errors import BillingError, InvalidAmount, NotFound, StateConflict
-from billing_core.models import (
+from billing_core.access import audit
+from billing_core.access.audit import REASON_MAX_CHARS
+from billing_core.access.roles import Action, Actor, require
+from billing_core.core import money
+from billing_core.core.config import Settings
+from billing_core.core.db import transaction
+from billing_core.core.errors import BillingError, InvalidAmount, NotFound, StateConflict
+from billing_core.core.models import (
     Approval,
     ApprovalKind,
     ApprovalStatus,
@@ -32,6 +32,7 @@ from billing_core.models import (
     LedgerKind,
     utcnow,
 )
+from billing_core.credits.ledger import _balance, _entry, _paid_value_taken, _post
 
 NOTE_MAX_CHARS = 500
 QUEUE_LIMIT = 200

@@ -15,17 +15,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from billing_core import audit, money
-from billing_core.access import Action, Actor, require
-from billing_core.config import CreditPolicy
+from billing_core.access import audit
+from billing_core.access.roles import Action, Actor, require
+from billing_core.core import money
+from billing_core.core.config import CreditPolicy
+from billing_core.core.db import Database, transaction
+from billing_core.core.models import CreditBalance, CreditPool, Customer, LedgerEntry, LedgerKind, utcnow
 from billing_core.credits.ledger import _balance, _entry, _paid_value_taken, _post
-from billing_core.db import Database, transaction
-from billing_core.models import CreditBalance, CreditPool, Customer, LedgerEntry, LedgerKind, utcnow
 
 IN_BATCH = 500
 
@@ -208,40 +209,3 @@ def book(
                     },
                 )
     return booked
-
-
-def cli_expire(args, actor: Actor, out: Callable[[str], None] = print) -> int:
-    """``credits expire [--dry-run] [--as-of YYYY-MM-DD]``: list what would expire and whose, or book it."""
-    from billing_core.config import load_settings
-    from billing_core.errors import BillingError
-
-    require(actor, Action.EXPIRE_CREDITS)
-    as_of = None
-    if args.as_of:
-        try:
-            day = date.fromisoformat(args.as_of[:10])
-        except ValueError:
-            raise BillingError("--as-of must be a day, YYYY-MM-DD.") from None
-        as_of = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    settings = load_settings()
-    database = Database(getattr(args, "database_url", None) or settings.database_url)
-    try:
-        with database.session() as session:
-            lines = plan(session, actor, settings.credits, as_of=as_of)
-        for x in lines:
-            out(
-                f"  {x.public_id}  {x.email}  {x.pool.value}  {money.format_credits(x.credits)} "
-                f"(since {x.oldest:%Y-%m-%d})"
-            )
-        total = {pool: sum(x.credits for x in lines if x.pool is pool) for pool in CreditPool}
-        out(
-            f"{len(lines)} lines: {money.format_credits(total[CreditPool.PAID])} paid and "
-            f"{money.format_credits(total[CreditPool.PROMOTIONAL])} promotional credits would expire"
-        )
-        if args.dry_run:
-            out("dry run: nothing was booked; run again without --dry-run to book it")
-            return 0
-        out(book(database, actor, settings.credits, as_of=as_of).summary())
-    finally:
-        database.dispose()
-    return 0

@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
-from billing_core.models import (
+from billing_core.core.models import (
     CreditBalance,
     CreditMonthly,
     CreditPool,
@@ -26,7 +26,7 @@ from billing_core.models import (
     LedgerKind,
     utcnow,
 )
-from billing_core.rollup import _insert, _upsert, month_of
+from billing_core.revenue.rollup import _insert, _upsert, month_of
 
 MONTHLY_MEASURES = ("entries", "credits", "value_cents")
 TABLES = ("credit_balances", "credit_monthly", "customer_credit_monthly")

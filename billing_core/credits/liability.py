@@ -16,11 +16,11 @@ from datetime import UTC, date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing_core.access import Action, Actor, require
-from billing_core.errors import BillingError
-from billing_core.exports import to_csv_bytes
-from billing_core.models import CreditMonthly, CreditPool, Customer, CustomerCreditMonthly, LedgerEntry, LedgerKind
-from billing_core.money import format_plain
+from billing_core.access.roles import Action, Actor, require
+from billing_core.core.errors import BillingError
+from billing_core.core.exports import to_csv_bytes
+from billing_core.core.models import CreditMonthly, CreditPool, Customer, CustomerCreditMonthly, LedgerEntry, LedgerKind
+from billing_core.core.money import format_plain
 
 # Which ledger kinds make each column; signs as the ledger keeps them (debits negative).
 MOVEMENTS: dict[str, tuple[LedgerKind, ...]] = {

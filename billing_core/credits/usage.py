@@ -31,14 +31,15 @@ from datetime import date
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from billing_core import audit, money
-from billing_core.access import Action, Actor, require
-from billing_core.config import CreditPolicy
+from billing_core.access import audit
+from billing_core.access.roles import Action, Actor, require
+from billing_core.core import money
+from billing_core.core.config import CreditPolicy
+from billing_core.core.db import Database, transaction
+from billing_core.core.errors import BillingError, InvalidAmount
+from billing_core.core.exports import to_csv_bytes
+from billing_core.core.models import CreditPool, Customer, LedgerKind, UsageImport, UsageLine, utcnow
 from billing_core.credits.ledger import PAID_FIRST, PROMOTIONAL_FIRST, Balance, _balance, _draw, _entry, _post, _share
-from billing_core.db import Database, transaction
-from billing_core.errors import BillingError, InvalidAmount
-from billing_core.exports import to_csv_bytes
-from billing_core.models import CreditPool, Customer, LedgerKind, UsageImport, UsageLine, utcnow
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
@@ -526,50 +527,3 @@ def _book(
             reason=f"usage file {parsed.filename}"[:500],
             after={"sha256": parsed.sha256} | {k: v for k, v in record.summary.items() if k != "malformed"},
         )
-
-
-# --- command line ---------------------------------------------------------------------------------
-
-
-def cli_usage(args, actor: Actor, out: Callable[[str], None] = print) -> int:
-    """``usage import FILE [--apply] [--csv OUT]``: preview, or book with --apply. Exit 1 when a line
-    was malformed or named no customer, or a balance went below zero."""
-    from pathlib import Path
-
-    from billing_core.config import load_settings
-
-    require(actor, Action.IMPORT_USAGE)
-    path = Path(args.file)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageFileError(f"{path} cannot be read: {exc.strerror}.") from None
-    parsed = parse_usage(data, path.name)
-    settings = load_settings()
-    database = Database(getattr(args, "database_url", None) or settings.database_url)
-    try:
-        if args.apply:
-            result = apply(database, actor, parsed, policy=settings.credits)
-            shown = result.preview
-        else:
-            with database.session() as session:
-                shown = preview(session, actor, parsed, settings.credits)
-    finally:
-        database.dispose()
-    if shown.previously_imported:
-        out(shown.previously_imported)
-    out(", ".join(f"{n} {verdict.value}" for verdict, n in shown.counts.items() if n) or "no rows")
-    for line in shown.lines:
-        if line.verdict in (Verdict.MALFORMED, Verdict.UNKNOWN):
-            out(f"  line {line.line}: {line.verdict.value}: {line.reason}")
-        elif line.overdraws:
-            out(f"  line {line.line}: takes {line.customer}'s balance below zero")
-    if args.apply:
-        out(result.summary())
-    else:
-        out(f"preview only: run again with --apply to book {len(shown.to_book)} lines")
-    if getattr(args, "csv", None):
-        Path(args.csv).write_bytes(shown.to_csv())
-        out(f"preview written to {args.csv}")
-    problems = shown.counts[Verdict.MALFORMED] + shown.counts[Verdict.UNKNOWN] + len(shown.overdrawn)
-    return 1 if problems else 0

@@ -12,14 +12,9 @@ key on (job, invoice) backs that up), so no invoice ever gets two versions from 
 
 from __future__ import annotations
 
-import argparse
 import gc
 import hashlib
-import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 import zipfile
@@ -34,14 +29,13 @@ from pathlib import Path
 from sqlalchemy import Select, exists, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
-from billing_core import audit
-from billing_core.access import Action, Actor, Role, require
-from billing_core.config import Settings
-from billing_core.db import Database, transaction
-from billing_core.emails import EMAIL_MAX_CHARS
-from billing_core.errors import BillingError, NotFound, StateConflict, shown_to_people
-from billing_core.invoices import render, storage
-from billing_core.models import (
+from billing_core.access import audit
+from billing_core.access.roles import Action, Actor, require
+from billing_core.core.config import Settings
+from billing_core.core.db import Database, transaction
+from billing_core.core.emails import EMAIL_MAX_CHARS
+from billing_core.core.errors import BillingError, NotFound, StateConflict, shown_to_people
+from billing_core.core.models import (
     BillsDaily,
     Customer,
     Invoice,
@@ -51,6 +45,7 @@ from billing_core.models import (
     RegenerationStatus,
     utcnow,
 )
+from billing_core.invoices import render, storage
 
 CHUNK = 1_000  # invoices per transaction: one fsync of the file system and one batch of rows each
 PART = 25  # invoices per task sent to a worker: small, so no worker idles long at a chunk's end
@@ -576,193 +571,3 @@ def verify(session: Session, actor: Actor, chosen: Chosen | None = None, *, root
             except storage.FileAltered:
                 altered.append(file.path)
     return VerifyReport(checked, missing, altered)
-
-
-# --- CLI ------------------------------------------------------------------------------------------
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``python -m billing_core invoices {regenerate,verify,check}``."""
-    sub = parser.add_subparsers(dest="invoices_command", required=True)
-    sub.add_parser("check", help="deep check of the bills (every order and document read); stores its result")
-    for name in ("regenerate", "verify"):
-        p = sub.add_parser(name)
-        p.add_argument("--since", help="issued on or after YYYY-MM-DD")
-        p.add_argument("--until", help="issued on or before YYYY-MM-DD")
-        p.add_argument("--plan", action="append", dest="plans", help="study|standard|pro|max|custom (repeatable)")
-        p.add_argument("--customer", help="customer public id or email")
-        p.add_argument("--number-from")
-        p.add_argument("--number-to")
-        p.add_argument("--numbers", help="comma-separated invoice numbers, or @file with one per line")
-        if name == "regenerate":
-            p.add_argument("--reason", help="why (required unless --dry-run or --resume)")
-            p.add_argument("--paper", choices=render.PAPERS, default=None)
-            p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-            p.add_argument("--dry-run", action="store_true")
-            p.add_argument("--resume", type=int, metavar="JOB_ID", help="continue an interrupted job")
-
-
-def _numbers(raw: str | None) -> list[str] | None:
-    if not raw:
-        return None
-    if raw.startswith("@"):
-        return Path(raw[1:]).read_text(encoding="utf-8").split()
-    return [n for n in raw.replace("\n", ",").split(",") if n.strip()]
-
-
-def cli_invoices(
-    args: argparse.Namespace,
-    actor: Actor,
-    *,
-    database: Database | None = None,
-    settings: Settings | None = None,
-    out: Callable[[str], None] = print,
-) -> int:
-    reads_only = args.invoices_command == "verify" or args.dry_run
-    require(actor, Action.READ_BILLS if reads_only else Action.REGENERATE_INVOICES)  # before migrating
-    settings = settings or Settings()
-    database = database or Database(settings.database_url)
-    database.migrate()
-    root = storage.storage_root(settings)
-    with database.session() as session:
-        chosen = None
-        if args.invoices_command == "verify" or not getattr(args, "resume", None):
-            chosen = select_invoices(
-                session,
-                actor,
-                since=args.since,
-                until=args.until,
-                plans=args.plans,
-                customer=args.customer,
-                number_from=args.number_from,
-                number_to=args.number_to,
-                numbers=_numbers(args.numbers),
-            )
-            for number in chosen.invalid_numbers:
-                out(f"not an invoice number: {number}")
-        if args.invoices_command == "verify":
-            report = verify(session, actor, chosen, root=root)
-            for path in report.missing:
-                out(f"MISSING {path}")
-            for path in report.altered:
-                out(f"ALTERED {path}")
-            out(f"checked {report.checked} files: {len(report.missing)} missing, {len(report.altered)} altered")
-            return 0 if report.ok else 1
-        if args.dry_run:
-            result = dry_run(session, actor, chosen, workers=args.workers, settings=settings)
-            out(
-                f"{result.count} invoices; {result.changed_in_sample} of {result.sampled} sampled would change "
-                f"(about {result.estimated_changed}); about {result.estimated_seconds:.1f} s"
-            )
-            return 0
-        if args.resume:
-            job_id = args.resume
-        else:
-            with transaction(session):
-                job_id = start_job(
-                    session, actor, chosen, args.reason or "", paper=args.paper or settings.invoice_paper
-                ).id
-            out(f"job {job_id}: {chosen.count} invoices")
-
-    def show(done: int, total: int) -> None:
-        out(f"job {job_id}: {done}/{total}")
-
-    job = run_job(database, actor, job_id, workers=args.workers, progress=show, settings=settings)
-    out(f"job {job_id} {job.status.value}: {job.done}/{job.total}; zip {root / job.zip_path if job.zip_path else '-'}")
-    return 0
-
-
-# --- benchmark ------------------------------------------------------------------------------------
-
-
-def _naive_render(doc: render.InvoiceDocument) -> bytes:
-    """The baseline: a fresh fpdf2 document with its fonts loaded and fontTools subsetting, per invoice."""
-    from fpdf import FPDF
-
-    pdf = FPDF(format="A4")
-    for family, style, file, index in render.FONTS:
-        pdf.add_font(family, style, render.FONT_ROOT / file, collection_font_number=index)
-    pdf.set_fallback_fonts(list(render.FALLBACKS), exact_match=False)
-    pdf.set_creation_date(doc.issued_at)
-    pdf.add_page()
-    pdf.set_font("sans", "B", 18)
-    pdf.cell(0, 9, "INVOICE", align="R", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("sans", "", 9)
-    texts = [doc.number, str(doc.issued_at.date())]
-    texts += [str(v) for v in doc.seller.values() if v] + [str(v) for v in doc.buyer.values() if v]
-    texts += [f"{line['description']} {line['quantity']} {line['amount_cents']}" for line in doc.lines]
-    texts += [str(doc.subtotal_cents), str(doc.fee_cents), str(doc.tax_cents), str(doc.total_cents)]
-    for text in texts:
-        pdf.set_text_shaping(render._needs_shaping(text))
-        pdf.cell(0, 5, text, new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
-
-
-_BENCH_ACTOR = Actor("bench@localhost", Role.ADMIN, "benchmark")
-
-
-def invoice_rows(options) -> Iterable:
-    """Batch regeneration end to end on a seeded SQLite database, beside the naive fpdf2 way."""
-    from billing_core import demo
-    from billing_core.bench import Row
-
-    orders = min(getattr(options, "seed_orders", 3_000), 3_000)
-    actor = _BENCH_ACTOR
-    with tempfile.TemporaryDirectory(prefix="billing-invoices-") as tmp:
-        database = Database(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        settings = Settings(database_url=database.url, invoice_dir=Path(tmp) / "files")
-        try:
-            database.migrate()
-            demo.seed(database, orders=orders, seed=3, actor=actor)
-            with database.session() as session:
-                chosen = select_invoices(session, actor)
-                sample = [
-                    doc for _, doc in _documents(session, list(session.scalars(_ids(chosen.selection).limit(20))))
-                ]
-                with transaction(session):
-                    job_id = start_job(session, actor, chosen, "benchmark").id
-            start = time.perf_counter()
-            for doc in sample:
-                _naive_render(doc)
-            baseline = len(sample) / (time.perf_counter() - start)
-            # The job runs in a fresh interpreter: its workers fork from a process the size of the
-            # app's, not from this one after the other suites' seeds (whose pages they would count).
-            job = [database.url, str(settings.invoice_dir), str(job_id), "--measure"]
-            command = [sys.executable, "-m", __name__, *job]
-            root = str(Path(__file__).resolve().parents[2])
-            env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-            ran = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
-            if ran.returncode:
-                raise BillingError(f"The benchmark's regeneration job failed: {ran.stderr.strip()[-2000:]}")
-            figures = json.loads(ran.stdout.strip().splitlines()[-1])
-            done, rate, peak_mib = figures["done"], figures["rate"], figures["peak_mib"]
-        finally:
-            database.dispose()
-    yield Row(
-        f"invoice regeneration ({done:,} invoices)", rate, "invoices/s", baseline, "naive fpdf2, fonts per invoice"
-    )
-    yield Row("invoice regeneration peak worker RSS", peak_mib, "MiB", 1024, "budget 1 GiB")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m billing_core.invoices.batch DATABASE_URL STORAGE_DIR JOB_ID [--measure]``: run or
-    resume one job as the benchmark's actor; with ``--measure``, then print its invoices, invoices per
-    second and the workers' peak RSS in MiB as one line of JSON (the benchmark's figures)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    measure = "--measure" in args
-    url, root, job_id = [a for a in args if a != "--measure"][:3]
-    database = Database(url)
-    try:
-        start = time.perf_counter()
-        job = run_job(database, _BENCH_ACTOR, int(job_id), settings=Settings(database_url=url, invoice_dir=Path(root)))
-        elapsed = time.perf_counter() - start
-    finally:
-        database.dispose()
-    if measure:
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(json.dumps({"done": job.done, "rate": job.done / elapsed, "peak_mib": peak_mib}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

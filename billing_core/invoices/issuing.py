@@ -6,12 +6,12 @@ from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
-from billing_core import money
-from billing_core.config import Settings
-from billing_core.errors import BillingError
+from billing_core.core import money
+from billing_core.core.config import Settings
+from billing_core.core.errors import BillingError
+from billing_core.core.models import Customer, Invoice, InvoiceKind, Order
 from billing_core.invoices import totals
 from billing_core.invoices.numbering import _allocate_number, series_name
-from billing_core.models import Customer, Invoice, InvoiceKind, Order
 
 TEMPLATE_VERSION = "2"  # 2: a credit note's line is for the customer; the refund reason stays in the audit log
 

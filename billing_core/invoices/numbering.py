@@ -14,8 +14,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from billing_core.access import Action, Actor, require
-from billing_core.models import InvoiceSeries
+from billing_core.access.roles import Action, Actor, require
+from billing_core.core.models import InvoiceSeries
 
 
 def series_name(template: str, when: datetime) -> str:

@@ -25,8 +25,8 @@ from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import OutputProducer, _build_cmap_blocks, _cid_font_widths
 from fpdf.syntax import Name, PDFObject, create_dictionary_string
 
-from billing_core import money
-from billing_core.models import Invoice, InvoiceKind, Order
+from billing_core.core import money
+from billing_core.core.models import Invoice, InvoiceKind, Order
 
 # Bumped whenever the layout changes, so a regenerated file says which template drew it.
 RENDER_VERSION = "pdf-2"

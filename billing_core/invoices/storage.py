@@ -16,13 +16,13 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing_core import audit
-from billing_core.access import Action, Actor, require
-from billing_core.config import Settings
-from billing_core.db import Database, transaction
-from billing_core.errors import BillingError, NotFound
+from billing_core.access import audit
+from billing_core.access.roles import Action, Actor, require
+from billing_core.core.config import Settings
+from billing_core.core.db import Database, transaction
+from billing_core.core.errors import BillingError, NotFound
+from billing_core.core.models import Invoice, InvoiceFile
 from billing_core.invoices import render
-from billing_core.models import Invoice, InvoiceFile
 
 ISSUED_REASON = "issued copy, stored at first download"
 

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from billing_core.models import BillsDaily, Invoice, Order
+from billing_core.core.models import BillsDaily, Invoice, Order
 
 TABLE = "bills_daily"
 MEASURES = ("documents", "subtotal_cents", "fee_cents", "tax_cents", "total_cents")

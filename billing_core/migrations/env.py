@@ -1,9 +1,9 @@
-"""Alembic environment: runs on the connection billing_core.db.migrate() hands it."""
+"""Alembic environment: runs on the connection billing_core.core.db.migrate() hands it."""
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from billing_core.models import Base
+from billing_core.core.models import Base
 
 config = context.config
 target_metadata = Base.metadata

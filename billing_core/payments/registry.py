@@ -6,13 +6,13 @@ completion with a provider reference, so only their sandbox (simulated) payments
 
 from __future__ import annotations
 
-from billing_core.config import Settings
-from billing_core.db import Database
-from billing_core.errors import GatewayError
+from billing_core.core.config import Settings
+from billing_core.core.db import Database
+from billing_core.core.errors import GatewayError
 from billing_core.payments import Gateway
 from billing_core.payments.simulated import SimulatedGateway
 from billing_core.payments.stripe_gateway import StripeGateway
-from billing_core.pricing import Method
+from billing_core.pricing.catalog import Method
 
 
 def gateway_for(method: Method, settings: Settings, database: Database, *, sandbox: bool = False) -> Gateway:

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from billing_core.db import Database, transaction
-from billing_core.errors import GatewayError, NotFound
-from billing_core.models import SimulatedPayment, SimulatedRefund, SimulatedRequest, SimulatedStatus, utcnow
+from billing_core.core.db import Database, transaction
+from billing_core.core.errors import GatewayError, NotFound
+from billing_core.core.models import SimulatedPayment, SimulatedRefund, SimulatedRequest, SimulatedStatus, utcnow
 from billing_core.payments import PaymentRequest, PaymentState, PaymentStatus, RefundResult, RefundState
 
 

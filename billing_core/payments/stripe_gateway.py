@@ -14,8 +14,8 @@ import uuid
 
 import stripe
 
-from billing_core.errors import GatewayError, GatewayUnreachable
-from billing_core.models import utcnow
+from billing_core.core.errors import GatewayError, GatewayUnreachable
+from billing_core.core.models import utcnow
 from billing_core.payments import PaymentRequest, PaymentState, PaymentStatus, RefundResult, RefundState
 
 CONNECT_TIMEOUT = 5.0

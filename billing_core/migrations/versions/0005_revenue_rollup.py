@@ -1,6 +1,6 @@
 """Revenue rollups: daily top-ups per reporting time zone (and per country), customers per month, state.
 
-The tables start empty; billing_core.rollup.ensure_built fills them from the orders the first time
+The tables start empty; billing_core.revenue.rollup.ensure_built fills them from the orders the first time
 the Revenue page (or ``rollup.rebuild``) runs, and every order write keeps them current after that.
 
 Revision ID: 0005

@@ -1,4 +1,4 @@
-"""Deep checks of the bills: each run's who, when, progress and findings (billing_core.bills_check).
+"""Deep checks of the bills: each run's who, when, progress and findings (billing_core.invoices.deep_check).
 
 Revision ID: 0011
 Revises: 0010

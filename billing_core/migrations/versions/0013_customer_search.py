@@ -5,7 +5,7 @@ SQLite: an FTS5 trigram table over ``customers.search_text`` (external content, 
 same transaction as the row). PostgreSQL: ``pg_trgm`` GIN index on the same column, and
 ``text_pattern_ops`` indexes so a prefix of an id or reference is an index range whatever the collation
 (SQLite's BINARY indexes already are). The folded text and the grams are computed by the app
-(billing_core.customer_index) and backfilled here.
+(billing_core.orders.customer_index) and backfilled here.
 
 Revision ID: 0013
 Revises: 0012
@@ -15,7 +15,7 @@ Create Date: 2026-12-01 10:00:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-from billing_core.customer_index import FTS_REBUILD, search_text, short_grams
+from billing_core.orders.customer_index import FTS_REBUILD, search_text, short_grams
 
 revision = "0013"
 down_revision = "0012"

@@ -1,0 +1,1 @@
+"""``python -m billing_core``: every command, one entry point."""

@@ -1,0 +1,1 @@
+"""Deterministic demo data for a first run and for tests and benchmarks."""

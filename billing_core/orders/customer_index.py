@@ -1,0 +1,286 @@
+"""The customers' text index: one folded copy of what support types to find a customer, and its lookups.
+
+``customers.search_text`` holds the customer's name, company, email and tax id folded (case, accents,
+compatibility forms) and padded with spaces, so " word " is a whole word and " wor" a word's start.
+SQLite indexes it with FTS5's trigram tokenizer (``customer_search``, an external-content table kept
+by triggers); PostgreSQL with a ``pg_trgm`` GIN index. Folding happens here, in Python, for both:
+``unaccent`` is not IMMUTABLE, SQLite has no accent folding, and one rule for the data and the typed
+text is what makes them meet.
+
+Trigrams cannot find one or two characters. Where one or two characters are a name (Chinese 娜,
+Korean 김), ``customer_grams`` holds every one- and two-character run of Han, kana and Hangul in the
+name and company.
+
+Both are written with the customer in the same flush (mapper events below), created and backfilled by
+migration 0008, and written by the demo loader in bulk from the same functions.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy import ColumnElement, Select, and_, column, delete, event, func, insert, literal_column, select, table
+
+from billing_core.core.models import Customer, CustomerGram
+
+# Objects the migration makes outside the models: the FTS5 table (and its shadow tables) on SQLite,
+# the trigram and code-point-order indexes on PostgreSQL. tests/test_schema.py leaves them out of the
+# model comparison.
+FTS_TABLE = "customer_search"
+DATABASE_ONLY_TABLES = frozenset(
+    {FTS_TABLE, *(f"{FTS_TABLE}_{part}" for part in ("data", "idx", "content", "docsize", "config"))}
+)
+DATABASE_ONLY_INDEXES = frozenset(
+    {
+        "ix_customers_search_text_trgm",
+        "ix_customers_public_id_prefix",
+        "ix_orders_public_id_prefix",
+        "ix_orders_provider_ref_prefix",
+    }
+)
+FTS_REBUILD = "INSERT INTO customer_search (customer_search) VALUES ('rebuild')"  # refill it from customers
+TRIGRAM = 3  # the shortest text a trigram index can find
+
+# Letters with no decomposition that people type without their stroke.
+_PLAIN = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"})
+_MARKS_BELOW = 0x0530  # marks are dropped from Latin, Greek and Cyrillic letters only (kana keep their dakuten)
+
+
+def fold(text: str) -> str:
+    """Case-, accent- and width-insensitive form: "Inês GONÇALVES" -> "ines goncalves", "Ｚｏë" -> "zoe"."""
+    kept, base = [], 0
+    for ch in unicodedata.normalize("NFKD", text):
+        if unicodedata.combining(ch):
+            if base < _MARKS_BELOW:
+                continue
+        else:
+            base = ord(ch)
+        kept.append(ch)
+    return unicodedata.normalize("NFC", "".join(kept)).casefold().translate(_PLAIN)
+
+
+# Marks that wrap a word in a name or company (ТОО «Вектор», “Lumen”), not part of it.
+_WRAPPERS = str.maketrans(dict.fromkeys("«»‹›“”„‟‘’‚\"'()[]{}<>,;、，。「」『』（）", " "))
+_TAX_SEPARATORS = re.compile(r"[\s./-]")
+
+
+def words(text: str) -> list[str]:
+    """Folded words of a name or company (wrapping quotes and brackets are spaces)."""
+    # ASCII folds to its lower case; the rest is folded once per distinct text (the demo loader
+    # folds hundreds of thousands of names made of a few hundred parts).
+    if text.isascii():
+        return text.lower().translate(_WRAPPERS).split()
+    return list(_folded_words(text))
+
+
+@lru_cache(maxsize=65_536)
+def _folded_words(text: str) -> tuple[str, ...]:
+    return tuple(fold(text).translate(_WRAPPERS).split())
+
+
+def search_text(name: str, company: str | None, email: str, tax_id: str | None) -> str:
+    """What the text index holds for a customer: folded words, each between spaces.
+
+    The email is one word as it is (stored lower-case); the tax id as written and without separators,
+    so "68 243 577 242" and "68243577242" both find it.
+    """
+    found = words(name) + words(company or "") + [email.lower()]
+    if tax_id:
+        found += [*tax_id.lower().split(), _TAX_SEPARATORS.sub("", tax_id.lower())]
+    return f" {' '.join(found)} "
+
+
+def typed_words(text: str) -> list[str]:
+    """What a person typed, as the words to look for: folded like the index, each once, in order.
+
+    A word with "@" in it is part of an email and kept whole.
+    """
+    out: list[str] = []
+    for token in text.split():
+        parts = [fold(token)] if "@" in token else words(token)
+        out += [p for p in parts if p not in out]
+    return out
+
+
+def is_ideographic(ch: str) -> bool:
+    """Han, kana and Hangul: scripts where one or two characters are already a name."""
+    code = ord(ch)
+    return (
+        0x1100 <= code <= 0x11FF
+        or 0x3040 <= code <= 0x30FF
+        or 0x3130 <= code <= 0x318F
+        or 0x3400 <= code <= 0x4DBF
+        or 0x4E00 <= code <= 0x9FFF
+        or 0xAC00 <= code <= 0xD7AF
+        or 0xF900 <= code <= 0xFAFF
+        or 0x20000 <= code <= 0x3FFFF
+    )
+
+
+@lru_cache(maxsize=65_536)
+def short_grams(name: str, company: str | None) -> frozenset[str]:
+    """Every one- and two-character run of ideographic text in the name and company (folded)."""
+    grams: set[str] = set()
+    for word in words(f"{name} {company or ''}"):
+        run = ""
+        for ch in [*word, " "]:
+            if is_ideographic(ch):
+                run += ch
+                continue
+            grams.update(run)
+            grams.update(run[i : i + 2] for i in range(len(run) - 1))
+            run = ""
+    return frozenset(grams)
+
+
+# --- kept with every customer write ---------------------------------------------------------------
+
+
+@event.listens_for(Customer, "before_insert")
+@event.listens_for(Customer, "before_update")
+def _fold_customer(mapper, connection, target: Customer) -> None:
+    target.search_text = search_text(target.name, target.company, target.email, target.tax_id)
+
+
+@event.listens_for(Customer, "after_insert")
+@event.listens_for(Customer, "after_update")
+def _write_grams(mapper, connection, target: Customer) -> None:
+    grams = CustomerGram.__table__
+    connection.execute(delete(grams).where(grams.c.customer_id == target.id))
+    rows = [{"gram": g, "customer_id": target.id} for g in sorted(short_grams(target.name, target.company))]
+    if rows:
+        connection.execute(insert(grams), rows)
+
+
+# --- lookups --------------------------------------------------------------------------------------
+
+
+class Layer:
+    """How well every typed word must match: whole word, start of a word, or anywhere in one."""
+
+    WHOLE = 1
+    PREFIX = 2
+    INSIDE = 3
+
+
+def phrase(word: str, layer: int) -> str:
+    return {Layer.WHOLE: f" {word} ", Layer.PREFIX: f" {word}", Layer.INSIDE: word}[layer]
+
+
+def rank(text: str, typed: Sequence[str]) -> int:
+    """The loosest layer any typed word needs to match ``text`` (a search_text); 4 if one does not."""
+    worst = Layer.WHOLE
+    for word in typed:
+        layer = next((lay for lay in (1, 2, 3) if phrase(word, lay) in text), 4)
+        worst = max(worst, layer)
+    return worst
+
+
+def fts_string(phrases: Iterable[str]) -> str:
+    """An FTS5 query in which every phrase is a quoted string: typed syntax (OR, NEAR, *, -, :) is text."""
+    return " AND ".join('"' + p.replace('"', '""') + '"' for p in phrases)
+
+
+def _like(value: str) -> str:
+    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A condition on customers that the text index answers, or None when no index can (too short)."""
+
+    condition: ColumnElement[bool] | None
+    indexed_by: str
+    # SQLite: the FTS5 query, and the condition without it, so that ``customers`` can let FTS5 lead.
+    fts_query: str | None = None
+    rest: ColumnElement[bool] | None = None
+
+    def customers(self, *columns) -> Select:
+        """``columns`` of the matching customers, the text index read first.
+
+        On SQLite ``id IN (SELECT rowid … MATCH …)`` reads every match before a LIMIT applies (20,000
+        for a common email domain); a join from the FTS5 table reads matches one by one and stops at the
+        LIMIT.
+        """
+        if self.fts_query is None:
+            return select(*columns).where(self.condition)
+        fts = table(FTS_TABLE, column("rowid"))
+        match = literal_column(FTS_TABLE).op("MATCH")(self.fts_query)
+        joined = select(*columns).select_from(fts).join(Customer, Customer.id == fts.c.rowid).where(match)
+        return joined if self.rest is None else joined.where(self.rest)
+
+
+def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
+    """Customers whose every typed (folded) word matches at ``layer`` or better.
+
+    Words of three or more characters (with the layer's spaces) go to the trigram index, one or two
+    Han, kana or Hangul characters to the character index; any other word too short for either is
+    checked on the rows the others found. With no word an index can answer, the condition is None.
+    """
+    long, short, unindexed = [], [], []
+    for word in typed:
+        text = phrase(word, layer)
+        if len(text) >= TRIGRAM:
+            long.append(text)
+        elif all(is_ideographic(ch) for ch in word):
+            short.append(text)
+        elif layer != Layer.INSIDE:
+            unindexed.append(text)
+        else:
+            return Matcher(None, "")
+    if not (long or short):
+        return Matcher(None, "")
+    position = func.instr if dialect == "sqlite" else func.strpos
+    conditions: list[ColumnElement[bool]] = [position(Customer.search_text, text) > 0 for text in unindexed]
+    fts_query, fts_condition = None, None
+    if long:
+        if dialect == "sqlite":
+            fts = table(FTS_TABLE, column("rowid"))
+            fts_query = fts_string(long)
+            fts_condition = Customer.id.in_(select(fts.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(fts_query)))
+        else:
+            conditions.extend(Customer.search_text.like(_like(text), escape="\\") for text in long)
+    for text in short:
+        # The gram's rows are few (a name's characters); whole-word and word-start layers check the
+        # folded text of just those rows.
+        grams = CustomerGram.__table__
+        conditions.append(Customer.id.in_(select(grams.c.customer_id).where(grams.c.gram == text.strip())))
+        if text != text.strip():
+            conditions.append(position(Customer.search_text, text) > 0)
+    indexed_by = "text index" if long else "character index"
+    if fts_condition is None:
+        return Matcher(and_(*conditions), indexed_by)
+    return Matcher(and_(fts_condition, *conditions), indexed_by, fts_query, and_(*conditions) if conditions else None)
+
+
+def loosest(typed: Sequence[str], dialect: str) -> Matcher:
+    """Every customer any layer finds: words anywhere if an index can say, else at the start of words.
+
+    None when neither can (a single letter or symbol): the caller falls back to the start of the name.
+    """
+    for layer in (Layer.INSIDE, Layer.PREFIX):
+        found = matcher(typed, layer, dialect)
+        if found.condition is not None:
+            return found
+    return Matcher(None, "")
+
+
+__all__ = [
+    "DATABASE_ONLY_INDEXES",
+    "DATABASE_ONLY_TABLES",
+    "Layer",
+    "Matcher",
+    "fold",
+    "fts_string",
+    "loosest",
+    "matcher",
+    "rank",
+    "search_text",
+    "short_grams",
+    "typed_words",
+    "words",
+]

@@ -1,0 +1,237 @@
+"""What support does with an order at its gateway: check, complete from proof, resume, expire, cancel.
+
+Gateway calls happen outside database transactions (a slow provider never holds a lock); what
+they return is then recorded in one transaction with its audit event. A gateway error raises
+GatewayError before anything here is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from billing_core.access import audit
+from billing_core.access.roles import Action, Actor, require
+from billing_core.core import money
+from billing_core.core.config import Settings
+from billing_core.core.db import transaction
+from billing_core.core.errors import BillingError, StateConflict
+from billing_core.core.models import COMPLETABLE, GatewayCheck, Order, OrderStatus, utcnow
+from billing_core.orders.lifecycle import ORDER_TTL, Completion, _get_order, _payment_request, complete_order
+from billing_core.payments import Gateway, PaymentState, PaymentStatus
+
+
+def record_check(session: Session, actor: Actor, order: Order, status: PaymentStatus) -> GatewayCheck:
+    """Keep what the gateway said, in the caller's transaction (reconcile records its checks too)."""
+    require(actor, Action.CHECK_PAYMENT)
+    check = GatewayCheck(
+        order_id=order.id,
+        checked_at=status.checked_at,
+        checked_by=actor.email,
+        provider=status.provider,
+        ref=status.ref,
+        state=status.state.value,
+        amount_cents=status.amount_cents,
+        currency=status.currency,
+        refunded_cents=status.refunded_cents,
+        detail=status.detail or None,
+    )
+    session.add(check)
+    return check
+
+
+def _reference(session: Session, actor: Actor, order_id: int | str, action: Action) -> tuple[Order, str]:
+    require(actor, action)
+    order = _get_order(session, order_id)
+    if not order.provider_ref:
+        raise StateConflict(f"Order {order.public_id} has no payment at the gateway yet; resume payment to create one.")
+    ref = order.provider_ref
+    session.rollback()  # end the read before talking to the gateway
+    return order, ref
+
+
+def check_payment(session: Session, actor: Actor, order_id: int | str, gateway: Gateway) -> PaymentStatus:
+    """Ask the gateway for the payment's true status and record the answer on the order."""
+    order, ref = _reference(session, actor, order_id, Action.CHECK_PAYMENT)
+    status = gateway.fetch_status(ref)
+    with transaction(session):
+        order = _get_order(session, order.id)
+        record_check(session, actor, order, status)
+        audit.record(session, actor, "order.check_payment", "order", order.public_id, after=status.as_dict())
+    return status
+
+
+def complete_from_gateway(
+    session: Session, actor: Actor, order_id: int | str, gateway: Gateway, *, settings: Settings, reason: str
+) -> Completion:
+    """Complete an order when its gateway says the payment succeeded for the right amount and currency."""
+    require(actor, Action.COMPLETE_ORDER)
+    if not (reason or "").strip():
+        raise BillingError("Give a reason for completing the order.")
+    status = check_payment(session, actor, order_id, gateway)
+    return complete_order(session, actor, order_id, settings=settings, reason=reason, payment=status)
+
+
+def discrepancies(order: Order, status: PaymentStatus | None, other_successes: int = 0) -> list[str]:
+    """Where our books and the gateway disagree, in words support can act on."""
+    if status is None:
+        return []
+    found = []
+    ours = order.status
+    if status.state is PaymentState.SUCCEEDED and ours in COMPLETABLE:
+        found.append(f"Paid at the gateway but {ours.value} here: complete the order.")
+    if status.state in (PaymentState.PENDING, PaymentState.FAILED, PaymentState.CANCELED) and ours is OrderStatus.PAID:
+        found.append(f"Paid here but the gateway says {status.state.value}.")
+    if status.currency.upper() != order.currency:
+        found.append(f"Currency differs: the gateway has {status.currency.upper()}, the order {order.currency}.")
+    if status.state is PaymentState.SUCCEEDED and status.amount_cents != order.total_cents:
+        found.append(
+            f"Amount differs: the gateway has {money.format_cents(status.amount_cents)}, "
+            f"the order {money.format_cents(order.total_cents)}."
+        )
+    if status.refunded_cents and ours is OrderStatus.PAID:
+        found.append(f"The gateway shows {money.format_cents(status.refunded_cents)} refunded; the order does not.")
+    if other_successes:
+        found.append(f"Paid twice: {other_successes} other payment(s) for this order succeeded at the gateway.")
+    return found
+
+
+def _successful_refs(session: Session, order: Order) -> set[str]:
+    """Distinct payment references the gateway has reported as succeeded for this order."""
+    stmt = select(GatewayCheck.ref).where(
+        GatewayCheck.order_id == order.id, GatewayCheck.state == PaymentState.SUCCEEDED.value
+    )
+    return set(session.scalars(stmt.distinct()))
+
+
+@dataclass(frozen=True)
+class Resumed:
+    payment: PaymentStatus
+    message: str  # what to send the customer
+
+
+def resume_payment(session: Session, actor: Actor, order_id: int | str, gateway: Gateway) -> Resumed:
+    """Open a fresh payment for an unpaid order (after checking the last one did not succeed)."""
+    require(actor, Action.RESUME_PAYMENT)
+    order = _get_order(session, order_id)
+    if order.status not in COMPLETABLE:
+        raise StateConflict(f"Order {order.public_id} is {order.status.value}; only an unpaid order takes a payment.")
+    request = _payment_request(session, order)
+    previous = order.provider_ref
+    session.rollback()
+    if previous:
+        last = gateway.fetch_status(previous)
+        if last.state is PaymentState.SUCCEEDED:
+            raise StateConflict(f"Payment {previous} already succeeded at the gateway: complete the order instead.")
+    payment = gateway.create_payment(request)
+    with transaction(session):
+        now = utcnow()
+        won = session.execute(
+            update(Order)
+            .where(Order.id == order.id, Order.status.in_(COMPLETABLE))
+            .values(provider_ref=payment.ref, status=OrderStatus.PENDING, expires_at=now + ORDER_TTL)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won != 1:
+            raise StateConflict(f"Order {order.public_id} changed meanwhile; nothing was recorded. Reload it.")
+        audit.record(
+            session,
+            actor,
+            "order.resume_payment",
+            "order",
+            order.public_id,
+            before={"status": order.status.value, "provider_ref": previous},
+            after={"status": OrderStatus.PENDING.value, "provider_ref": payment.ref, "gateway": payment.as_dict()},
+        )
+    message = (
+        f"Your order {order.public_id} for {money.format_cents(order.total_cents)} "
+        f"({money.format_credits(order.credits)} credits) is ready to pay again. "
+        f"Open Billing in your account and choose “Complete Order”; payment reference {payment.ref}. "
+        f"It stays open for {int(ORDER_TTL.total_seconds() // 3600)} hours."
+    )
+    return Resumed(payment, message)
+
+
+def expire_order(session: Session, actor: Actor, order_id: int | str, gateway: Gateway | None, *, reason: str) -> Order:
+    """Close a pending order as expired, unless the gateway says it was paid."""
+    return _close(session, actor, order_id, gateway, reason, OrderStatus.EXPIRED, Action.EXPIRE_ORDER)
+
+
+def cancel_order(session: Session, actor: Actor, order_id: int | str, gateway: Gateway | None, *, reason: str) -> Order:
+    """Cancel an unpaid order (and its open payment at the gateway), unless the payment succeeded."""
+    return _close(session, actor, order_id, gateway, reason, OrderStatus.CANCELLED, Action.CANCEL_ORDER)
+
+
+def _close(
+    session: Session,
+    actor: Actor,
+    order_id: int | str,
+    gateway: Gateway | None,
+    reason: str,
+    target: OrderStatus,
+    action: Action,
+) -> Order:
+    require(actor, action)
+    reason = (reason or "").strip()
+    if not reason:
+        raise BillingError("Give a reason.")
+    order = _get_order(session, order_id)
+    allowed = (OrderStatus.PENDING,) if target is OrderStatus.EXPIRED else COMPLETABLE
+    if order.status not in allowed:
+        raise StateConflict(f"Order {order.public_id} is {order.status.value}; it cannot become {target.value}.")
+    expected, ref = order.status, order.provider_ref
+    session.rollback()
+
+    status = None
+    if ref and gateway is not None:
+        status = gateway.fetch_status(ref)
+        if status.state is PaymentState.SUCCEEDED:
+            with transaction(session):
+                record_check(session, actor, _get_order(session, order.id), status)
+            raise StateConflict(
+                f"The gateway says payment {ref} succeeded: complete order {order.public_id} instead of "
+                f"marking it {target.value}."
+            )
+        if target is OrderStatus.CANCELLED and status.state is PaymentState.PENDING:
+            status = gateway.cancel(ref)
+
+    with transaction(session):
+        won = session.execute(
+            update(Order)
+            .where(Order.id == order.id, Order.status == expected)
+            .values(status=target)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won != 1:
+            raise StateConflict(f"Order {order.public_id} changed meanwhile; nothing was recorded. Reload it.")
+        fresh = _get_order(session, order.id)
+        session.refresh(fresh)
+        if status is not None:
+            record_check(session, actor, fresh, status)
+        audit.record(
+            session,
+            actor,
+            action.value,
+            "order",
+            order.public_id,
+            reason=reason,
+            before={"status": expected.value},
+            after={
+                "status": target.value,
+                "gateway": status.as_dict() if status else "not asked: no payment reference or no gateway API",
+            },
+        )
+    return fresh
+
+
+def checks_for(session: Session, actor: Actor, order_id: int, limit: int = 50) -> list[GatewayCheck]:
+    require(actor, Action.READ_ORDERS)
+    stmt = (
+        select(GatewayCheck)
+        .where(GatewayCheck.order_id == order_id)
+        .order_by(GatewayCheck.checked_at.desc(), GatewayCheck.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

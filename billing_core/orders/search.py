@@ -1,0 +1,645 @@
+"""Order search for support: one search box plus filters, answered and paged by the database.
+
+The box is read as one of: an order id (``ord_…``) or customer id (``cus_…``), whole or its first
+``ID_PREFIX_CHARS``+ characters (a bare hex fragment is tried as an order id, then a customer id);
+a provider reference (Stripe ``pi_…``, Airwallex ``int_…``, simulated ``sim_pi_…``, Alipay's long
+digit string; exact, else its start); an amount ("527.50", "$500", "1,500"), matched against the
+order's amount or total; an email, or part of one (a domain, with or without "@"); otherwise words
+of a name, company, email or tax id, in any order, found by the customers' text index
+(billing_core.orders.customer_index: FTS5 trigrams on SQLite, pg_trgm on PostgreSQL, case and accents
+folded). One letter or symbol (other than a Han, kana or Hangul character, which is a name) would name
+thousands of customers: it is refused with a note asking for two letters, and nothing is read.
+
+Every kind is an index lookup. Results are ordered newest first by (created_at, id) and paged by a
+keyset cursor, never by OFFSET. Text finds customers first: at most ``CUSTOMER_FANOUT`` customer ids
+from the text index (which stops at the LIMIT), then their orders through (customer_id, created_at),
+the page's ids taken from that index alone before its rows are read. When more customers match, the
+orders are those of the first ``CUSTOMER_FANOUT`` and a note says so. Their orders are counted no
+further than ``TEXT_COUNT_CAP`` ("1,000+"), from the same index.
+
+The start of a name (when every typed word is one letter), case-insensitively in any script: the query side
+expands the prefix into its case variants, each character by the simple (one-to-one) Unicode case
+folding: "зо" becomes the code-point ranges ["Зо", "Зп"), ["ЗО", "ЗП"), ["зо", "зп"), ["зО", "зП").
+Ranges are index range scans on both databases: SQLite compares text by code point (BINARY), and on
+PostgreSQL the name and email
+indexes use ``text_pattern_ops`` with the ``~>=~``/``~<~`` operators, byte (so code point) order
+whatever the collation. Beyond ``MAX_PREFIX_RANGES`` variants, the remaining characters are
+checked one by one (``substr(name, i, 1) IN (variants)``) on the rows the ranges found.
+
+Text is only ever a bound parameter: a LIKE pattern escapes ``%``, ``_`` and backslashes, and an FTS5
+query quotes every word as a string, so quotes, ``*``, ``NEAR``, ``-`` and ``:`` are ordinary characters.
+Control characters (NUL included, which PostgreSQL refuses in text) and lone surrogates are removed
+and the page says so; text longer than the longest email is refused with a message.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from functools import cache
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, literal_column, or_, select, union, union_all
+from sqlalchemy.orm import Session
+
+from billing_core.access.roles import Action, Actor, require
+from billing_core.core import money
+from billing_core.core.errors import BillingError
+from billing_core.core.models import Customer, Invoice, InvoiceKind, Order, OrderStatus
+from billing_core.orders import customer_index
+from billing_core.pricing.catalog import Method, PlanId
+
+MAX_QUERY_CHARS = 320  # the longest email address
+MAX_TYPED_CHARS = 64 * 1024  # what is cleaned of controls and blanks before MAX_QUERY_CHARS applies
+MAX_NAME_CHARS = 200  # customers.name
+MAX_PAGE_SIZE = 500
+# Text finds customers first, then their orders by (customer_id, created_at): at most this many
+# customers' orders are listed (the page says so when more match).
+CUSTOMER_FANOUT = 200
+# A text search counts its orders no further than this ("1,000+"): counting is what costs most.
+TEXT_COUNT_CAP = 1_000
+MIN_WORD_CHARS = 2  # one letter or symbol (not Han, kana or Hangul) names too many customers to list
+MAX_PREFIX_RANGES = 32
+
+_ORDER_ID = re.compile(r"^ord_[0-9a-z]+$", re.IGNORECASE)
+_CUSTOMER_ID = re.compile(r"^cus_[0-9a-z]+$", re.IGNORECASE)
+_PROVIDER_REF = re.compile(r"^((sim_pi|pi|int|ch|py|re)_[0-9A-Za-z_]+|[0-9]{16,40})$")
+# A bare fragment of an id (hex, with a digit): tried as the start of an order id, then of a customer id.
+_ID_FRAGMENT = re.compile(r"^(?=.*[0-9])[0-9a-f]{6,16}$", re.IGNORECASE)
+_AMOUNT = re.compile(r"^(\$\s*)?([0-9]{1,3}(,[0-9]{3})+|[0-9]{1,7})(\.[0-9]{1,2})?(\s*usd)?$", re.IGNORECASE)
+ID_PREFIX_CHARS = 6  # the shortest prefix of an id (after its ord_/cus_) or reference searched as one
+_PUBLIC_ID_CHARS = 20  # "ord_" or "cus_" and 16 hex digits
+
+
+class SearchError(BillingError):
+    """The search as typed cannot be run; the message says what to change."""
+
+
+class QueryKind(enum.StrEnum):
+    ALL = "all orders"
+    ORDER_ID = "order id"
+    ORDER_ID_PREFIX = "start of an order id"
+    CUSTOMER_ID = "customer id"
+    CUSTOMER_ID_PREFIX = "start of a customer id"
+    PROVIDER_REF = "provider reference"
+    PROVIDER_REF_PREFIX = "start of a provider reference"
+    EMAIL = "email"
+    EMAIL_PART = "part of an email"
+    CUSTOMER = "words of a name, company, email or tax id"
+    CUSTOMER_PREFIX = "start of a name or email"  # words of one letter each: too short for the text index
+    TOO_SHORT = "too short to search"
+    AMOUNT = "amount or total"
+
+
+@dataclass(frozen=True)
+class OrderQuery:
+    """What support typed and picked. Dates are UTC days; ``created_before`` is exclusive."""
+
+    text: str = ""
+    statuses: Sequence[OrderStatus | str] = ()
+    methods: Sequence[Method | str] = ()
+    plans: Sequence[PlanId | str] = ()
+    created_from: datetime | date | None = None
+    created_before: datetime | date | None = None
+    amount_min_cents: int | None = None  # on amount_cents, the top-up amount before fees
+    amount_max_cents: int | None = None
+    include_sandbox: bool = False
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The last row of a page: the next page starts strictly after it, newest first."""
+
+    created_at: datetime
+    id: int
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    public_id: str
+    created_at: datetime
+    customer_public_id: str
+    customer_email: str
+    customer_name: str
+    plan: PlanId
+    method: Method
+    amount_cents: int
+    fee_cents: int
+    total_cents: int
+    credits: int
+    status: OrderStatus
+    provider_ref: str | None
+    invoice_number: str | None
+    sandbox: bool
+
+
+@dataclass(frozen=True)
+class MatchCount:
+    value: int
+    capped: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.value:,}+" if self.capped else f"{self.value:,}"
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    rows: list[OrderRow]
+    next_cursor: Cursor | None
+    understood_as: str  # e.g. "email prefix", for the page to show
+    notes: tuple[str, ...] = ()
+    count: MatchCount | None = None  # when asked for (``count_limit``): how many orders match
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    kind: QueryKind
+    term: str
+    notes: tuple[str, ...] = ()
+    amount_cents: int | None = None
+    fragment: bool = False  # hex typed without ord_/cus_: the start of an order id, a customer id, or words
+
+
+def _too_long(length: int) -> str:
+    return (
+        f"The search text is {length:,} characters long; nothing it can find is longer than "
+        f"{MAX_QUERY_CHARS}. Paste just the order id, email, name or payment reference."
+    )
+
+
+def interpret(text: str | None) -> Interpretation:
+    """Clean what was typed and decide what it is; pure, so the page can show it as one types."""
+    raw = text or ""
+    if len(raw) > MAX_TYPED_CHARS:  # refused before any character is looked at
+        raise SearchError(_too_long(len(raw)))
+    kept = [c for c in raw if unicodedata.category(c) not in ("Cc", "Cs")]
+    notes = []
+    if len(kept) != len(raw):
+        removed = len(raw) - len(kept)
+        notes.append(f"Ignored {removed:,} control or invalid character{'s' if removed != 1 else ''}.")
+    term = unicodedata.normalize("NFC", "".join(kept)).strip()
+    if len(term) > MAX_QUERY_CHARS:
+        raise SearchError(_too_long(len(term)))
+    if not term:
+        return Interpretation(QueryKind.ALL, "", tuple(notes))
+    for pattern, whole, prefix in (
+        (_ORDER_ID, QueryKind.ORDER_ID, QueryKind.ORDER_ID_PREFIX),
+        (_CUSTOMER_ID, QueryKind.CUSTOMER_ID, QueryKind.CUSTOMER_ID_PREFIX),
+    ):
+        if pattern.match(term):
+            kind = whole if len(term) >= _PUBLIC_ID_CHARS or len(term) < 4 + ID_PREFIX_CHARS else prefix
+            if kind is whole and len(term) < _PUBLIC_ID_CHARS:
+                notes.append(
+                    f"Ids have {_PUBLIC_ID_CHARS - 4} characters after the prefix; type at least "
+                    f"{ID_PREFIX_CHARS} to search by their start."
+                )
+            return Interpretation(kind, term.lower(), tuple(notes))
+    if _PROVIDER_REF.match(term):
+        return Interpretation(QueryKind.PROVIDER_REF, term, tuple(notes))
+    if _AMOUNT.match(term):
+        try:
+            cents = money.parse_amount(term)
+        except BillingError:
+            cents = None
+        if cents is not None:
+            return Interpretation(QueryKind.AMOUNT, term, tuple(notes), amount_cents=cents)
+    if _ID_FRAGMENT.match(term):
+        return Interpretation(QueryKind.ORDER_ID_PREFIX, "ord_" + term.lower(), tuple(notes), fragment=True)
+    if len(term) < MIN_WORD_CHARS and not customer_index.is_ideographic(term):
+        notes.append(f"Type at least {MIN_WORD_CHARS} letters of a name, company or email.")
+        return Interpretation(QueryKind.TOO_SHORT, term, tuple(notes))
+    if "@" in term and " " not in term:
+        return Interpretation(QueryKind.EMAIL_PART, term.lower(), tuple(notes))
+    return Interpretation(QueryKind.CUSTOMER, term, tuple(notes))
+
+
+# --- case variants and code-point prefix ranges ---------------------------------------------------
+
+
+def _fold(ch: str) -> str:
+    """Simple (one character to one character) case folding; a character without one is itself."""
+    folded = ch.casefold()
+    if len(folded) == 1:
+        return folded
+    lowered = ch.lower()
+    return lowered if len(lowered) == 1 else ch
+
+
+@cache
+def _case_classes() -> dict[str, tuple[str, ...]]:
+    """Folded character -> every character that folds to it (only where there is more than one)."""
+    classes: dict[str, set[str]] = {}
+    for code in range(0x20000):  # every cased letter in Unicode lies below U+20000
+        ch = chr(code)
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        key = _fold(ch)
+        if key != ch:
+            classes.setdefault(key, {key}).add(ch)
+    return {key: tuple(sorted(chars)) for key, chars in classes.items()}
+
+
+def case_variants(ch: str) -> tuple[str, ...]:
+    return _case_classes().get(_fold(ch), (ch,))
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: no bound)."""
+    chars = list(prefix)
+    while chars and ord(chars[-1]) == 0x10FFFF:
+        chars.pop()
+    if not chars:
+        return None
+    code = ord(chars[-1]) + 1
+    chars[-1] = chr(0xE000 if 0xD800 <= code <= 0xDFFF else code)
+    return "".join(chars)
+
+
+def starts_with(column, prefix: str, dialect: str) -> ColumnElement[bool]:
+    """``column`` starts with ``prefix``, as an index range in code-point order."""
+    upper = _successor(prefix)
+    if dialect == "postgresql":
+        lower_bound = column.op("~>=~", is_comparison=True)(prefix)
+        upper_bound = column.op("~<~", is_comparison=True)(upper) if upper else None
+    else:
+        lower_bound = column >= prefix
+        upper_bound = column < upper if upper else None
+    return lower_bound if upper_bound is None else and_(lower_bound, upper_bound)
+
+
+def name_starts_with(column, prefix: str, dialect: str) -> ColumnElement[bool]:
+    variants = [case_variants(ch) for ch in prefix]
+    ranged, combinations = 0, 1
+    while ranged < len(prefix) and combinations * len(variants[ranged]) <= MAX_PREFIX_RANGES:
+        combinations *= len(variants[ranged])
+        ranged += 1
+    ranges = [starts_with(column, "".join(p), dialect) for p in itertools.product(*variants[:ranged])]
+    rest = [
+        func.substr(column, literal_column(str(i + 1)), literal_column("1")).in_(variants[i])
+        for i in range(ranged, len(prefix))
+    ]
+    return and_(or_(*ranges), *rest)
+
+
+# --- the query --------------------------------------------------------------------------------
+
+
+def _enums(values: Iterable, kind: type[enum.Enum], label: str) -> tuple:
+    out = []
+    for value in values or ():
+        try:
+            out.append(kind(value))
+        except ValueError:
+            raise SearchError(f"“{str(value)[:40]}” is not a known {label}.") from None
+    return tuple(dict.fromkeys(out))
+
+
+def _moment(value: datetime | date | None, label: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise SearchError(f"The {label} date needs a time zone.")
+        return value.astimezone(UTC)
+    return datetime.combine(value, time(), tzinfo=UTC)
+
+
+@dataclass
+class _Plan:
+    """What to ask the database: order conditions, the customer scope, and how it was understood."""
+
+    understood_as: str
+    notes: tuple[str, ...]
+    conditions: list[ColumnElement[bool]] = field(default_factory=list)
+    statuses: tuple[OrderStatus, ...] = ()
+    narrow: bool = False  # at most a few customers' orders: no need to merge per status
+    customer_ids: list[int] = field(default_factory=list)  # the customers matched (at most CUSTOMER_FANOUT)
+    more_customers: bool = False  # more than CUSTOMER_FANOUT matched: their orders are not all listed
+    amount_cents: int | None = None  # the order's amount or its total
+    nothing: bool = False
+
+
+def _plan(session: Session, query: OrderQuery) -> _Plan:
+    meaning = interpret(query.text)
+    plan = _Plan(understood_as=meaning.kind.value, notes=meaning.notes)
+    plan.statuses = _enums(query.statuses, OrderStatus, "order status")
+    methods = _enums(query.methods, Method, "payment method")
+    plans = _enums(query.plans, PlanId, "plan")
+    start = _moment(query.created_from, "start")
+    end = _moment(query.created_before, "end")
+    low, high = query.amount_min_cents, query.amount_max_cents
+    if start and end and start >= end:
+        raise SearchError("The start date must be before the end date.")
+    if (low is not None and low < 0) or (high is not None and high < 0):
+        raise SearchError("Amounts cannot be negative.")
+    if low is not None and high is not None and low > high:
+        raise SearchError("The smallest amount is larger than the largest.")
+
+    conditions = plan.conditions
+    if methods:
+        conditions.append(Order.method.in_(methods))
+    if plans:
+        conditions.append(Order.plan.in_(plans))
+    if start:
+        conditions.append(Order.created_at >= start)
+    if end:
+        conditions.append(Order.created_at < end)
+    if low is not None:
+        conditions.append(Order.amount_cents >= low)
+    if high is not None:
+        conditions.append(Order.amount_cents <= high)
+
+    dialect = session.get_bind().dialect.name
+    kind, term = _resolve_fragment(session, meaning)
+    plan.understood_as = kind.value
+    # An order's sandbox flag is its customer's (billing_core.orders.lifecycle.create_order copies it), so a
+    # search by customer hides sandbox customers and reads their orders from the index alone.
+    visible = [] if query.include_sandbox else [Customer.sandbox.is_(false())]
+    if kind is QueryKind.TOO_SHORT:
+        plan.nothing = True
+    elif kind is QueryKind.ORDER_ID:
+        conditions.append(Order.public_id == term)
+        plan.narrow = True
+    elif kind is QueryKind.ORDER_ID_PREFIX:
+        conditions.append(starts_with(Order.public_id, term, dialect))
+        plan.narrow = True
+    elif kind is QueryKind.PROVIDER_REF:
+        exact = session.scalar(select(Order.id).where(Order.provider_ref == term).limit(1))
+        if exact is None and len(term) >= ID_PREFIX_CHARS:
+            plan.understood_as = QueryKind.PROVIDER_REF_PREFIX.value
+            conditions.append(starts_with(Order.provider_ref, term, dialect))
+        else:
+            conditions.append(Order.provider_ref == term)
+        plan.narrow = True
+    elif kind is QueryKind.CUSTOMER_ID:
+        _scope_to_customers(plan, session, [_customers(Customer.public_id == term)], visible)
+    elif kind is QueryKind.CUSTOMER_ID_PREFIX:
+        _scope_to_customers(plan, session, [_customers(starts_with(Customer.public_id, term, dialect))], visible)
+    elif kind is QueryKind.AMOUNT:
+        plan.amount_cents = meaning.amount_cents
+    elif kind is QueryKind.EMAIL_PART:
+        exact = session.scalar(select(Customer.id).where(Customer.email == term))
+        if exact is not None:
+            plan.understood_as = QueryKind.EMAIL.value
+            _scope_to_customers(plan, session, [_customers(Customer.id == exact)], visible)
+        else:
+            found = customer_index.loosest(customer_index.typed_words(term), dialect)
+            source = (
+                found.customers(Customer.id)
+                if found.condition is not None
+                else _customers(starts_with(Customer.email, term, dialect))
+            )
+            _scope_to_customers(plan, session, [source], visible)
+    elif kind is QueryKind.CUSTOMER:
+        found = customer_index.loosest(customer_index.typed_words(term), dialect)
+        if found.condition is not None:
+            _scope_to_customers(plan, session, [found.customers(Customer.id)], visible)
+        else:
+            plan.understood_as = QueryKind.CUSTOMER_PREFIX.value
+            sources = [_customers(starts_with(Customer.email, term.lower(), dialect))]
+            if len(term) <= MAX_NAME_CHARS:
+                sources.append(_customers(name_starts_with(Customer.name, term, dialect)))
+            _scope_to_customers(plan, session, sources, visible)
+    if not plan.customer_ids and not query.include_sandbox:
+        conditions.append(Order.sandbox.is_(false()))
+    return plan
+
+
+def _customers(condition: ColumnElement[bool]) -> Select:
+    return select(Customer.id).where(condition)
+
+
+def _resolve_fragment(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]:
+    """What a bare hex fragment is: the start of an order id, else of a customer id, else words (a tax id)."""
+    if not meaning.fragment:
+        return meaning.kind, meaning.term
+    dialect = session.get_bind().dialect.name
+    if session.scalar(select(Order.id).where(starts_with(Order.public_id, meaning.term, dialect)).limit(1)):
+        return meaning.kind, meaning.term
+    fragment = meaning.term.replace("ord_", "cus_", 1)
+    if session.scalar(select(Customer.id).where(starts_with(Customer.public_id, fragment, dialect)).limit(1)):
+        return QueryKind.CUSTOMER_ID_PREFIX, fragment
+    return QueryKind.CUSTOMER, meaning.term.removeprefix("ord_")
+
+
+def _scope_to_customers(
+    plan: _Plan, session: Session, sources: list[Select], visible: list[ColumnElement[bool]]
+) -> None:
+    """Resolve the matching customers first (at most CUSTOMER_FANOUT), then scope orders to them."""
+    ids: set[int] = set()
+    for source in sources:
+        ids.update(session.scalars(source.where(*visible).limit(CUSTOMER_FANOUT + 1)).all())
+    if not ids:
+        plan.nothing = True
+        return
+    if len(ids) > CUSTOMER_FANOUT:
+        plan.more_customers = True
+        plan.notes += (
+            f"More than {CUSTOMER_FANOUT} customers match: the orders listed are those of "
+            f"{CUSTOMER_FANOUT} of them. Type more of the name, or the email, to narrow.",
+        )
+    plan.narrow = True
+    plan.customer_ids = sorted(ids)[:CUSTOMER_FANOUT]
+    only = plan.customer_ids[0]
+    plan.conditions.append(
+        Order.customer_id == only if len(plan.customer_ids) == 1 else Order.customer_id.in_(plan.customer_ids)
+    )
+
+
+_PAGE_COLUMNS = (
+    Order.id,
+    Order.public_id,
+    Order.created_at,
+    Order.customer_id,
+    Order.plan,
+    Order.method,
+    Order.amount_cents,
+    Order.fee_cents,
+    Order.total_cents,
+    Order.credits,
+    Order.status,
+    Order.provider_ref,
+    Order.sandbox,
+)
+_NEWEST_FIRST = (Order.created_at.desc(), Order.id.desc())
+
+
+def _after(cursor: Cursor) -> ColumnElement[bool]:
+    # The redundant created_at <= bound is what lets both planners range-scan the index.
+    return and_(
+        Order.created_at <= cursor.created_at,
+        or_(Order.created_at < cursor.created_at, Order.id < cursor.id),
+    )
+
+
+def _page_select(plan: _Plan, limit: int, after: Cursor | None) -> Select:
+    conditions = list(plan.conditions)
+    if after is not None:
+        conditions.append(_after(after))
+    if plan.customer_ids:
+        # The page's ids first, from the (customer_id, created_at) index alone (a filter aside), then
+        # just those rows: the customers' other orders are never read.
+        if plan.statuses:
+            conditions.append(Order.status.in_(plan.statuses))
+        newest = select(Order.id).where(*conditions).order_by(*_NEWEST_FIRST).limit(limit)
+        return select(*_PAGE_COLUMNS).where(Order.id.in_(newest)).order_by(*_NEWEST_FIRST)
+    if plan.amount_cents is not None:
+        # The amount or the total: one newest-first walk of each one's (cents, created_at) index, merged.
+        if plan.statuses:
+            conditions.append(Order.status.in_(plan.statuses))
+        parts = [
+            select(*_PAGE_COLUMNS)
+            .where(*conditions, column == plan.amount_cents)
+            .order_by(*_NEWEST_FIRST)
+            .limit(limit)
+            .subquery()
+            for column in (Order.amount_cents, Order.total_cents)
+        ]
+        merged = union(*(select(part) for part in parts)).subquery()
+        return select(merged).order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(limit)
+    if len(plan.statuses) > 1 and not plan.narrow:
+        # One newest-first walk of the (status, created_at) index per status, merged.
+        parts = [
+            select(*_PAGE_COLUMNS)
+            .where(*conditions, Order.status == s)
+            .order_by(*_NEWEST_FIRST)
+            .limit(limit)
+            .subquery()
+            for s in plan.statuses
+        ]
+        merged = union_all(*(select(part) for part in parts)).subquery()
+        return select(merged).order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(limit)
+    if len(plan.statuses) == 1:
+        conditions.append(Order.status == plan.statuses[0])
+    elif plan.statuses:
+        conditions.append(Order.status.in_(plan.statuses))
+    return select(*_PAGE_COLUMNS).where(*conditions).order_by(*_NEWEST_FIRST).limit(limit)
+
+
+def search_orders(
+    session: Session,
+    actor: Actor,
+    query: OrderQuery,
+    page_size: int = 50,
+    after: Cursor | None = None,
+    *,
+    count_limit: int | None = None,
+) -> SearchPage:
+    """One page of matching orders, newest first; pass ``next_cursor`` back for the next page.
+
+    With ``count_limit``, the page also carries ``count_matches``'s answer, from the same reading of
+    the text (the customers are looked up once).
+    """
+    require(actor, Action.READ_ORDERS)
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise SearchError(f"A page holds 1 to {MAX_PAGE_SIZE} orders.")
+    plan = _plan(session, query)
+    if plan.nothing:
+        count = MatchCount(0, False) if count_limit is not None else None
+        return SearchPage([], None, plan.understood_as, plan.notes, count)
+    found = session.execute(_page_select(plan, page_size + 1, after)).all()
+    more = len(found) > page_size
+    found = found[:page_size]
+    customers = {
+        c.id: c
+        for c in session.execute(
+            select(Customer.id, Customer.public_id, Customer.email, Customer.name).where(
+                Customer.id.in_({r.customer_id for r in found})
+            )
+        )
+    }
+    invoices = dict(
+        session.execute(
+            select(Invoice.order_id, Invoice.number).where(
+                Invoice.order_id.in_([r.id for r in found]), Invoice.kind == InvoiceKind.INVOICE
+            )
+        ).all()
+    )
+    rows = [
+        OrderRow(
+            public_id=r.public_id,
+            created_at=r.created_at,
+            customer_public_id=customers[r.customer_id].public_id,
+            customer_email=customers[r.customer_id].email,
+            customer_name=customers[r.customer_id].name,
+            plan=PlanId(r.plan),
+            method=Method(r.method),
+            amount_cents=r.amount_cents,
+            fee_cents=r.fee_cents,
+            total_cents=r.total_cents,
+            credits=r.credits,
+            status=OrderStatus(r.status),
+            provider_ref=r.provider_ref,
+            invoice_number=invoices.get(r.id),
+            sandbox=bool(r.sandbox),
+        )
+        for r in found
+    ]
+    last = found[-1] if more else None
+    return SearchPage(
+        rows=rows,
+        next_cursor=Cursor(last.created_at, last.id) if last else None,
+        understood_as=plan.understood_as,
+        notes=plan.notes,
+        count=_count(session, plan, count_limit) if count_limit is not None else None,
+    )
+
+
+def count_matches(session: Session, actor: Actor, query: OrderQuery, limit: int = 10_000) -> MatchCount:
+    """How many orders match, counting no further than ``limit`` (then the label says "10,000+").
+
+    A search by customer counts no further than TEXT_COUNT_CAP, and when more customers match than
+    their orders are listed for, the count is of the listed ones and says "+".
+    """
+    require(actor, Action.READ_ORDERS)
+    plan = _plan(session, query)
+    if plan.nothing:
+        return MatchCount(0, False)
+    return _count(session, plan, limit)
+
+
+def _count(session: Session, plan: _Plan, limit: int) -> MatchCount:
+    conditions = list(plan.conditions)
+    if plan.customer_ids:
+        limit = min(limit, TEXT_COUNT_CAP)
+    if plan.statuses:
+        conditions.append(Order.status.in_(plan.statuses))
+    if plan.amount_cents is not None:
+        either = union(
+            *(
+                select(part)
+                for part in (
+                    select(Order.id).where(*conditions, column == plan.amount_cents).limit(limit + 1).subquery()
+                    for column in (Order.amount_cents, Order.total_cents)
+                )
+            )
+        ).subquery()
+        value = session.scalar(select(func.count()).select_from(either)) or 0
+        return MatchCount(min(value, limit), value > limit)
+    capped = select(Order.id).where(*conditions).limit(limit + 1).subquery()
+    value = session.scalar(select(func.count()).select_from(capped)) or 0
+    return MatchCount(min(value, limit), value > limit or plan.more_customers)
+
+
+__all__ = [
+    "CUSTOMER_FANOUT",
+    "MAX_QUERY_CHARS",
+    "TEXT_COUNT_CAP",
+    "Cursor",
+    "Interpretation",
+    "MatchCount",
+    "OrderQuery",
+    "OrderRow",
+    "QueryKind",
+    "SearchError",
+    "SearchPage",
+    "case_variants",
+    "count_matches",
+    "interpret",
+    "search_orders",
+]

@@ -1,0 +1,1 @@
+"""Pricing as data: the catalog and ``quote``, the default TOML, and what-ifs between two pricings."""

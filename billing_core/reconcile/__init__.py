@@ -1,0 +1,1 @@
+"""Making the books match the providers: stuck orders, Stripe events, settlement files."""
