@@ -1909,7 +1909,7 @@ def seed(
                             loader.load(table, indexes.get(table.name, []))
                         loader.finish()
                     with profile.section("credits"):
-                        credits_demo._load(conn, offsets)
+                        credits_demo._load(conn, offsets, DATA_END)
                     _finish(conn, dialect, data, zones)
                     if dialect == "postgresql":
                         # Fresh statistics, or the planner guesses at every table it was just handed.
