@@ -32,6 +32,7 @@ except SQLAlchemyError as exc:  # the class name only: a driver's message can qu
     problem = f"The database {describe_url(settings.database_url)} cannot be opened: {exc.__class__.__name__}."
     _guard.show_alone(_guard.refusal(problem, ":material/database:"))
 _guard.status_sidebar(settings, database)
+_guard.approvals_sidebar(actor, database)
 
 
 def registered(name: str) -> st.Page:

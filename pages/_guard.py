@@ -15,10 +15,11 @@ from typing import NoReturn
 import streamlit as st
 
 from billing_core.access.identity import actor_for, email_of, refusal_of
-from billing_core.access.roles import PAGES, Actor, Role, may_open, pages_for
+from billing_core.access.roles import PAGES, Action, Actor, Role, may, may_open, pages_for
 from billing_core.core.config import Settings, load_settings
 from billing_core.core.db import Database
 from billing_core.core.errors import ConfigError
+from billing_core.credits import approvals
 from pages._text import plain
 
 APP_FILE = Path(__file__).resolve().parent.parent / "app.py"
@@ -200,6 +201,16 @@ def status_sidebar(settings: Settings, db: Database) -> None:
 def open_first(page: st.Page) -> None:
     """The start page at "/": open the role's first page, keeping the link's query (``/?order=…``)."""
     st.switch_page(page, query_params=st.query_params.to_dict())
+
+
+def approvals_sidebar(actor: Actor, db: Database) -> None:
+    """How many proposals wait for a decision, for the roles that decide (an index range)."""
+    if not may(actor, Action.APPROVE_CHANGES):
+        return
+    with db.session() as session:
+        waiting = approvals.waiting_count(session, actor)
+    with st.sidebar:
+        st.badge(f"Approvals waiting: {waiting:,}", color="orange" if waiting else "gray", icon=":material/approval:")
 
 
 def no_page_yet() -> None:

@@ -186,7 +186,7 @@ def refund_plan_words(plan: RefundPlan) -> str:
     return (
         f"Refunds {format_cents(plan.amount_cents)} of {format_cents(plan.remaining_cents)} refundable{whole}"
         f"{pending}; takes back {format_credits(plan.credits_taken_back)} credits; "
-        f"balance {format_credits(plan.balance)} → {format_credits(after)}."
+        f"paid credits {format_credits(plan.balance)} → {format_credits(after)}."
     )
 
 

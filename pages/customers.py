@@ -12,8 +12,9 @@ import streamlit as st
 from billing_core.access.audit import REASON_MAX_CHARS
 from billing_core.access.roles import Action, may
 from billing_core.core.errors import BillingError, NotFound
-from billing_core.core.models import LedgerKind
+from billing_core.core.models import CreditPool, LedgerKind
 from billing_core.core.money import format_cents, format_credits
+from billing_core.credits import approvals
 from billing_core.invoices import storage
 from billing_core.orders import customers as cs
 from billing_core.orders.search import MAX_QUERY_CHARS, OrderQuery, search_orders
@@ -117,14 +118,25 @@ def _customer(ctx: PageContext, public_id: str) -> None:
         return
     st.subheader(profile.name, anchor=False)
     st.caption(f"{profile.public_id} · {profile.email}" + (" · sandbox" if profile.sandbox else ""))
-    balance, topups, refunds, orders, paid = st.columns(5)
+    balance, paid_credits, promotional, topups, refunds, orders, paid = st.columns(7)
     balance.metric("Credits balance", format_credits(profile.balance))
+    paid_credits.metric("Paid credits", format_credits(profile.balance_by_pool[CreditPool.PAID]))
+    promotional.metric("Promotional credits", format_credits(profile.balance_by_pool[CreditPool.PROMOTIONAL]))
     topups.metric("Topped up", format_credits(profile.balance_by_kind.get(LedgerKind.TOPUP, 0)))
     refunds.metric("Taken back", format_credits(-profile.balance_by_kind.get(LedgerKind.REFUND, 0)))
     orders.metric("Orders", f"{profile.order_count:,}")
     paid.metric("Paid, all time", format_cents(profile.paid_cents))
     tabs = st.tabs(
-        ["Profile", "Orders", "Ledger", "Invoices", "Refunds", "Audit", "Bills tab (as the customer sees it)"]
+        [
+            "Profile",
+            "Orders",
+            "Ledger",
+            "Invoices",
+            "Refunds",
+            "Audit",
+            "Bills tab (as the customer sees it)",
+            "Adjustments",
+        ]
     )
     with tabs[0]:
         ui.facts_table("Profile", profile_frame(profile))
@@ -142,6 +154,8 @@ def _customer(ctx: PageContext, public_id: str) -> None:
         _audit(ctx, profile)
     with tabs[6]:
         _bills(ctx, profile)
+    with tabs[7]:
+        _adjustments(ctx, profile)
 
 
 def profile_frame(p: cs.Profile) -> pd.DataFrame:
@@ -211,13 +225,15 @@ def _ledger(ctx: PageContext, profile: cs.Profile) -> None:
                 {
                     "When (UTC)": f"{r.created_at:%Y-%m-%d %H:%M}",
                     "Kind": r.kind.value,
+                    "Pool": r.pool.value,
                     "Credits": _text.signed_credits(r.credits),
                     "Order": r.order_public_id or "—",
+                    "Note": r.note or "",
                     "By": r.created_by,
                 }
                 for r in rows
             ],
-            columns=["When (UTC)", "Kind", "Credits", "Order", "By"],
+            columns=["When (UTC)", "Kind", "Pool", "Credits", "Order", "Note", "By"],
         ),
         hide_index=True,
     )
@@ -354,6 +370,67 @@ def _edit(ctx: PageContext, profile: cs.Profile) -> None:
                 st.error(plain(exc), icon=":material/error:")
                 return
             st.success("Saved; the audit log has the change with before and after.", icon=":material/check_circle:")
+
+
+def _adjustments(ctx: PageContext, profile: cs.Profile) -> None:
+    """Goodwill grants and correction debits: proposed here, approved by finance in the Approvals queue."""
+    if not may(ctx.actor, Action.PROPOSE_ADJUSTMENT):
+        st.caption("Adjustments are proposed by support or finance.")
+        return
+    st.caption(
+        "A grant (positive credits) or a correction debit (negative) is booked only when finance approves it; "
+        "nobody approves their own, and large ones need two approvals."
+    )
+    with st.form("propose_adjustment", clear_on_submit=True):
+        credits = st.text_input("Credits (e.g. 25 or -25)", key="adj_credits", max_chars=20)
+        pool = st.radio("Credits kind", [p.value for p in CreditPool], key="adj_pool", horizontal=True, index=1)
+        reason = st.text_input("Reason (kept in the audit log)", key="adj_reason", max_chars=REASON_MAX_CHARS)
+        note = st.text_input("Note the customer sees", key="adj_note", max_chars=approvals.NOTE_MAX_CHARS)
+        if st.form_submit_button("Propose adjustment", type="primary"):
+            try:
+                with ctx.database.session() as session:
+                    proposal = approvals.propose_adjustment(
+                        session,
+                        ctx.actor,
+                        profile.public_id,
+                        credits=credits,
+                        pool=pool,
+                        reason=reason,
+                        note=note,
+                        settings=ctx.settings,
+                    )
+            except BillingError as exc:
+                st.error(plain(exc), icon=":material/error:")
+            else:
+                need = "two approvals" if proposal.approvals_needed > 1 else "an approval"
+                st.success(f"Proposal {proposal.id} waits for {need} from finance.", icon=":material/pending:")
+    with ctx.database.session() as session:
+        rows = approvals.proposals_for(session, ctx.actor, profile.public_id)
+    st.dataframe(proposals_frame(rows), hide_index=True)
+
+
+def proposals_frame(rows: list[approvals.QueueRow]) -> pd.DataFrame:
+    columns = ["Proposal", "Status", "Credits", "Kind", "Reason", "Customer note", "Proposed by", "Proposed (UTC)"]
+    columns += ["Expires (UTC)", "Approvals"]
+    return pd.DataFrame(
+        [
+            {
+                "Proposal": r.id,
+                "Status": r.status.value,
+                "Credits": _text.signed_credits(r.credits),
+                "Kind": r.pool.value,
+                "Reason": r.reason,
+                "Customer note": r.note or "",
+                "Proposed by": r.proposed_by,
+                "Proposed (UTC)": f"{r.proposed_at:%Y-%m-%d %H:%M}",
+                "Expires (UTC)": f"{r.expires_at:%Y-%m-%d %H:%M}",
+                "Approvals": f"{len(r.approved_by)} of {r.approvals_needed}"
+                + (f" ({', '.join(r.approved_by)})" if r.approved_by else ""),
+            }
+            for r in rows
+        ],
+        columns=columns,
+    )
 
 
 if __name__ == "__main__":

@@ -15,11 +15,13 @@ from sqlalchemy import event, func, select
 import billing_core
 from billing_core.access import audit
 from billing_core.access.roles import PAGES, PERMISSIONS, Action, Actor, Role, may_open, pages_for
+from billing_core.cli import credits as cli_credits
 from billing_core.cli import invoices as cli_invoices
 from billing_core.cli import refunds as cli_refunds
 from billing_core.core.config import Settings
 from billing_core.core.errors import PermissionDenied
 from billing_core.core.models import AuditEvent, Order, OrderStatus
+from billing_core.credits import approvals, expiry, liability, usage
 from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, new_details, numbering, storage, tasks
 from billing_core.invoices import deep_check as bills_check
@@ -172,10 +174,19 @@ def test_pages_by_role():
     def who(role):
         return Actor("x@company.test", role)
 
-    assert pages_for(who(S)) == ["orders", "customers"]
-    assert pages_for(who(F)) == ["orders", "customers", "revenue", "invoices", "audit"]
+    assert pages_for(who(S)) == ["orders", "customers", "credits"]
+    assert pages_for(who(F)) == ["orders", "customers", "revenue", "invoices", "audit", "credits", "approvals"]
     assert pages_for(who(AN)) == ["simulator", "revenue"]
-    assert pages_for(who(AD)) == ["simulator", "orders", "customers", "revenue", "invoices", "audit"]
+    assert pages_for(who(AD)) == [
+        "simulator",
+        "orders",
+        "customers",
+        "revenue",
+        "invoices",
+        "audit",
+        "credits",
+        "approvals",
+    ]
     assert not may_open(None, "simulator")
     assert not may_open(who(AD), "no-such-page")
 
@@ -414,6 +425,40 @@ CHECKED = {
     "invoices.deep_check.latest": _c(A.READ_BILLS, lambda e, a: bills_check.latest(e.s, a)),
     "invoices.deep_check.last_finished": _c(A.READ_BILLS, lambda e, a: bills_check.last_finished(e.s, a)),
     "invoices.deep_check.series_check": _c(A.READ_BILLS, lambda e, a: bills_check.series_check(e.s, a)),
+    "credits.liability.roll_forward": _c(A.READ_CREDITS, lambda e, a: liability.roll_forward(e.s, a)),
+    "credits.liability.customers_in_month": _c(
+        A.READ_CREDITS, lambda e, a: liability.customers_in_month(e.s, a, date(2026, 1, 1))
+    ),
+    "credits.liability.ledger_closing": _c(
+        A.READ_CREDITS, lambda e, a: liability.ledger_closing(e.s, a, date(2026, 1, 1))
+    ),
+    "credits.approvals.propose_adjustment": _c(
+        A.PROPOSE_ADJUSTMENT,
+        lambda e, a: approvals.propose_adjustment(
+            e.s, a, "cus_x", credits="5", pool="paid", reason="r", note=None, settings=e.settings
+        ),
+    ),
+    "credits.approvals.approve": _c(A.APPROVE_CHANGES, lambda e, a: approvals.approve(e.s, a, 1, settings=e.settings)),
+    "credits.approvals.reject": _c(A.APPROVE_CHANGES, lambda e, a: approvals.reject(e.s, a, 1, reason="r")),
+    "credits.approvals.expire_stale": _c(A.APPROVE_CHANGES, lambda e, a: approvals.expire_stale(e.s, a)),
+    "credits.approvals.queue": _c(A.APPROVE_CHANGES, lambda e, a: approvals.queue(e.s, a)),
+    "credits.approvals.waiting_count": _c(A.APPROVE_CHANGES, lambda e, a: approvals.waiting_count(e.s, a)),
+    "credits.approvals.proposals_for": _c(A.PROPOSE_ADJUSTMENT, lambda e, a: approvals.proposals_for(e.s, a, "cus_x")),
+    "credits.expiry.plan": _c(A.EXPIRE_CREDITS, lambda e, a: expiry.plan(e.s, a, e.settings.credits)),
+    "credits.expiry.soon": _c(A.READ_CREDITS, lambda e, a: expiry.soon(e.s, a, e.settings.credits)),
+    "credits.expiry.book": _c(A.EXPIRE_CREDITS, lambda e, a: expiry.book(e.db, a, e.settings.credits)),
+    "cli.credits.cli_expire": _c(
+        A.EXPIRE_CREDITS,
+        lambda e, a: cli_credits.cli_expire(argparse.Namespace(dry_run=True, as_of=None, database_url=e.db.url), a),
+    ),
+    "credits.usage.preview": _c(A.IMPORT_USAGE, lambda e, a: usage.preview(e.s, a, None)),
+    "credits.usage.apply": _c(A.IMPORT_USAGE, lambda e, a: usage.apply(e.db, a, None)),
+    "cli.credits.cli_usage": _c(
+        A.IMPORT_USAGE,
+        lambda e, a: cli_credits.cli_usage(
+            argparse.Namespace(file="x.csv", apply=False, csv=None, database_url=e.db.url), a
+        ),
+    ),
     "invoices.numbering.series_health": _c(A.READ_BILLS, lambda e, a: numbering.series_health(e.s, a)),
     "invoices.storage.files_for": _c(A.READ_BILLS, lambda e, a: storage.files_for(e.s, a, 1)),
     "invoices.storage.issued_pdf": _c(A.READ_BILLS, lambda e, a: storage.issued_pdf(e.db, a, 1, settings=e.settings)),
@@ -463,6 +508,7 @@ NOT_CHECKED = {
     "bench.workers.empty_queue": "empties procrastinate's task tables of a benchmark's or test's own database",
     "bench.reconcile.reconcile_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "bench.revenue.revenue_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "bench.credits.credit_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "invoices.totals.record": "adds a document's bills totals inside the issuing transaction that checked the actor",
     "invoices.totals.rebuild": "recomputes the bills totals inside rollup.rebuild, which checks revenue.rebuild",
 }
@@ -539,6 +585,8 @@ def test_each_page_opens_for_the_roles_that_may_read_what_it_shows():
         "revenue": Action.READ_REVENUE,
         "invoices": Action.READ_BILLS,
         "audit": Action.READ_AUDIT,
+        "credits": Action.READ_CREDITS,
+        "approvals": Action.APPROVE_CHANGES,
     }
     assert set(reads) == set(PAGES)
     assert {page: PERMISSIONS[action] for page, action in reads.items()} == {p: e.roles for p, e in PAGES.items()}

@@ -57,10 +57,10 @@ PEOPLE = {
     Role.ADMIN: {"email": "ada@company.test", "email_verified": True, "name": "Ada Admin"},
 }
 EXPECTED_PAGES = {
-    Role.SUPPORT: {"orders", "customers"},
-    Role.FINANCE: {"orders", "customers", "revenue", "invoices", "audit"},
+    Role.SUPPORT: {"orders", "customers", "credits"},
+    Role.FINANCE: {"orders", "customers", "revenue", "invoices", "audit", "credits", "approvals"},
     Role.ANALYST: {"simulator", "revenue"},
-    Role.ADMIN: {"simulator", "orders", "customers", "revenue", "invoices", "audit"},
+    Role.ADMIN: {"simulator", "orders", "customers", "revenue", "invoices", "audit", "credits", "approvals"},
 }
 TITLES = {
     "simulator": "Top-up simulator",
@@ -69,6 +69,8 @@ TITLES = {
     "revenue": "Revenue",
     "invoices": "Invoices",
     "audit": "Audit log",
+    "credits": "Credits",
+    "approvals": "Approvals",
 }
 
 

@@ -69,3 +69,12 @@ def test_page_times_cover_every_page_and_interaction(tmp_path):
     assert set(times) == {(page, name) for page, steps in _bench.PAGES.items() for name, _ in steps}
     assert {page for page, _ in times} == {"orders", "customers", "invoices", "revenue", "audit", "simulator"}
     assert all(value > 0 for value in times.values())
+
+
+def test_credit_rows_time_the_roll_forward_beside_the_ledger_sum(monkeypatch):
+    from billing_core.bench import credits as credits_bench
+
+    monkeypatch.setattr(credits_bench, "SQLITE_SIZES", (2_000,))
+    rows = list(credits_bench.credit_rows(bench.Options()))
+    assert [r.name for r in rows] == ["liability roll-forward (SQLite, 2,000)", "liability drill-down (SQLite, 2,000)"]
+    assert all(r.unit == "ms" and r.value > 0 and r.baseline > 0 for r in rows)

@@ -54,6 +54,11 @@ class Action(enum.StrEnum):
     REBUILD_REVENUE = "revenue.rebuild"
     STORE_INVOICE_FILE = "invoices.store_file"
     CHECK_BILLS = "bills.check"
+    READ_CREDITS = "credits.read"
+    IMPORT_USAGE = "credits.import_usage"
+    PROPOSE_ADJUSTMENT = "credits.propose_adjustment"
+    APPROVE_CHANGES = "credits.approve"
+    EXPIRE_CREDITS = "credits.expire"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -99,6 +104,17 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.STORE_INVOICE_FILE: frozenset({Role.FINANCE, Role.ADMIN}),
     # Running the deep check of the bills (a background scan whose result is stored and shown).
     Action.CHECK_BILLS: frozenset({Role.FINANCE, Role.ADMIN}),
+    # Credits: balances, usage imports and the liability roll-forward. Support may look (customers ask
+    # where their credits went); finance answers for the figures.
+    Action.READ_CREDITS: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    # A usage file draws credits from many customers at once: finance's bar, as for settlement files.
+    Action.IMPORT_USAGE: frozenset({Role.FINANCE, Role.ADMIN}),
+    # Goodwill grants and correction debits: whoever helps the customer proposes; finance approves, never
+    # their own (billing_core.credits.approvals), and reads the queue of what waits.
+    Action.PROPOSE_ADJUSTMENT: frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN}),
+    Action.APPROVE_CHANGES: frozenset({Role.FINANCE, Role.ADMIN}),
+    # Expiring unused credits is breakage in the books: finance runs it (and its dry run).
+    Action.EXPIRE_CREDITS: frozenset({Role.FINANCE, Role.ADMIN}),
 }
 
 
@@ -120,6 +136,8 @@ PAGES: dict[str, Page] = {
     "revenue": Page("Revenue", ":material/monitoring:", frozenset({Role.FINANCE, Role.ANALYST, Role.ADMIN})),
     "invoices": Page("Invoices", ":material/request_quote:", frozenset({Role.FINANCE, Role.ADMIN})),
     "audit": Page("Audit log", ":material/history:", frozenset({Role.FINANCE, Role.ADMIN})),
+    "credits": Page("Credits", ":material/savings:", frozenset({Role.SUPPORT, Role.FINANCE, Role.ADMIN})),
+    "approvals": Page("Approvals", ":material/approval:", frozenset({Role.FINANCE, Role.ADMIN})),
 }
 
 

@@ -332,6 +332,7 @@ SUITES: dict[str, str] = {
     "invoices": "billing_core.bench.invoices:invoice_rows",
     "workers": "billing_core.bench.workers:worker_rows",  # with --postgres-url only
     "refunds": "billing_core.bench.run:refund_rows",
+    "credits": "billing_core.bench.credits:credit_rows",
     "pages": "pages._bench:page_rows",  # Streamlit AppTest: beside the pages, not in billing_core
 }
 

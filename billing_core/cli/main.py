@@ -164,6 +164,18 @@ def cmd_settlement(args: argparse.Namespace) -> int:
     return cli_settlement(args, cli_actor(args.actor))
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    from billing_core.cli.credits import cli_usage
+
+    return cli_usage(args, cli_actor(args.actor))
+
+
+def cmd_credits(args: argparse.Namespace) -> int:
+    from billing_core.cli.credits import cli_expire
+
+    return cli_expire(args, cli_actor(args.actor))
+
+
 def cmd_rollup(args: argparse.Namespace) -> int:
     from billing_core.core.db import Database
     from billing_core.revenue import rollup
@@ -304,6 +316,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_settlement)
+
+    p = sub.add_parser("usage", help="the router's metered usage")
+    usage = p.add_subparsers(dest="usage_command", required=True)
+    p = usage.add_parser("import", help="preview a usage CSV; --apply books it (each customer, day, model once)")
+    p.add_argument("file", help="CSV with customer, day, model, credits (see billing_core/credits/usage.py)")
+    p.add_argument("--apply", action="store_true", help="book the new and corrected lines the preview shows")
+    p.add_argument("--csv", help="write the preview table to this CSV file")
+    p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_usage)
+
+    p = sub.add_parser("credits", help="credits: expiry")
+    credit_commands = p.add_subparsers(dest="credits_command", required=True)
+    p = credit_commands.add_parser("expire", help="expire credits past their term (first in, first out)")
+    p.add_argument("--dry-run", action="store_true", help="list what would expire and whose; book nothing")
+    p.add_argument("--as-of", help="the day to expire at (YYYY-MM-DD, UTC midnight; default now)")
+    p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
+    p.add_argument("--database-url", help="default: the configured DATABASE_URL")
+    p.set_defaults(func=cmd_credits)
 
     p = sub.add_parser("rollup", help="the Revenue page's rollup")
     rollup_commands = p.add_subparsers(dest="rollup_command", required=True)

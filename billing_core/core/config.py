@@ -100,6 +100,38 @@ class RoleMapping:
 
 
 @dataclass(frozen=True)
+class CreditPolicy:
+    """``[credits]``: how usage draws on the pools, when a change needs two approvals, how long a
+    proposal waits, when credits expire. Amounts in hundredths of a credit or cents."""
+
+    draw_order: str = "promotional_first"  # or "paid_first"
+    two_approvals_above: int = 500_00  # adjustments of more credits need a second approver
+    refund_approval_above_cents: int = 1_000_00  # refunds of more than this wait for an approval
+    proposal_hours: int = 72  # a proposal nobody decided in this time can no longer be approved
+    paid_expiry_days: int = 365  # paid credits unused this long after purchase expire (first in, first out)
+    promotional_expiry_days: int = 90  # a grant's own term, unless the grant says otherwise
+    notice_days: int = 30  # customers whose credits expire within this many days are listed
+
+
+DRAW_ORDERS = ("promotional_first", "paid_first")
+
+
+def _credit_policy(table: dict, path: Path) -> CreditPolicy:
+    values: dict[str, object] = {}
+    known = {f for f in CreditPolicy.__dataclass_fields__}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"Setting credits.{key} (in {path}): unknown; known are {', '.join(sorted(known))}.")
+        if key == "draw_order":
+            if value not in DRAW_ORDERS:
+                raise ConfigError(f"Setting credits.draw_order (in {path}): must be one of {', '.join(DRAW_ORDERS)}.")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**12:
+            raise ConfigError(f"Setting credits.{key} (in {path}): must be a whole number from 0 to 10^12.")
+        values[key] = value
+    return CreditPolicy(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     stripe_api_key: str | None = None
@@ -137,6 +169,8 @@ class Settings:
         by_customer = dict(self.einvoice_customers).get(str(buyer.get("customer") or ""))
         country = (buyer.get("country") or "").upper()
         return by_customer or dict(self.einvoice_countries).get(country, self.einvoice_default)
+
+    credits: CreditPolicy = field(default_factory=CreditPolicy)
 
     @property
     def stripe_mode(self) -> str:
@@ -186,6 +220,7 @@ def load_settings(env: dict[str, str] | None = None, secrets_file: str | Path | 
         company=Company(**company),
         sign_in=sign_in,
         roles=roles,
+        credits=_credit_policy(_table(secrets, ("credits",), path), path),
     )
     if settings.task_engine == "procrastinate" and not settings.database_url.startswith("postgresql"):
         origin = raw["task_engine"][1]

@@ -78,7 +78,17 @@ STUCK_PAID_WHERE = (
 class LedgerKind(enum.StrEnum):
     TOPUP = "topup"
     REFUND = "refund"
-    ADJUSTMENT = "adjustment"
+    ADJUSTMENT = "adjustment"  # a goodwill grant (positive) or a correction debit (negative), approved
+    USAGE = "usage"  # credits drawn by model usage, imported from the router's metering
+    USAGE_CORRECTION = "usage_correction"  # the difference a corrected usage file books, never an edit
+    EXPIRY = "expiry"  # unused credits past their term (breakage when paid)
+
+
+class CreditPool(enum.StrEnum):
+    """Paid credits were bought (revenue, refundable as money); promotional ones were given (neither)."""
+
+    PAID = "paid"
+    PROMOTIONAL = "promotional"
 
 
 class InvoiceKind(enum.StrEnum):
@@ -218,8 +228,12 @@ class LedgerEntry(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind))
+    pool: Mapped[CreditPool] = mapped_column(_enum(CreditPool, 12), default=CreditPool.PAID, server_default="paid")
     credits: Mapped[int]  # hundredths of a credit, signed
+    # What these credits are worth in USD cents at the price paid (billing_core.credits.ledger); 0 when promotional.
+    value_cents: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"), unique=True)
+    note: Mapped[str | None] = mapped_column(Text)  # what the customer is told (adjustments)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(320))
 
@@ -588,6 +602,123 @@ class RevenueState(Base):
     version: Mapped[int]
     timezones: Mapped[str] = mapped_column(String(400))  # comma-separated IANA names the rollup is kept for
     built: Mapped[bool] = mapped_column(Boolean)  # rebuilt from orders at least once since it was created
+
+
+# --- credits (billing_core.credits): kept in the same transaction as every ledger entry ---------------
+
+
+class CreditBalance(Base):
+    """What each customer holds now, per pool, and the paid credits' worth at the price paid."""
+
+    __tablename__ = "credit_balances"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True, autoincrement=False)
+    paid_credits: Mapped[int]
+    promotional_credits: Mapped[int]
+    paid_value_cents: Mapped[int]
+
+
+class CreditMonthly(Base):
+    """Ledger movements per UTC month, pool and kind: the liability roll-forward reads these."""
+
+    __tablename__ = "credit_monthly"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    pool: Mapped[CreditPool] = mapped_column(_enum(CreditPool, 12), primary_key=True)
+    kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind), primary_key=True)
+    entries: Mapped[int]
+    credits: Mapped[int]
+    value_cents: Mapped[int]
+
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class CustomerCreditMonthly(Base):
+    """CreditMonthly per customer: the roll-forward's drill-down to the customers behind a month."""
+
+    __tablename__ = "customer_credit_monthly"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    pool: Mapped[CreditPool] = mapped_column(_enum(CreditPool, 12), primary_key=True)
+    kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind), primary_key=True)
+    entries: Mapped[int]
+    credits: Mapped[int]
+    value_cents: Mapped[int]
+
+    __table_args__ = (
+        Index("ix_customer_credit_monthly_customer_id_month", "customer_id", "month"),
+        {"sqlite_with_rowid": False},
+    )
+
+
+class UsageImport(Base):
+    """One applied usage file: which, by whom, and what it booked."""
+
+    __tablename__ = "usage_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    imported_by: Mapped[str] = mapped_column(String(320))
+    rows: Mapped[int]
+    summary: Mapped[dict] = mapped_column(JSON)
+
+
+class UsageLine(Base):
+    """Usage booked per (customer, day, model): a corrected file books only the difference against this."""
+
+    __tablename__ = "usage_lines"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    credits: Mapped[int]  # hundredths drawn in all, after every correction
+    promotional_credits: Mapped[int]  # of which from the promotional pool
+    paid_value_cents: Mapped[int]  # what the paid part was worth at the price paid
+    overdrawn: Mapped[bool] = mapped_column(Boolean, default=False)  # it drove the balance below zero
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("usage_imports.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApprovalKind(enum.StrEnum):
+    ADJUSTMENT = "adjustment"  # a goodwill grant (positive credits) or a correction debit (negative)
+
+
+class ApprovalStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its approvals
+    APPROVED = "approved"  # approved as often as needed, and booked
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # nobody decided in time; it can no longer be approved
+
+
+class Approval(Base):
+    """A change one person proposes and others approve (four eyes); booked once, when the last approval comes."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ApprovalKind] = mapped_column(_enum(ApprovalKind, 16))
+    status: Mapped[ApprovalStatus] = mapped_column(_enum(ApprovalStatus, 16), default=ApprovalStatus.PENDING)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    credits: Mapped[int]  # hundredths, signed
+    pool: Mapped[CreditPool] = mapped_column(_enum(CreditPool, 12))
+    reason: Mapped[str] = mapped_column(Text)  # staff's reason, in the audit log
+    note: Mapped[str | None] = mapped_column(Text)  # what the customer is told
+    proposed_by: Mapped[str] = mapped_column(String(320))
+    proposed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    approvals_needed: Mapped[int]
+    approved_by: Mapped[list] = mapped_column(JSON, default=list)  # [{"email", "role", "at"}], in order
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+
+    __table_args__ = (
+        Index("ix_approvals_status_proposed_at", "status", "proposed_at"),
+        Index("ix_approvals_customer_id", "customer_id"),
+    )
 
 
 # --- bills review (billing_core.invoices.totals): kept in the transaction that issues each document ---

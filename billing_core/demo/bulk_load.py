@@ -19,6 +19,7 @@ from billing_core.core.models import (
     InvoiceSeries,
     RevenueState,
 )
+from billing_core.credits import demo as credits_demo
 from billing_core.demo.generation import DemoData, Derived, Same, Table, _timestamps
 from billing_core.invoices import totals as bills_totals
 from billing_core.revenue import rollup
@@ -45,6 +46,7 @@ _ID_TABLES = ("customers", "orders", "ledger_entries", "invoices", "refunds")
 # Children before parents; on SQLite, tables a migration has not made yet are skipped.
 _WIPE_ORDER = (
     *_ROLLUP_TABLES,
+    *credits_demo.TABLES,
     "audit_events",
     "invoice_files",
     "ledger_entries",

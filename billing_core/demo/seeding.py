@@ -20,6 +20,7 @@ from billing_core.access.roles import Action, Actor, require
 from billing_core.core.config import Settings
 from billing_core.core.db import Database
 from billing_core.core.errors import BillingError, StateConflict
+from billing_core.credits import demo as credits_demo
 from billing_core.demo.bulk_load import (
     _ID_TABLES,
     _ROLLUP_TABLES,
@@ -33,7 +34,7 @@ from billing_core.demo.bulk_load import (
     _sqlite_normal_mode,
     _wipe,
 )
-from billing_core.demo.generation import DemoData, generate_stream
+from billing_core.demo.generation import DemoData, end_bound, generate_stream
 from billing_core.demo.rollup_arrays import bills_table, rollup_tables
 from billing_core.orders import customer_index
 
@@ -148,6 +149,8 @@ def seed(
                         for table in rollups:
                             loader.load(table, indexes.get(table.name, []))
                         loader.finish()
+                    with profile.section("credits"):
+                        credits_demo._load(conn, offsets, end_bound(end))
                     _finish(conn, dialect, data, zones)
                     if dialect == "postgresql":
                         # Fresh statistics, or the planner guesses at every table it was just handed.

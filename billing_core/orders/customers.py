@@ -25,6 +25,7 @@ from billing_core.core.errors import BillingError, NotFound
 from billing_core.core.models import (
     COMPLETABLE,
     AuditEvent,
+    CreditPool,
     Customer,
     CustomerTotal,
     Invoice,
@@ -171,6 +172,7 @@ class Profile:
     created_at: datetime
     balance: int  # hundredths of a credit: the sum of the ledger
     balance_by_kind: dict[LedgerKind, int]  # how the balance is made
+    balance_by_pool: dict[CreditPool, int]  # paid (bought) and promotional (given) credits apart
     order_count: int
     paid_cents: int  # lifetime total charged on paid top-ups (the revenue rollup's customer total)
 
@@ -186,14 +188,15 @@ def customer_profile(session: Session, actor: Actor, public_id: str) -> Profile:
     """Who the customer is and what they hold."""
     require(actor, Action.READ_CUSTOMERS)
     c = _customer(session, public_id)
-    by_kind = {
-        LedgerKind(kind): int(total)
-        for kind, total in session.execute(
-            select(LedgerEntry.kind, func.sum(LedgerEntry.credits))
-            .where(LedgerEntry.customer_id == c.id)
-            .group_by(LedgerEntry.kind)
-        )
-    }
+    by_kind: dict[LedgerKind, int] = {}
+    by_pool = {pool: 0 for pool in CreditPool}
+    for kind, pool, total in session.execute(
+        select(LedgerEntry.kind, LedgerEntry.pool, func.sum(LedgerEntry.credits))
+        .where(LedgerEntry.customer_id == c.id)
+        .group_by(LedgerEntry.kind, LedgerEntry.pool)
+    ):
+        by_kind[LedgerKind(kind)] = by_kind.get(LedgerKind(kind), 0) + int(total)
+        by_pool[CreditPool(pool)] += int(total)
     orders = session.scalar(select(func.count()).select_from(Order).where(Order.customer_id == c.id)) or 0
     total = session.scalar(select(CustomerTotal.total_cents).where(CustomerTotal.customer_id == c.id)) or 0
     return Profile(
@@ -209,6 +212,7 @@ def customer_profile(session: Session, actor: Actor, public_id: str) -> Profile:
         created_at=c.created_at,
         balance=sum(by_kind.values()),
         balance_by_kind=by_kind,
+        balance_by_pool=by_pool,
         order_count=int(orders),
         paid_cents=int(total),
     )
@@ -247,6 +251,8 @@ class LedgerRow:
     credits: int
     order_public_id: str | None
     created_by: str
+    pool: CreditPool = CreditPool.PAID
+    note: str | None = None
 
 
 def ledger_page(
@@ -263,6 +269,8 @@ def ledger_page(
             LedgerEntry.credits,
             Order.public_id.label("order_public_id"),
             LedgerEntry.created_by,
+            LedgerEntry.pool,
+            LedgerEntry.note,
         )
         .outerjoin(Order, Order.id == LedgerEntry.order_id)
         .where(LedgerEntry.customer_id == customer_id, *_after(LedgerEntry.created_at, LedgerEntry.id, after))
@@ -271,7 +279,17 @@ def ledger_page(
     ).all()
     page, cursor = _paged(rows, size, "created_at")
     return [
-        LedgerRow(r.id, r.created_at, LedgerKind(r.kind), r.credits, r.order_public_id, r.created_by) for r in page
+        LedgerRow(
+            r.id,
+            r.created_at,
+            LedgerKind(r.kind),
+            r.credits,
+            r.order_public_id,
+            r.created_by,
+            CreditPool(r.pool),
+            r.note,
+        )
+        for r in page
     ], cursor
 
 

@@ -27,6 +27,7 @@ from billing_core.core.errors import BillingError, NotFound, PaymentMismatch, St
 from billing_core.core.models import (
     COMPLETABLE,
     PAID_STATUSES,
+    CreditPool,
     Customer,
     Invoice,
     InvoiceKind,
@@ -36,6 +37,7 @@ from billing_core.core.models import (
     OrderStatus,
     utcnow,
 )
+from billing_core.credits.ledger import _entry, _post
 from billing_core.invoices.issuing import _issue_invoice, buyer_snapshot
 from billing_core.orders import states
 from billing_core.orders.states import OrderAction
@@ -269,18 +271,12 @@ def complete_order(
         session.refresh(order)
 
         customer = _get_customer(session, order.customer_id)
-        session.add(
-            LedgerEntry(
-                customer_id=order.customer_id,
-                order_id=order.id,
-                kind=LedgerKind.TOPUP,
-                credits=order.credits,
-                created_at=now,
-                created_by=actor.email,
-            )
-        )
+        topup = _entry(
+            order.customer_id, LedgerKind.TOPUP, CreditPool.PAID, order.credits, order.amount_cents,
+            by=actor.email, at=now, order_id=order.id,
+        )  # fmt: skip
         try:
-            session.flush()
+            _post(session, [topup])
         except IntegrityError:
             raise StateConflict(f"Order {public_id} has already been credited.") from None
         invoice = _issue_invoice(session, order, customer, settings, plan_name(order.plan))

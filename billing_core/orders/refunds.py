@@ -34,8 +34,8 @@ from billing_core.core.config import Settings
 from billing_core.core.db import Database, transaction
 from billing_core.core.errors import BillingError, GatewayError, GatewayUnreachable, PaymentMismatch, StateConflict
 from billing_core.core.models import (
+    CreditPool,
     Invoice,
-    LedgerEntry,
     LedgerKind,
     Order,
     OrderStatus,
@@ -43,6 +43,7 @@ from billing_core.core.models import (
     RefundStatus,
     utcnow,
 )
+from billing_core.credits.ledger import _balance, _entry, _post, _share
 from billing_core.invoices.issuing import _issue_credit_note
 from billing_core.orders import states
 from billing_core.orders.lifecycle import _customer_balance, _get_order, _invoice_for
@@ -98,7 +99,7 @@ class RefundPlan:
     refunded_cents: int
     pending_cents: int
     credits_taken_back: int
-    balance: int
+    balance: int  # the customer's paid credits: a refund takes back nothing else
     full: bool
     pending: tuple[PendingRefund, ...] = ()
 
@@ -153,8 +154,9 @@ def _cents(amount: int | str | None, paid: int, committed: int) -> int:
     return money.parse_amount(amount) if isinstance(amount, str) else int(amount)
 
 
-def _plan(session: Session, order: Order, cents: int) -> RefundPlan:
-    """Check a refund against the order and the customer's balance; raise if it cannot be done now."""
+def _plan(session: Session, order: Order, cents: int, *, lock: bool = False) -> RefundPlan:
+    """Check a refund against the order and the customer's paid credits; raise if it cannot be done now.
+    ``lock`` holds the customer's balance for the transaction, so no usage drawn meanwhile slips past."""
     if not states.applies(OrderAction.REFUND, order.status):
         raise StateConflict(f"Order {order.public_id} is {order.status.value}; only a paid order can be refunded.")
     paid = _paid(order)
@@ -184,7 +186,7 @@ def _plan(session: Session, order: Order, cents: int) -> RefundPlan:
     else:
         share = money.to_decimal(order.credits) * cents / paid  # hundredths, exact proportion
         credits = min(credits_left, money.from_decimal(share))
-    balance = _customer_balance(session, order.customer_id)
+    balance = _balance(session, order.customer_id, lock=lock).paid  # promotional credits are never refunded
     return RefundPlan(cents, paid, totals.refunded_cents, totals.pending_cents, credits, balance, full, totals.pending)
 
 
@@ -246,11 +248,12 @@ def _request(
         earlier = session.scalar(select(Refund).where(Refund.idempotency_key == key))
         if earlier is not None:
             return _Intent(earlier.id, existing=True)
-        plan = _plan(session, order, cents)
+        plan = _plan(session, order, cents, lock=True)
         if plan.spends_used_credits and not override:
             raise StateConflict(
                 f"This refund takes back {money.format_credits(plan.credits_taken_back)} credits but the customer "
-                f"has {money.format_credits(plan.balance)} left; they have used the rest. Finance can override."
+                f"has {money.format_credits(plan.balance)} paid credits left; they have used the rest. "
+                "Finance can override."
             )
         if not order.provider_ref:
             raise StateConflict(f"Order {order.public_id} has no payment reference to refund at the gateway.")
@@ -459,17 +462,13 @@ def _book(session: Session, actor: Actor, settings: Settings, refund: Refund, or
     refund.finished_by = actor.email
     session.flush()
     rollup._record_refund(session, order, refund)
-    session.add(
-        LedgerEntry(
-            customer_id=order.customer_id,
-            order_id=order.id,
-            kind=LedgerKind.REFUND,
-            credits=-refund.credits,
-            refund_id=refund.id,
-            created_at=now,
-            created_by=actor.email,
-        )
-    )
+    # Refunds take back paid credits only, worth their share of the order's amount at the price paid.
+    value = _share(order.amount_cents, refund.credits, order.credits)
+    taken = _entry(
+        order.customer_id, LedgerKind.REFUND, CreditPool.PAID, -refund.credits, -value,
+        by=actor.email, at=now, order_id=order.id, refund_id=refund.id,
+    )  # fmt: skip
+    _post(session, [taken])
     before = order.status
     refunded = totals.refunded_cents + refund.amount_cents
     order.status = OrderStatus.REFUNDED if refunded >= _paid(order) else OrderStatus.PARTIALLY_REFUNDED

@@ -196,6 +196,7 @@ class Rebuilt:
     daily_rows: int
     seconds: float
     bills_rows: int = 0  # the bills totals (billing_core.invoices.totals), rebuilt in the same transaction
+    credit_rows: int = 0  # the credit balances and roll-forward (billing_core.credits.ledger), likewise
 
 
 def ensure_built(
@@ -232,6 +233,9 @@ def rebuild(
                     ) from None
             rows = _rebuild(conn, zones)
             bills_rows = bills_totals.rebuild(conn)
+            from billing_core.credits import ledger  # credits post through the rollup helpers above
+
+            credit_rows = ledger._rebuild(conn)
             with Session(bind=conn) as session:
                 audit.record(
                     session,
@@ -241,10 +245,15 @@ def rebuild(
                     1,
                     reason=reason,
                     before={"timezones": stored},
-                    after={"timezones": ",".join(zones), "daily_rows": rows, "bills_rows": bills_rows},
+                    after={
+                        "timezones": ",".join(zones),
+                        "daily_rows": rows,
+                        "bills_rows": bills_rows,
+                        "credit_rows": credit_rows,
+                    },
                 )
                 session.flush()
-    return Rebuilt(zones, rows, time.perf_counter() - started, bills_rows)
+    return Rebuilt(zones, rows, time.perf_counter() - started, bills_rows, credit_rows)
 
 
 def _rebuild(conn: Connection, zones: tuple[str, ...]) -> int:

@@ -1,0 +1,327 @@
+"""Adjustments with four-eyes approval: goodwill grants and correction debits.
+
+Support (or finance) proposes: customer, credits (a grant is positive, a correction debit negative), paid
+or promotional, a reason for the audit log and a note the customer sees. Finance approves; nobody
+approves their own proposal or approves twice; above ``[credits] two_approvals_above`` two different
+people must approve; a proposal nobody decided within ``proposal_hours`` expires. The last approval
+books the ledger entry in the same transaction, under the proposal's row lock, so approving again (a
+double click, a second tab, a replayed request) is refused and books nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from billing_core.access import audit
+from billing_core.access.audit import REASON_MAX_CHARS
+from billing_core.access.roles import Action, Actor, require
+from billing_core.core import money
+from billing_core.core.config import Settings
+from billing_core.core.db import transaction
+from billing_core.core.errors import BillingError, InvalidAmount, NotFound, StateConflict
+from billing_core.core.models import (
+    Approval,
+    ApprovalKind,
+    ApprovalStatus,
+    CreditPool,
+    Customer,
+    LedgerKind,
+    utcnow,
+)
+from billing_core.credits.ledger import _balance, _entry, _paid_value_taken, _post
+
+NOTE_MAX_CHARS = 500
+QUEUE_LIMIT = 200
+
+
+def _credits(text: str) -> int:
+    """Typed credits, signed: "25", "-12.50"; a grant is positive, a correction debit negative."""
+    raw = (text or "").strip()
+    sign = -1 if raw[:1] in {"-", "−"} else 1
+    try:
+        credits = money.parse_amount(raw[1:] if sign < 0 else raw)
+    except InvalidAmount as exc:
+        raise BillingError(f"Enter the credits to grant (e.g. 25) or to take back (e.g. -25): {exc}") from None
+    return sign * credits
+
+
+def _text(value: str | None, what: str, limit: int, *, required: bool) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        if required:
+            raise BillingError(f"Give {what}.")
+        return None
+    if len(value) > limit:
+        raise BillingError(f"{what[0].upper()}{what[1:]} is at most {limit:,} characters.")
+    return value
+
+
+def _view(a: Approval) -> dict:
+    return {
+        "status": a.status.value,
+        "credits": a.credits,
+        "pool": a.pool.value,
+        "approvals_needed": a.approvals_needed,
+        "approved_by": [x["email"] for x in a.approved_by or []],
+    }
+
+
+def propose_adjustment(
+    session: Session,
+    actor: Actor,
+    customer_public_id: str,
+    *,
+    credits: str,
+    pool: CreditPool | str,
+    reason: str,
+    note: str | None,
+    settings: Settings,
+    now: datetime | None = None,
+) -> Approval:
+    """Propose a grant or correction debit; nothing moves until it is approved."""
+    require(actor, Action.PROPOSE_ADJUSTMENT)
+    amount = _credits(credits)
+    try:
+        pool = CreditPool(pool)
+    except ValueError:
+        raise BillingError("Choose paid or promotional credits.") from None
+    reason = _text(reason, "a reason", REASON_MAX_CHARS, required=True)
+    note = _text(note, "a note for the customer", NOTE_MAX_CHARS, required=False)
+    policy = settings.credits
+    now = now or utcnow()
+    with transaction(session):
+        customer = session.scalar(select(Customer).where(Customer.public_id == (customer_public_id or "").strip()[:64]))
+        if customer is None:
+            raise NotFound(f"There is no customer {(customer_public_id or '')[:40]}.")
+        proposal = Approval(
+            kind=ApprovalKind.ADJUSTMENT,
+            status=ApprovalStatus.PENDING,
+            customer_id=customer.id,
+            credits=amount,
+            pool=pool,
+            reason=reason,
+            note=note,
+            proposed_by=actor.email,
+            proposed_at=now,
+            expires_at=now + timedelta(hours=policy.proposal_hours),
+            approvals_needed=2 if abs(amount) > policy.two_approvals_above else 1,
+            approved_by=[],
+        )
+        session.add(proposal)
+        session.flush()
+        audit.record(
+            session, actor, "credits.adjustment.propose", "approval", proposal.id, reason=reason, after=_view(proposal)
+        )
+    return proposal
+
+
+def _locked(session: Session, approval_id: int) -> Approval:
+    stmt = select(Approval).where(Approval.id == int(approval_id)).with_for_update()
+    proposal = session.scalar(stmt.execution_options(populate_existing=True))
+    if proposal is None:
+        raise NotFound(f"There is no proposal {approval_id}.")
+    return proposal
+
+
+def _open(session: Session, actor: Actor, proposal: Approval, now: datetime) -> str | None:
+    """Refuse a decision on a proposal that is no longer pending (replay). One past its time is marked
+    expired in the caller's transaction, and the sentence refusing it is returned, to raise after the commit."""
+    if proposal.status is not ApprovalStatus.PENDING:
+        by = f" by {proposal.decided_by}" if proposal.decided_by else ""
+        raise StateConflict(f"Proposal {proposal.id} is already {proposal.status.value}{by}; nothing was changed.")
+    if now < proposal.expires_at:
+        return None
+    before = _view(proposal)
+    proposal.status = ApprovalStatus.EXPIRED
+    proposal.decided_at = now
+    audit.record(
+        session, actor, "credits.adjustment.expire", "approval", proposal.id, before=before, after=_view(proposal)
+    )
+    return f"Proposal {proposal.id} expired at {proposal.expires_at:%Y-%m-%d %H:%M} UTC; propose it again."
+
+
+def approve(
+    session: Session, actor: Actor, approval_id: int, *, settings: Settings, now: datetime | None = None
+) -> Approval:
+    """Approve a pending proposal; the last approval it needs books it. Refused for its proposer, for
+    someone who approved it already, once it is decided (replay) or expired."""
+    require(actor, Action.APPROVE_CHANGES)
+    now = now or utcnow()
+    with transaction(session):
+        proposal = _locked(session, approval_id)
+        expired = _open(session, actor, proposal, now)
+        if expired is None:
+            if proposal.proposed_by == actor.email:
+                raise StateConflict("Nobody approves their own proposal: another person in finance must approve it.")
+            if actor.email in {x["email"] for x in proposal.approved_by}:
+                raise StateConflict(f"You approved proposal {proposal.id} already; it needs another person.")
+            before = _view(proposal)
+            signed = {"email": actor.email, "role": actor.role.value, "at": now.isoformat()}
+            proposal.approved_by = [*proposal.approved_by, signed]
+            if len(proposal.approved_by) >= proposal.approvals_needed:
+                proposal.ledger_entry_id = _book(session, actor, proposal, settings, now)
+                proposal.status = ApprovalStatus.APPROVED
+                proposal.decided_at, proposal.decided_by = now, actor.email
+            audit.record(
+                session,
+                actor,
+                "credits.adjustment.approve",
+                "approval",
+                proposal.id,
+                reason=proposal.reason,
+                before=before,
+                after=_view(proposal) | {"ledger_entry": proposal.ledger_entry_id},
+            )
+    if expired:
+        raise StateConflict(expired)
+    return proposal
+
+
+def _book(session: Session, actor: Actor, proposal: Approval, settings: Settings, now: datetime) -> int:
+    """The adjustment's ledger entry, with the customer's balance held: a paid grant is worth what the
+    pricing says its credits cost, a paid debit its share of what the customer's paid credits are worth."""
+    balance = _balance(session, proposal.customer_id, lock=True)
+    value = 0
+    if proposal.pool is CreditPool.PAID:
+        if proposal.credits > 0:
+            value = money.from_decimal(money.to_decimal(proposal.credits) / settings.pricing().credits_per_usd)
+        else:
+            value = -_paid_value_taken(balance, -proposal.credits)
+    entry = _entry(
+        proposal.customer_id,
+        LedgerKind.ADJUSTMENT,
+        proposal.pool,
+        proposal.credits,
+        value,
+        by=actor.email,
+        at=now,
+        note=proposal.note,
+    )
+    _post(session, [entry])
+    return entry.id
+
+
+def reject(session: Session, actor: Actor, approval_id: int, *, reason: str, now: datetime | None = None) -> Approval:
+    require(actor, Action.APPROVE_CHANGES)
+    reason = _text(reason, "a reason", REASON_MAX_CHARS, required=True)
+    now = now or utcnow()
+    with transaction(session):
+        proposal = _locked(session, approval_id)
+        expired = _open(session, actor, proposal, now)
+        if expired is None:
+            before = _view(proposal)
+            proposal.status = ApprovalStatus.REJECTED
+            proposal.decided_at, proposal.decided_by = now, actor.email
+            after = _view(proposal)
+            audit.record(
+                session,
+                actor,
+                "credits.adjustment.reject",
+                "approval",
+                proposal.id,
+                reason=reason,
+                before=before,
+                after=after,
+            )
+    if expired:
+        raise StateConflict(expired)
+    return proposal
+
+
+def expire_stale(session: Session, actor: Actor, *, now: datetime | None = None) -> int:
+    """Mark every pending proposal past its time expired (audited as one sweep); the count."""
+    require(actor, Action.APPROVE_CHANGES)
+    now = now or utcnow()
+    with transaction(session):
+        ids = list(
+            session.scalars(
+                select(Approval.id).where(Approval.status == ApprovalStatus.PENDING, Approval.expires_at <= now)
+            )
+        )
+        if ids:
+            session.execute(
+                update(Approval)
+                .where(Approval.id.in_(ids), Approval.status == ApprovalStatus.PENDING)
+                .values(status=ApprovalStatus.EXPIRED, decided_at=now)
+            )
+            audit.record(session, actor, "credits.adjustment.expire", "approval", ids[0], after={"expired": ids[:1000]})
+    return len(ids)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    status: ApprovalStatus
+    customer_public_id: str
+    customer_name: str
+    credits: int
+    pool: CreditPool
+    reason: str
+    note: str | None
+    proposed_by: str
+    proposed_at: datetime
+    expires_at: datetime
+    approvals_needed: int
+    approved_by: tuple[str, ...]
+
+
+def queue(
+    session: Session,
+    actor: Actor,
+    *,
+    status: ApprovalStatus | None = ApprovalStatus.PENDING,
+    customer_public_id: str | None = None,
+    limit: int = QUEUE_LIMIT,
+) -> list[QueueRow]:
+    """Proposals, newest first, by status (None: all) and optionally one customer's."""
+    require(actor, Action.APPROVE_CHANGES)
+    return _rows(session, status=status, customer_public_id=customer_public_id, limit=limit)
+
+
+def proposals_for(session: Session, actor: Actor, customer_public_id: str, *, limit: int = 50) -> list[QueueRow]:
+    """A customer's proposals, newest first: what the customer page shows to whoever may propose."""
+    require(actor, Action.PROPOSE_ADJUSTMENT)
+    return _rows(session, status=None, customer_public_id=customer_public_id, limit=limit)
+
+
+def _rows(session: Session, *, status, customer_public_id, limit) -> list[QueueRow]:
+    stmt = (
+        select(Approval, Customer.public_id, Customer.name)
+        .join(Customer, Customer.id == Approval.customer_id)
+        .order_by(Approval.proposed_at.desc(), Approval.id.desc())
+        .limit(min(max(limit, 1), QUEUE_LIMIT))
+    )
+    if status is not None:
+        stmt = stmt.where(Approval.status == status)
+    if customer_public_id:
+        stmt = stmt.where(Customer.public_id == customer_public_id.strip()[:64])
+    return [
+        QueueRow(
+            a.id,
+            a.status,
+            public_id,
+            name,
+            a.credits,
+            a.pool,
+            a.reason,
+            a.note,
+            a.proposed_by,
+            a.proposed_at,
+            a.expires_at,
+            a.approvals_needed,
+            tuple(x["email"] for x in a.approved_by or []),
+        )
+        for a, public_id, name in session.execute(stmt)
+    ]
+
+
+def waiting_count(session: Session, actor: Actor, *, now: datetime | None = None) -> int:
+    """Pending proposals not yet expired: the sidebar's count (an index range on status)."""
+    require(actor, Action.APPROVE_CHANGES)
+    now = now or utcnow()
+    stmt = select(func.count()).where(Approval.status == ApprovalStatus.PENDING, Approval.expires_at > now)
+    return int(session.scalar(stmt) or 0)

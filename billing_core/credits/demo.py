@@ -1,0 +1,99 @@
+"""The demo's credits, written by the seed in its own transaction after the orders and the ledger: the
+paid credits' worth, believable usage, then the balances and roll-forward from the ledger.
+
+Usage, decided per customer from their id so the same seed gives the same rows: seven in ten spend
+90-100 % of each top-up, two in ten 30-70 % (they keep balances), one in ten spends nothing (with
+two years of orders, many of those have been idle for over a year). Each paid order's usage (what
+refunds left of its credits, times that share) falls on one day 1-28 days after the payment, on one of
+four models; usage that would fall after the data's end is not there yet. One INSERT ... SELECT per
+table, so a million orders add seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+from billing_core.core.models import CreditPool, LedgerKind
+from billing_core.credits import ledger
+
+# Children of customers, emptied before them when the seed replaces everything.
+TABLES = ("approvals", "usage_lines", "usage_imports", *ledger.TABLES)
+MODELS = ("gpt-4o", "claude-3.5-sonnet", "llama-3.1-70b", "gemini-1.5-pro")
+METERING = "system:router-metering"
+
+
+def _usage_rows(dialect: str, after_order_id: int) -> str:
+    """One row per paid order with usage: customer, order, credits drawn, their worth, when, the day, the model."""
+    share = (
+        "CASE WHEN (o.customer_id * 40503) % 100 < 70 THEN 900 + (o.id * 7) % 101 "
+        "WHEN (o.customer_id * 40503) % 100 < 90 THEN 300 + (o.id * 13) % 401 ELSE 0 END"
+    )
+    offset = "((o.id * 31) % 28 + 1)"
+    if dialect == "sqlite":
+        # Whole milliseconds, cut (not rounded) as PostgreSQL's date_trunc cuts them.
+        shifted = f"strftime('%Y-%m-%d %H:%M:%S', o.paid_at, '+' || {offset} || ' days')"
+        at = f"({shifted} || substr(o.paid_at, 20, 4) || '000')"
+        day = f"date(o.paid_at, '+' || {offset} || ' days')"
+    else:
+        # Milliseconds, as SQLite's strftime keeps them: the same seed gives the same rows on both.
+        at = f"date_trunc('milliseconds', o.paid_at + make_interval(days => CAST({offset} AS integer)))"
+        day = f"CAST(({at}) AT TIME ZONE 'UTC' AS date)"
+    model = "CASE o.id % 4 " + " ".join(f"WHEN {i} THEN '{m}'" for i, m in enumerate(MODELS)) + " END"
+    drawn = f"((o.credits - COALESCE(r.credits, 0)) * ({share}) / 1000)"
+    return f"""
+        SELECT o.customer_id AS customer_id, o.id AS order_id, {drawn} AS credits,
+               CASE WHEN o.credits = 0 THEN 0
+                    ELSE (2 * o.amount_cents * {drawn} + o.credits) / (2 * o.credits) END AS value_cents,
+               {at} AS at, {day} AS day, {model} AS model
+        FROM orders o
+        LEFT JOIN (SELECT order_id, CAST(SUM(credits) AS BIGINT) AS credits FROM refunds WHERE status = 'succeeded'
+                   GROUP BY order_id) r ON r.order_id = o.id
+        WHERE o.paid_at IS NOT NULL AND o.sandbox = {"0" if dialect == "sqlite" else "false"}
+          AND o.id > {int(after_order_id)}
+    """  # noqa: S608 - integers and fixed names only
+
+
+def _usage(conn: Connection, after_order_id: int, data_end: datetime) -> None:
+    dialect = conn.dialect.name
+    rows = _usage_rows(dialect, after_order_id)
+    end = data_end.strftime("%Y-%m-%d %H:%M:%S") if dialect == "sqlite" else data_end
+    note = (
+        "'usage ' || u.day || ' · ' || u.model"
+        if dialect == "sqlite"
+        else "'usage ' || CAST(u.day AS text) || ' · ' || u.model"
+    )
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO ledger_entries (id, customer_id, order_id, kind, pool, credits, value_cents, refund_id, note,
+                                        created_at, created_by)
+            SELECT (SELECT COALESCE(MAX(id), 0) FROM ledger_entries) + row_number() OVER (ORDER BY u.at, u.order_id),
+                   u.customer_id, NULL, '{LedgerKind.USAGE.value}', '{CreditPool.PAID.value}', -u.credits,
+                   -u.value_cents, NULL, {note}, u.at, '{METERING}'
+            FROM ({rows}) u WHERE u.credits > 0 AND u.at < :end
+            """  # noqa: S608 - fixed names and expressions
+        ),
+        {"end": end},
+    )
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO usage_lines (customer_id, day, model, credits, promotional_credits, paid_value_cents,
+                                     overdrawn, import_id, updated_at)
+            SELECT u.customer_id, u.day, u.model, SUM(u.credits), 0, SUM(u.value_cents),
+                   {"0" if dialect == "sqlite" else "false"}, NULL, MAX(u.at)
+            FROM ({rows}) u WHERE u.credits > 0 AND u.at < :end
+            GROUP BY u.customer_id, u.day, u.model
+            """  # noqa: S608 - fixed names and expressions
+        ),
+        {"end": end},
+    )
+
+
+def _load(conn: Connection, offsets: dict[str, int], data_end: datetime) -> None:
+    """The worth of the paid credits of the orders just written, their usage, then the rollups from the ledger."""
+    ledger._value_from_orders(conn, offsets.get("orders", 0))
+    _usage(conn, offsets.get("orders", 0), data_end)
+    ledger._rebuild(conn)
