@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from billing_core.core.models import CreditBalance, Customer, LedgerEntry, LedgerKind, UsageLine
 from billing_core.credits import liability, usage
 from billing_core.demo import seeding as demo
+from billing_core.demo.generation import end_bound
+from tests.helpers import DEMO_END
 from tests.test_liability import assert_reconciles
 
 
@@ -42,7 +44,7 @@ def test_the_demo_seeds_usage_most_spend_most_some_keep_balances_some_are_idle(d
     kept = sum(1 for share in left.values() if 0.25 <= share < 0.95)
     assert spent_most > 0.5 * len(left) and kept > 0.1 * len(left)
     # Idle for over a year: holding credits bought more than a year ago and never used.
-    year_ago = demo.DATA_END - timedelta(days=365)
+    year_ago = end_bound(DEMO_END) - timedelta(days=365)
     idle = [c for c, at in first_topup.items() if at < year_ago and c not in users and held.get(c, 0) > 0]
     assert 0.02 * len(first_topup) < len(idle) < 0.2 * len(first_topup)
     assert min(held.values()) >= 0  # usage never draws more than a top-up left after its refunds
