@@ -76,6 +76,14 @@ PAGES: dict[str, list[tuple[str, Callable]]] = {
         ("next page", lambda at, p: at.button(key="audit_next").click()),
     ],
     "simulator": [("open", lambda at, p: None)],
+    "credits": [
+        ("open", lambda at, p: None),
+        ("next page of a month's customers", lambda at, p: at.button(key="liab_next").click()),
+    ],
+    "approvals": [
+        ("open", lambda at, p: None),
+        ("status filter", lambda at, p: at.selectbox(key="appr_status").set_value("approved")),
+    ],
 }
 
 
