@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from billing_core.demo import seeding as demo
+from billing_core.demo import fixtures
 from billing_core.invoices.render import _Layout, render_invoice
 from tests.test_invoice_render import document
 
@@ -39,15 +39,15 @@ def demo_buyers() -> list[dict]:
     """Every first and last name the demo pairs, every company format and stem, every street and city of
     every country a script's customers live in (with one-, two- and three-digit house numbers)."""
     buyers = []
-    for script, (_, pattern, firsts, lasts, countries) in demo._SCRIPTS.items():
+    for script, (_, pattern, firsts, lasts, countries) in fixtures.PEOPLE.items():
         names = [
             pattern.format(f=first, l=last_f if gender == "f" else last_m)
             for (first, _, gender), (last_m, last_f, _) in itertools.product(firsts, lasts)
         ]
         companies, addresses = [], []
         for country in countries:
-            cname, address_format, streets, cities, postcode, company_format, _ = demo._COUNTRIES[country]
-            companies += [company_format.format(s=stem) for stem, _ in demo._STEMS[script]]
+            cname, address_format, streets, cities, postcode, company_format, _ = fixtures.COUNTRIES[country]
+            companies += [company_format.format(s=stem) for stem, _ in fixtures.STEMS[script]]
             for (street, city), n in zip(itertools.product(streets, cities), itertools.cycle((7, 42, 180))):
                 digits = iter("123456789012")
                 zip_code = "".join(next(digits) if c == "#" else c for c in postcode)
@@ -110,13 +110,13 @@ BUYERS = demo_buyers() + [{**b, "script": "hebrew"} for b in HEBREW] + [{**b, "s
 
 def test_the_fixtures_cover_every_script_of_the_demo_and_its_arabic_ligatures():
     scripts = {b["script"] for b in BUYERS}
-    assert scripts == set(demo.SCRIPTS) | {"hebrew"}
+    assert scripts == set(fixtures.SCRIPTS) | {"hebrew"}
     arabic = [line for b in BUYERS if b["script"] == "arabic" for line in printed_lines(b)]
     for ligature in ("لى", "لأ", "لإ", "لا"):
         assert any(ligature in line for line in arabic), ligature
 
 
-@pytest.mark.parametrize("script", sorted(set(demo.SCRIPTS) | {"hebrew"}))
+@pytest.mark.parametrize("script", sorted(set(fixtures.SCRIPTS) | {"hebrew"}))
 def test_every_name_company_and_address_comes_back_exactly_from_pypdf_and_pdftotext(script, tmp_path):
     _tool("pdftotext")
     qpdf = _tool("qpdf")
