@@ -39,14 +39,16 @@ USERS = {
     "nobody": {"email": "eve@elsewhere.test", "email_verified": True, "name": "Eve Outsider"},
 }
 PAGES = {
-    "support": ["Orders", "Customers"],
-    "finance": ["Orders", "Customers", "Revenue", "Invoices", "Audit log"],
+    "support": ["Orders", "Customers", "Credits"],
+    "finance": ["Orders", "Customers", "Revenue", "Invoices", "Audit log", "Credits", "Approvals"],
     "analyst": ["Top-up simulator", "Revenue"],
-    "admin": ["Top-up simulator", "Orders", "Customers", "Revenue", "Invoices", "Audit log"],
+    "admin": ["Top-up simulator", "Orders", "Customers", "Revenue", "Invoices", "Audit log", "Credits", "Approvals"],
 }
 URLS = {"Top-up simulator": "simulator", "Orders": "orders", "Revenue": "revenue", "Invoices": "invoices"}
 URLS["Customers"] = "customers"
 URLS["Audit log"] = "audit"
+URLS["Credits"] = "credits"
+URLS["Approvals"] = "approvals"
 
 
 @pytest.fixture(scope="module")

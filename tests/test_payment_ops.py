@@ -7,6 +7,7 @@ from billing_core.core.db import transaction
 from billing_core.core.errors import BillingError, GatewayError, PermissionDenied, StateConflict
 from billing_core.core.models import (
     AuditEvent,
+    CreditPool,
     GatewayCheck,
     Invoice,
     InvoiceKind,
@@ -14,6 +15,7 @@ from billing_core.core.models import (
     LedgerKind,
     OrderStatus,
 )
+from billing_core.credits import ledger
 from billing_core.orders import gateway_actions as payment_ops
 from billing_core.orders import lifecycle as orders
 from billing_core.orders import refunds
@@ -157,11 +159,10 @@ def test_partial_refunds_add_up(session, admin, support, finance, pricing, setti
 
 def test_refund_of_used_credits_needs_an_override(session, admin, support, finance, pricing, settings, gateway):
     order = paid_order(session, admin, support, pricing, settings, gateway)
-    with transaction(session):  # the customer spends 400 of the 500 credits
-        session.add(
-            LedgerEntry(customer_id=order.customer_id, kind=LedgerKind.ADJUSTMENT, credits=-40000, created_by="usage")
-        )
-    with pytest.raises(StateConflict, match="has 100 left"):
+    with transaction(session):  # the customer spends 400 of the 500 credits, posted as every entry is
+        spent = ledger._entry(order.customer_id, LedgerKind.USAGE, CreditPool.PAID, -40000, -40000, by="usage")
+        ledger._post(session, [spent])
+    with pytest.raises(StateConflict, match="has 100 paid credits left"):
         refunds.refund_order(session, finance, order.id, gateway, settings=settings, reason="chargeback")
     assert gateway.fetch_status(order.provider_ref).refunded_cents == 0
     done = refunds.refund_order(
