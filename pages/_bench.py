@@ -14,12 +14,13 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from billing_core.access.roles import PAGES as REGISTRY
 from billing_core.access.roles import Actor, Role
-from billing_core.bench.run import DATA_END, Options, Row
+from billing_core.bench import page_data
+from billing_core.bench.page_data import Picks
+from billing_core.bench.run import Options, Row
 from billing_core.core.db import Database
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -27,16 +28,6 @@ SMALL = 100_000
 LARGE = 10_000_000  # PostgreSQL only, with --large
 RUNS = 3  # each interaction's median of this many runs
 _FINANCE = Actor("bench@localhost", Role.FINANCE, "benchmark")
-
-
-@dataclass(frozen=True)
-class Picks:
-    """Values from the seeded data that the interactions type or open."""
-
-    email: str  # a customer's email (the Invoices page's customer boxes)
-    last_name: str  # what support types
-    order: str  # an order's public id (its detail)
-    busiest: str  # the public id of the customer with the most orders (hundreds at 1M)
 
 
 def _set_query_param(name: str, value: str) -> Callable:
@@ -87,31 +78,11 @@ PAGES: dict[str, list[tuple[str, Callable]]] = {
 }
 
 
-def _picks(database: Database) -> Picks:
-    from sqlalchemy import select
-
-    from billing_core.core.models import Customer, CustomerTotal, Order
-
-    with database.session() as session:
-        # Past the first few, where there are that many (a small test database has fewer).
-        spaced = select(Customer.email, Customer.name).where(Customer.name.contains(" ")).order_by(Customer.id)
-        email, name = session.execute(spaced.where(Customer.id > 777)).first() or session.execute(spaced).first()
-        order = session.scalar(select(Order.public_id).where(Order.id > 4321).order_by(Order.id).limit(1))
-        order = order or session.scalar(select(Order.public_id).order_by(Order.id).limit(1))
-        busiest = session.scalar(
-            select(Customer.public_id)
-            .join(CustomerTotal, CustomerTotal.customer_id == Customer.id)
-            .order_by(CustomerTotal.paid_count.desc())
-            .limit(1)
-        )
-    return Picks(email=email, last_name=name.split()[-1], order=order, busiest=busiest)
-
-
 def page_times(database: Database, files: Path, runs: int = RUNS) -> dict[tuple[str, str], float]:
     """Milliseconds of each (page, interaction)'s script run: the median of ``runs`` fresh sessions."""
     from streamlit.testing.v1 import AppTest
 
-    picks = _picks(database)
+    picks = page_data.picks(database)
     saved = dict(os.environ)
     os.environ.update(
         DATABASE_URL=database.url,
@@ -154,37 +125,6 @@ def _scans_replaced(database: Database, files: Path) -> float:
         return (time.perf_counter() - start) * 1000
 
 
-AUDIT_EVENTS_PER_ORDER = 10  # the seed writes one event; the bench adds one per tenth order to page through
-
-
-def _seeded(url: str, orders: int) -> Database:
-    from billing_core.demo import seeding as demo
-
-    database = Database(url)
-    database.migrate()
-    demo.seed(
-        database, orders=orders, actor=Actor("bench@localhost", Role.ADMIN, "benchmark"), replace=True, end=DATA_END
-    )
-    _audit_history(database)
-    return database
-
-
-def _audit_history(database: Database) -> None:
-    """An audit log that grows with the orders: a support completion for every tenth order, in one INSERT."""
-    from sqlalchemy import text
-
-    with database.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO audit_events (at, actor_email, actor_role, action, entity_type, entity_id, reason)"
-                " SELECT created_at, 'support@billing-ops.local', 'support', 'order.complete', 'order', public_id,"
-                " 'benchmark history' FROM orders WHERE id % :every = 0"
-            ),
-            {"every": AUDIT_EVENTS_PER_ORDER},
-        )
-        conn.exec_driver_sql("ANALYZE audit_events")
-
-
 def page_rows(options: Options) -> Iterable[Row]:
     orders = max(options.seed_orders, SMALL)
     with tempfile.TemporaryDirectory(prefix="billing-pages-") as tmp:
@@ -199,14 +139,14 @@ def page_rows(options: Options) -> Iterable[Row]:
 
 def _database_rows(label: str, url: Callable[[str], str], orders: int, large: bool, files: Path) -> Iterator[Row]:
     """Each page's figures at ``orders`` (and 10,000,000 with ``large``) beside the same at 100,000."""
-    small = _seeded(url("small.db"), SMALL)
+    small = page_data.seeded(url("small.db"), SMALL)
     try:
         at_small = page_times(small, files)
     finally:
         small.dispose()
     sizes = [orders] + ([LARGE] if large and orders < LARGE else [])
     for size in sizes:
-        database = _seeded(url(f"{size}.db"), size)
+        database = page_data.seeded(url(f"{size}.db"), size)
         try:
             at_size = page_times(database, files)
             before = _scans_replaced(database, files) if size == orders else None

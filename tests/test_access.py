@@ -509,6 +509,7 @@ NOT_CHECKED = {
     "bench.reconcile.reconcile_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "bench.revenue.revenue_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "bench.credits.credit_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "bench.page_data.picks": "benchmark: reads the values it types from its own seeded database",
     "invoices.totals.record": "adds a document's bills totals inside the issuing transaction that checked the actor",
     "invoices.totals.rebuild": "recomputes the bills totals inside rollup.rebuild, which checks revenue.rebuild",
 }

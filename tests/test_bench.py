@@ -60,9 +60,10 @@ def test_refund_rows_give_refunds_per_second_and_the_reconcile_time(tmp_path):
 @pytest.mark.slow
 def test_page_times_cover_every_page_and_interaction(tmp_path):
     from billing_core.access.roles import PAGES as REGISTRY
+    from billing_core.bench import page_data
     from pages import _bench
 
-    database = _bench._seeded(f"sqlite:///{tmp_path / 'pages.db'}", 2_000)
+    database = page_data.seeded(f"sqlite:///{tmp_path / 'pages.db'}", 2_000)
     try:
         times = _bench.page_times(database, tmp_path, runs=1)
     finally:

@@ -1,0 +1,68 @@
+"""The data the ``pages`` bench suite (pages/_bench.py) drives the pages with: a seeded database whose audit
+log grows with the orders, and the values its interactions type or open. The suite itself lives beside the
+pages (it runs Streamlit's AppTest); what it reads and writes in the database lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+
+from billing_core.access.roles import Actor, Role
+from billing_core.bench.run import DATA_END
+from billing_core.core.db import Database
+from billing_core.core.models import Customer, CustomerTotal, Order
+from billing_core.demo import seeding as demo
+
+
+@dataclass(frozen=True)
+class Picks:
+    """Values from the seeded data that the interactions type or open."""
+
+    email: str  # a customer's email (the Invoices page's customer boxes)
+    last_name: str  # what support types
+    order: str  # an order's public id (its detail)
+    busiest: str  # the public id of the customer with the most orders (hundreds at 1M)
+
+
+def picks(database: Database) -> Picks:
+    with database.session() as session:
+        # Past the first few, where there are that many (a small test database has fewer).
+        spaced = select(Customer.email, Customer.name).where(Customer.name.contains(" ")).order_by(Customer.id)
+        email, name = session.execute(spaced.where(Customer.id > 777)).first() or session.execute(spaced).first()
+        order = session.scalar(select(Order.public_id).where(Order.id > 4321).order_by(Order.id).limit(1))
+        order = order or session.scalar(select(Order.public_id).order_by(Order.id).limit(1))
+        busiest = session.scalar(
+            select(Customer.public_id)
+            .join(CustomerTotal, CustomerTotal.customer_id == Customer.id)
+            .order_by(CustomerTotal.paid_count.desc())
+            .limit(1)
+        )
+    return Picks(email=email, last_name=name.split()[-1], order=order, busiest=busiest)
+
+
+AUDIT_EVENTS_PER_ORDER = 10  # the seed writes one event; the bench adds one per tenth order to page through
+
+
+def seeded(url: str, orders: int) -> Database:
+    database = Database(url)
+    database.migrate()
+    demo.seed(
+        database, orders=orders, actor=Actor("bench@localhost", Role.ADMIN, "benchmark"), replace=True, end=DATA_END
+    )
+    _audit_history(database)
+    return database
+
+
+def _audit_history(database: Database) -> None:
+    """An audit log that grows with the orders: a support completion for every tenth order, in one INSERT."""
+    with database.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audit_events (at, actor_email, actor_role, action, entity_type, entity_id, reason)"
+                " SELECT created_at, 'support@billing-ops.local', 'support', 'order.complete', 'order', public_id,"
+                " 'benchmark history' FROM orders WHERE id % :every = 0"
+            ),
+            {"every": AUDIT_EVENTS_PER_ORDER},
+        )
+        conn.exec_driver_sql("ANALYZE audit_events")
