@@ -148,14 +148,14 @@ def test_unknown_paper_is_refused():
 
 
 def test_bytes_do_not_depend_on_what_the_process_rendered_before():
-    from billing_core.invoices import render
+    from billing_core.invoices import fonts
 
-    render._embedded.cache_clear()
+    fonts.embedded.cache_clear()
     first = render_invoice(document())
     for name in NAMES:
         render_invoice(document(name))
     assert render_invoice(document()) == first
-    render._embedded.cache_clear()
+    fonts.embedded.cache_clear()
     assert render_invoice(document()) == first
 
 

@@ -20,7 +20,7 @@ from billing_core.core.config import Settings
 from billing_core.core.db import Database, transaction
 from billing_core.core.errors import BillingError
 from billing_core.core.models import Invoice
-from billing_core.invoices import render
+from billing_core.invoices import fonts, render
 from billing_core.invoices.batch import (
     _documents,
     _ids,
@@ -35,9 +35,9 @@ def _naive_render(doc: render.InvoiceDocument) -> bytes:
     from fpdf import FPDF
 
     pdf = FPDF(format="A4")
-    for family, style, file, index in render.FONTS:
-        pdf.add_font(family, style, render.FONT_ROOT / file, collection_font_number=index)
-    pdf.set_fallback_fonts(list(render.FALLBACKS), exact_match=False)
+    for family, style, file, index in fonts.FONTS:
+        pdf.add_font(family, style, fonts.FONT_ROOT / file, collection_font_number=index)
+    pdf.set_fallback_fonts(list(fonts.FALLBACKS), exact_match=False)
     pdf.set_creation_date(doc.issued_at)
     pdf.add_page()
     pdf.set_font("sans", "B", 18)

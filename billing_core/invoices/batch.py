@@ -44,7 +44,7 @@ from billing_core.core.models import (
     RegenerationStatus,
     utcnow,
 )
-from billing_core.invoices import einvoice, render, storage
+from billing_core.invoices import einvoice, fonts, render, storage
 from billing_core.invoices.object_store import Store
 
 CHUNK = 1_000  # invoices per transaction: one fsync of the file system and one batch of rows each
@@ -305,7 +305,7 @@ def _warm(store: Store, paper: str, logo: str | None) -> None:
     """Worker start-up: parse the fonts once for all the invoices this process will render."""
     global _worker_settings
     _worker_settings = (store, paper, logo)
-    render._fonts()
+    fonts.parsed()
     # The parsed fonts are ~160,000 objects that live as long as the worker: out of the collector's
     # sight, a full collection costs microseconds instead of ~80 ms (every few dozen invoices).
     gc.freeze()
@@ -404,7 +404,7 @@ def run_job(
     root = storage.store_for(settings)
     logo = str(settings.invoice_logo) if settings.invoice_logo else None
     selection, paper, reason = _running(database, job_id)
-    render._fonts()  # parsed before the workers fork, so they share the parsed tables
+    fonts.parsed()  # parsed before the workers fork, so they share the parsed tables
     context = get_context("fork")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_warm, initargs=(root, paper, logo))
     try:
