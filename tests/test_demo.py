@@ -18,10 +18,12 @@ from billing_core.core.config import Settings
 from billing_core.core.db import Database
 from billing_core.core.errors import PermissionDenied, StateConflict
 from billing_core.core.models import (
+    COMPLETABLE,
     AuditEvent,
     Customer,
     CustomerMonthly,
     CustomerTotal,
+    GatewayCheck,
     Invoice,
     InvoiceKind,
     InvoiceSeries,
@@ -44,6 +46,7 @@ from billing_core.orders import lifecycle as orders
 from billing_core.orders import refunds
 from billing_core.payments.simulated import SimulatedGateway
 from billing_core.pricing.catalog import PlanId, quote
+from billing_core.reconcile.stuck import stuck_paid_page
 from billing_core.revenue import rollup
 from tests.helpers import DEMO_END
 
@@ -290,6 +293,42 @@ def test_every_messy_case_is_present_and_the_gateway_tells_the_truth(seeded):
     ]:
         assert cases[case] > 0, case
     assert cases[(OrderStatus.PAID, SimulatedStatus.SUCCEEDED)] > 0.8 * ORDERS
+
+
+def test_support_checked_every_open_order_and_the_stuck_view_shows_the_lost_webhooks(seeded, support):
+    db, _ = seeded
+    with db.session() as s:
+        rows = s.execute(
+            select(Order, GatewayCheck, SimulatedPayment)
+            .join(GatewayCheck, GatewayCheck.order_id == Order.id)
+            .join(SimulatedPayment, SimulatedPayment.ref == Order.provider_ref)
+        ).all()
+        open_with_ref = s.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(Order.status.in_(COMPLETABLE), Order.provider_ref.is_not(None))
+        )
+        unchecked_closed = s.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(Order.status.not_in(COMPLETABLE), Order.gateway_state.is_not(None))
+        )
+        stuck = stuck_paid_page(s, support, size=500)
+    assert len(rows) == open_with_ref > 0 and unchecked_closed == 0  # each open order once, nothing else
+    paid_there = set()
+    for order, check, payment in rows:
+        assert check.ref == order.provider_ref and check.amount_cents == payment.amount_cents == order.total_cents
+        assert (check.state == "succeeded") == (payment.status is SimulatedStatus.SUCCEEDED)
+        assert (order.gateway_state, order.gateway_checked_at) == (check.state, check.checked_at)
+        assert order.created_at < check.checked_at <= end_bound(DEMO_END)
+        if payment.status is SimulatedStatus.SUCCEEDED:
+            assert check.checked_at >= payment.created_at
+            paid_there.add(order.public_id)
+    assert paid_there and len(paid_there) < 500
+    shown = [row.public_id for row in stuck.rows]
+    assert set(shown) == paid_there and stuck.count.value == len(paid_there)
+    created = [row.created_at for row in stuck.rows]
+    assert created == sorted(created)  # oldest first
 
 
 def test_refunded_orders_are_recorded_as_a_live_refund_would_be(seeded):

@@ -10,6 +10,7 @@ from datetime import date
 
 from billing_core.access.roles import Actor, Role
 from billing_core.bench import run as bench
+from billing_core.core import money
 from billing_core.core.config import EINVOICE_FORMATS, load_settings
 from billing_core.core.errors import BillingError
 from billing_core.pricing.catalog import load_pricing, quote
@@ -116,7 +117,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"  {c['id']}  {c['name']}  <{c['email']}>  ({c['match']})")
     print(f"orders ({matches.label}, newest first):")
     for o in orders:
-        print(f"  {o['id']}  {o['created_at'][:16]}  {o['email']}  {o['status']}  {o['total_cents'] / 100:,.2f}")
+        total = money.format_plain(o["total_cents"])
+        print(f"  {o['id']}  {o['created_at'][:16]}  {o['email']}  {o['status']}  {total}")
     return 0
 
 

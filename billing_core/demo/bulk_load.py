@@ -32,6 +32,7 @@ _TABLES = (
     "customers",
     "customer_grams",
     "orders",
+    "gateway_checks",
     "simulated_payments",
     "ledger_entries",
     "invoices",
@@ -42,7 +43,7 @@ _TABLES = (
 # The revenue rollup (billing_core.revenue.rollup) and the bills totals (billing_core.invoices.totals): the
 # seed writes them with the orders, so they are never stale.
 _ROLLUP_TABLES = (*rollup.TABLES, bills_totals.TABLE)
-_ID_TABLES = ("customers", "orders", "ledger_entries", "invoices", "refunds")
+_ID_TABLES = ("customers", "orders", "gateway_checks", "ledger_entries", "invoices", "refunds")
 # Children before parents; on SQLite, tables a migration has not made yet are skipped.
 _WIPE_ORDER = (
     *_ROLLUP_TABLES,

@@ -56,6 +56,10 @@ CASE_GATEWAY = [
 # Share of each case that reached the gateway (has a provider reference).
 CASE_HAS_REF = np.array([1.0, 1.0, 0.75, 1.0, 0.6, 1.0, 0.5, 1.0, 1.0])
 REFUNDED_CASES = (Case.REFUNDED, Case.PARTIALLY_REFUNDED)
+# Still open here (pending or expired, so completable); support checks these with the gateway.
+OPEN_CASES = (Case.PENDING_PAID, Case.PENDING_UNPAID, Case.EXPIRED_UNPAID, Case.EXPIRED_PAID)
+# Who checks orders with the gateway, as support signs in.
+CHECKERS = ["sam.ortiz@company.test", "ana.kovac@company.test", "support@company.test"]
 # Who refunds and why, as finance types it into the refund form.
 REFUNDERS = ["fay.okafor@company.test", "lucas.meyer@company.test", "mei.lin@company.test", "finance@company.test"]
 FULL_REFUND_REASONS = [

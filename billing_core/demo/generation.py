@@ -25,6 +25,7 @@ from billing_core.demo.fixtures import (
     CASE_HAS_REF,
     CASE_SHARE,
     CASE_STATUS,
+    CHECKERS,
     COMPANY_SHARE,
     COUNTRIES,
     CUSTOM_DOLLARS,
@@ -32,6 +33,7 @@ from billing_core.demo.fixtures import (
     FULL_REFUND_REASONS,
     HOUR_WEIGHT,
     METHODS,
+    OPEN_CASES,
     PARTIAL_REFUND_REASONS,
     PEOPLE,
     PERSONAL_DOMAINS,
@@ -46,6 +48,8 @@ from billing_core.demo.fixtures import (
 from billing_core.invoices.issuing import TEMPLATE_VERSION, credit_note_lines, credit_note_split, topup_lines
 from billing_core.invoices.numbering import format_number, series_name
 from billing_core.orders import customer_index
+from billing_core.payments import PaymentState
+from billing_core.payments.simulated import SimulatedGateway
 from billing_core.pricing.catalog import PlanId, Pricing, plan_name, quote
 
 SPAN_DAYS = 730
@@ -411,6 +415,19 @@ def generate_stream(
     refunded_cents = np.zeros(n, dtype=np.int64)
     refunded_cents[ref_rows] = refund_amount
 
+    # Support's earlier look-ups: every open order that reached the gateway was checked once, after the
+    # gateway's last change (the Orders page's "check these with the gateway"), so the stuck view shows
+    # the lost webhooks from the start. Its own random stream: the rest of the demo draws the same.
+    checks_rng = np.random.default_rng([seed, 1])
+    checked = np.flatnonzero(has_ref & np.isin(case, OPEN_CASES))
+    seen = gateway_updated[checked] + 60 * _US
+    check_at = np.full(n, -1, dtype=np.int64)
+    later = (checks_rng.random(len(checked)) * np.maximum(last - seen, 0)).astype(np.int64)
+    check_at[checked] = np.minimum(seen + later, last)
+    paid_there = np.isin(case, (Case.PENDING_PAID, Case.EXPIRED_PAID))
+    check_state = np.where(paid_there, PaymentState.SUCCEEDED.value, PaymentState.PENDING.value).astype(object)
+    check_state[check_at < 0] = None
+
     orders_table = Table(
         "orders",
         {
@@ -445,13 +462,34 @@ def generate_stream(
                 "CASE WHEN {paid_at} IS NULL THEN NULL ELSE {total_cents} END", np.where(is_paid, total, -1)
             ),
             "failure_reason": failure.tolist(),
+            "gateway_state": check_state.tolist(),
+            "gateway_checked_at": check_at,
         },
-        timestamps=frozenset({"created_at", "expires_at", "paid_at", "completed_at"}),
+        timestamps=frozenset({"created_at", "expires_at", "paid_at", "completed_at", "gateway_checked_at"}),
         booleans=frozenset({"sandbox"}),
         nullable=frozenset({"paid_amount_cents"}),
     )
 
     yield orders_table
+
+    checked = checked[np.lexsort((order_ids[checked], check_at[checked]))]
+    yield Table(
+        "gateway_checks",
+        {
+            "id": np.arange(offsets.get("gateway_checks", 0) + 1, offsets.get("gateway_checks", 0) + len(checked) + 1),
+            "order_id": order_ids[checked],
+            "checked_at": check_at[checked],
+            "checked_by": [CHECKERS[i] for i in checks_rng.integers(0, len(CHECKERS), len(checked)).tolist()],
+            "provider": Same(SimulatedGateway.name),
+            "ref": provider_ref[checked].tolist(),
+            "state": check_state[checked].tolist(),
+            "amount_cents": total[checked],
+            "currency": Same("USD"),
+            "refunded_cents": Same(0),
+            "detail": Same(None),
+        },
+        timestamps=frozenset({"checked_at"}),
+    )
 
     gateway_status = np.array([s.value for s in CASE_GATEWAY], dtype=object)[case]
     # The gateway's rows go in sorted by ref, its primary key: appending to that index instead of

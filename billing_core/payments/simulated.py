@@ -20,6 +20,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from billing_core.core import money
 from billing_core.core.db import Database, transaction
 from billing_core.core.errors import GatewayError, NotFound
 from billing_core.core.models import SimulatedPayment, SimulatedRefund, SimulatedRequest, SimulatedStatus, utcnow
@@ -112,8 +113,8 @@ class SimulatedGateway:
             if amount_cents <= 0 or payment.refunded_cents + amount_cents > payment.amount_cents:
                 left = payment.amount_cents - payment.refunded_cents
                 raise GatewayError(
-                    f"The gateway refused the refund: payment {ref} has {left / 100:.2f} {payment.currency} "
-                    f"left to refund, less than the {amount_cents / 100:.2f} asked."
+                    f"The gateway refused the refund: payment {ref} has {money.format_plain(left)} {payment.currency} "
+                    f"left to refund, less than the {money.format_plain(amount_cents)} asked."
                 )
             payment.refunded_cents += amount_cents
             payment.updated_at = utcnow()
