@@ -14,6 +14,8 @@ from billing_core.core.models import (
     LedgerEntry,
     LedgerKind,
     OrderStatus,
+    SimulatedPayment,
+    SimulatedStatus,
 )
 from billing_core.credits import ledger
 from billing_core.orders import gateway_actions as payment_ops
@@ -24,6 +26,7 @@ from billing_core.payments.simulated import Outcome, SimulatedGateway
 from billing_core.payments.stripe_gateway import StripeGateway
 from tests.conftest import pay_at_stripe
 from tests.helpers import SUPPORT, make_customer, make_order
+from tests.test_refunds import run_together
 
 
 def count(session, model, *where):
@@ -94,6 +97,53 @@ def test_resume_payment_opens_a_fresh_payment(session, admin, support, pricing, 
     assert resumed.payment.ref != first.ref
     assert order.public_id in resumed.message and "$527.50" in resumed.message
     assert orders._get_order(session, order.id).provider_ref == resumed.payment.ref
+
+
+def test_resume_cancels_the_payment_it_replaces_so_the_customer_cannot_pay_both(
+    session, admin, support, pricing, gateway
+):
+    order, first = open_order(session, admin, pricing, gateway)
+    resumed = payment_ops.resume_payment(session, support, order.id, gateway)
+    assert gateway.fetch_status(first.ref).state is PaymentState.CANCELED
+    assert gateway.fetch_status(resumed.payment.ref).state is PaymentState.PENDING
+
+
+def test_concurrent_resumes_of_one_order_open_one_payment(db, session, admin, support, pricing, gateway):
+    order, first = open_order(session, admin, pricing, gateway)
+    session.commit()
+
+    def resume(_):
+        with db.session() as s:
+            return payment_ops.resume_payment(s, support, order.id, gateway).payment.ref
+
+    results = run_together(8, resume)
+    refs = {r for r in results if isinstance(r, str)}
+    assert len(refs) == 1, results  # every click got the same new payment
+    assert all(isinstance(r, str | StateConflict) for r in results), results
+    with db.session() as s:
+        open_ones = s.scalars(
+            select(SimulatedPayment.ref).where(
+                SimulatedPayment.order_public_id == order.public_id,
+                SimulatedPayment.status == SimulatedStatus.REQUIRES_PAYMENT,
+            )
+        ).all()
+        assert open_ones == list(refs) == [orders._get_order(s, order.id).provider_ref]
+    assert gateway.fetch_status(first.ref).state is PaymentState.CANCELED
+
+
+def test_resume_refuses_when_the_last_payment_cannot_be_cancelled(
+    session, admin, support, pricing, gateway, monkeypatch
+):
+    order, first = open_order(session, admin, pricing, gateway)
+
+    def refuse(ref):
+        raise GatewayError("The gateway refused to cancel the payment.")
+
+    monkeypatch.setattr(gateway, "cancel", refuse)
+    with pytest.raises(GatewayError, match="refused to cancel"):
+        payment_ops.resume_payment(session, support, order.id, gateway)
+    assert orders._get_order(session, order.id).provider_ref == first.ref
+    assert count(session, SimulatedPayment, SimulatedPayment.order_public_id == order.public_id) == 1
 
 
 def test_resume_refuses_when_last_payment_succeeded(session, admin, support, pricing, gateway):

@@ -193,7 +193,12 @@ class Resumed:
 
 
 def resume_payment(session: Session, actor: Actor, order_id: int | str, gateway: Gateway) -> Resumed:
-    """Open a fresh payment for an unpaid order (after checking the last one did not succeed)."""
+    """Open a fresh payment for an unpaid order, in place of its last one.
+
+    The last payment is asked first (a succeeded one means: complete the order instead) and cancelled,
+    so the customer cannot pay both. The new payment's idempotency key names the payment it replaces:
+    a double click or a second tab resuming the same order gets the same new payment, not another one.
+    """
     require(actor, Action.RESUME_PAYMENT)
     order = _get_order(session, order_id)
     if not states.applies(OrderAction.RESUME_PAYMENT, order.status):
@@ -203,9 +208,16 @@ def resume_payment(session: Session, actor: Actor, order_id: int | str, gateway:
     session.rollback()
     if previous:
         last = gateway.fetch_status(previous)
+        if last.state is PaymentState.PENDING:
+            try:
+                last = gateway.cancel(previous)
+            except GatewayError:
+                last = gateway.fetch_status(previous)  # paid or cancelled meanwhile: its state says which
+                if last.state is PaymentState.PENDING:
+                    raise  # still open: a second payment beside it could be paid twice
         if last.state is PaymentState.SUCCEEDED:
             raise StateConflict(f"Payment {previous} already succeeded at the gateway: complete the order instead.")
-    payment = gateway.create_payment(request)
+    payment = gateway.create_payment(request, idempotency_key=f"resume-{order.public_id}-{previous or 'first'}")
     with transaction(session):
         now = utcnow()
         won = session.execute(
