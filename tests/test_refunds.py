@@ -231,6 +231,20 @@ def test_payments_honour_keys_too(db, admin, pricing, gateway):
     assert gateway.create_payment(request).ref != one.ref  # no key: a new payment each time
 
 
+def test_the_embedded_default_gateway_honours_keys_as_production_does(db, admin, support, pricing, settings):
+    from billing_core.payments import registry
+    from billing_core.pricing.catalog import Method
+
+    assert settings.stripe_api_key is None
+    embedded = registry.gateway_for(Method.STRIPE, settings, db)  # no provider key: what the app uses
+    order = paid_order(db, admin, support, pricing, settings, embedded)
+    first = embedded.refund(order.provider_ref, 400, "k-default")
+    assert registry.gateway_for(Method.STRIPE, settings, db).refund(order.provider_ref, 400, "k-default") == first
+    with pytest.raises(GatewayError, match="same parameters"):
+        embedded.refund(order.provider_ref, 401, "k-default")
+    assert embedded.fetch_status(order.provider_ref).refunded_cents == 400
+
+
 # --- timeouts, refusals, crashes and recovery ---------------------------------------------------------
 
 
@@ -265,7 +279,9 @@ def test_a_timeout_records_nothing_as_refunded_and_reconcile_finishes_it_once(
         assert orders._customer_balance(s, order.customer_id) == order.credits
         shown = order_detail(s, finance, order.public_id)
     assert [(r.amount_cents, r.by, r.pending) for r in shown.pending_refunds] == [(3000, finance.email, True)]
-    assert "Refund requested" in [e.what for e in shown.timeline]
+    (asked,) = [e for e in shown.timeline if e.what == "Refund requested"]
+    assert (asked.who, asked.reason) == (f"{finance.email} (finance)", "asked")
+    assert "$30.00 asked of the gateway; pending" in asked.detail
 
     for _ in range(2):  # safe to run twice
         report = refunds.reconcile_refunds(db, support, settings, gateway_for=lambda *a, **k: gateway)
@@ -347,13 +363,18 @@ def test_a_process_killed_after_the_gateway_refunded_is_finished_by_reconcile(
     state = books(db, order)
     assert state["gateway_refunded"] == 2500 and state["refunds"] == [] and state["pending"] == 1
 
-    report = refunds.reconcile_refunds(db, finance, settings, gateway_for=lambda *a, **k: gateway)
-    assert [r.outcome for r in report.rows] == ["succeeded"]
-    again = refunds.reconcile_refunds(db, finance, settings, gateway_for=lambda *a, **k: gateway)
-    assert again.rows == []
+    env = {k: v for k, v in env.items() if not k.startswith("STRIPE_")} | {
+        "DATABASE_URL": db.url,
+        "BILLING_SECRETS_FILE": str(ROOT / "no-such-secrets.toml"),
+    }  # no Stripe key: the embedded simulated gateway, as in production without one
+    command = [sys.executable, "-m", "billing_core", "refunds", "reconcile", "--actor", "ops@company.test"]
+    for expected in ("Pending refunds checked: 1 (1 succeeded).", "Pending refunds checked: 0."):  # twice: safe
+        run = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and expected in run.stdout, run.stdout + run.stderr[-2000:]
     state = books(db, order)
-    assert state["gateway_refunded"] == 2500 and len(state["refunds"]) == 1
+    assert state["gateway_refunded"] == 2500 and len(state["refunds"]) == 1 and state["pending"] == 0
     assert_books_equal_gateway(state)
+    assert state["status"] is OrderStatus.PARTIALLY_REFUNDED
 
 
 class HeldGateway(SimulatedGateway):
@@ -430,6 +451,64 @@ def test_the_same_refund_asked_again_after_it_succeeded_is_the_first_one(
     assert "Nothing more was refunded" in again.message
     assert not second.repeated  # asked having seen the first one: a second refund
     assert books(db, order)["gateway_refunded"] == 2000
+
+
+class RefusesOnce(SimulatedGateway):
+    """Refuses the first refund asked of it (as a gateway may), then behaves."""
+
+    refused = False
+
+    def refund(self, ref, amount_cents, idempotency_key):
+        if not RefusesOnce.refused:
+            RefusesOnce.refused = True
+            raise GatewayError("The gateway refused the refund: try again later (simulated).")
+        return super().refund(ref, amount_cents, idempotency_key)
+
+
+def test_a_stale_tab_repeating_a_refund_that_succeeded_gets_it_back_even_after_another_refund_failed(
+    db, admin, support, finance, pricing, settings, gateway
+):
+    order = paid_order(db, admin, support, pricing, settings, gateway)
+    with db.session() as s:
+        seen = refunds.plan_refund(s, finance, order.public_id, "10").committed_cents  # both tabs show this
+        first = refunds.refund_order(
+            s, finance, order.public_id, gateway, settings=settings, reason="tab 1", amount="10", seen_cents=seen
+        )
+        RefusesOnce.refused = False
+        with pytest.raises(GatewayError):  # someone else's refund is refused: one failed refund on the order
+            refunds.refund_order(s, admin, order.public_id, RefusesOnce(db), settings=settings, reason="x", amount="5")
+        stale = refunds.refund_order(
+            s, finance, order.public_id, gateway, settings=settings, reason="tab 2", amount="10", seen_cents=seen
+        )
+    assert stale.repeated and stale.credit_note_number == first.credit_note_number
+    state = books(db, order)
+    assert state["gateway_refunded"] == 1000 and len(state["refunds"]) == 1
+    assert_books_equal_gateway(state)
+
+
+def test_the_same_request_asked_again_after_the_gateway_refused_it_is_a_new_attempt(
+    db, admin, support, finance, pricing, settings, gateway
+):
+    order = paid_order(db, admin, support, pricing, settings, gateway)
+    RefusesOnce.refused = False
+    with db.session() as s:
+        with pytest.raises(GatewayError, match="try again later"):
+            refunds.refund_order(
+                s, finance, order.public_id, RefusesOnce(db), settings=settings, reason="r", amount="10", seen_cents=0
+            )
+        again = refunds.refund_order(
+            s, finance, order.public_id, RefusesOnce(db), settings=settings, reason="r", amount="10", seen_cents=0
+        )
+        twice = refunds.refund_order(
+            s, finance, order.public_id, gateway, settings=settings, reason="r", amount="10", seen_cents=0
+        )
+        kept = refunds.refunds_for(s, finance, order.id)
+    assert not again.repeated and again.status is RefundStatus.SUCCEEDED and twice.repeated
+    assert [r.status for r in kept] == [RefundStatus.FAILED, RefundStatus.SUCCEEDED]
+    assert kept[0].idempotency_key != kept[1].idempotency_key
+    state = books(db, order)
+    assert state["gateway_refunded"] == 1000
+    assert_books_equal_gateway(state)
 
 
 def test_the_credit_note_tells_the_customer_what_it_is_and_the_reason_stays_in_the_audit_log(
