@@ -620,3 +620,36 @@ def test_stripe_refund_end_to_end_and_a_lost_answer_found_again_by_its_key(
             (3000, RefundStatus.SUCCEEDED),
         ]
         assert orders._get_order(s, order.id).status is OrderStatus.PARTIALLY_REFUNDED
+
+
+def test_reconcile_from_stripe_events_finishes_pending_refunds_too(
+    db, admin, support, finance, pricing, settings, stripe_gateway, localstripe_url
+):
+    """The cron'd ``reconcile --events`` is a bulk reconcile too: it finishes a refund whose answer was lost."""
+    from billing_core.reconcile import stuck as reconcile
+    from tests.conftest import pay_at_stripe
+
+    with db.session() as s:
+        order = make_order(s, admin, make_customer(s, admin), pricing, amount="100")
+        payment = stripe_gateway.create_payment(orders._payment_request(s, order))
+        orders.attach_payment(s, admin, order.id, payment)
+        pay_at_stripe(localstripe_url, payment.ref)
+        payment_ops.complete_from_gateway(s, support, order.id, stripe_gateway, settings=settings, reason="paid")
+        lost = refunds.refund_order(
+            s, finance, order.public_id, LosesStripesAnswer(stripe_gateway), settings=settings, reason="r",
+            amount="15",
+        )  # fmt: skip
+        assert lost.status is RefundStatus.REQUESTED
+
+    report = reconcile.reconcile_from_events(
+        db, support, settings, stripe_gateway, gateway_for=lambda *a, **k: stripe_gateway
+    )
+    assert [(r.order, r.outcome) for r in report.refunds.rows] == [(order.public_id, "succeeded")]
+    assert "Pending refunds checked: 1 (1 succeeded)." in report.summary()
+    at_stripe = stripe_gateway.client.v1.refunds.list(params={"payment_intent": payment.ref}).data
+    assert [r.amount for r in at_stripe] == [1500]
+    with db.session() as s:
+        assert [(r.amount_cents, r.status) for r in refunds.refunds_for(s, finance, order.id)] == [
+            (1500, RefundStatus.SUCCEEDED)
+        ]
+        assert orders._get_order(s, order.id).status is OrderStatus.PARTIALLY_REFUNDED
