@@ -296,6 +296,42 @@ def test_the_refund_form_remembers_what_it_showed_per_order(app_env, sqlite_db):
         assert gateway.fetch_status(orders._get_order(s, second.public_id).provider_ref).refunded_cents == 2000
 
 
+def test_a_refusal_by_the_gateway_is_a_sentence_and_the_timeline_shows_every_refund_with_who_and_why(
+    app_env, sqlite_db
+):
+    from billing_core.core.db import transaction
+    from billing_core.core.models import SimulatedPayment
+
+    order = seed(sqlite_db, amount="100")
+    settings = Settings(database_url=sqlite_db.url)
+    with sqlite_db.session() as s:
+        ref = orders._get_order(s, order.public_id).provider_ref
+        orders.complete_order(
+            s,
+            ADMIN,
+            order.public_id,
+            settings=settings,
+            reason="seed",
+            payment=SimulatedGateway(sqlite_db).fetch_status(ref),
+        )
+    app_env(sqlite_db.url, role="finance")
+    at = start({"order": order.public_id})
+    run_action(at, "Refund", reason="goodwill", refund_amount="10")
+    assert not at.error, [e.value for e in at.error]
+    with sqlite_db.session() as s, transaction(s):  # then most of it is refunded in the gateway's dashboard
+        s.get(SimulatedPayment, ref).refunded_cents = 10000
+    run_action(at, "Refund", reason="second ask", refund_amount="20")
+    (error,) = [e.value.replace("\\", "") for e in at.error]
+    assert error.startswith("The gateway refused the refund: ") and error.endswith("Nothing was refunded.")
+    assert metrics(at)["Status"] == "partially_refunded"
+    timeline = at.dataframe[-1].value
+    rows = {(w, r): who for w, r, who in zip(timeline["What"], timeline["Reason"], timeline["Who"], strict=True)}
+    assert rows[("Refund requested", "goodwill")] == rows[("Refunded", "goodwill")] == "local@localhost (finance)"
+    assert rows[("Refund requested", "second ask")] == rows[("Refund failed", "second ask")]
+    (failed,) = [d for w, d in zip(timeline["What"], timeline["Detail"], strict=True) if w == "Refund failed"]
+    assert "$20.00 not refunded: The gateway refused the refund" in failed
+
+
 def test_a_pending_refund_is_shown_with_what_to_do_and_the_button_finishes_it(app_env, sqlite_db):
     from billing_core.core.errors import GatewayUnreachable
 
