@@ -239,9 +239,11 @@ def _open_selected(key: str) -> None:
 def _open(public_id: str) -> None:
     st.query_params[ORDER_PARAM] = public_id
     st.session_state.pop(OUTCOME_KEY, None)
+    st.session_state.pop(_seen_key(public_id), None)  # opened again: a fresh look at its refunds
 
 
 def _close() -> None:
+    st.session_state.pop(_seen_key(st.query_params.get(ORDER_PARAM, "")), None)
     st.query_params.pop(ORDER_PARAM, None)
     st.session_state.pop(OUTCOME_KEY, None)
 
@@ -366,6 +368,10 @@ def _actions(ctx: PageContext, detail: OrderDetail) -> None:
         )
 
 
+def _seen_key(public_id: str) -> str:
+    return f"refund_seen:{public_id}"
+
+
 def _refund_fields(ctx: PageContext, detail: OrderDetail) -> None:
     typed = st.text_input(
         "Refund amount (USD; empty = all that remains)", key="refund_amount", max_chars=money.AMOUNT_MAX_CHARS
@@ -376,9 +382,10 @@ def _refund_fields(ctx: PageContext, detail: OrderDetail) -> None:
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
-    # What was refunded or pending when the form was first shown: the same request from a second
-    # tab or a second click names the same view, and so is one refund.
-    st.session_state.setdefault("refund_seen", plan.committed_cents)
+    # What was refunded or pending when this order's form was first shown: the same request from a
+    # second tab or a second click names the same view, and so is one refund. Kept per order, so a
+    # view of another order never stands for this one.
+    st.session_state.setdefault(_seen_key(detail.order.public_id), plan.committed_cents)
     st.info(plain(ui.refund_plan_words(plan)), icon=":material/undo:")
     if plan.spends_used_credits:
         st.checkbox("Override: take back credits the customer has already used", key="refund_override")
@@ -457,16 +464,16 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
                     reason=reason,
                     amount=state.get("refund_amount", "").strip() or None,
                     override=bool(state.get("refund_override")),
-                    seen_cents=state.get("refund_seen"),
+                    seen_cents=state.get(_seen_key(public_id)),
                 )
                 text = done.message
-                state.pop("refund_seen", None)
+                state.pop(_seen_key(public_id), None)
                 if done.status is RefundStatus.REQUESTED:
                     state[OUTCOME_KEY] = ("warning", text, "")
                     return
     except BillingError as exc:
         if chosen == OrderAction.REFUND:
-            state.pop("refund_seen", None)
+            state.pop(_seen_key(public_id), None)
         state[OUTCOME_KEY] = ("error", str(exc), "")
         return
     state[OUTCOME_KEY] = ("ok", text, message)

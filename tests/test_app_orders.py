@@ -270,6 +270,68 @@ def test_finance_sees_the_refund_plan_and_refunds_part(app_env, sqlite_db):
     assert (shown["Status"], shown["Credits balance"]) == ("partially_refunded", "80")
 
 
+def test_the_refund_form_remembers_what_it_showed_per_order(app_env, sqlite_db):
+    """The view a refund is keyed on belongs to one order: what another order's form showed never stands
+    for it (else a new refund reads as "already done", or a repeat of one as new)."""
+    settings = Settings(database_url=sqlite_db.url)
+    finance = Actor("fay@company.test", Role.FINANCE)
+    first, second = seed(sqlite_db, amount="100"), seed(sqlite_db, email="bo@example.com", amount="100")
+    gateway = SimulatedGateway(sqlite_db)
+    with sqlite_db.session() as s:
+        for order in (first, second):
+            payment = gateway.fetch_status(orders._get_order(s, order.public_id).provider_ref)
+            orders.complete_order(s, ADMIN, order.public_id, settings=settings, reason="seed", payment=payment)
+        refunds.refund_order(  # $10 of the second order refunded by someone who saw nothing refunded
+            s, finance, second.public_id, gateway, settings=settings, reason="r", amount="10", seen_cents=0
+        )
+    app_env(sqlite_db.url, role="finance")
+    at = start({"order": first.public_id})
+    at.selectbox(key="order_action").set_value("Refund").run()  # the first order's form: nothing refunded
+    at.query_params["order"] = second.public_id
+    at.run()
+    run_action(at, "Refund", reason="another $10", refund_amount="10")
+    assert not at.error, [e.value for e in at.error]
+    assert not any("Already done" in s.value for s in at.success), [s.value for s in at.success]
+    with sqlite_db.session() as s:
+        assert gateway.fetch_status(orders._get_order(s, second.public_id).provider_ref).refunded_cents == 2000
+
+
+def test_a_refusal_by_the_gateway_is_a_sentence_and_the_timeline_shows_every_refund_with_who_and_why(
+    app_env, sqlite_db
+):
+    from billing_core.core.db import transaction
+    from billing_core.core.models import SimulatedPayment
+
+    order = seed(sqlite_db, amount="100")
+    settings = Settings(database_url=sqlite_db.url)
+    with sqlite_db.session() as s:
+        ref = orders._get_order(s, order.public_id).provider_ref
+        orders.complete_order(
+            s,
+            ADMIN,
+            order.public_id,
+            settings=settings,
+            reason="seed",
+            payment=SimulatedGateway(sqlite_db).fetch_status(ref),
+        )
+    app_env(sqlite_db.url, role="finance")
+    at = start({"order": order.public_id})
+    run_action(at, "Refund", reason="goodwill", refund_amount="10")
+    assert not at.error, [e.value for e in at.error]
+    with sqlite_db.session() as s, transaction(s):  # then most of it is refunded in the gateway's dashboard
+        s.get(SimulatedPayment, ref).refunded_cents = 10000
+    run_action(at, "Refund", reason="second ask", refund_amount="20")
+    (error,) = [e.value.replace("\\", "") for e in at.error]
+    assert error.startswith("The gateway refused the refund: ") and error.endswith("Nothing was refunded.")
+    assert metrics(at)["Status"] == "partially_refunded"
+    timeline = at.dataframe[-1].value
+    rows = {(w, r): who for w, r, who in zip(timeline["What"], timeline["Reason"], timeline["Who"], strict=True)}
+    assert rows[("Refund requested", "goodwill")] == rows[("Refunded", "goodwill")] == "local@localhost (finance)"
+    assert rows[("Refund requested", "second ask")] == rows[("Refund failed", "second ask")]
+    (failed,) = [d for w, d in zip(timeline["What"], timeline["Detail"], strict=True) if w == "Refund failed"]
+    assert "$20.00 not refunded: The gateway refused the refund" in failed
+
+
 def test_a_pending_refund_is_shown_with_what_to_do_and_the_button_finishes_it(app_env, sqlite_db):
     from billing_core.core.errors import GatewayUnreachable
 

@@ -180,3 +180,21 @@ def test_a_regeneration_job_is_audited_in_the_role_of_who_started_it(seeded, adm
         ("invoices.regenerate.start", Role.ADMIN),
         ("invoices.regenerate.cancelled", Role.ADMIN),
     ]
+
+
+def test_a_job_launched_from_the_page_runs_in_the_role_of_who_started_it(seeded, admin, files_settings):
+    """The page's path: ``review.launch_job`` starts a real process, which acts as the starter (not as finance)."""
+    from billing_core.invoices import review
+
+    with seeded.session() as s:
+        chosen = batch.select_invoices(s, FINANCE, plans=["study"])
+        with transaction(s):
+            job_id = batch.start_job(s, admin, chosen, "new footer").id
+    process = review.launch_job(files_settings, admin, job_id, workers=1)
+    assert process.wait(timeout=180) == 0
+    with seeded.session() as s:
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.entity_type == "regeneration_job")))
+    assert [(e.action, e.actor_email, e.actor_role) for e in events] == [
+        ("invoices.regenerate.start", admin.email, Role.ADMIN),
+        ("invoices.regenerate.finished", admin.email, Role.ADMIN),
+    ]

@@ -231,6 +231,20 @@ def test_payments_honour_keys_too(db, admin, pricing, gateway):
     assert gateway.create_payment(request).ref != one.ref  # no key: a new payment each time
 
 
+def test_the_embedded_default_gateway_honours_keys_as_production_does(db, admin, support, pricing, settings):
+    from billing_core.payments import registry
+    from billing_core.pricing.catalog import Method
+
+    assert settings.stripe_api_key is None
+    embedded = registry.gateway_for(Method.STRIPE, settings, db)  # no provider key: what the app uses
+    order = paid_order(db, admin, support, pricing, settings, embedded)
+    first = embedded.refund(order.provider_ref, 400, "k-default")
+    assert registry.gateway_for(Method.STRIPE, settings, db).refund(order.provider_ref, 400, "k-default") == first
+    with pytest.raises(GatewayError, match="same parameters"):
+        embedded.refund(order.provider_ref, 401, "k-default")
+    assert embedded.fetch_status(order.provider_ref).refunded_cents == 400
+
+
 # --- timeouts, refusals, crashes and recovery ---------------------------------------------------------
 
 
@@ -265,7 +279,9 @@ def test_a_timeout_records_nothing_as_refunded_and_reconcile_finishes_it_once(
         assert orders._customer_balance(s, order.customer_id) == order.credits
         shown = order_detail(s, finance, order.public_id)
     assert [(r.amount_cents, r.by, r.pending) for r in shown.pending_refunds] == [(3000, finance.email, True)]
-    assert "Refund requested" in [e.what for e in shown.timeline]
+    (asked,) = [e for e in shown.timeline if e.what == "Refund requested"]
+    assert (asked.who, asked.reason) == (f"{finance.email} (finance)", "asked")
+    assert "$30.00 asked of the gateway; pending" in asked.detail
 
     for _ in range(2):  # safe to run twice
         report = refunds.reconcile_refunds(db, support, settings, gateway_for=lambda *a, **k: gateway)
@@ -347,13 +363,18 @@ def test_a_process_killed_after_the_gateway_refunded_is_finished_by_reconcile(
     state = books(db, order)
     assert state["gateway_refunded"] == 2500 and state["refunds"] == [] and state["pending"] == 1
 
-    report = refunds.reconcile_refunds(db, finance, settings, gateway_for=lambda *a, **k: gateway)
-    assert [r.outcome for r in report.rows] == ["succeeded"]
-    again = refunds.reconcile_refunds(db, finance, settings, gateway_for=lambda *a, **k: gateway)
-    assert again.rows == []
+    env = {k: v for k, v in env.items() if not k.startswith("STRIPE_")} | {
+        "DATABASE_URL": db.url,
+        "BILLING_SECRETS_FILE": str(ROOT / "no-such-secrets.toml"),
+    }  # no Stripe key: the embedded simulated gateway, as in production without one
+    command = [sys.executable, "-m", "billing_core", "refunds", "reconcile", "--actor", "ops@company.test"]
+    for expected in ("Pending refunds checked: 1 (1 succeeded).", "Pending refunds checked: 0."):  # twice: safe
+        run = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and expected in run.stdout, run.stdout + run.stderr[-2000:]
     state = books(db, order)
-    assert state["gateway_refunded"] == 2500 and len(state["refunds"]) == 1
+    assert state["gateway_refunded"] == 2500 and len(state["refunds"]) == 1 and state["pending"] == 0
     assert_books_equal_gateway(state)
+    assert state["status"] is OrderStatus.PARTIALLY_REFUNDED
 
 
 class HeldGateway(SimulatedGateway):
@@ -430,6 +451,64 @@ def test_the_same_refund_asked_again_after_it_succeeded_is_the_first_one(
     assert "Nothing more was refunded" in again.message
     assert not second.repeated  # asked having seen the first one: a second refund
     assert books(db, order)["gateway_refunded"] == 2000
+
+
+class RefusesOnce(SimulatedGateway):
+    """Refuses the first refund asked of it (as a gateway may), then behaves."""
+
+    refused = False
+
+    def refund(self, ref, amount_cents, idempotency_key):
+        if not RefusesOnce.refused:
+            RefusesOnce.refused = True
+            raise GatewayError("The gateway refused the refund: try again later (simulated).")
+        return super().refund(ref, amount_cents, idempotency_key)
+
+
+def test_a_stale_tab_repeating_a_refund_that_succeeded_gets_it_back_even_after_another_refund_failed(
+    db, admin, support, finance, pricing, settings, gateway
+):
+    order = paid_order(db, admin, support, pricing, settings, gateway)
+    with db.session() as s:
+        seen = refunds.plan_refund(s, finance, order.public_id, "10").committed_cents  # both tabs show this
+        first = refunds.refund_order(
+            s, finance, order.public_id, gateway, settings=settings, reason="tab 1", amount="10", seen_cents=seen
+        )
+        RefusesOnce.refused = False
+        with pytest.raises(GatewayError):  # someone else's refund is refused: one failed refund on the order
+            refunds.refund_order(s, admin, order.public_id, RefusesOnce(db), settings=settings, reason="x", amount="5")
+        stale = refunds.refund_order(
+            s, finance, order.public_id, gateway, settings=settings, reason="tab 2", amount="10", seen_cents=seen
+        )
+    assert stale.repeated and stale.credit_note_number == first.credit_note_number
+    state = books(db, order)
+    assert state["gateway_refunded"] == 1000 and len(state["refunds"]) == 1
+    assert_books_equal_gateway(state)
+
+
+def test_the_same_request_asked_again_after_the_gateway_refused_it_is_a_new_attempt(
+    db, admin, support, finance, pricing, settings, gateway
+):
+    order = paid_order(db, admin, support, pricing, settings, gateway)
+    RefusesOnce.refused = False
+    with db.session() as s:
+        with pytest.raises(GatewayError, match="try again later"):
+            refunds.refund_order(
+                s, finance, order.public_id, RefusesOnce(db), settings=settings, reason="r", amount="10", seen_cents=0
+            )
+        again = refunds.refund_order(
+            s, finance, order.public_id, RefusesOnce(db), settings=settings, reason="r", amount="10", seen_cents=0
+        )
+        twice = refunds.refund_order(
+            s, finance, order.public_id, gateway, settings=settings, reason="r", amount="10", seen_cents=0
+        )
+        kept = refunds.refunds_for(s, finance, order.id)
+    assert not again.repeated and again.status is RefundStatus.SUCCEEDED and twice.repeated
+    assert [r.status for r in kept] == [RefundStatus.FAILED, RefundStatus.SUCCEEDED]
+    assert kept[0].idempotency_key != kept[1].idempotency_key
+    state = books(db, order)
+    assert state["gateway_refunded"] == 1000
+    assert_books_equal_gateway(state)
 
 
 def test_the_credit_note_tells_the_customer_what_it_is_and_the_reason_stays_in_the_audit_log(
@@ -539,5 +618,38 @@ def test_stripe_refund_end_to_end_and_a_lost_answer_found_again_by_its_key(
         assert [(r.amount_cents, r.status) for r in refunds.refunds_for(s, finance, order.id)] == [
             (2000, RefundStatus.SUCCEEDED),
             (3000, RefundStatus.SUCCEEDED),
+        ]
+        assert orders._get_order(s, order.id).status is OrderStatus.PARTIALLY_REFUNDED
+
+
+def test_reconcile_from_stripe_events_finishes_pending_refunds_too(
+    db, admin, support, finance, pricing, settings, stripe_gateway, localstripe_url
+):
+    """The cron'd ``reconcile --events`` is a bulk reconcile too: it finishes a refund whose answer was lost."""
+    from billing_core.reconcile import stuck as reconcile
+    from tests.conftest import pay_at_stripe
+
+    with db.session() as s:
+        order = make_order(s, admin, make_customer(s, admin), pricing, amount="100")
+        payment = stripe_gateway.create_payment(orders._payment_request(s, order))
+        orders.attach_payment(s, admin, order.id, payment)
+        pay_at_stripe(localstripe_url, payment.ref)
+        payment_ops.complete_from_gateway(s, support, order.id, stripe_gateway, settings=settings, reason="paid")
+        lost = refunds.refund_order(
+            s, finance, order.public_id, LosesStripesAnswer(stripe_gateway), settings=settings, reason="r",
+            amount="15",
+        )  # fmt: skip
+        assert lost.status is RefundStatus.REQUESTED
+
+    report = reconcile.reconcile_from_events(
+        db, support, settings, stripe_gateway, gateway_for=lambda *a, **k: stripe_gateway
+    )
+    assert [(r.order, r.outcome) for r in report.refunds.rows] == [(order.public_id, "succeeded")]
+    assert "Pending refunds checked: 1 (1 succeeded)." in report.summary()
+    at_stripe = stripe_gateway.client.v1.refunds.list(params={"payment_intent": payment.ref}).data
+    assert [r.amount for r in at_stripe] == [1500]
+    with db.session() as s:
+        assert [(r.amount_cents, r.status) for r in refunds.refunds_for(s, finance, order.id)] == [
+            (1500, RefundStatus.SUCCEEDED)
         ]
         assert orders._get_order(s, order.id).status is OrderStatus.PARTIALLY_REFUNDED

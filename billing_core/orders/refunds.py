@@ -12,10 +12,10 @@ again with the same key when the gateway has none), so a crash between 2 and 3 l
 a rerun or a race with a live refund pays nothing twice.
 
 The key is derived from what the requester saw (the order, what was refunded or pending then, the
-amount, and how many attempts failed): two people refunding the same part of an order at the same
-moment make one refund. A refund that would take back credits the customer has already spent is
-refused unless finance overrides it explicitly; the balance may then go negative, and the audit
-event says so.
+amount) and how many times the gateway refused that same request: two people refunding the same part
+of an order at the same moment make one refund, and so does a stale tab repeating one that succeeded.
+A refund that would take back credits the customer has already spent is refused unless finance
+overrides it explicitly; the balance may then go negative, and the audit event says so.
 """
 
 from __future__ import annotations
@@ -122,7 +122,6 @@ class _Totals:
     refunded_cents: int
     pending_cents: int
     credits_committed: int  # taken back by succeeded refunds or reserved by pending ones
-    failed: int
     pending: tuple[PendingRefund, ...]
 
 
@@ -138,7 +137,6 @@ def _totals(session: Session, order: Order) -> _Totals:
         refunded_cents=sum(r.amount_cents for r in by[RefundStatus.SUCCEEDED]),
         pending_cents=sum(r.amount_cents for r in by[RefundStatus.REQUESTED]),
         credits_committed=sum(r.credits for r in live),
-        failed=len(by[RefundStatus.FAILED]),
         pending=tuple(PendingRefund(r.amount_cents, r.created_by, r.created_at) for r in by[RefundStatus.REQUESTED]),
     )
 
@@ -225,6 +223,25 @@ def _lock_order(session: Session, order_id: int | str) -> Order:
     return order
 
 
+def _key(order: Order, seen_cents: int, cents: int, *, attempt: int) -> str:
+    return f"billing-ops-refund-{order.public_id}-{seen_cents}-{cents}-{attempt}"
+
+
+def _same_request(session: Session, order: Order, seen_cents: int, cents: int) -> list[Refund]:
+    """The refunds of the order made by this same request (same view, same amount): its attempts, oldest first.
+
+    Only this request's own refused attempts let it be asked again (with the next key); another
+    refund failing meanwhile does not, so a stale tab repeating a refund that succeeded gets the first one.
+    """
+    prefix = _key(order, seen_cents, cents, attempt=0)[:-1]
+    refunds = session.scalars(select(Refund).where(Refund.order_id == order.id).order_by(Refund.id))
+    return [r for r in refunds if r.idempotency_key.startswith(prefix) and r.idempotency_key[len(prefix) :].isdigit()]
+
+
+def _attempt(refund: Refund) -> int:
+    return int(refund.idempotency_key.rsplit("-", 1)[1])
+
+
 def _request(
     session: Session,
     actor: Actor,
@@ -242,12 +259,12 @@ def _request(
         seen_cents = totals.refunded_cents + totals.pending_cents
     with transaction(session):
         order = _lock_order(session, order_id)
-        totals = _totals(session, order)
         cents = _cents(amount, _paid(order), seen_cents)
-        key = f"billing-ops-refund-{order.public_id}-{seen_cents}-{cents}-{totals.failed}"
-        earlier = session.scalar(select(Refund).where(Refund.idempotency_key == key))
-        if earlier is not None:
-            return _Intent(earlier.id, existing=True)
+        same = _same_request(session, order, seen_cents, cents)
+        live = [r for r in same if r.status is not RefundStatus.FAILED]
+        if live:
+            return _Intent(live[0].id, existing=True)
+        key = _key(order, seen_cents, cents, attempt=max((_attempt(r) for r in same), default=-1) + 1)
         plan = _plan(session, order, cents, lock=True)
         if plan.spends_used_credits and not override:
             raise StateConflict(
@@ -363,8 +380,6 @@ def _finished_or_pending(session: Session, refund_id: int) -> Refunded:
     what += f" at {when}"
     if refund.status is RefundStatus.REQUESTED:
         raise StateConflict(f"{what} and is still pending; nothing more was asked of the gateway. {WHAT_TO_DO}")
-    if refund.status is RefundStatus.FAILED:
-        raise StateConflict(f"{what} and the gateway refused it: {refund.failure_reason}")
     return _result(session, refund, order, repeated=True)
 
 

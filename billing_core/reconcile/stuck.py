@@ -1,6 +1,7 @@
 """Bulk reconcile: ask the gateway about stuck orders and complete those it says were paid.
 
-A run over a date range also finishes every pending refund (``refunds.reconcile_refunds``).
+A run over a date range or from Stripe events also finishes every pending refund
+(``refunds.reconcile_refunds``).
 
 Two ways in: a date range of pending/expired orders (``reconcile``), or Stripe's
 ``payment_intent.succeeded`` events since the last run (``reconcile_from_events``). Both check each
@@ -536,10 +537,12 @@ def reconcile_from_events(
     settings: Settings,
     stripe_gateway,
     *,
+    gateway_for: GatewayFor = registry.gateway_for,
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
 ) -> ReconcileReport:
-    """Complete the orders whose Stripe payments succeeded since the last run (cursor in the database).
+    """Complete the orders whose Stripe payments succeeded since the last run (cursor in the database),
+    then finish every pending refund (``refunds.reconcile_refunds``), as a run over a date range does.
 
     Each order is still checked with ``fetch_status``: the event only says where to look.
     """
@@ -565,6 +568,8 @@ def reconcile_from_events(
         _save_cursor(database, cursor)
         if report.stopped:
             break
+    if not report.stopped:
+        report.refunds = reconcile_refunds(database, actor, settings, gateway_for=gateway_for)
     return report
 
 
