@@ -23,6 +23,7 @@ from billing_core.core import emails, money
 from billing_core.core.config import RoleMapping
 from billing_core.core.errors import BillingError, NotFound
 from billing_core.core.models import Customer, LedgerEntry, Order, OrderStatus
+from billing_core.credits import usage
 from billing_core.invoices import batch
 from billing_core.invoices import review as bills
 from billing_core.orders import lifecycle as orders
@@ -162,6 +163,48 @@ def test_a_settlement_file_with_a_megabyte_of_hostile_cells_imports_nothing_at_o
     assert parsed.rows == () or all(r.amount_cents is None or r.amount_cents < money.MAX_CENTS for r in parsed.rows)
     assert not [r for r in parsed.rows if len(r.transaction_id) > 255 or len(r.currency) > 3]
     assert all(len(m.reason) < 1_000 for m in parsed.malformed)
+
+
+def test_a_settlement_file_of_blank_lines_is_refused_at_once():
+    """Blank lines count: 20 MB of newlines (the upload cap) is ten million lines, 18 s of reading."""
+    data = HEADER + b"\n" * (settlement.MAX_BYTES - len(HEADER))
+    refused = refused_quickly(lambda: settlement.parse_settlement(data, "r.csv", provider="airwallex"), data)
+    assert f"more than {settlement.MAX_ROWS:,} lines" in str(refused)
+
+
+USAGE_HEADER = b"customer,day,model,credits\n"
+USAGE_FILES = {
+    "credits cell": USAGE_HEADER + b"cus_1,2026-11-01,m," + b"9" * MB + b"\n",
+    "grouped credits": USAGE_HEADER + b"cus_1,2026-11-01,m,1" + b",000" * (MB // 4) + b"\n",
+    "day cell": USAGE_HEADER + b"cus_1," + b"2" * MB + b",m,1\n",
+    "customer cell": USAGE_HEADER + b"a@" + b"a." * (MB // 2) + b",2026-11-01,m,1\n",
+    "model cell": USAGE_HEADER + b"cus_1,2026-11-01," + b"m" * MB + b",1\n",
+    "open quote": USAGE_HEADER + b'cus_1,"' + b"a" * MB + b"\n",
+    "commas": USAGE_HEADER + b"," * MB + b"\n",
+    "header": b"customer," + b"x," * (MB // 2) + b"\n",  # was 0.7 s: each alias looked up in a list
+    "short lines": USAGE_HEADER + b"x\n" * (MB // 2),  # was 1.1 s: 200,000 malformed lines kept
+    "nul lines": USAGE_HEADER + b"\x00\n" * (MB // 2),
+    "repeated lines": USAGE_HEADER + b"cus_1,2026-11-01,m,1\n" * (MB // 21),  # was 1 s
+}
+
+
+@pytest.mark.parametrize("data", list(USAGE_FILES.values()), ids=list(USAGE_FILES))
+def test_a_usage_file_with_a_megabyte_of_hostile_text_is_refused_or_read_at_once(data):
+    try:
+        parsed = quick(lambda: usage.parse_usage(data, "usage.csv"), data)
+    except usage.UsageFileError as refused:
+        assert len(str(refused)) < 1_000
+        return
+    assert parsed.rows == ()
+    assert all(len(m.reason) < 1_000 for m in parsed.malformed)
+
+
+@pytest.mark.parametrize("line", [b"\n", b",,,\n"], ids=["newlines", "empty cells"])
+def test_a_usage_file_of_blank_lines_is_refused_at_once(line):
+    """Blank lines count: 20 MB of newlines (the upload cap) was ten million lines, 10 s of reading."""
+    data = USAGE_HEADER + line * ((usage.MAX_BYTES - len(USAGE_HEADER)) // len(line))
+    refused = refused_quickly(lambda: usage.parse_usage(data, "usage.csv"), data)
+    assert f"more than {usage.MAX_ROWS:,} lines" in str(refused)
 
 
 # --- search box, filters, query parameters ------------------------------------------------------------
