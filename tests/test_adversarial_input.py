@@ -22,11 +22,13 @@ from billing_core.access import audit, identity
 from billing_core.core import emails, money
 from billing_core.core.config import RoleMapping
 from billing_core.core.errors import BillingError, NotFound
-from billing_core.core.models import Customer, LedgerEntry, Order, OrderStatus
+from billing_core.core.models import AuditEvent, Customer, LedgerEntry, Order, OrderStatus
 from billing_core.credits import usage
 from billing_core.invoices import batch
 from billing_core.invoices import review as bills
+from billing_core.orders import gateway_actions as payment_ops
 from billing_core.orders import lifecycle as orders
+from billing_core.orders import refunds
 from billing_core.orders.lifecycle import _get_order, create_customer
 from billing_core.orders.search import interpret
 from billing_core.pricing import whatif
@@ -104,6 +106,43 @@ def test_a_megabyte_customer_field_is_refused_at_once_and_creates_nothing(sessio
 def test_a_megabyte_order_id_is_not_found_at_once(session):
     text = "ord_" + "a" * MB
     refused_quickly(lambda: _get_order(session, text), text, NotFound)
+
+
+REASON = "a." * (MB // 2)
+CHANGES_WITH_TEXT = {
+    "complete reason": lambda e: orders.complete_order(
+        e.s, e.admin, e.order.public_id, settings=e.settings, reason=REASON, manual_reference="T-1"
+    ),
+    "manual reference": lambda e: orders.complete_order(
+        e.s, e.admin, e.order.public_id, settings=e.settings, reason="r", manual_reference="T" * MB
+    ),  # was accepted on SQLite and an unhandled DataError on PostgreSQL
+    "expire reason": lambda e: payment_ops.expire_order(e.s, e.admin, e.order.public_id, None, reason=REASON),
+    "cancel reason": lambda e: payment_ops.cancel_order(e.s, e.admin, e.order.public_id, None, reason=REASON),
+    "refund reason": lambda e: refunds.refund_order(
+        e.s, e.admin, e.order.public_id, None, settings=e.settings, reason=REASON
+    ),
+    "regeneration reason": lambda e: batch.start_job(e.s, e.admin, batch.Chosen({}, 1), REASON),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES_WITH_TEXT.values()), ids=list(CHANGES_WITH_TEXT))
+def test_a_megabyte_reason_or_reference_is_refused_at_once_and_changes_nothing(
+    session, admin, pricing, settings, change
+):
+    class Env:
+        pass
+
+    e = Env()
+    e.s, e.admin, e.settings = session, admin, settings
+    customer = create_customer(session, admin, email="ana@example.com", name="Ana", country="PT")
+    e.order = orders.create_order(
+        session, admin, customer_id=customer.id, amount="20", method="airwallex", pricing=pricing
+    )
+    events = session.scalar(select(func.count()).select_from(AuditEvent))
+    refused_quickly(lambda: change(e), REASON)
+    session.rollback()
+    assert session.get(Order, e.order.id).status is OrderStatus.PENDING
+    assert session.scalar(select(func.count()).select_from(AuditEvent)) == events
 
 
 # --- amounts ------------------------------------------------------------------------------------------

@@ -319,9 +319,7 @@ def refund_order(
     answer leaves the refund pending and the result says what to do.
     """
     require(actor, Action.REFUND_ORDER)
-    reason = (reason or "").strip()
-    if not reason:
-        raise BillingError("Give a reason for the refund.")
+    reason = audit.reason_given(reason, "Give a reason for the refund.")
     intent = _request(session, actor, order_id, reason=reason, amount=amount, override=override, seen_cents=seen_cents)
     if intent.existing:
         return _finished_or_pending(session, intent.refund_id)
