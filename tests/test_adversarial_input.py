@@ -274,6 +274,24 @@ def test_a_megabyte_of_pasted_invoice_numbers_is_refused_at_once(text):
     refused_quickly(lambda: batch.pasted_numbers(text), text)
 
 
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"plans": ("a." * (MB // 2),)},
+        {"methods": ("a." * (MB // 2),)},
+        {"kind": "a." * (MB // 2)},
+        {"customer": "a@" + "a." * (MB // 2)},
+    ],
+    ids=["plan", "method", "kind", "customer"],
+)
+def test_a_megabyte_bills_filter_is_refused_at_once(session, admin, filters):
+    """Was an unhandled ValueError for a plan, method or kind no page offers (callers other than pages)."""
+    (text,) = [v[0] if isinstance(v, tuple) else v for v in filters.values()]
+    for read in (bills.list_documents, bills.totals):
+        refused_quickly(lambda read=read: read(session, admin, bills.DocumentFilters(**filters)), text)
+        session.rollback()
+
+
 @pytest.mark.parametrize("field", ["who", "action", "entity_type", "entity_id"])
 def test_a_megabyte_audit_filter_is_refused_at_once(session, admin, field):
     text = "a" * MB
