@@ -6,12 +6,14 @@ Only functions: app.py registers ``render`` with st.navigation. Run as a script 
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import streamlit as st
 
 from billing_core.access.roles import Action, may
 from billing_core.core.errors import BillingError
-from billing_core.core.models import CreditPool
+from billing_core.core.models import CreditPool, utcnow
 from billing_core.core.money import format_cents, format_credits
 from billing_core.credits import expiry, liability, usage
 from pages import _guard
@@ -155,6 +157,13 @@ def customers_frame(people: list[liability.CustomerLine]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+@st.cache_resource(max_entries=4, show_spinner="Reading the usage file…")
+def _parsed(data: bytes, name: str, today: date) -> usage.ParsedUsage:
+    """A usage file is read once per file and day, not on every rerun of the tab (200,000 lines take
+    seconds); the parsed file is immutable, so every session may share it. Refusals are not kept."""
+    return usage.parse_usage(data, name, today=today)
+
+
 def _usage(ctx: PageContext) -> None:
     st.caption(
         "The router's daily usage as CSV: customer (cus_… or email), day (YYYY-MM-DD), model, credits. "
@@ -167,7 +176,7 @@ def _usage(ctx: PageContext) -> None:
     if uploaded is None:
         return
     try:
-        parsed = usage.parse_usage(uploaded.getvalue(), uploaded.name)
+        parsed = _parsed(uploaded.getvalue(), uploaded.name, utcnow().date())
         with ctx.database.session() as session:
             shown = usage.preview(session, ctx.actor, parsed, ctx.settings.credits)
     except BillingError as exc:

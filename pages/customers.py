@@ -116,8 +116,8 @@ def _customer(ctx: PageContext, public_id: str) -> None:
     except BillingError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
-    st.subheader(profile.name, anchor=False)
-    st.caption(f"{profile.public_id} · {profile.email}" + (" · sandbox" if profile.sandbox else ""))
+    st.subheader(plain(profile.name), anchor=False)  # a customer's name is text, never markdown or a link
+    st.caption(f"{profile.public_id} · {plain(profile.email)}" + (" · sandbox" if profile.sandbox else ""))
     balance, paid_credits, promotional, topups, refunds, orders, paid = st.columns(7)
     balance.metric("Credits balance", format_credits(profile.balance))
     paid_credits.metric("Paid credits", format_credits(profile.balance_by_pool[CreditPool.PAID]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -10,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from billing_core.core.db import Database
 from billing_core.core.models import Customer
-from billing_core.credits import ledger
+from billing_core.credits import ledger, usage
 from billing_core.demo import seeding as demo
 from tests.test_app_customers import ADMIN, APP
 
@@ -68,6 +69,25 @@ def test_finance_previews_then_applies_a_usage_file(seeded):
     assert "Booked 1 usage lines" in at.success[0].value
     with seeded.session() as s:
         assert ledger._balance(s, customer.id).total == before.total - 1_25
+
+
+def test_a_usage_file_is_parsed_once_per_change_not_on_every_rerun(seeded, monkeypatch):
+    """Up to 200,000 lines take seconds of one core (and the GIL): not again on every click."""
+    parsed = []
+    real = usage.parse_usage
+    monkeypatch.setattr(usage, "parse_usage", lambda data, name, **k: parsed.append(data) or real(data, name, **k))
+    customer = holder(seeded)
+    data = f"customer,day,model,credits\n{customer.public_id},2026-11-01,{uuid.uuid4()},1.25\n".encode()
+    at = open_credits()
+    at.file_uploader(key="usage_file").set_value(("usage.csv", data, "text/csv")).run()
+    for _ in range(2):
+        at.checkbox(key="usage_ok").check().run()
+        at.checkbox(key="usage_ok").uncheck().run()
+    assert not at.exception, at.exception
+    assert parsed.count(data) == 1
+    changed = data + f"{customer.public_id},2026-11-02,m,1\n".encode()
+    at.file_uploader(key="usage_file").set_value(("usage.csv", changed, "text/csv")).run()
+    assert parsed.count(changed) == 1
 
 
 def test_support_sees_the_page_but_no_import(seeded, monkeypatch):

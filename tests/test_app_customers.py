@@ -106,6 +106,25 @@ def test_finance_edits_billing_details_with_a_reason_and_an_audit_event(seeded, 
         assert event.after["company"] == "Nordlicht GmbH" and event.before["company"] == customer.company
 
 
+def test_a_customer_whose_name_is_markup_or_a_link_is_shown_as_text(seeded):
+    """Names and emails come from customers: none may become bold, a badge or a live link for support."""
+    from tests.test_hardening import GFM_AUTOLINK, MARKDOWN_ELEMENTS, resolved
+
+    customer = busiest(seeded)
+    name = "**Reset** your password at [sso](https://evil.example) or www.evil.example :red[now]"
+    email = "it.desk@evil-sso.example"
+    with seeded.session() as s, s.begin():
+        row = s.get(Customer, customer.id)
+        row.name, row.email = name, email
+    at = open_customers({"customer": customer.public_id})
+    assert [resolved(h.value).replace("\u2060", "") for h in at.subheader][:1] == [name]
+    for kind in MARKDOWN_ELEMENTS:
+        for element in at.get(kind):
+            shown = resolved(str(element.value))
+            assert GFM_AUTOLINK.search(shown) is None, (kind, shown)
+            assert "**Reset**" not in str(element.value) and ":red[" not in str(element.value), (kind, shown)
+
+
 def test_an_unknown_customer_link_says_so(seeded):
     at = open_customers({"customer": "cus_nobody"})
     assert any("No such customer" in e.value for e in at.error)

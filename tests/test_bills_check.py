@@ -102,3 +102,24 @@ def test_an_order_whose_parts_do_not_add_up_is_not_completed_without_an_invoice(
     with db.session() as s:
         assert s.get(Order, order_id).status == OrderStatus.PENDING
         assert s.scalar(select(Invoice.id).where(Invoice.order_id == order_id)) is None
+
+
+def test_a_run_that_fails_unexpectedly_stores_the_type_not_the_message(seeded, finance, tmp_path, monkeypatch, caplog):
+    """The stored error is shown on the Invoices page: a driver's message can quote a password."""
+    secret = "postgresql://billing:hunter2@db.internal/billing"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"connection to {secret} failed")
+
+    monkeypatch.setattr(bills, "checks", broken)
+    with seeded.session() as s:
+        check_id = bills_check.start(s, finance)
+    with pytest.raises(RuntimeError):
+        bills_check.run(seeded, finance, check_id, root=tmp_path)
+    with seeded.session() as s:
+        stored = s.get(InvoiceCheck, check_id)
+        assert stored.status == CheckStatus.FAILED
+        assert stored.error == (
+            f"Unexpected error (RuntimeError) while running deep check {check_id}; the details are in the server log."
+        )
+    assert secret in caplog.text

@@ -22,7 +22,9 @@ from billing_core.core import exports
 from billing_core.core.db import Database, describe_url
 from billing_core.core.errors import NotFound, shown_to_people
 from billing_core.core.models import AuditEvent, Customer
+from billing_core.credits import usage
 from billing_core.payments.simulated import SimulatedGateway
+from billing_core.pricing import catalog
 from billing_core.reconcile import settlement
 from billing_core.reconcile import stuck as reconcile
 from pages._text import plain
@@ -63,6 +65,7 @@ UPLOADS = [
     ("orders", "settlement_file", "csv"),
     ("simulator", "whatif_file", "toml"),
     ("revenue", "rev_whatif_file", "toml"),
+    ("credits", "usage_file", "csv"),
 ]
 # (name, content); the uploader's own extension is appended (the browser and Streamlit refuse others).
 HOSTILE_FILES = [
@@ -165,7 +168,26 @@ def streamlit_config() -> dict:
 
 def test_uploads_are_capped_at_the_largest_file_a_page_takes():
     """Streamlit holds an upload in memory before any page code runs; its default is 200 MB."""
-    assert streamlit_config()["server"]["maxUploadSize"] * 1024 * 1024 == settlement.MAX_BYTES
+    cap = streamlit_config()["server"]["maxUploadSize"] * 1024 * 1024
+    assert cap == settlement.MAX_BYTES
+    # and each parser refuses more than its own cap before reading it (tests/test_adversarial_input.py)
+    assert usage.MAX_BYTES <= cap and catalog.MAX_FILE_CHARS <= cap
+
+
+def test_every_file_uploader_is_fed_hostile_files():
+    """A new uploader must join UPLOADS above (and its parser tests/test_adversarial_input.py)."""
+    sites = sorted(
+        f"{path.name}:{node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else '?'}"
+        for path in (ROOT / "pages").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "file_uploader"
+    )
+    assert sites == [
+        "_orders_ui.py:Settlement report",  # orders / settlement_file
+        "_widgets.py:Upload a what-if pricing (.toml)",  # simulator / whatif_file, revenue / rev_whatif_file
+        "credits.py:Usage file (.csv)",  # credits / usage_file
+    ]
+    assert {page for page, _, _ in UPLOADS} == {"orders", "simulator", "revenue", "credits"}
 
 
 def test_every_text_box_on_every_page_caps_what_can_be_typed():

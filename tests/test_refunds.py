@@ -292,6 +292,34 @@ def test_a_timeout_records_nothing_as_refunded_and_reconcile_finishes_it_once(
     assert state["status"] is OrderStatus.PARTIALLY_REFUNDED
 
 
+class BrokenGateway(SimulatedGateway):
+    """Fails as a driver or client library would: with a message that quotes a secret."""
+
+    def find_refund(self, ref, idempotency_key):
+        raise RuntimeError("connection to postgresql://billing:hunter2@db.internal/billing refused")
+
+
+def test_a_refund_row_never_carries_the_text_of_an_unexpected_error(
+    db, admin, support, finance, pricing, settings, gateway, caplog
+):
+    """The rows are shown on the Orders page and printed by the command line: the type and a sentence."""
+    order = paid_order(db, admin, support, pricing, settings, gateway)
+    with db.session() as s:
+        refunds.refund_order(
+            s, finance, order.public_id, SilentGateway(db, after=False), settings=settings, reason="a", amount="30"
+        )
+    report = refunds.reconcile_refunds(db, support, settings, gateway_for=lambda *a, **k: BrokenGateway(db))
+    [row] = report.rows
+    assert row.outcome == "error"
+    assert row.message == (
+        f"Unexpected error (RuntimeError) while finishing the refund of order {order.public_id}; "
+        "the details are in the server log."
+    )
+    assert "hunter2" not in report.summary()
+    assert "hunter2" in caplog.text  # kept for whoever reads the server log
+    assert books(db, order)["pending"] == 1  # and nothing was finished
+
+
 def test_a_refund_past_a_pending_one_is_refused_naming_it(db, admin, support, finance, pricing, settings, gateway):
     order = paid_order(db, admin, support, pricing, settings, gateway)  # $105.50
     with db.session() as s:

@@ -20,6 +20,19 @@ _TEXT_LIMIT = 320
 REASON_MAX_CHARS = 1_000  # what a box for a reason takes
 
 
+def reason_given(reason: str | None, missing: str) -> str:
+    """The reason for a change, stripped; ``missing`` when there is none. Checked before the change
+    starts (before any gateway call), whatever calls it: the page's box stops at REASON_MAX_CHARS."""
+    if isinstance(reason, str) and len(reason) > REASON_MAX_CHARS * 2:  # before stripping a megabyte
+        raise BillingError(f"A reason is at most {REASON_MAX_CHARS:,} characters.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise BillingError(missing)
+    if len(reason) > REASON_MAX_CHARS:
+        raise BillingError(f"A reason is at most {REASON_MAX_CHARS:,} characters.")
+    return reason
+
+
 def record(
     session: Session,
     actor: Actor,

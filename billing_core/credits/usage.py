@@ -42,7 +42,9 @@ from billing_core.core.models import CreditPool, Customer, LedgerKind, UsageImpo
 from billing_core.credits.ledger import PAID_FIRST, PROMOTIONAL_FIRST, Balance, _balance, _draw, _entry, _post, _share
 
 MAX_BYTES = 20 * 1024 * 1024
-MAX_ROWS = 200_000
+MAX_ROWS = 200_000  # lines read, blank ones included: 20 MB of newlines is ten million of them
+MAX_COLUMNS = 100  # a usage file has four
+MAX_MALFORMED = 1_000  # beyond this the file is not a usage file with a few bad lines
 IN_BATCH = 500
 MODEL_MAX_CHARS = 100
 CUSTOMER_MAX_CHARS = 320
@@ -120,10 +122,17 @@ def parse_usage(data: bytes, filename: str, *, today: date | None = None) -> Par
         header = next(reader)
     except (StopIteration, csv.Error) as exc:
         raise UsageFileError(f"{filename} has no readable header row ({exc}).") from None
-    keys = [_key(h) for h in header]
+    if len(header) > MAX_COLUMNS:
+        raise UsageFileError(
+            f"{filename} has {len(header):,} columns in its header; a usage file has four "
+            "(customer, day, model, credits)."
+        )
+    keys: dict[str, int] = {}
+    for i, h in enumerate(header):
+        keys.setdefault(_key(h), i)
     positions: dict[str, int] = {}
     for column in COLUMNS:
-        index = next((keys.index(_key(a)) for a in column.aliases if _key(a) in keys), None)
+        index = next((keys[_key(a)] for a in column.aliases if _key(a) in keys), None)
         if index is not None:
             positions[column.field] = index
     missing = [c.label for c in COLUMNS if c.field not in positions]
@@ -139,18 +148,24 @@ def parse_usage(data: bytes, filename: str, *, today: date | None = None) -> Par
     first_line: dict[tuple[str, date, str], int] = {}
     count = 0
     while True:
+        if len(malformed) > MAX_MALFORMED:
+            first = malformed[0]
+            raise UsageFileError(
+                f"{filename} has more than {MAX_MALFORMED:,} malformed lines (the first, line {first.line}, "
+                f"{first.reason}); export it again as a usage CSV."
+            )
+        count += 1  # every line counts, blank or unreadable: a file of empty lines is not free to read
+        if count > MAX_ROWS:
+            raise UsageFileError(f"{filename} has more than {MAX_ROWS:,} lines; split it by day and import the parts.")
         try:
             cells = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            malformed.append(Malformed(reader.line_num, f"not readable as CSV: {exc}"))
+            malformed.append(Malformed(reader.line_num, f"not readable as CSV: {_short(str(exc), 120)}"))
             continue
         if not any(c.strip() for c in cells):
             continue
-        count += 1
-        if count > MAX_ROWS:
-            raise UsageFileError(f"{filename} has more than {MAX_ROWS:,} rows; split it by day and import the parts.")
         line = reader.line_num
         if len(cells) != len(header):
             malformed.append(Malformed(line, f"has {len(cells)} fields, the header has {len(header)}"))

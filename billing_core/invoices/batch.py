@@ -273,8 +273,7 @@ def dry_run(
 def start_job(session: Session, actor: Actor, chosen: Chosen, reason: str, *, paper: str = "A4") -> RegenerationJob:
     """Record a regeneration job for the selection (in the caller's transaction)."""
     require(actor, Action.REGENERATE_INVOICES)
-    if not reason or not reason.strip():
-        raise BillingError("Give a reason for regenerating invoices; it is stored with every new version.")
+    reason = audit.reason_given(reason, "Give a reason for regenerating invoices; it is stored with every new version.")
     if paper not in render.PAPERS:
         raise BillingError(f"Paper must be one of {', '.join(render.PAPERS)}.")
     if chosen.count == 0:

@@ -84,6 +84,7 @@ def run(database: Database, actor: Actor, check_id: int, *, root: Path | storage
         with database.session() as session, transaction(session):
             session.execute(update(InvoiceCheck).where(InvoiceCheck.id == check_id).values(done=done, total=total))
 
+    values: dict = {"status": CheckStatus.FAILED, "error": "interrupted: its process was stopped"}
     try:
         with database.session() as session:
             found = bills.checks(session, actor, root=root, progress=progress)

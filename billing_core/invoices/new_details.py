@@ -114,9 +114,9 @@ def regenerate_with_new_details(
     """
     require(actor, Action.REGENERATE_INVOICES)
     require(actor, Action.STORE_INVOICE_FILE)
-    reason = (reason or "").strip()
-    if not reason:
-        raise BillingError("Give a reason for regenerating the documents; it is kept with every new version.")
+    reason = audit.reason_given(
+        reason, "Give a reason for regenerating the documents; it is kept with every new version."
+    )
     root = storage.storage_root(settings)
     with database.session() as session:
         stale = stale_documents(session, actor, public_id)

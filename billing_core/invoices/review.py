@@ -71,6 +71,15 @@ class DocumentFilters:
     include_sandbox: bool = False
 
 
+def _one(kind, value: object, what: str):
+    """A filter's plan, method or kind, or a clear refusal (not a ValueError) for a value it cannot be."""
+    try:
+        return kind(value)
+    except ValueError:
+        shown = str(value)[:40]
+        raise BillingError(f"“{shown}” is not a {what}; choose one of {', '.join(k.value for k in kind)}.") from None
+
+
 def split_number(number: str) -> tuple[str, int]:
     """'INV-2026-000042' -> ('INV-2026', 42): the series and the sequence within it."""
     text = number.strip() if len(number) <= NUMBER_MAX_CHARS else ""
@@ -111,11 +120,11 @@ def _conditions(session: Session, filters: DocumentFilters) -> list[ColumnElemen
     if filters.until:
         conditions.append(Invoice.issued_at < _day_start(filters.until + timedelta(days=1)))
     if filters.kind:
-        conditions.append(Invoice.kind == InvoiceKind(filters.kind))
+        conditions.append(Invoice.kind == _one(InvoiceKind, filters.kind, "kind"))
     if filters.plans:
-        conditions.append(Order.plan.in_([PlanId(p) for p in filters.plans]))
+        conditions.append(Order.plan.in_([_one(PlanId, p, "plan") for p in filters.plans]))
     if filters.methods:
-        conditions.append(Order.method.in_([Method(m) for m in filters.methods]))
+        conditions.append(Order.method.in_([_one(Method, m, "method") for m in filters.methods]))
     if filters.customer and filters.customer.strip():
         who = filters.customer.strip()
         customer_id = (
@@ -343,11 +352,11 @@ def _rollup_totals(session: Session, filters: DocumentFilters) -> list[TotalRow]
     if filters.until:
         where.append(BillsDaily.day <= filters.until)
     if filters.kind:
-        where.append(BillsDaily.kind == InvoiceKind(filters.kind))
+        where.append(BillsDaily.kind == _one(InvoiceKind, filters.kind, "kind"))
     if filters.plans:
-        where.append(BillsDaily.plan.in_([PlanId(p) for p in filters.plans]))
+        where.append(BillsDaily.plan.in_([_one(PlanId, p, "plan") for p in filters.plans]))
     if filters.methods:
-        where.append(BillsDaily.method.in_([Method(m) for m in filters.methods]))
+        where.append(BillsDaily.method.in_([_one(Method, m, "method") for m in filters.methods]))
     if session.get_bind().dialect.name == "postgresql":
         month = func.to_char(BillsDaily.day, "YYYY-MM").label("month")
     else:

@@ -148,8 +148,7 @@ def complete_from_gateway(
 ) -> Completion:
     """Complete an order when its gateway says the payment succeeded for the right amount and currency."""
     require(actor, Action.COMPLETE_ORDER)
-    if not (reason or "").strip():
-        raise BillingError("Give a reason for completing the order.")
+    reason = audit.reason_given(reason, "Give a reason for completing the order.")
     status = check_payment(session, actor, order_id, gateway)
     return complete_order(session, actor, order_id, settings=settings, reason=reason, payment=status)
 
@@ -266,9 +265,7 @@ def _close(
     action: Action,
 ) -> Order:
     require(actor, action)
-    reason = (reason or "").strip()
-    if not reason:
-        raise BillingError("Give a reason.")
+    reason = audit.reason_given(reason, "Give a reason.")
     order = _get_order(session, order_id)
     kind = OrderAction.EXPIRE if target is OrderStatus.EXPIRED else OrderAction.CANCEL
     if not states.applies(kind, order.status):

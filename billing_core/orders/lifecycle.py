@@ -226,10 +226,10 @@ def complete_order(
     Proof is either ``payment`` (what the gateway reports, checked against the order) or, for
     finance only, a ``manual_reference`` from the provider (Airwallex, Alipay, bank transfer).
     """
-    reason = (reason or "").strip()
-    if not reason:
-        raise BillingError("Give a reason for completing the order.")
+    reason = audit.reason_given(reason, "Give a reason for completing the order.")
     manual_reference = (manual_reference or "").strip() or None
+    if manual_reference is not None and len(manual_reference) > REFERENCE_MAX_CHARS:
+        raise BillingError(f"A provider reference is at most {REFERENCE_MAX_CHARS} characters.")
     if payment is None and manual_reference is None:
         raise BillingError("Completing an order needs the gateway's payment or a provider reference.")
 
@@ -298,6 +298,7 @@ def complete_order(
 
 def fail_order(session: Session, actor: Actor, order_id: int | str, *, payment: PaymentStatus, reason: str) -> Order:
     """Record that the gateway declined the order's payment."""
+    reason = audit.reason_given(reason, "Give a reason for failing the order.")
     with transaction(session):
         order = _get_order(session, order_id)
         require(actor, Action.SANDBOX if order.sandbox else Action.FAIL_ORDER)

@@ -32,7 +32,14 @@ from billing_core.access.roles import Action, Actor, require
 from billing_core.core import money
 from billing_core.core.config import Settings
 from billing_core.core.db import Database, transaction
-from billing_core.core.errors import BillingError, GatewayError, GatewayUnreachable, PaymentMismatch, StateConflict
+from billing_core.core.errors import (
+    BillingError,
+    GatewayError,
+    GatewayUnreachable,
+    PaymentMismatch,
+    StateConflict,
+    shown_to_people,
+)
 from billing_core.core.models import (
     CreditPool,
     Invoice,
@@ -329,9 +336,7 @@ def refund_order(
     answer leaves the refund pending and the result says what to do.
     """
     require(actor, Action.REFUND_ORDER)
-    reason = (reason or "").strip()
-    if not reason:
-        raise BillingError("Give a reason for the refund.")
+    reason = audit.reason_given(reason, "Give a reason for the refund.")
     intent = _request(session, actor, order_id, reason=reason, amount=amount, override=override, seen_cents=seen_cents)
     if intent.existing:
         return _finished_or_pending(session, intent.refund_id)
@@ -612,7 +617,7 @@ def _reconcile_one(
         except BillingError as exc:
             return row("error", str(exc))
         except Exception as exc:  # noqa: BLE001 - one broken refund must not stop the others
-            return row("error", f"Unexpected error: {exc.__class__.__name__}: {exc}")
+            return row("error", shown_to_people(exc, f"finishing the refund of order {public_id}"))
     if done.repeated:
         return row("already finished", done.message)
     if done.status is RefundStatus.SUCCEEDED:

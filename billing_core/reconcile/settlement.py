@@ -142,11 +142,13 @@ def parse_settlement(
     malformed: list[Malformed] = []
     count = 0
     for line, cells, problem in table.rows:
+        count += 1  # every line counts, blank ones too: 20 MB of newlines is ten million of them
+        if count > MAX_ROWS:
+            raise SettlementError(
+                f"{filename} has more than {MAX_ROWS:,} lines; split it by date and import the parts."
+            )
         if cells is not None and not any(c.strip() for c in cells):
             continue
-        count += 1
-        if count > MAX_ROWS:
-            raise SettlementError(f"{filename} has more than {MAX_ROWS:,} rows; split it by date and import the parts.")
         if cells is None:
             malformed.append(Malformed(line, problem))
             continue
