@@ -217,25 +217,41 @@ def resume_payment(session: Session, actor: Actor, order_id: int | str, gateway:
         if last.state is PaymentState.SUCCEEDED:
             raise StateConflict(f"Payment {previous} already succeeded at the gateway: complete the order instead.")
     payment = gateway.create_payment(request, idempotency_key=f"resume-{order.public_id}-{previous or 'first'}")
+    replaced = Order.provider_ref == previous if previous else Order.provider_ref.is_(None)
     with transaction(session):
         now = utcnow()
         won = session.execute(
             update(Order)
-            .where(Order.id == order.id, Order.status.in_(states.ACTIONS[OrderAction.RESUME_PAYMENT].statuses))
+            .where(
+                Order.id == order.id,
+                Order.status.in_(states.ACTIONS[OrderAction.RESUME_PAYMENT].statuses),
+                replaced,
+            )
             .values(provider_ref=payment.ref, status=OrderStatus.PENDING, expires_at=now + ORDER_TTL)
             .execution_options(synchronize_session=False)
         ).rowcount
         if won != 1:
-            raise StateConflict(f"Order {order.public_id} changed meanwhile; nothing was recorded. Reload it.")
-        audit.record(
-            session,
-            actor,
-            "order.resume_payment",
-            "order",
-            order.public_id,
-            before={"status": order.status.value, "provider_ref": previous},
-            after={"status": OrderStatus.PENDING.value, "provider_ref": payment.ref, "gateway": payment.as_dict()},
-        )
+            current = session.scalar(select(Order.provider_ref).where(Order.id == order.id))
+    if won != 1:
+        if current != payment.ref:
+            left = _cancel_orphan(gateway, payment)
+            raise StateConflict(
+                f"Order {order.public_id} changed meanwhile (resumed, paid or closed by someone else); "
+                f"nothing was recorded. Reload it.{left}"
+            )
+        # A second click resuming from the same last payment: the first one recorded this very payment.
+        payment = gateway.fetch_status(payment.ref)
+    else:
+        with transaction(session):
+            audit.record(
+                session,
+                actor,
+                "order.resume_payment",
+                "order",
+                order.public_id,
+                before={"status": order.status.value, "provider_ref": previous},
+                after={"status": OrderStatus.PENDING.value, "provider_ref": payment.ref, "gateway": payment.as_dict()},
+            )
     message = (
         f"Your order {order.public_id} for {money.format_cents(order.total_cents)} "
         f"({money.format_credits(order.credits)} credits) is ready to pay again. "
@@ -243,6 +259,17 @@ def resume_payment(session: Session, actor: Actor, order_id: int | str, gateway:
         f"It stays open for {int(ORDER_TTL.total_seconds() // 3600)} hours."
     )
     return Resumed(payment, message)
+
+
+def _cancel_orphan(gateway: Gateway, payment: PaymentStatus) -> str:
+    """Cancel a payment no order points at (opened by a resume that lost its race); what is left to do."""
+    if payment.state is not PaymentState.PENDING:
+        return ""
+    try:
+        gateway.cancel(payment.ref)
+    except GatewayError:
+        return f" Payment {payment.ref}, opened for it meanwhile, could not be cancelled: cancel it at the gateway."
+    return ""
 
 
 def expire_order(session: Session, actor: Actor, order_id: int | str, gateway: Gateway | None, *, reason: str) -> Order:
