@@ -157,6 +157,7 @@ def approve(
             refunds._send(session, actor, settings, gateway, refund_id)
         except BillingError as exc:
             raise type(exc)(f"Proposal {proposal.id} is approved, but: {exc}") from None
+        session.refresh(proposal)  # the refund path ends its transactions by rolling back, which expires it
     return proposal
 
 

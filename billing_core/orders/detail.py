@@ -31,6 +31,14 @@ ACTION_LABELS = {
     "order.refund.request": "Refund requested",
     "order.refund": "Refunded",
     "order.refund.fail": "Refund failed",
+    "order.refund.propose": "Refund sent for approval",
+    "order.refund.approve": "Refund approved",
+    "order.refund.reject": "Refund rejected",
+    "order.refund.expire": "Refund proposal expired",
+    "order.complete.propose": "Completion sent for approval",
+    "order.complete.approve": "Completion approved",
+    "order.complete.reject": "Completion rejected",
+    "order.complete.expire": "Completion proposal expired",
 }
 TIMELINE_LIMIT = 500
 
