@@ -193,6 +193,11 @@ def _plan(session: Session, order: Order, cents: int, *, lock: bool = False) -> 
     return RefundPlan(cents, paid, totals.refunded_cents, totals.pending_cents, credits, balance, full, totals.pending)
 
 
+def needs_approval(amount_cents: int, policy: CreditPolicy) -> bool:
+    """Whether a refund of this much waits for an approval instead of being sent."""
+    return amount_cents > policy.refund_approval_above_cents
+
+
 def plan_refund(session: Session, actor: Actor, order_id: int | str, amount: int | str | None) -> RefundPlan:
     """What refunding ``amount`` (cents or typed text; None = all that remains) of the order would do."""
     require(actor, Action.REFUND_ORDER)
@@ -255,7 +260,7 @@ def _request(
             return _Intent(earlier.id, existing=True)
         plan = _plan(session, order, cents, lock=True)
         _check_sendable(session, order, plan, override)
-        if cents > policy.refund_approval_above_cents:
+        if needs_approval(cents, policy):
             return _propose(session, actor, order, plan, reason=reason, override=override, policy=policy)
         refund = _write_intent(session, actor, order, plan, key=key, reason=reason, override=override)
     return _Intent(refund.id, existing=False)
