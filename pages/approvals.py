@@ -16,10 +16,12 @@ from billing_core.core.models import ApprovalKind, ApprovalStatus, RefundStatus
 from billing_core.credits import approvals
 from billing_core.orders import refunds
 from pages import _guard, _text
+from pages._guard import PageContext
 from pages._text import plain
 from pages.customers import proposals_frame
 
 ALL = "all"
+OUTCOME_KEY = "appr_outcome"
 
 
 def render() -> None:
@@ -31,6 +33,7 @@ def render() -> None:
         f"Grants and correction debits proposed on customer pages, refunds above {above}{completions} proposed on "
         "orders. Nobody approves their own proposal; an approved refund is sent to the gateway at once."
     )
+    _show_outcome()
     left, middle, right = st.columns(3)
     status = left.selectbox("Status", [s.value for s in ApprovalStatus] + [ALL], key="appr_status")
     kind = middle.selectbox("What", [ALL] + [k.value for k in ApprovalKind], key="appr_kind")
@@ -56,18 +59,38 @@ def render() -> None:
     )
     reason = st.text_input("Reason, when rejecting", key="appr_reason", max_chars=REASON_MAX_CHARS)
     approve, reject, _ = st.columns([1, 1, 4])
+    # Callbacks run before the next script run, so the table and the sidebar's count then show the decision.
+    approve.button("Approve", key="appr_approve", type="primary", on_click=_approve, args=(ctx, chosen))
+    reject.button("Reject", key="appr_reject", on_click=_reject, args=(ctx, chosen, reason))
+
+
+def _show_outcome() -> None:
+    outcome = st.session_state.pop(OUTCOME_KEY, None)
+    if outcome is None:
+        return
+    kind, text, icon = outcome
+    {"ok": st.success, "warning": st.warning, "error": st.error}[kind](text, icon=icon)
+
+
+def _approve(ctx: PageContext, chosen: int) -> None:
     try:
-        if approve.button("Approve", key="appr_approve", type="primary"):
-            with ctx.database.session() as session:
-                approvals.approve(session, ctx.actor, chosen, settings=ctx.settings)
-                done = approvals.proposal(session, ctx.actor, chosen)
-            _approved(done)
-        if reject.button("Reject", key="appr_reject"):
-            with ctx.database.session() as session:
-                approvals.reject(session, ctx.actor, chosen, reason=reason)
-            st.success(f"Proposal {chosen} rejected.", icon=":material/block:")
+        with ctx.database.session() as session:
+            approvals.approve(session, ctx.actor, chosen, settings=ctx.settings)
+            done = approvals.proposal(session, ctx.actor, chosen)
     except BillingError as exc:
-        st.error(plain(exc), icon=":material/error:")
+        st.session_state[OUTCOME_KEY] = ("error", plain(exc), ":material/error:")
+        return
+    st.session_state[OUTCOME_KEY] = _approved(done)
+
+
+def _reject(ctx: PageContext, chosen: int, reason: str) -> None:
+    try:
+        with ctx.database.session() as session:
+            approvals.reject(session, ctx.actor, chosen, reason=reason)
+    except BillingError as exc:
+        st.session_state[OUTCOME_KEY] = ("error", plain(exc), ":material/error:")
+        return
+    st.session_state[OUTCOME_KEY] = ("ok", f"Proposal {chosen} rejected.", ":material/block:")
 
 
 def _choice(r: approvals.QueueRow) -> str:
@@ -78,26 +101,23 @@ def _choice(r: approvals.QueueRow) -> str:
     return f"{r.id}: {r.customer_name}, {_text.signed_credits(r.credits)} {r.pool.value}"
 
 
-def _approved(done: approvals.QueueRow) -> None:
+def _approved(done: approvals.QueueRow) -> tuple[str, str, str]:
+    """What an approval came to, as (kind, sentence, icon)."""
     if done.status is not ApprovalStatus.APPROVED:
-        st.success(f"Proposal {done.id} approved; it needs one more approval.", icon=":material/pending:")
-    elif done.kind is ApprovalKind.ADJUSTMENT:
-        st.success(f"Proposal {done.id} approved and booked.", icon=":material/task_alt:")
-    elif done.kind is ApprovalKind.COMPLETION:
-        completed = f"Proposal {done.id} approved: order {done.order_public_id} is completed."
-        st.success(completed, icon=":material/task_alt:")
-    elif done.refund_status is RefundStatus.SUCCEEDED:
+        return "ok", f"Proposal {done.id} approved; it needs one more approval.", ":material/pending:"
+    if done.kind is ApprovalKind.ADJUSTMENT:
+        return "ok", f"Proposal {done.id} approved and booked.", ":material/task_alt:"
+    if done.kind is ApprovalKind.COMPLETION:
+        return "ok", f"Proposal {done.id} approved: order {done.order_public_id} is completed.", ":material/task_alt:"
+    if done.refund_status is RefundStatus.SUCCEEDED:
         refunded = money.format_cents(done.amount_cents)
-        st.success(
+        return (
+            "ok",
             f"Proposal {done.id} approved: {refunded} refunded on order {done.order_public_id}.",
-            icon=":material/task_alt:",
+            ":material/task_alt:",
         )
-    else:
-        st.warning(
-            f"Proposal {done.id} approved; the refund on order {done.order_public_id} is pending at the gateway. "
-            f"{refunds.WHAT_TO_DO}",
-            icon=":material/hourglass_top:",
-        )
+    pending = f"Proposal {done.id} approved; the refund on order {done.order_public_id} is pending at the gateway."
+    return "warning", f"{pending} {refunds.WHAT_TO_DO}", ":material/hourglass_top:"
 
 
 if __name__ == "__main__":
