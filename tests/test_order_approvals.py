@@ -153,8 +153,13 @@ def test_an_approved_refund_is_sent_once_through_the_durable_refund_path(db, adm
     with db.session() as s:
         row = approvals.proposal(s, FRED, sent.approval_id)
         assert (row.status, row.refund_status) == (ApprovalStatus.APPROVED, RefundStatus.SUCCEEDED)
-        timeline = [e.what for e in order_detail(s, FRED, order.public_id).timeline]
-    assert "Refund sent for approval" in timeline and "Refund approved" in timeline
+        timeline = {e.what: e.detail for e in order_detail(s, FRED, order.public_id).timeline}
+    assert timeline["Refund sent for approval"] == (
+        f"proposal {sent.approval_id}: refund of $60.00; pending, 0 of 1 approvals"
+    )
+    assert timeline["Refund approved"] == (
+        f"proposal {sent.approval_id}: refund of $60.00; approved, 1 of 1 approvals (fred@company.test)"
+    )
 
 
 def test_nobody_approves_their_own_refund(db, admin, support, pricing, policy, gateway):
@@ -393,7 +398,9 @@ def test_a_manual_completion_waits_for_approval_when_config_says_so(db, admin, p
     assert "manual completion" in sent.message
     with db.session() as s:
         assert orders._get_order(s, order.id).status is OrderStatus.PENDING
+        [waiting] = order_detail(s, FRED, order.public_id).waiting_approvals
         [row] = approvals.queue(s, FRED, kind=ApprovalKind.COMPLETION)
+    assert waiting.sentence().startswith(f"A manual completion was sent for approval by {FAY.email}")
     assert (row.order_public_id, row.reference, row.amount_cents) == (
         order.public_id,
         "2026112722001",

@@ -179,6 +179,17 @@ def order_detail(session: Session, actor: Actor, public_id: str) -> OrderDetail:
     )
 
 
+def _approval_words(action: str, after: dict) -> str:
+    """A refund's or manual completion's step through the approvals flow, for the timeline."""
+    what = f"refund of {money.format_cents(after.get('amount_cents') or 0)}"
+    if action.startswith("order.complete."):
+        what = f"manual completion, reference {after.get('reference')}"
+    approved = after.get("approved_by") or []
+    tally = f"{len(approved)} of {after.get('approvals_needed')} approvals"
+    tally += f" ({', '.join(approved)})" if approved else ""
+    return f"proposal {after.get('approval')}: {what}; {after.get('status')}, {tally}"
+
+
 def _waiting(a: Approval) -> WaitingApproval:
     approvals = len(a.approved_by or [])
     return WaitingApproval(
@@ -304,6 +315,8 @@ def _describe(order: Order, event: AuditEvent) -> str:
         if requested and requested != event.actor_email:
             words += f" (requested by {requested})"
         return words + (" (override: used credits taken back)" if after.get("override") else "")
+    if action.endswith((".propose", ".approve", ".reject", ".expire")) and "approval" in after:
+        return _approval_words(action, after)
     if action in ("order.fail", "order.expire", "order.cancel"):
         return f"{before.get('status', '?')} → {after.get('status', '?')}; {_gateway_words(after.get('gateway'))}"
     return ", ".join(f"{k}: {v}" for k, v in after.items() if not isinstance(v, dict))[:300]

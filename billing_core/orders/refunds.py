@@ -366,6 +366,7 @@ def _approval_key(approval_id: int) -> str:
 def _request_approved(session: Session, actor: Actor, proposal: Approval) -> int:
     """The refund intent of an approved proposal, in the approval's transaction (the proposal held): checked
     again against the order as it is now, keyed by the proposal, so one proposal is one refund."""
+    require(actor, Action.REFUND_ORDER)
     order = _lock_order(session, proposal.order_id)
     plan = _plan(session, order, proposal.amount_cents, lock=True)
     _check_sendable(session, order, plan, proposal.override)
