@@ -89,8 +89,16 @@ def _liability(ctx: PageContext) -> None:
     if not lines:
         st.info("No credits have moved yet.")
         return
+    owed = liability.owed_now(lines)
+    paid, promotional = owed[CreditPool.PAID], owed[CreditPool.PROMOTIONAL]
+    month = f"{paid.month:%Y-%m}"
+    left, middle, right = st.columns(3)
+    left.metric(f"Owed in paid credits ({month})", format_credits(paid.credits.closing))
+    middle.metric(f"Owed in USD at the price paid ({month})", format_cents(paid.usd.closing))
+    right.metric(f"Promotional credits outstanding ({month})", format_credits(promotional.credits.closing))
     unit = st.segmented_control("Show", ["USD at price paid", "Credits"], default="USD at price paid", key="liab_unit")
-    st.dataframe(roll_forward_frame(lines, usd=unit != "Credits"), hide_index=True)
+    st.caption("Newest month first; the CSV lists the months in time order, as a spreadsheet charts them.")
+    st.dataframe(roll_forward_frame(liability.newest_first(lines), usd=unit != "Credits"), hide_index=True)
     st.download_button(
         "Download CSV",
         liability.roll_forward_csv(lines),

@@ -12,7 +12,7 @@ import streamlit as st
 from billing_core.access.audit import REASON_MAX_CHARS
 from billing_core.access.roles import Action, may
 from billing_core.core.errors import BillingError, NotFound
-from billing_core.core.models import CreditPool, LedgerKind
+from billing_core.core.models import ApprovalKind, CreditPool, LedgerKind
 from billing_core.core.money import format_cents, format_credits
 from billing_core.credits import approvals
 from billing_core.invoices import storage
@@ -410,15 +410,21 @@ def _adjustments(ctx: PageContext, profile: cs.Profile) -> None:
 
 
 def proposals_frame(rows: list[approvals.QueueRow]) -> pd.DataFrame:
-    columns = ["Proposal", "Status", "Credits", "Kind", "Reason", "Customer note", "Proposed by", "Proposed (UTC)"]
-    columns += ["Expires (UTC)", "Approvals"]
+    """Proposals as a table: what each would do (credits of which pool, or an order's refund or completion),
+    who proposed it and why, and how far its approvals got."""
+    columns = ["Proposal", "Status", "What", "Customer", "Order", "Amount", "Credits", "Pool", "Reason"]
+    columns += ["Customer note", "Proposed by", "Proposed (UTC)", "Expires (UTC)", "Approvals", "Outcome"]
     return pd.DataFrame(
         [
             {
                 "Proposal": r.id,
                 "Status": r.status.value,
+                "What": _proposal_what(r),
+                "Customer": r.customer_name,
+                "Order": r.order_public_id or "",
+                "Amount": format_cents(r.amount_cents) if r.amount_cents is not None else "",
                 "Credits": _text.signed_credits(r.credits),
-                "Kind": r.pool.value,
+                "Pool": r.pool.value,
                 "Reason": r.reason,
                 "Customer note": r.note or "",
                 "Proposed by": r.proposed_by,
@@ -426,11 +432,20 @@ def proposals_frame(rows: list[approvals.QueueRow]) -> pd.DataFrame:
                 "Expires (UTC)": f"{r.expires_at:%Y-%m-%d %H:%M}",
                 "Approvals": f"{len(r.approved_by)} of {r.approvals_needed}"
                 + (f" ({', '.join(r.approved_by)})" if r.approved_by else ""),
+                "Outcome": f"refund {r.refund_status.value}" if r.refund_status else "",
             }
             for r in rows
         ],
         columns=columns,
     )
+
+
+def _proposal_what(r: approvals.QueueRow) -> str:
+    if r.kind is ApprovalKind.REFUND:
+        return "refund"
+    if r.kind is ApprovalKind.COMPLETION:
+        return f"manual completion, reference {r.reference}"
+    return "grant" if r.credits > 0 else "correction debit"
 
 
 if __name__ == "__main__":

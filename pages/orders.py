@@ -16,6 +16,7 @@ from billing_core.access.roles import Action, may, may_open
 from billing_core.core import money
 from billing_core.core.errors import BillingError, GatewayError, NotFound
 from billing_core.core.models import OrderStatus, RefundStatus
+from billing_core.credits.proposals import SentForApproval
 from billing_core.orders import gateway_actions as payment_ops
 from billing_core.orders import refunds, states
 from billing_core.orders.customers import CustomerMatches, find_customers
@@ -291,6 +292,7 @@ def _detail(ctx: PageContext, public_id: str) -> None:
         ui.facts_table("Order", ui.order_frame(detail))
 
     _pending_refunds(ctx, detail)
+    _waiting_approvals(ctx, detail)
     _actions(ctx, detail)
     st.markdown("**Timeline**")
     st.dataframe(ui.timeline_frame(detail.timeline), hide_index=True)
@@ -309,6 +311,13 @@ def _pending_refunds(ctx: PageContext, detail: OrderDetail) -> None:
             on_click=_finish_refunds,
             args=(ctx, detail.order.public_id),
         )
+
+
+def _waiting_approvals(ctx: PageContext, detail: OrderDetail) -> None:
+    for waiting in detail.waiting_approvals:
+        st.info(plain(waiting.sentence()), icon=":material/approval:")
+    if detail.waiting_approvals and may_open(ctx.actor, "approvals"):
+        st.link_button("Open approvals", "/approvals", icon=":material/approval:")
 
 
 def _finish_refunds(ctx: PageContext, public_id: str) -> None:
@@ -387,6 +396,9 @@ def _refund_fields(ctx: PageContext, detail: OrderDetail) -> None:
     # view of another order never stands for this one.
     st.session_state.setdefault(_seen_key(detail.order.public_id), plan.committed_cents)
     st.info(plain(ui.refund_plan_words(plan)), icon=":material/undo:")
+    if refunds.needs_approval(plan.amount_cents, ctx.settings.credits):
+        above = money.format_cents(ctx.settings.credits.refund_approval_above_cents)
+        st.caption(f"Refunds above {above} go to the Approvals page: nothing is sent until finance approves it.")
     if plan.spends_used_credits:
         st.checkbox("Override: take back credits the customer has already used", key="refund_override")
 
@@ -422,7 +434,7 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
     """Run one action (as a button callback, so the page then shows the order as it now is)."""
     state = st.session_state
     reason = state.get("action_reason", "")
-    message = ""
+    message, kind = "", "ok"
     try:
         with ctx.database.session() as session:
             order = order_detail(session, ctx.actor, public_id).order  # checked read: which gateway
@@ -446,7 +458,11 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
                     reason=reason,
                     manual_reference=state.get("manual_reference", ""),
                 )
-                text = f"Completed: {money.format_credits(done.credits)} credits added, invoice {done.invoice_number}."
+                if isinstance(done, SentForApproval):
+                    kind, text = "info", done.message
+                else:
+                    text = f"Completed: {money.format_credits(done.credits)} credits added, "
+                    text += f"invoice {done.invoice_number}."
             elif chosen == OrderAction.RESUME_PAYMENT:
                 resumed = payment_ops.resume_payment(session, ctx.actor, public_id, _gateway(ctx, order))
                 text, message = f"New payment {resumed.payment.ref} opened.", resumed.message
@@ -468,7 +484,9 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
                 )
                 text = done.message
                 state.pop(_seen_key(public_id), None)
-                if done.status is RefundStatus.REQUESTED:
+                if isinstance(done, SentForApproval):
+                    kind = "info"
+                elif done.status is RefundStatus.REQUESTED:
                     state[OUTCOME_KEY] = ("warning", text, "")
                     return
     except BillingError as exc:
@@ -476,7 +494,7 @@ def _do(ctx: PageContext, public_id: str, chosen: str) -> None:
             state.pop(_seen_key(public_id), None)
         state[OUTCOME_KEY] = ("error", str(exc), "")
         return
-    state[OUTCOME_KEY] = ("ok", text, message)
+    state[OUTCOME_KEY] = (kind, text, message)
     for key in ("action_confirm", "refund_override"):
         state[key] = False
     for key in ("action_reason", "manual_reference", "refund_amount"):

@@ -7,6 +7,7 @@ import inspect
 import pkgutil
 import re
 import subprocess
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -20,7 +21,7 @@ from billing_core.cli import invoices as cli_invoices
 from billing_core.cli import refunds as cli_refunds
 from billing_core.core.config import Settings
 from billing_core.core.errors import PermissionDenied
-from billing_core.core.models import AuditEvent, Order, OrderStatus
+from billing_core.core.models import ApprovalKind, AuditEvent, Order, OrderStatus, Refund, RefundStatus
 from billing_core.credits import approvals, expiry, liability, usage
 from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, new_details, numbering, storage, tasks
@@ -112,6 +113,58 @@ def _refund(ctx, actor):
     return refunds.refund_order(ctx.session, actor, ctx.order.id, ctx.gateway, settings=ctx.settings, reason="r")
 
 
+def _paid_for_refund(ctx):
+    """The order paid (by an admin), the audit floor above it: what is refunded below."""
+    ctx.gateway.settle(ctx.order.provider_ref, Outcome.SUCCEED)
+    admin = Actor("ada@company.test", Role.ADMIN)
+    payment_ops.complete_from_gateway(ctx.session, admin, ctx.order.id, ctx.gateway, settings=ctx.settings, reason="r")
+
+
+def _four_eyes(ctx) -> Settings:
+    """Every refund waits for approval and so does every manual completion."""
+    policy = replace(ctx.settings.credits, refund_approval_above_cents=0, manual_completion_approval=True)
+    return replace(ctx.settings, credits=policy)
+
+
+def _propose_refund(ctx, actor):
+    _paid_for_refund(ctx)
+    ctx.audit_floor = ctx.session.scalar(select(func.max(AuditEvent.id)))
+    sent = refunds.refund_order(ctx.session, actor, ctx.order.id, ctx.gateway, settings=_four_eyes(ctx), reason="r")
+    assert sent.kind is ApprovalKind.REFUND
+    return sent
+
+
+def _approve_refund(ctx, actor):
+    _paid_for_refund(ctx)
+    proposer = Actor("fran@company.test", Role.FINANCE)
+    sent = refunds.refund_order(ctx.session, proposer, ctx.order.id, ctx.gateway, settings=_four_eyes(ctx), reason="r")
+    ctx.audit_floor = ctx.session.scalar(select(func.max(AuditEvent.id)))
+    done = approvals.approve(
+        ctx.session, actor, sent.approval_id, settings=ctx.settings, gateway_for=lambda order: ctx.gateway
+    )
+    assert ctx.session.get(Refund, done.refund_id).status is RefundStatus.SUCCEEDED
+    return done
+
+
+def _propose_completion(ctx, actor):
+    sent = orders.complete_order(
+        ctx.session, actor, ctx.order.id, settings=_four_eyes(ctx), reason="r", manual_reference="T"
+    )
+    assert sent.kind is ApprovalKind.COMPLETION
+    return sent
+
+
+def _approve_completion(ctx, actor):
+    proposer = Actor("fran@company.test", Role.FINANCE)
+    sent = orders.complete_order(
+        ctx.session, proposer, ctx.order.id, settings=_four_eyes(ctx), reason="r", manual_reference="T"
+    )
+    ctx.audit_floor = ctx.session.scalar(select(func.max(AuditEvent.id)))
+    done = approvals.approve(ctx.session, actor, sent.approval_id, settings=ctx.settings)
+    assert ctx.session.get(Order, ctx.order.id).status is OrderStatus.PAID
+    return done
+
+
 TABLE = [
     (_create_customer, {AD}),
     (_create_sandbox_customer, {AN, AD}),
@@ -127,6 +180,10 @@ TABLE = [
     (_expire, {S, F, AD}),
     (_cancel, {S, F, AD}),
     (_refund, {F, AD}),
+    (_propose_refund, {F, AD}),
+    (_approve_refund, {F, AD}),
+    (_propose_completion, {F, AD}),
+    (_approve_completion, {F, AD}),
 ]
 
 
@@ -442,6 +499,7 @@ CHECKED = {
     "credits.approvals.reject": _c(A.APPROVE_CHANGES, lambda e, a: approvals.reject(e.s, a, 1, reason="r")),
     "credits.approvals.expire_stale": _c(A.APPROVE_CHANGES, lambda e, a: approvals.expire_stale(e.s, a)),
     "credits.approvals.queue": _c(A.APPROVE_CHANGES, lambda e, a: approvals.queue(e.s, a)),
+    "credits.approvals.proposal": _c(A.APPROVE_CHANGES, lambda e, a: approvals.proposal(e.s, a, 1)),
     "credits.approvals.waiting_count": _c(A.APPROVE_CHANGES, lambda e, a: approvals.waiting_count(e.s, a)),
     "credits.approvals.proposals_for": _c(A.PROPOSE_ADJUSTMENT, lambda e, a: approvals.proposals_for(e.s, a, "cus_x")),
     "credits.expiry.plan": _c(A.EXPIRE_CREDITS, lambda e, a: expiry.plan(e.s, a, e.settings.credits)),

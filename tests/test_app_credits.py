@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from datetime import date
 
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from billing_core.core.db import Database
-from billing_core.core.models import Customer
-from billing_core.credits import ledger, usage
+from billing_core.core.models import CreditPool, Customer
+from billing_core.core.money import format_cents, format_credits
+from billing_core.credits import ledger, liability, usage
 from billing_core.demo import seeding as demo
 from tests.test_app_customers import ADMIN, APP
 
@@ -102,6 +104,15 @@ def test_finance_reads_the_roll_forward_and_it_closes_at_the_ledger(seeded):
     table = at.dataframe[0].value
     assert list(table.columns[:4]) == ["Month", "Pool", "Opening", "Topups"]
     assert set(table["Pool"]) == {"paid", "promotional"}
+    assert list(table["Month"]) == sorted(table["Month"], reverse=True)  # newest month first, as finance reads
+    assert list(table["Pool"][:2]) == ["paid", "promotional"]
+    with seeded.session() as s:
+        paid_credits, paid_cents = liability.ledger_closing(s, ADMIN, date.fromisoformat(table["Month"][0] + "-01"))[
+            CreditPool.PAID
+        ]
+    owed = {m.label.split(" (")[0]: m.value for m in at.metric}
+    assert owed["Owed in paid credits"] == format_credits(paid_credits)
+    assert owed["Owed in USD at the price paid"] == format_cents(paid_cents)
     month = at.selectbox(key="liab_month").value
     at.button(key="liab_check").click().run()
     assert not at.exception, at.exception

@@ -77,3 +77,27 @@ def test_same_series_for_real_and_sandbox_is_refused(tmp_path):
             env={"BILLING_INVOICE_SERIES": "INV-{year}", "BILLING_SANDBOX_INVOICE_SERIES": "INV-{year}"},
             secrets_file=tmp_path / "none.toml",
         )
+
+
+def test_the_four_eyes_settings_are_read_from_the_credits_table(tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text("[credits]\nrefund_approval_above_cents = 25000\nmanual_completion_approval = true\n")
+    policy = load_settings(env={}, secrets_file=secrets).credits
+    assert (policy.refund_approval_above_cents, policy.manual_completion_approval) == (25000, True)
+    assert load_settings(env={}, secrets_file=tmp_path / "none.toml").credits.manual_completion_approval is False
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('manual_completion_approval = "yes"', "credits.manual_completion_approval .*must be true or false"),
+        ("manual_completion_approval = 1", "credits.manual_completion_approval .*must be true or false"),
+        ("refund_approval_above_cents = true", "credits.refund_approval_above_cents .*whole number"),
+        ("refund_approval_above_cents = -1", "credits.refund_approval_above_cents .*whole number"),
+    ],
+)
+def test_a_broken_four_eyes_setting_names_itself(tmp_path, line, message):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f"[credits]\n{line}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env={}, secrets_file=secrets)

@@ -107,6 +107,7 @@ class CreditPolicy:
     draw_order: str = "promotional_first"  # or "paid_first"
     two_approvals_above: int = 500_00  # adjustments of more credits need a second approver
     refund_approval_above_cents: int = 1_000_00  # refunds of more than this wait for an approval
+    manual_completion_approval: bool = False  # a manual completion (provider reference) waits for an approval
     proposal_hours: int = 72  # a proposal nobody decided in this time can no longer be approved
     paid_expiry_days: int = 365  # paid credits unused this long after purchase expire (first in, first out)
     promotional_expiry_days: int = 90  # a grant's own term, unless the grant says otherwise
@@ -114,6 +115,7 @@ class CreditPolicy:
 
 
 DRAW_ORDERS = ("promotional_first", "paid_first")
+_BOOLEAN_POLICIES = {"manual_completion_approval"}
 
 
 def _credit_policy(table: dict, path: Path) -> CreditPolicy:
@@ -125,6 +127,9 @@ def _credit_policy(table: dict, path: Path) -> CreditPolicy:
         if key == "draw_order":
             if value not in DRAW_ORDERS:
                 raise ConfigError(f"Setting credits.draw_order (in {path}): must be one of {', '.join(DRAW_ORDERS)}.")
+        elif key in _BOOLEAN_POLICIES:
+            if not isinstance(value, bool):
+                raise ConfigError(f"Setting credits.{key} (in {path}): must be true or false.")
         elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**12:
             raise ConfigError(f"Setting credits.{key} (in {path}): must be a whole number from 0 to 10^12.")
         values[key] = value

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -684,6 +685,8 @@ class UsageLine(Base):
 
 class ApprovalKind(enum.StrEnum):
     ADJUSTMENT = "adjustment"  # a goodwill grant (positive credits) or a correction debit (negative)
+    REFUND = "refund"  # a refund above [credits] refund_approval_above_cents, sent when approved
+    COMPLETION = "completion"  # a manual completion, when [credits] manual_completion_approval says so
 
 
 class ApprovalStatus(enum.StrEnum):
@@ -714,10 +717,18 @@ class Approval(Base):
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(320))
     ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+    # A refund or completion proposal: the order, the refund's amount, the provider reference given for a
+    # manual completion, whether the refund may take back used credits, and the refund its approval made.
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    amount_cents: Mapped[int | None]
+    reference: Mapped[str | None] = mapped_column(String(255))
+    override: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
 
     __table_args__ = (
         Index("ix_approvals_status_proposed_at", "status", "proposed_at"),
         Index("ix_approvals_customer_id", "customer_id"),
+        Index("ix_approvals_order_id", "order_id"),
     )
 
 

@@ -1,4 +1,5 @@
-"""Adjustments with four-eyes approval: goodwill grants and correction debits.
+"""Four-eyes approval: goodwill grants and correction debits, and the refunds and manual completions that
+``[credits]`` sends here (``orders.refunds.refund_order``, ``orders.lifecycle.complete_order``).
 
 Support (or finance) proposes: customer, credits (a grant is positive, a correction debit negative), paid
 or promotional, a reason for the audit log and a note the customer sees. Finance approves; nobody
@@ -6,10 +7,16 @@ approves their own proposal or approves twice; above ``[credits] two_approvals_a
 people must approve; a proposal nobody decided within ``proposal_hours`` expires. The last approval
 books the ledger entry in the same transaction, under the proposal's row lock, so approving again (a
 double click, a second tab, a replayed request) is refused and books nothing.
+
+An approved refund takes the durable refund path: its intent (keyed by the proposal) is written in the
+approving transaction, the gateway is asked with that key after the commit, and the answer recorded; two
+people approving at once make one intent, so the money moves once. An approved completion is
+``complete_order``'s own work, in the approving transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +28,7 @@ from billing_core.access.audit import REASON_MAX_CHARS
 from billing_core.access.roles import Action, Actor, require
 from billing_core.core import money
 from billing_core.core.config import Settings
-from billing_core.core.db import transaction
+from billing_core.core.db import Database, transaction
 from billing_core.core.errors import BillingError, InvalidAmount, NotFound, StateConflict
 from billing_core.core.models import (
     Approval,
@@ -30,9 +37,16 @@ from billing_core.core.models import (
     CreditPool,
     Customer,
     LedgerKind,
+    Order,
+    Refund,
+    RefundStatus,
     utcnow,
 )
 from billing_core.credits.ledger import _balance, _entry, _paid_value_taken, _post
+from billing_core.credits.proposals import _approvals_needed, _locked, _open, _record, _text, _view
+from billing_core.orders import refunds
+from billing_core.orders.lifecycle import _complete_approved
+from billing_core.payments import Gateway, registry
 
 NOTE_MAX_CHARS = 500
 QUEUE_LIMIT = 200
@@ -47,27 +61,6 @@ def _credits(text: str) -> int:
     except InvalidAmount as exc:
         raise BillingError(f"Enter the credits to grant (e.g. 25) or to take back (e.g. -25): {exc}") from None
     return sign * credits
-
-
-def _text(value: str | None, what: str, limit: int, *, required: bool) -> str | None:
-    value = (value or "").strip()
-    if not value:
-        if required:
-            raise BillingError(f"Give {what}.")
-        return None
-    if len(value) > limit:
-        raise BillingError(f"{what[0].upper()}{what[1:]} is at most {limit:,} characters.")
-    return value
-
-
-def _view(a: Approval) -> dict:
-    return {
-        "status": a.status.value,
-        "credits": a.credits,
-        "pool": a.pool.value,
-        "approvals_needed": a.approvals_needed,
-        "approved_by": [x["email"] for x in a.approved_by or []],
-    }
 
 
 def propose_adjustment(
@@ -108,7 +101,7 @@ def propose_adjustment(
             proposed_by=actor.email,
             proposed_at=now,
             expires_at=now + timedelta(hours=policy.proposal_hours),
-            approvals_needed=2 if abs(amount) > policy.two_approvals_above else 1,
+            approvals_needed=_approvals_needed(amount, policy),
             approved_by=[],
         )
         session.add(proposal)
@@ -119,38 +112,22 @@ def propose_adjustment(
     return proposal
 
 
-def _locked(session: Session, approval_id: int) -> Approval:
-    stmt = select(Approval).where(Approval.id == int(approval_id)).with_for_update()
-    proposal = session.scalar(stmt.execution_options(populate_existing=True))
-    if proposal is None:
-        raise NotFound(f"There is no proposal {approval_id}.")
-    return proposal
-
-
-def _open(session: Session, actor: Actor, proposal: Approval, now: datetime) -> str | None:
-    """Refuse a decision on a proposal that is no longer pending (replay). One past its time is marked
-    expired in the caller's transaction, and the sentence refusing it is returned, to raise after the commit."""
-    if proposal.status is not ApprovalStatus.PENDING:
-        by = f" by {proposal.decided_by}" if proposal.decided_by else ""
-        raise StateConflict(f"Proposal {proposal.id} is already {proposal.status.value}{by}; nothing was changed.")
-    if now < proposal.expires_at:
-        return None
-    before = _view(proposal)
-    proposal.status = ApprovalStatus.EXPIRED
-    proposal.decided_at = now
-    audit.record(
-        session, actor, "credits.adjustment.expire", "approval", proposal.id, before=before, after=_view(proposal)
-    )
-    return f"Proposal {proposal.id} expired at {proposal.expires_at:%Y-%m-%d %H:%M} UTC; propose it again."
-
-
 def approve(
-    session: Session, actor: Actor, approval_id: int, *, settings: Settings, now: datetime | None = None
+    session: Session,
+    actor: Actor,
+    approval_id: int,
+    *,
+    settings: Settings,
+    gateway_for: Callable[[Order], Gateway] | None = None,
+    now: datetime | None = None,
 ) -> Approval:
-    """Approve a pending proposal; the last approval it needs books it. Refused for its proposer, for
-    someone who approved it already, once it is decided (replay) or expired."""
+    """Approve a pending proposal; the last approval it needs books it (a refund: sends it to the gateway
+    that ``gateway_for`` gives for the order). Refused for its proposer, for someone who approved it
+    already, once it is decided (replay) or expired; a refund or completion the order no longer allows is
+    refused and the proposal keeps waiting (reject it)."""
     require(actor, Action.APPROVE_CHANGES)
     now = now or utcnow()
+    refund_id = None
     with transaction(session):
         proposal = _locked(session, approval_id)
         expired = _open(session, actor, proposal, now)
@@ -162,23 +139,48 @@ def approve(
             before = _view(proposal)
             signed = {"email": actor.email, "role": actor.role.value, "at": now.isoformat()}
             proposal.approved_by = [*proposal.approved_by, signed]
+            done = {}
             if len(proposal.approved_by) >= proposal.approvals_needed:
-                proposal.ledger_entry_id = _book(session, actor, proposal, settings, now)
+                done = _carry_out(session, actor, proposal, settings, now)
+                refund_id = proposal.refund_id
                 proposal.status = ApprovalStatus.APPROVED
                 proposal.decided_at, proposal.decided_by = now, actor.email
-            audit.record(
-                session,
-                actor,
-                "credits.adjustment.approve",
-                "approval",
-                proposal.id,
-                reason=proposal.reason,
-                before=before,
-                after=_view(proposal) | {"ledger_entry": proposal.ledger_entry_id},
-            )
+            _record(
+                session, actor, proposal, "approve", reason=proposal.reason, before=before,
+                after=_view(proposal) | done,
+            )  # fmt: skip
     if expired:
         raise StateConflict(expired)
+    if refund_id is not None:
+        try:
+            gateway = (gateway_for or _gateway_for(session, settings))(session.get(Order, proposal.order_id))
+            refunds._send(session, actor, settings, gateway, refund_id)
+        except BillingError as exc:
+            raise type(exc)(f"Proposal {proposal.id} is approved, but: {exc}") from None
+        session.refresh(proposal)  # the refund path ends its transactions by rolling back, which expires it
     return proposal
+
+
+def _carry_out(session: Session, actor: Actor, proposal: Approval, settings: Settings, now: datetime) -> dict:
+    """What the last approval does, in its transaction; what it did, for the audit event."""
+    if proposal.kind is ApprovalKind.ADJUSTMENT:
+        proposal.ledger_entry_id = _book(session, actor, proposal, settings, now)
+        return {"ledger_entry": proposal.ledger_entry_id}
+    try:
+        if proposal.kind is ApprovalKind.REFUND:
+            proposal.refund_id = refunds._request_approved(session, actor, proposal)
+            return {"refund": proposal.refund_id}
+        done = _complete_approved(session, actor, proposal, settings)
+        return {"invoice": done.invoice_number}
+    except BillingError as exc:
+        raise type(exc)(f"{exc} Proposal {proposal.id} was not approved; reject it if it no longer applies.") from None
+
+
+def _gateway_for(session: Session, settings: Settings) -> Callable[[Order], Gateway]:
+    """The gateway that speaks for an order, over the session's own database."""
+    bind = session.get_bind()
+    database = Database(bind.url.render_as_string(hide_password=False), engine=bind)
+    return lambda order: registry.gateway_for(order.method, settings, database, sandbox=order.sandbox)
 
 
 def _book(session: Session, actor: Actor, proposal: Approval, settings: Settings, now: datetime) -> int:
@@ -216,17 +218,7 @@ def reject(session: Session, actor: Actor, approval_id: int, *, reason: str, now
             before = _view(proposal)
             proposal.status = ApprovalStatus.REJECTED
             proposal.decided_at, proposal.decided_by = now, actor.email
-            after = _view(proposal)
-            audit.record(
-                session,
-                actor,
-                "credits.adjustment.reject",
-                "approval",
-                proposal.id,
-                reason=reason,
-                before=before,
-                after=after,
-            )
+            _record(session, actor, proposal, "reject", reason=reason, before=before, after=_view(proposal))
     if expired:
         raise StateConflict(expired)
     return proposal
@@ -255,6 +247,7 @@ def expire_stale(session: Session, actor: Actor, *, now: datetime | None = None)
 @dataclass(frozen=True)
 class QueueRow:
     id: int
+    kind: ApprovalKind
     status: ApprovalStatus
     customer_public_id: str
     customer_name: str
@@ -267,6 +260,10 @@ class QueueRow:
     expires_at: datetime
     approvals_needed: int
     approved_by: tuple[str, ...]
+    order_public_id: str | None = None  # a refund's or completion's order
+    amount_cents: int | None = None  # a refund's amount, a completion's order total
+    reference: str | None = None  # the provider reference a manual completion gives
+    refund_status: RefundStatus | None = None  # what the refund an approval made came to
 
 
 def queue(
@@ -274,34 +271,51 @@ def queue(
     actor: Actor,
     *,
     status: ApprovalStatus | None = ApprovalStatus.PENDING,
+    kind: ApprovalKind | None = None,
     customer_public_id: str | None = None,
     limit: int = QUEUE_LIMIT,
 ) -> list[QueueRow]:
-    """Proposals, newest first, by status (None: all) and optionally one customer's."""
+    """Proposals, newest first, by status and kind (None: all) and optionally one customer's."""
     require(actor, Action.APPROVE_CHANGES)
-    return _rows(session, status=status, customer_public_id=customer_public_id, limit=limit)
+    return _rows(session, status=status, kind=kind, customer_public_id=customer_public_id, limit=limit)
+
+
+def proposal(session: Session, actor: Actor, approval_id: int) -> QueueRow:
+    """One proposal as the queue shows it: what a decision on it came to."""
+    require(actor, Action.APPROVE_CHANGES)
+    rows = _rows(session, status=None, kind=None, customer_public_id=None, limit=1, approval_id=int(approval_id))
+    if not rows:
+        raise NotFound(f"There is no proposal {approval_id}.")
+    return rows[0]
 
 
 def proposals_for(session: Session, actor: Actor, customer_public_id: str, *, limit: int = 50) -> list[QueueRow]:
     """A customer's proposals, newest first: what the customer page shows to whoever may propose."""
     require(actor, Action.PROPOSE_ADJUSTMENT)
-    return _rows(session, status=None, customer_public_id=customer_public_id, limit=limit)
+    return _rows(session, status=None, kind=None, customer_public_id=customer_public_id, limit=limit)
 
 
-def _rows(session: Session, *, status, customer_public_id, limit) -> list[QueueRow]:
+def _rows(session: Session, *, status, kind, customer_public_id, limit, approval_id=None) -> list[QueueRow]:
     stmt = (
-        select(Approval, Customer.public_id, Customer.name)
+        select(Approval, Customer.public_id, Customer.name, Order.public_id, Refund.status)
         .join(Customer, Customer.id == Approval.customer_id)
+        .outerjoin(Order, Order.id == Approval.order_id)
+        .outerjoin(Refund, Refund.id == Approval.refund_id)
         .order_by(Approval.proposed_at.desc(), Approval.id.desc())
         .limit(min(max(limit, 1), QUEUE_LIMIT))
     )
+    if approval_id is not None:
+        stmt = stmt.where(Approval.id == approval_id)
     if status is not None:
         stmt = stmt.where(Approval.status == status)
+    if kind is not None:
+        stmt = stmt.where(Approval.kind == kind)
     if customer_public_id:
         stmt = stmt.where(Customer.public_id == customer_public_id.strip()[:64])
     return [
         QueueRow(
             a.id,
+            a.kind,
             a.status,
             public_id,
             name,
@@ -314,8 +328,14 @@ def _rows(session: Session, *, status, customer_public_id, limit) -> list[QueueR
             a.expires_at,
             a.approvals_needed,
             tuple(x["email"] for x in a.approved_by or []),
+            order_public_id,
+            a.amount_cents,
+            a.reference,
+            refund_status,
         )
-        for a, public_id, name in session.execute(stmt)
+        for a, public_id, name, order_public_id, refund_status in session.execute(
+            stmt.execution_options(populate_existing=True)
+        )
     ]
 
 

@@ -124,6 +124,17 @@ def roll_forward(
     return lines
 
 
+def newest_first(lines: list[MonthLine]) -> list[MonthLine]:
+    """The lines as finance reads them on screen: this month on top, each month's pools in their order."""
+    return sorted(lines, key=lambda line: line.month, reverse=True)  # a stable sort keeps paid before promotional
+
+
+def owed_now(lines: list[MonthLine]) -> dict[CreditPool, MonthLine]:
+    """Each pool's line of the last month shown: its closing is what is owed at that month's end (so far)."""
+    last = max(line.month for line in lines)
+    return {line.pool: line for line in lines if line.month == last}
+
+
 CSV_COLUMNS = [
     "month",
     "pool",

@@ -13,7 +13,19 @@ from sqlalchemy.orm import Session
 from billing_core.access.audit import _events_for
 from billing_core.access.roles import Action, Actor, require
 from billing_core.core import money
-from billing_core.core.models import AuditEvent, Customer, GatewayCheck, Invoice, InvoiceKind, Order, RefundStatus
+from billing_core.core.models import (
+    Approval,
+    ApprovalKind,
+    ApprovalStatus,
+    AuditEvent,
+    Customer,
+    GatewayCheck,
+    Invoice,
+    InvoiceKind,
+    Order,
+    RefundStatus,
+    utcnow,
+)
 from billing_core.orders.gateway_actions import _successful_refs, checks_for, discrepancies
 from billing_core.orders.lifecycle import _customer_balance, _get_customer, _get_order
 from billing_core.orders.refunds import refunds_for
@@ -31,6 +43,14 @@ ACTION_LABELS = {
     "order.refund.request": "Refund requested",
     "order.refund": "Refunded",
     "order.refund.fail": "Refund failed",
+    "order.refund.propose": "Refund sent for approval",
+    "order.refund.approve": "Refund approved",
+    "order.refund.reject": "Refund rejected",
+    "order.refund.expire": "Refund proposal expired",
+    "order.complete.propose": "Completion sent for approval",
+    "order.complete.approve": "Completion approved",
+    "order.complete.reject": "Completion rejected",
+    "order.complete.expire": "Completion proposal expired",
 }
 TIMELINE_LIMIT = 500
 
@@ -62,6 +82,33 @@ class RefundView:
 
 
 @dataclass(frozen=True)
+class WaitingApproval:
+    """A refund or manual completion of the order proposed and not yet decided."""
+
+    id: int
+    kind: ApprovalKind
+    amount_cents: int
+    proposed_by: str
+    proposed_at: datetime
+    expires_at: datetime
+    approvals_needed: int
+    approvals: int
+    reason: str
+
+    def sentence(self) -> str:
+        what = f"A refund of {money.format_cents(self.amount_cents)}"
+        if self.kind is ApprovalKind.COMPLETION:
+            what = "A manual completion"
+        given = f", {self.approvals} given" if self.approvals else ""
+        return (
+            f"{what} was sent for approval by {self.proposed_by} at {self.proposed_at:%Y-%m-%d %H:%M} UTC "
+            f"(proposal {self.id}, {self.approvals_needed} approval{'s' * (self.approvals_needed != 1)} needed"
+            f"{given}; it expires at {self.expires_at:%Y-%m-%d %H:%M} UTC). Nothing happens until finance "
+            "approves it on the Approvals page."
+        )
+
+
+@dataclass(frozen=True)
 class OrderDetail:
     order: Order  # detached, fully loaded
     customer: Customer
@@ -72,6 +119,7 @@ class OrderDetail:
     latest_check: GatewayCheck | None
     discrepancies: list[str]
     timeline: list[TimelineEvent]
+    waiting_approvals: list[WaitingApproval] = ()
 
     @property
     def refunded_cents(self) -> int:
@@ -112,6 +160,11 @@ def order_detail(session: Session, actor: Actor, public_id: str) -> OrderDetail:
         others = _successful_refs(session, order) - {latest.ref}
         found = discrepancies(order, as_status(latest), len(others))
     events = _events_for(session, "order", order.public_id, limit=TIMELINE_LIMIT)
+    waiting = session.scalars(
+        select(Approval)
+        .where(Approval.order_id == order.id, Approval.status == ApprovalStatus.PENDING, Approval.expires_at > utcnow())
+        .order_by(Approval.proposed_at, Approval.id)
+    )
     return OrderDetail(
         order=order,
         customer=customer,
@@ -122,7 +175,27 @@ def order_detail(session: Session, actor: Actor, public_id: str) -> OrderDetail:
         latest_check=latest,
         discrepancies=found,
         timeline=timeline(order, events, checks, documents),
+        waiting_approvals=[_waiting(a) for a in waiting],
     )
+
+
+def _approval_words(action: str, after: dict) -> str:
+    """A refund's or manual completion's step through the approvals flow, for the timeline."""
+    what = f"refund of {money.format_cents(after.get('amount_cents') or 0)}"
+    if action.startswith("order.complete."):
+        what = f"manual completion, reference {after.get('reference')}"
+    approved = after.get("approved_by") or []
+    tally = f"{len(approved)} of {after.get('approvals_needed')} approvals"
+    tally += f" ({', '.join(approved)})" if approved else ""
+    return f"proposal {after.get('approval')}: {what}; {after.get('status')}, {tally}"
+
+
+def _waiting(a: Approval) -> WaitingApproval:
+    approvals = len(a.approved_by or [])
+    return WaitingApproval(
+        a.id, a.kind, a.amount_cents or 0, a.proposed_by, a.proposed_at, a.expires_at, a.approvals_needed,
+        approvals, a.reason,
+    )  # fmt: skip
 
 
 def as_status(check: GatewayCheck) -> PaymentStatus:
@@ -242,6 +315,8 @@ def _describe(order: Order, event: AuditEvent) -> str:
         if requested and requested != event.actor_email:
             words += f" (requested by {requested})"
         return words + (" (override: used credits taken back)" if after.get("override") else "")
+    if action.endswith((".propose", ".approve", ".reject", ".expire")) and "approval" in after:
+        return _approval_words(action, after)
     if action in ("order.fail", "order.expire", "order.cancel"):
         return f"{before.get('status', '?')} → {after.get('status', '?')}; {_gateway_words(after.get('gateway'))}"
     return ", ".join(f"{k}: {v}" for k, v in after.items() if not isinstance(v, dict))[:300]

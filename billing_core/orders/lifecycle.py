@@ -27,6 +27,8 @@ from billing_core.core.errors import BillingError, NotFound, PaymentMismatch, St
 from billing_core.core.models import (
     COMPLETABLE,
     PAID_STATUSES,
+    Approval,
+    ApprovalKind,
     CreditPool,
     Customer,
     Invoice,
@@ -38,6 +40,7 @@ from billing_core.core.models import (
     utcnow,
 )
 from billing_core.credits.ledger import _entry, _post
+from billing_core.credits.proposals import SentForApproval, _propose_for_order
 from billing_core.invoices.issuing import _issue_invoice, buyer_snapshot
 from billing_core.orders import states
 from billing_core.orders.states import OrderAction
@@ -220,11 +223,15 @@ def complete_order(
     reason: str,
     payment: PaymentStatus | None = None,
     manual_reference: str | None = None,
-) -> Completion:
+    from_file: bool = False,
+) -> Completion | SentForApproval:
     """Mark a pending (or expired) order paid, grant its credits once and issue its invoice.
 
     Proof is either ``payment`` (what the gateway reports, checked against the order) or, for
-    finance only, a ``manual_reference`` from the provider (Airwallex, Alipay, bank transfer).
+    finance only, a ``manual_reference`` from the provider (Airwallex, Alipay, bank transfer). With
+    ``[credits] manual_completion_approval`` on, a manual completion becomes a proposal that others in
+    finance approve (``credits.approvals.approve``); a settlement file's row (``from_file``) is the
+    provider's own record of the payment, not a person's word, and completes at once.
     """
     reason = audit.reason_given(reason, "Give a reason for completing the order.")
     manual_reference = (manual_reference or "").strip() or None
@@ -232,6 +239,8 @@ def complete_order(
         raise BillingError(f"A provider reference is at most {REFERENCE_MAX_CHARS} characters.")
     if payment is None and manual_reference is None:
         raise BillingError("Completing an order needs the gateway's payment or a provider reference.")
+    if manual_reference is not None and len(manual_reference) > REFERENCE_MAX_CHARS:
+        raise BillingError(f"A provider reference is at most {REFERENCE_MAX_CHARS} characters.")
 
     with transaction(session):
         order = _get_order(session, order_id)
@@ -241,58 +250,99 @@ def complete_order(
             require(actor, Action.COMPLETE_ORDER_MANUALLY)
         else:
             require(actor, Action.COMPLETE_ORDER)
-        if payment is not None:
-            _check_payment(order, payment)
-        completing = OrderAction.COMPLETE_MANUALLY if payment is None else OrderAction.COMPLETE_FROM_GATEWAY
-        if not states.applies(completing, order.status):
-            raise _already(order)
+        if payment is None and not order.sandbox and not from_file and settings.credits.manual_completion_approval:
+            if not states.applies(OrderAction.COMPLETE_MANUALLY, order.status):
+                raise _already(order)
+            return _propose_for_order(
+                session, actor, order, ApprovalKind.COMPLETION,
+                amount_cents=order.total_cents, credits=order.credits, reason=reason, policy=settings.credits,
+                now=utcnow(), reference=manual_reference,
+            )  # fmt: skip
+        return _complete(session, actor, order, settings, reason=reason, payment=payment, reference=manual_reference)
 
-        now = utcnow()
-        public_id = order.public_id
-        reference = payment.ref if payment is not None else manual_reference
-        before = _order_view(order)
-        won = session.execute(
-            update(Order)
-            .where(Order.id == order.id, Order.status.in_(states.ACTIONS[completing].statuses))
-            .values(
-                status=OrderStatus.PAID,
-                paid_at=now,
-                completed_at=now,
-                completed_by=actor.email,
-                completion_reason=reason,
-                paid_amount_cents=payment.amount_cents if payment is not None else order.total_cents,
-                provider_ref=reference,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if won != 1:
-            session.refresh(order)
-            raise _already(order)
-        session.refresh(order)
 
-        customer = _get_customer(session, order.customer_id)
-        topup = _entry(
-            order.customer_id, LedgerKind.TOPUP, CreditPool.PAID, order.credits, order.amount_cents,
-            by=actor.email, at=now, order_id=order.id,
-        )  # fmt: skip
-        try:
-            _post(session, [topup])
-        except IntegrityError:
-            raise StateConflict(f"Order {public_id} has already been credited.") from None
-        invoice = _issue_invoice(session, order, customer, settings, plan_name(order.plan))
-        rollup._record_paid(session, order, customer)
-        after = _order_view(order) | {"invoice": invoice.number}
-        audit.record(
-            session,
-            actor,
-            "order.complete",
-            "order",
-            order.public_id,
-            reason=reason,
-            before=before,
-            after=after | {"proof": payment.as_dict() if payment else {"manual_reference": manual_reference}},
+def _complete_approved(session: Session, actor: Actor, proposal: Approval, settings: Settings) -> Completion:
+    """The manual completion an approved proposal asked for, in the approval's transaction."""
+    require(actor, Action.COMPLETE_ORDER_MANUALLY)
+    order = _get_order(session, proposal.order_id)
+    approval = {
+        "approval": proposal.id,
+        "proposed_by": proposal.proposed_by,
+        "approved_by": [x["email"] for x in proposal.approved_by],
+    }
+    return _complete(
+        session, actor, order, settings, reason=proposal.reason, payment=None, reference=proposal.reference,
+        approval=approval,
+    )  # fmt: skip
+
+
+def _complete(
+    session: Session,
+    actor: Actor,
+    order: Order,
+    settings: Settings,
+    *,
+    reason: str,
+    payment: PaymentStatus | None,
+    reference: str | None,
+    approval: dict | None = None,
+) -> Completion:
+    """The completion itself, in the caller's transaction, the actor's role checked by the caller."""
+    if payment is not None:
+        _check_payment(order, payment)
+    completing = OrderAction.COMPLETE_MANUALLY if payment is None else OrderAction.COMPLETE_FROM_GATEWAY
+    if not states.applies(completing, order.status):
+        raise _already(order)
+
+    now = utcnow()
+    public_id = order.public_id
+    manual_reference = reference if payment is None else None
+    reference = payment.ref if payment is not None else reference
+    before = _order_view(order)
+    won = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status.in_(states.ACTIONS[completing].statuses))
+        .values(
+            status=OrderStatus.PAID,
+            paid_at=now,
+            completed_at=now,
+            completed_by=actor.email,
+            completion_reason=reason,
+            paid_amount_cents=payment.amount_cents if payment is not None else order.total_cents,
+            provider_ref=reference,
         )
-        balance = _customer_balance(session, order.customer_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        session.refresh(order)
+        raise _already(order)
+    session.refresh(order)
+
+    customer = _get_customer(session, order.customer_id)
+    topup = _entry(
+        order.customer_id, LedgerKind.TOPUP, CreditPool.PAID, order.credits, order.amount_cents,
+        by=actor.email, at=now, order_id=order.id,
+    )  # fmt: skip
+    try:
+        _post(session, [topup])
+    except IntegrityError:
+        raise StateConflict(f"Order {public_id} has already been credited.") from None
+    invoice = _issue_invoice(session, order, customer, settings, plan_name(order.plan))
+    rollup._record_paid(session, order, customer)
+    after = _order_view(order) | {"invoice": invoice.number}
+    audit.record(
+        session,
+        actor,
+        "order.complete",
+        "order",
+        order.public_id,
+        reason=reason,
+        before=before,
+        after=after
+        | {"proof": payment.as_dict() if payment else {"manual_reference": manual_reference}}
+        | (approval or {}),
+    )
+    balance = _customer_balance(session, order.customer_id)
     return Completion(order.public_id, invoice.number, order.credits, balance)
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from billing_core.access import audit
 from billing_core.access.roles import Action, Actor, require
 from billing_core.core import money
-from billing_core.core.config import Settings
+from billing_core.core.config import CreditPolicy, Settings
 from billing_core.core.db import Database, transaction
 from billing_core.core.errors import (
     BillingError,
@@ -41,6 +41,8 @@ from billing_core.core.errors import (
     shown_to_people,
 )
 from billing_core.core.models import (
+    Approval,
+    ApprovalKind,
     CreditPool,
     Invoice,
     LedgerKind,
@@ -51,6 +53,7 @@ from billing_core.core.models import (
     utcnow,
 )
 from billing_core.credits.ledger import _balance, _entry, _post, _share
+from billing_core.credits.proposals import SentForApproval, _propose_for_order, _waiting_refunds
 from billing_core.invoices.issuing import _issue_credit_note
 from billing_core.orders import states
 from billing_core.orders.lifecycle import _customer_balance, _get_order, _invoice_for
@@ -195,6 +198,11 @@ def _plan(session: Session, order: Order, cents: int, *, lock: bool = False) -> 
     return RefundPlan(cents, paid, totals.refunded_cents, totals.pending_cents, credits, balance, full, totals.pending)
 
 
+def needs_approval(amount_cents: int, policy: CreditPolicy) -> bool:
+    """Whether a refund of this much waits for an approval instead of being sent."""
+    return amount_cents > policy.refund_approval_above_cents
+
+
 def plan_refund(session: Session, actor: Actor, order_id: int | str, amount: int | str | None) -> RefundPlan:
     """What refunding ``amount`` (cents or typed text; None = all that remains) of the order would do."""
     require(actor, Action.REFUND_ORDER)
@@ -258,8 +266,10 @@ def _request(
     amount: int | str | None,
     override: bool,
     seen_cents: int | None,
-) -> _Intent:
-    """Write the refund intent (or find the same one made before), committed before the gateway is asked."""
+    policy: CreditPolicy,
+) -> _Intent | SentForApproval:
+    """Write the refund intent (or find the same one made before), committed before the gateway is asked;
+    a refund above ``policy.refund_approval_above_cents`` becomes a proposal instead."""
     if seen_cents is None:  # what the caller saw is what the order held when it asked
         order = _get_order(session, order_id)
         totals = _totals(session, order)
@@ -273,47 +283,136 @@ def _request(
             return _Intent(live[0].id, existing=True)
         key = _key(order, seen_cents, cents, attempt=max((_attempt(r) for r in same), default=-1) + 1)
         plan = _plan(session, order, cents, lock=True)
-        if plan.spends_used_credits and not override:
-            raise StateConflict(
-                f"This refund takes back {money.format_credits(plan.credits_taken_back)} credits but the customer "
-                f"has {money.format_credits(plan.balance)} paid credits left; they have used the rest. "
-                "Finance can override."
-            )
-        if not order.provider_ref:
-            raise StateConflict(f"Order {order.public_id} has no payment reference to refund at the gateway.")
-        if _invoice_for(session, order.id) is None:
-            raise StateConflict(f"Order {order.public_id} has no invoice to credit; nothing was refunded.")
-        refund = Refund(
-            order_id=order.id,
-            amount_cents=cents,
-            credits=plan.credits_taken_back,
-            provider_ref=order.provider_ref,
-            created_at=utcnow(),
-            created_by=actor.email,
-            reason=reason,
-            override=override and plan.spends_used_credits,
-            status=RefundStatus.REQUESTED,
-            idempotency_key=key,
-        )
-        session.add(refund)
-        session.flush()
-        audit.record(
-            session,
-            actor,
-            "order.refund.request",
-            "order",
-            order.public_id,
-            reason=reason,
-            before={"status": order.status.value, "refunded_cents": plan.refunded_cents, "balance": plan.balance},
-            after={
-                "refund_cents": cents,
-                "credits_taken_back": plan.credits_taken_back,
-                "pending_cents": plan.pending_cents + cents,
-                "idempotency_key": key,
-                "override": refund.override,
-            },
-        )
+        _check_sendable(session, order, plan, override)
+        if needs_approval(cents, policy):
+            return _propose(session, actor, order, plan, reason=reason, override=override, policy=policy)
+        refund = _write_intent(session, actor, order, plan, key=key, reason=reason, override=override)
     return _Intent(refund.id, existing=False)
+
+
+def _check_sendable(session: Session, order: Order, plan: RefundPlan, override: bool) -> None:
+    if plan.spends_used_credits and not override:
+        raise StateConflict(
+            f"This refund takes back {money.format_credits(plan.credits_taken_back)} credits but the customer "
+            f"has {money.format_credits(plan.balance)} paid credits left; they have used the rest. "
+            "Finance can override."
+        )
+    if not order.provider_ref:
+        raise StateConflict(f"Order {order.public_id} has no payment reference to refund at the gateway.")
+    if _invoice_for(session, order.id) is None:
+        raise StateConflict(f"Order {order.public_id} has no invoice to credit; nothing was refunded.")
+
+
+def _write_intent(
+    session: Session,
+    actor: Actor,
+    order: Order,
+    plan: RefundPlan,
+    *,
+    key: str,
+    reason: str,
+    override: bool,
+    requested_by: str | None = None,
+    approval: dict | None = None,
+) -> Refund:
+    """The ``requested`` refund row and its audit event, in the caller's transaction (the order held)."""
+    refund = Refund(
+        order_id=order.id,
+        amount_cents=plan.amount_cents,
+        credits=plan.credits_taken_back,
+        provider_ref=order.provider_ref,
+        created_at=utcnow(),
+        created_by=requested_by or actor.email,
+        reason=reason,
+        override=override and plan.spends_used_credits,
+        status=RefundStatus.REQUESTED,
+        idempotency_key=key,
+    )
+    session.add(refund)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "order.refund.request",
+        "order",
+        order.public_id,
+        reason=reason,
+        before={"status": order.status.value, "refunded_cents": plan.refunded_cents, "balance": plan.balance},
+        after={
+            "refund_cents": plan.amount_cents,
+            "credits_taken_back": plan.credits_taken_back,
+            "pending_cents": plan.pending_cents + plan.amount_cents,
+            "idempotency_key": key,
+            "override": refund.override,
+        }
+        | (approval or {}),
+    )
+    return refund
+
+
+# --- refunds above the threshold: a proposal first, the refund when it is approved -----------------
+
+
+def _propose(
+    session: Session,
+    actor: Actor,
+    order: Order,
+    plan: RefundPlan,
+    *,
+    reason: str,
+    override: bool,
+    policy: CreditPolicy,
+) -> SentForApproval:
+    """A refund proposal (or the same one already waiting); what other waiting proposals of the order would
+    refund is not refundable again."""
+    now = utcnow()
+    others = [p for p in _waiting_refunds(session, order.id, now) if p.amount_cents != plan.amount_cents]
+    waiting = sum(p.amount_cents for p in others)
+    if others and plan.amount_cents + waiting > plan.remaining_cents:
+        listed = "; ".join(
+            f"proposal {p.id} of {money.format_cents(p.amount_cents)} by {p.proposed_by}" for p in others
+        )
+        raise BillingError(
+            f"A refund of {money.format_cents(plan.amount_cents)} does not fit beside the refunds waiting for "
+            f"approval ({listed}): {money.format_cents(plan.remaining_cents - waiting)} is left to propose."
+        )
+    return _propose_for_order(
+        session, actor, order, ApprovalKind.REFUND,
+        amount_cents=plan.amount_cents, credits=-plan.credits_taken_back, reason=reason, policy=policy, now=now,
+        override=override and plan.spends_used_credits,
+    )  # fmt: skip
+
+
+def _approval_key(approval_id: int) -> str:
+    return f"billing-ops-refund-approval-{approval_id}"
+
+
+def _request_approved(session: Session, actor: Actor, proposal: Approval) -> int:
+    """The refund intent of an approved proposal, in the approval's transaction (the proposal held): checked
+    again against the order as it is now, keyed by the proposal, so one proposal is one refund."""
+    require(actor, Action.REFUND_ORDER)
+    order = _lock_order(session, proposal.order_id)
+    plan = _plan(session, order, proposal.amount_cents, lock=True)
+    _check_sendable(session, order, plan, proposal.override)
+    refund = _write_intent(
+        session, actor, order, plan,
+        key=_approval_key(proposal.id), reason=proposal.reason, override=proposal.override,
+        requested_by=proposal.proposed_by,
+        approval={
+            "approval": proposal.id,
+            "proposed_by": proposal.proposed_by,
+            "approved_by": [x["email"] for x in proposal.approved_by],
+        },
+    )  # fmt: skip
+    return refund.id
+
+
+def _send(session: Session, actor: Actor, settings: Settings, gateway: Gateway, refund_id: int) -> Refunded:
+    """Ask the gateway for a requested refund with its key, outside any transaction, and record the answer."""
+    refund = session.get(Refund, refund_id, populate_existing=True)
+    ref, cents, key = refund.provider_ref, refund.amount_cents, refund.idempotency_key
+    session.rollback()
+    return _ask_and_record(session, actor, settings, gateway, refund_id, lambda: gateway.refund(ref, cents, key))
 
 
 def refund_order(
@@ -327,8 +426,11 @@ def refund_order(
     amount: int | str | None = None,
     override: bool = False,
     seen_cents: int | None = None,
-) -> Refunded:
+) -> Refunded | SentForApproval:
     """Refund ``amount`` (cents or typed text; None = all that remains) of a paid order.
+
+    A refund of more than ``[credits] refund_approval_above_cents`` is not sent: it becomes a proposal that
+    others in finance approve (``credits.approvals.approve``, which then sends it through this same path).
 
     ``seen_cents`` is what was refunded or pending when the requester looked (``RefundPlan.committed_cents``
     of the plan they were shown); the same request with the same view is one refund however often it comes.
@@ -337,13 +439,15 @@ def refund_order(
     """
     require(actor, Action.REFUND_ORDER)
     reason = audit.reason_given(reason, "Give a reason for the refund.")
-    intent = _request(session, actor, order_id, reason=reason, amount=amount, override=override, seen_cents=seen_cents)
+    intent = _request(
+        session, actor, order_id,
+        reason=reason, amount=amount, override=override, seen_cents=seen_cents, policy=settings.credits,
+    )  # fmt: skip
+    if isinstance(intent, SentForApproval):
+        return intent
     if intent.existing:
         return _finished_or_pending(session, intent.refund_id)
-    refund = session.get(Refund, intent.refund_id)
-    ref, cents, key = refund.provider_ref, refund.amount_cents, refund.idempotency_key
-    session.rollback()
-    return _ask_and_record(session, actor, settings, gateway, intent.refund_id, lambda: gateway.refund(ref, cents, key))
+    return _send(session, actor, settings, gateway, intent.refund_id)
 
 
 def _ask_and_record(

@@ -590,6 +590,7 @@ def apply(
                     settings=settings,
                     reason=f"settlement file {parsed.filename} line {line.line}",
                     manual_reference=line.transaction_id,
+                    from_file=True,
                 )
                 result.completed.append(line.order_public_id)
             except StateConflict as exc:
