@@ -14,7 +14,7 @@ import streamlit as st
 
 from billing_core.core.errors import BillingError
 from billing_core.core.models import InvoiceFile, InvoiceKind
-from billing_core.core.money import format_cents
+from billing_core.core.money import format_cents, format_compact
 from billing_core.invoices import batch
 from billing_core.invoices.deep_check import CheckRun
 from billing_core.invoices.review import (
@@ -204,9 +204,15 @@ def summary_metrics(summary: Summary) -> None:
         for column, label in ((subtotal, "Subtotal"), (fees, "Fees"), (total, "Net total")):
             column.metric(label, "—", help=CAPPED_TOTALS)
         return
-    subtotal.metric("Subtotal", format_cents(sum(r.subtotal_cents for r in rows)))
-    fees.metric("Fees", format_cents(sum(r.fee_cents for r in rows)))
-    total.metric("Net total", format_cents(sum(r.total_cents for r in rows)), help="Credit notes count negative.")
+    _money_metric(subtotal, "Subtotal", sum(r.subtotal_cents for r in rows))
+    _money_metric(fees, "Fees", sum(r.fee_cents for r in rows))
+    _money_metric(total, "Net total", sum(r.total_cents for r in rows), "Credit notes count negative.")
+
+
+def _money_metric(column, label: str, cents: int, note: str = "") -> None:
+    """A headline amount in its short form, so it fits its tile; the exact amount on hover."""
+    exact = f"Exactly {format_cents(cents)}."
+    column.metric(label, format_compact(cents), help=plain(f"{note}  \n{exact}" if note else exact), border=True)
 
 
 def versions_frame(files: Iterable[InvoiceFile]) -> pd.DataFrame:

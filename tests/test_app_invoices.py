@@ -24,10 +24,12 @@ from billing_core.core.models import (
     RegenerationJob,
     RegenerationStatus,
 )
+from billing_core.core.money import format_cents, format_compact
 from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, storage
 from billing_core.invoices import deep_check as bills_check
 from billing_core.invoices import review as bills
+from pages._text import plain
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 ADMIN = Actor("ada@company.test", Role.ADMIN, "Ada Admin")
@@ -200,6 +202,15 @@ def test_versions_from_issue_and_from_a_job_are_shown_without_any_warning_logged
         watched.setLevel(level)
     assert list(table(at, "bills_versions")["Job"]) == ["", str(job_id)]
     assert not [r.getMessage() for r in logged]
+
+
+def test_headline_amounts_fit_their_tiles_and_give_the_exact_amount_on_hover(seeded):
+    at = open_invoices()
+    with seeded.session() as session:
+        net = session.scalar(select(func.sum(Invoice.total_cents)).where(Invoice.sandbox.is_(False)))
+    [tile] = [m for m in at.metric if m.label == "Net total"]
+    assert net >= 1_000_000 and tile.value == format_compact(net)  # "$27K" (and "$1.23M"), never "$1,234,5…"
+    assert plain(f"Exactly {format_cents(net)}.") in tile.proto.help
 
 
 def test_dry_run_shows_how_many_and_start_needs_a_reason(seeded):

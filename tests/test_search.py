@@ -390,6 +390,26 @@ def test_a_common_name_lists_its_customers_orders_from_the_customer_index(seeded
             assert "ix_orders_created_at" not in plan, plan
 
 
+def test_several_customers_orders_are_their_newest_ones_page_after_page(seeded):
+    # PostgreSQL reads each customer's newest orders by their own index and merges them (a LATERAL
+    # join); SQLite reads the IN list. Either way the pages are exactly the customers' newest orders.
+    query = OrderQuery(text="jo", statuses=("paid",))
+    with seeded.session() as session:
+        plan = search._plan(session, query)
+        assert len(plan.customer_ids) > 1
+        expected = session.scalars(
+            select(Order.public_id)
+            .where(Order.customer_id.in_(plan.customer_ids), Order.status == OrderStatus.PAID)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(30)
+        ).all()
+        first = search_orders(session, SUPPORT, query, page_size=10)
+        second = search_orders(session, SUPPORT, query, page_size=10, after=first.next_cursor)
+        third = search_orders(session, SUPPORT, query, page_size=10, after=second.next_cursor)
+    listed = [r.public_id for page in (first, second, third) for r in page.rows]
+    assert len(expected) == 30 and listed == expected
+
+
 @pytest.mark.parametrize("typed", ["j", "*", "%", "@", "é"])
 def test_one_letter_or_symbol_asks_for_two_letters_and_reads_nothing(seeded, typed):
     sent = []
