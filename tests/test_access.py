@@ -510,6 +510,8 @@ NOT_CHECKED = {
     "bench.revenue.revenue_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "bench.credits.credit_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "bench.page_data.picks": "benchmark: reads the values it types from its own seeded database",
+    "bench.run.reused_large": "benchmark: counts the orders of the database it was given to measure on",
+    "bench.page_data.reused": "benchmark: adds its audit history to the database it was given to measure on",
     "invoices.totals.record": "adds a document's bills totals inside the issuing transaction that checked the actor",
     "invoices.totals.rebuild": "recomputes the bills totals inside rollup.rebuild, which checks revenue.rebuild",
 }
