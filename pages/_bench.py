@@ -20,12 +20,12 @@ from billing_core.access.roles import PAGES as REGISTRY
 from billing_core.access.roles import Actor, Role
 from billing_core.bench import page_data
 from billing_core.bench.page_data import Picks
-from billing_core.bench.run import Options, Row
+from billing_core.bench.run import LARGE_ORDERS, Options, Row
 from billing_core.core.db import Database
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 SMALL = 100_000
-LARGE = 10_000_000  # PostgreSQL only, with --large
+LARGE = LARGE_ORDERS  # PostgreSQL only, with --large
 RUNS = 3  # each interaction's median of this many runs
 _FINANCE = Actor("bench@localhost", Role.FINANCE, "benchmark")
 
@@ -134,26 +134,38 @@ def page_rows(options: Options) -> Iterable[Row]:
         if options.postgres_url:
             targets.append(("PostgreSQL", lambda name: options.postgres_url))
         for label, url in targets:
-            yield from _database_rows(label, url, orders, options.large and label == "PostgreSQL", files)
+            postgres = label == "PostgreSQL"
+            large_url = options.large_url if postgres else None
+            yield from _database_rows(label, url, orders, options.large and postgres, files, large_url)
 
 
-def _database_rows(label: str, url: Callable[[str], str], orders: int, large: bool, files: Path) -> Iterator[Row]:
-    """Each page's figures at ``orders`` (and 10,000,000 with ``large``) beside the same at 100,000."""
+def _database_rows(
+    label: str, url: Callable[[str], str], orders: int, large: bool, files: Path, large_url: str | None = None
+) -> Iterator[Row]:
+    """Each page's figures at ``orders`` (and 10,000,000 with ``large``, on the already seeded ``large_url``
+    if given) beside the same at 100,000; ``--orders 100000`` measures 100,000 once."""
     small = page_data.seeded(url("small.db"), SMALL)
     try:
         at_small = page_times(small, files)
+        before_small = _scans_replaced(small, files) if orders == SMALL else None
     finally:
         small.dispose()
     sizes = [orders] + ([LARGE] if large and orders < LARGE else [])
     for size in sizes:
-        database = page_data.seeded(url(f"{size}.db"), size)
-        try:
-            at_size = page_times(database, files)
-            before = _scans_replaced(database, files) if size == orders else None
-        finally:
-            database.dispose()
+        if size == SMALL:
+            at_size, before = at_small, before_small
+        else:
+            reuse = size == LARGE and large_url is not None
+            database = page_data.reused(large_url, size) if reuse else page_data.seeded(url(f"{size}.db"), size)
+            try:
+                at_size = page_times(database, files)
+                before = _scans_replaced(database, files) if size == orders else None
+            finally:
+                database.dispose()
         where = f"{label}, {size:,}"
         if before is not None:
             yield Row(f"invoices page open ({where})", at_size["invoices", "open"], "ms", before, "its scans before")
+        if size == SMALL:
+            continue  # beside itself
         for (page, name), value in at_size.items():
             yield Row(f"{page} {name} ({where})", value, "ms", at_small[page, name], f"at {SMALL:,}")

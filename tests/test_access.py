@@ -579,6 +579,8 @@ NOT_CHECKED = {
     "bench.page_data.seeded": "benchmark: seeds its own temporary database",
     "bench.search.search_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "bench.workers.worker_rows": "benchmark: its own temporary database, as the benchmark's actor",
+    "bench.run.reused_large": "benchmark: counts the orders of the database it was given to measure on",
+    "bench.page_data.reused": "benchmark: adds its audit history to the database it was given to measure on",
     "invoices.totals.record": "adds a document's bills totals inside the issuing transaction that checked the actor",
     "invoices.totals.rebuild": "recomputes the bills totals inside rollup.rebuild, which checks revenue.rebuild",
 }

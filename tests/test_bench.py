@@ -80,3 +80,75 @@ def test_credit_rows_time_the_roll_forward_beside_the_ledger_sum(monkeypatch):
     rows = list(credits_bench.credit_rows(bench.Options()))
     assert [r.name for r in rows] == ["liability roll-forward (SQLite, 2,000)", "liability drill-down (SQLite, 2,000)"]
     assert all(r.unit == "ms" and r.value > 0 and r.baseline > 0 for r in rows)
+
+
+def _seeded_at_data_end(url: str, orders: int, end=bench.DATA_END) -> None:
+    from billing_core.access.roles import Actor, Role
+    from billing_core.core.db import Database
+    from billing_core.demo import seeding as demo
+
+    database = Database(url)
+    try:
+        database.migrate()
+        demo.seed(database, orders=orders, actor=Actor("b@localhost", Role.ADMIN), replace=True, end=end)
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
+def test_a_reused_large_database_must_hold_its_size_up_to_the_data_end(db):
+    from datetime import timedelta
+
+    from billing_core.core.errors import BillingError
+
+    _seeded_at_data_end(db.url, 1_500)
+    bench.reused_large(db.url, 1_500).dispose()
+    with pytest.raises(BillingError, match="holds 1,500 orders ending 2026-11-26; the large rows need 1,501"):
+        bench.reused_large(db.url, 1_501)
+    _seeded_at_data_end(db.url, 1_500, end=bench.DATA_END - timedelta(days=1))
+    with pytest.raises(BillingError, match="ending 2026-11-25"):
+        bench.reused_large(db.url, 1_500)
+
+
+@pytest.mark.slow
+def test_page_rows_measure_a_reused_large_database_without_reseeding_it(tmp_path, monkeypatch):
+    from sqlalchemy import text
+
+    from billing_core.bench import page_data
+    from billing_core.core.db import Database
+    from pages import _bench
+
+    monkeypatch.setattr(_bench, "SMALL", 2_000)
+    monkeypatch.setattr(_bench, "LARGE", 3_000)
+    timed = _bench.page_times
+    monkeypatch.setattr(_bench, "page_times", lambda database, files: timed(database, files, runs=1))
+    large_url = f"sqlite:///{tmp_path / 'large.db'}"
+    _seeded_at_data_end(large_url, 3_000)
+    large = Database(large_url)
+    with large.engine.begin() as conn:  # a seed (replace) would delete it
+        conn.execute(text("UPDATE customers SET name = 'Kept Here' WHERE id = 1"))
+
+    def history() -> int:
+        with large.engine.connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM audit_events WHERE reason = :r"), {"r": page_data.HISTORY}
+            ).scalar()
+
+    try:
+        files = tmp_path / "files"
+        files.mkdir()
+        rows = list(
+            _bench._database_rows("SQLite", lambda name: f"sqlite:///{tmp_path / name}", 2_000, True, files, large_url)
+        )
+        assert history() == 3_000 // page_data.AUDIT_EVENTS_PER_ORDER
+        page_data.reused(large_url, 3_000).dispose()  # the history goes in once
+        assert history() == 3_000 // page_data.AUDIT_EVENTS_PER_ORDER
+        with large.engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM customers WHERE id = 1")).scalar() == "Kept Here"
+    finally:
+        large.dispose()
+    names = [r.name for r in rows]
+    assert names[0] == "invoices page open (SQLite, 2,000)"  # at 100,000 (here 2,000) once, beside its scans
+    large_rows = [r for r in rows if r.name.endswith("(SQLite, 3,000)")]
+    assert len(large_rows) == sum(len(steps) for steps in _bench.PAGES.values()) == len(rows) - 1
+    assert all(r.baseline_name == "at 2,000" and r.value > 0 and r.baseline > 0 for r in large_rows)

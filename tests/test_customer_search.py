@@ -308,3 +308,33 @@ def test_the_customer_page_reads_one_customer_by_index(seeded, support):
         if seeded.dialect == "sqlite":
             scans += [line for line in plan.splitlines() if line.strip() in {"SCAN refunds", "SCAN ledger_entries"}]
         assert not scans, f"{statement}\n{plan}"
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
+def test_a_customers_history_is_their_own_and_their_orders_events_newest_first(db, admin, support, pricing):
+    from billing_core.access import audit
+    from billing_core.orders import customers as cs
+
+    with db.session() as session:
+        mine = orders.create_customer(session, admin, email="h1@example.com", name="Hana One", country="DE")
+        other = orders.create_customer(session, admin, email="h2@example.com", name="Hugo Two", country="DE")
+        placed = [
+            orders.create_order(session, admin, customer_id=c.id, amount="100", method="stripe", pricing=pricing)
+            for c in (mine, mine, other)
+        ]
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        entities = [("customer", mine.public_id), ("order", placed[0].public_id), ("order", placed[1].public_id)]
+        entities += [("order", placed[2].public_id), ("customer", other.public_id)]
+        for i in range(12):
+            kind, entity = entities[i % len(entities)]
+            event = audit.record(session, admin, f"test.{i}", kind, entity, reason=f"r{i}")
+            event.at = start + timedelta(hours=i)
+        session.commit()
+        rows = cs.audit_events_for(session, support, mine.id, limit=100)
+        cut = cs.audit_events_for(session, support, mine.id, limit=4)
+    ours = {f"{k} {e}" for k, e in entities[:3]}
+    assert {r.record for r in rows} == ours  # every one of theirs and no one else's
+    assert [r.at for r in rows] == sorted((r.at for r in rows), reverse=True)
+    tests = [r.action for r in rows if r.action.startswith("test.")]
+    assert tests == [f"test.{i}" for i in reversed(range(12)) if i % 5 < 3]
+    assert [r.action for r in cut] == [r.action for r in rows[:4]]

@@ -70,3 +70,37 @@ def test_customer_totals_migration_fills_them_from_the_monthly_rollup(db, admin)
     with db.session() as s:
         assert sorted(tuple(r) for r in s.execute(select(CustomerTotal.__table__)).all()) == seeded
     assert len(seeded) > 100
+
+
+def test_the_simulators_sandbox_customers_are_read_by_their_own_index(db, admin):
+    """The list the top-up simulator shows: a full read of customers before (0.15 s at 1,250,000 customers on
+    PostgreSQL). Whatever the table's size, each planner can answer the query from the partial index, whose
+    predicate is what ``Customer.sandbox.is_(True)`` compiles to there."""
+    from sqlalchemy import event, text
+
+    from billing_core.orders import lifecycle
+
+    seen = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "FROM customers" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        with db.session() as session:
+            lifecycle.sandbox_customers(session, admin)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = seen
+    with db.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection.cursor()
+        if db.engine.dialect.name == "postgresql":
+            raw.execute("SET enable_seqscan = off")  # an empty table: ask whether the index can answer at all
+            raw.execute(f"EXPLAIN {statement}", parameters)
+        else:
+            raw.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        plan = " ".join(str(row) for row in raw.fetchall())
+        raw.close()
+        conn.execute(text("SELECT 1"))
+    assert "ix_customers_sandbox_created_at" in plan, plan

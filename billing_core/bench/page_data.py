@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, text
 
 from billing_core.access.roles import Actor, Role
-from billing_core.bench.run import DATA_END
+from billing_core.bench.run import DATA_END, LARGE_ORDERS, reused_large
 from billing_core.core.db import Database
 from billing_core.core.models import Customer, CustomerTotal, Order
 from billing_core.demo import seeding as demo
@@ -54,6 +54,20 @@ def seeded(url: str, orders: int) -> Database:
     return database
 
 
+def reused(url: str, orders: int = LARGE_ORDERS) -> Database:
+    """The already seeded database of ``--large-database-url`` (``run.reused_large``), with the audit history
+    ``seeded`` adds, added the first time only."""
+    database = reused_large(url, orders)
+    with database.engine.connect() as conn:
+        added = conn.execute(text("SELECT 1 FROM audit_events WHERE reason = :r LIMIT 1"), {"r": HISTORY}).first()
+    if added is None:
+        _audit_history(database)
+    return database
+
+
+HISTORY = "benchmark history"  # the reason of the audit events the bench adds
+
+
 def _audit_history(database: Database) -> None:
     """An audit log that grows with the orders: a support completion for every tenth order, in one INSERT."""
     with database.engine.begin() as conn:
@@ -61,8 +75,8 @@ def _audit_history(database: Database) -> None:
             text(
                 "INSERT INTO audit_events (at, actor_email, actor_role, action, entity_type, entity_id, reason)"
                 " SELECT created_at, 'support@billing-ops.local', 'support', 'order.complete', 'order', public_id,"
-                " 'benchmark history' FROM orders WHERE id % :every = 0"
+                " :reason FROM orders WHERE id % :every = 0"
             ),
-            {"every": AUDIT_EVENTS_PER_ORDER},
+            {"every": AUDIT_EVENTS_PER_ORDER, "reason": HISTORY},
         )
         conn.exec_driver_sql("ANALYZE audit_events")

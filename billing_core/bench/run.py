@@ -59,6 +59,36 @@ class Options:
     seed_orders: int = 1_000_000
     postgres_url: str | None = None  # adds PostgreSQL rows where a suite has them
     large: bool = False  # adds the sizes that take many minutes to seed (revenue at 10,000,000 orders)
+    # With ``large``: a PostgreSQL database already seeded with LARGE_ORDERS orders ending on DATA_END, that
+    # the large rows measure on instead of seeding their own (see ``reused_large``).
+    large_url: str | None = None
+
+
+LARGE_ORDERS = 10_000_000  # the ``--large`` size, on PostgreSQL
+
+
+def reused_large(url: str, orders: int = LARGE_ORDERS):
+    """The database of ``--large-database-url``, never reseeded: checked to hold ``orders`` orders whose last
+    day is DATA_END, as the suites' own seeds have, so its rows sit beside theirs. Seed it once with
+    ``python -m billing_core seed --orders 10000000 --end-date 2026-11-26``."""
+    from sqlalchemy import func, select
+
+    from billing_core.core.db import Database
+    from billing_core.core.errors import BillingError
+    from billing_core.core.models import Order
+
+    database = Database(url)
+    with database.session() as session:
+        count = session.scalar(select(func.count()).select_from(Order))
+        last = session.scalar(select(func.max(Order.created_at)))
+    last_day = None if last is None else (last.astimezone(UTC) if last.tzinfo else last).date()
+    if count != orders or last_day != DATA_END:
+        database.dispose()
+        raise BillingError(
+            f"{database.describe()} holds {count:,} orders ending {last_day or 'nowhere'}; the large rows need "
+            f"{orders:,} ending {DATA_END}: seed --orders {orders} --end-date {DATA_END} --replace"
+        )
+    return database
 
 
 def quote_rows(options: Options) -> Iterable[Row]:

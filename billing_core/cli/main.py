@@ -143,7 +143,14 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    options = bench.Options(seed_orders=args.orders, postgres_url=args.postgres_url, large=args.large)
+    if args.large_database_url and not args.postgres_url:
+        raise BillingError("--large-database-url needs --postgres-url: the large rows sit beside its 100,000 rows.")
+    options = bench.Options(
+        seed_orders=args.orders,
+        postgres_url=args.postgres_url,
+        large=args.large or args.large_database_url is not None,
+        large_url=args.large_database_url,
+    )
     bench.run(options, only=args.only or None)
     return 0
 
@@ -371,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--large",
         action="store_true",
         help="add the sizes that seed for many minutes (revenue at 10,000,000 orders on PostgreSQL)",
+    )
+    p.add_argument(
+        "--large-database-url",
+        help="the --large rows measure on this PostgreSQL database, already seeded with 10,000,000 orders "
+        "ending 2026-11-26 (seed --orders 10000000 --end-date 2026-11-26), instead of seeding their own; "
+        "implies --large; the pages suite adds its audit history to it once",
     )
     p.set_defaults(func=cmd_bench)
 

@@ -156,6 +156,13 @@ class Customer(Base):
         # Prefix search (billing_core.orders.search): code-point order on PostgreSQL whatever the collation.
         Index("ix_customers_name_prefix", "name", postgresql_ops={"name": "text_pattern_ops"}),
         Index("ix_customers_email_prefix", "email", postgresql_ops={"email": "text_pattern_ops"}),
+        # The top-up simulator's sandbox customers, newest first (orders.lifecycle.sandbox_customers).
+        Index(
+            "ix_customers_sandbox_created_at",
+            "created_at",
+            sqlite_where=text("sandbox IS 1"),
+            postgresql_where=text("sandbox IS true"),
+        ),
     )
 
 

