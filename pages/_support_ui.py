@@ -38,7 +38,7 @@ def check_these(ctx: PageContext, rows: list[OrderRow]) -> None:
         return
     askable = [row.public_id for row in rows if row.provider_ref]
     left = len(rows) - len(askable)
-    label = f"Check these {len(askable)} with the gateway"
+    label = "Check this one with the gateway" if len(askable) == 1 else f"Check these {len(askable)} with the gateway"
     if st.button(label, key="check_these", icon=":material/travel_explore:", disabled=not askable):
         bar = st.progress(0.0, text="Asking the gateway…")
 
