@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from billing_core.access.roles import PAGES as REGISTRY
-from billing_core.access.roles import Actor, Role
 from billing_core.bench import page_data
 from billing_core.bench.page_data import Picks
 from billing_core.bench.run import LARGE_ORDERS, Options, Row
@@ -27,7 +26,6 @@ APP = Path(__file__).resolve().parent.parent / "app.py"
 SMALL = 100_000
 LARGE = LARGE_ORDERS  # PostgreSQL only, with --large
 RUNS = 3  # each interaction's median of this many runs
-_FINANCE = Actor("bench@localhost", Role.FINANCE, "benchmark")
 
 
 def _set_query_param(name: str, value: str) -> Callable:
@@ -112,19 +110,6 @@ def page_times(database: Database, files: Path, runs: int = RUNS) -> dict[tuple[
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def _scans_replaced(database: Database, files: Path) -> float:
-    """Milliseconds of what the page ran on opening before the bills totals and the stored deep check."""
-    from billing_core.invoices import review as bills
-
-    with database.session() as session:
-        start = time.perf_counter()
-        bills.checks(session, _FINANCE, root=files)
-        everything = bills.DocumentFilters()
-        bills.count_documents(session, _FINANCE, everything)
-        bills._scanned_totals(session, everything)
-        return (time.perf_counter() - start) * 1000
-
-
 def page_rows(options: Options) -> Iterable[Row]:
     orders = max(options.seed_orders, SMALL)
     with tempfile.TemporaryDirectory(prefix="billing-pages-") as tmp:
@@ -147,7 +132,7 @@ def _database_rows(
     small = page_data.seeded(url("small.db"), SMALL)
     try:
         at_small = page_times(small, files)
-        before_small = _scans_replaced(small, files) if orders == SMALL else None
+        before_small = page_data.scans_replaced(small, files) if orders == SMALL else None
     finally:
         small.dispose()
     sizes = [orders] + ([LARGE] if large and orders < LARGE else [])
@@ -159,7 +144,7 @@ def _database_rows(
             database = page_data.reused(large_url, size) if reuse else page_data.seeded(url(f"{size}.db"), size)
             try:
                 at_size = page_times(database, files)
-                before = _scans_replaced(database, files) if size == orders else None
+                before = page_data.scans_replaced(database, files) if size == orders else None
             finally:
                 database.dispose()
         where = f"{label}, {size:,}"

@@ -577,6 +577,7 @@ NOT_CHECKED = {
     "cli.invoices.run_check": "command line: passes the actor a page launched it for to the checked deep_check.run",
     "bench.invoices.run_measured_job": "benchmark: its own temporary database, as the benchmark's actor",
     "bench.page_data.seeded": "benchmark: seeds its own temporary database",
+    "bench.page_data.scans_replaced": "benchmark: as the benchmark's finance actor, on the database it measures",
     "bench.search.search_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "bench.workers.worker_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "bench.run.reused_large": "benchmark: counts the orders of the database it was given to measure on",

@@ -4,7 +4,9 @@ pages (it runs Streamlit's AppTest); what it reads and writes in the database li
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select, text
 
@@ -13,6 +15,7 @@ from billing_core.bench.run import DATA_END, LARGE_ORDERS, reused_large
 from billing_core.core.db import Database
 from billing_core.core.models import Customer, CustomerTotal, Order
 from billing_core.demo import seeding as demo
+from billing_core.invoices import review as bills
 
 
 @dataclass(frozen=True)
@@ -80,3 +83,17 @@ def _audit_history(database: Database) -> None:
             {"every": AUDIT_EVENTS_PER_ORDER, "reason": HISTORY},
         )
         conn.exec_driver_sql("ANALYZE audit_events")
+
+
+_FINANCE = Actor("bench@localhost", Role.FINANCE, "benchmark")
+
+
+def scans_replaced(database: Database, files: Path) -> float:
+    """Milliseconds of what the Invoices page ran on opening before the bills totals and the stored deep check."""
+    with database.session() as session:
+        start = time.perf_counter()
+        bills.checks(session, _FINANCE, root=files)
+        everything = bills.DocumentFilters()
+        bills.count_documents(session, _FINANCE, everything)
+        bills._scanned_totals(session, everything)
+        return (time.perf_counter() - start) * 1000
