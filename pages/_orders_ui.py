@@ -49,8 +49,11 @@ def gateway_words(row: OrderRow, problem: str = "") -> str:
         return problem
     if row.gateway_state is None:
         return "not checked"
+    # With its year: a stuck order's last check can be a year old (the demo's oldest is 14 months).
     return (
-        f"{row.gateway_state} · {row.gateway_checked_at:%m-%d %H:%M}" if row.gateway_checked_at else row.gateway_state
+        f"{row.gateway_state} · {row.gateway_checked_at:%Y-%m-%d %H:%M}"
+        if row.gateway_checked_at
+        else row.gateway_state
     )
 
 

@@ -3,6 +3,8 @@ opening its order, a list checked with the gateway, the stuck view, the reconcil
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from billing_core.core.models import OrderStatus
@@ -115,6 +117,8 @@ def test_check_these_shows_each_answer_in_the_list_and_the_stuck_view_lists_the_
     assert not at.error, [e.value for e in at.error]
     table = at.dataframe[0].value.set_index("Order")
     assert table.loc[paid.public_id, "Gateway (last check)"].startswith("succeeded · ")
+    # When, with its year: a stuck order's last check can be from an earlier year.
+    assert re.fullmatch(r"succeeded · \d{4}-\d{2}-\d{2} \d{2}:\d{2}", table.loc[paid.public_id, "Gateway (last check)"])
     assert table.loc[waiting.public_id, "Gateway (last check)"].startswith("pending · ")
     assert any("1 succeeded" in i.value and "1 pending" in i.value for i in at.info)
     assert status_of(db, paid).status is OrderStatus.PENDING  # asked, not completed
