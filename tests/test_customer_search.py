@@ -166,6 +166,47 @@ def test_fts_operators_typed_in_a_name_are_searched_for_literally(session, admin
     assert found(session, support, '"near" AND "mary"') == []
 
 
+def test_an_email_domain_is_read_as_one_and_lists_its_customers(session, support, people):
+    for typed in ("mail.test", "@MAIL.test"):
+        (hit,) = find_customers(session, support, typed).hits
+        assert (hit.email, hit.match) == ("mary.nelson1@mail.test", Match.DOMAIN)
+        page = search_orders(session, SUPPORT, OrderQuery(text=typed))
+        assert page.understood_as == "email domain"
+        assert {r.customer_email for r in page.rows} == {"mary.nelson1@mail.test"}
+    # A domain no email has is words or part of an email, as before: "example" is in four domains.
+    assert search_orders(session, SUPPORT, OrderQuery(text="example.co")).understood_as != "email domain"
+    assert "ines.goncalves2@example.com" in found(session, support, "example.co")
+
+
+def test_the_orders_listed_are_those_of_the_best_matching_customers(
+    session, admin, support, people, pricing, monkeypatch
+):
+    # Many hold "tan" inside a word; the whole word names one.
+    for n in range(30):
+        stan = make_customer(session, admin, email=f"stan{n}@example.com", name=f"Stanley Stanton{n}", country="GB")
+        orders.create_order(session, admin, customer_id=stan.id, amount="20", method="stripe", pricing=pricing, now=T0)
+    tan = make_customer(session, admin, email="wei.tan@example.sg", name="Wei Tan", country="SG")
+    orders.create_order(session, admin, customer_id=tan.id, amount="20", method="stripe", pricing=pricing, now=T0)
+    hits = find_customers(session, support, "tan").hits
+    assert (hits[0].email, hits[0].match) == ("wei.tan@example.sg", Match.WHOLE_WORD)
+    assert {h.match for h in hits[1:]} == {Match.INSIDE}  # fewer whole words than a list shows: the rest follow
+    listed = {r.customer_email for r in search_orders(session, SUPPORT, OrderQuery(text="tan"), page_size=100).rows}
+    assert "wei.tan@example.sg" in listed and len(listed) == 31
+    # Enough whole-word matches: neither the list nor the orders go on to the parts of words.
+    session.commit()
+    monkeypatch.setattr(customer_index, "ENOUGH", 1)
+    assert [h.email for h in find_customers(session, support, "tan").hits] == ["wei.tan@example.sg"]
+    assert {r.customer_email for r in search_orders(session, SUPPORT, OrderQuery(text="tan")).rows} == {
+        "wei.tan@example.sg"
+    }
+
+
+def test_a_customer_written_in_the_same_transaction_is_found(session, admin, support, people):
+    assert found(session, support, "zebedee") == []
+    make_customer(session, admin, email="z@example.com", name="Zebedee Quill", country="GB")
+    assert found(session, support, "zebedee") == ["z@example.com"]  # the earlier answer is not kept
+
+
 def test_reading_customers_needs_an_orders_role(session, analyst, people):
     with pytest.raises(PermissionDenied):
         find_customers(session, analyst, "nelson")
@@ -178,6 +219,7 @@ def _index_matches_customers(db, session) -> None:
     customers = session.scalars(select(Customer)).all()
     for c in customers:
         assert c.search_text == customer_index.search_text(c.name, c.company, c.email, c.tax_id)
+        assert c.email_domain == c.email.rpartition("@")[2]
     grams = {(g.gram, g.customer_id) for g in session.scalars(select(CustomerGram))}
     assert grams == {(g, c.id) for c in customers for g in customer_index.short_grams(c.name, c.company)}
     if db.dialect == "sqlite":
@@ -271,6 +313,10 @@ def test_every_text_kind_uses_an_index(seeded, support, kind):
         assert not _full_scans(seeded, plan), f"{statement}\n{plan}"
         if seeded.dialect == "postgresql" and "customers" in statement and "LIKE" in statement:
             assert "ix_customers_search_text_trgm" in plan or "customers_pkey" in plan or "pk_customers" in plan, plan
+        if seeded.dialect == "postgresql" and "string_to_array" in statement:
+            assert "ix_customers_search_words" in plan, plan
+        if "WHERE customers.email_domain" in statement:
+            assert "ix_customers_email_domain" in plan, plan
         if seeded.dialect == "sqlite" and "MATCH" in statement:
             assert "VIRTUAL TABLE INDEX" in plan, plan
 

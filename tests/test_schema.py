@@ -45,7 +45,7 @@ def test_lookup_indexes_exist(db):
     assert {
         ("created_at",),
         ("status", "created_at"),
-        ("customer_id", "created_at"),
+        ("customer_id", "created_at", "id"),
         ("provider_ref",),
     } <= order_indexes
     unique = {tuple(c["column_names"]) for c in inspector.get_unique_constraints("orders")}

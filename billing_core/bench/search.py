@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from billing_core.access.roles import Actor, Role
-from billing_core.bench.run import DATA_END, Options, Row
+from billing_core.bench.run import DATA_END, LARGE_ORDERS, Options, Row, reused_large
 from billing_core.core.db import Database
 from billing_core.core.models import Customer, Order, OrderStatus
 from billing_core.demo import seeding as demo
@@ -52,6 +52,12 @@ def search_rows(options: Options) -> Iterable[Row]:
         try:
             _prepare(database, options.seed_orders)
             yield from _suite(database, f"PostgreSQL, {size}")
+        finally:
+            database.dispose()
+    if options.large_url:  # 10,000,000 orders seeded once (run.reused_large), measured as they are
+        database = reused_large(options.large_url)
+        try:
+            yield from _suite(database, f"PostgreSQL, {_size_label(LARGE_ORDERS)}")
         finally:
             database.dispose()
 

@@ -151,8 +151,11 @@ class Customer(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Name, company, email and tax id folded for the text index (billing_core.orders.customer_index keeps it).
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # What follows the email's "@" (kept with it, as search_text): an email domain is one index range.
+    email_domain: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
+        Index("ix_customers_email_domain", "email_domain"),
         # Prefix search (billing_core.orders.search): code-point order on PostgreSQL whatever the collation.
         Index("ix_customers_name_prefix", "name", postgresql_ops={"name": "text_pattern_ops"}),
         Index("ix_customers_email_prefix", "email", postgresql_ops={"email": "text_pattern_ops"}),
@@ -210,7 +213,8 @@ class Order(Base):
     __table_args__ = (
         Index("ix_orders_created_at", "created_at"),
         Index("ix_orders_status_created_at", "status", "created_at"),
-        Index("ix_orders_customer_id_created_at", "customer_id", "created_at"),
+        # id last: a customer's newest orders in the pages' order (created_at, id) from the index alone.
+        Index("ix_orders_customer_id_created_at", "customer_id", "created_at", "id"),
         Index("ix_orders_provider_ref", "provider_ref"),
         # An amount typed into the search box matches the top-up amount or the total charged.
         Index("ix_orders_amount_cents_created_at", "amount_cents", "created_at"),

@@ -253,6 +253,7 @@ def _customers(
             "search_text": [
                 customer_index.search_text(*fields) for fields in zip(names, companies, emails, tax_ids, strict=True)
             ],
+            "email_domain": [customer_index.email_domain(email) for email in emails],
         },
         timestamps=frozenset({"created_at"}),
         booleans=frozenset({"sandbox"}),

@@ -24,7 +24,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Select, and_, column, delete, event, func, insert, literal_column, select, table
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    column,
+    delete,
+    event,
+    false,
+    func,
+    insert,
+    literal_column,
+    select,
+    table,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
 
 from billing_core.core.models import Customer, CustomerGram
 
@@ -38,6 +55,7 @@ DATABASE_ONLY_TABLES = frozenset(
 DATABASE_ONLY_INDEXES = frozenset(
     {
         "ix_customers_search_text_trgm",
+        "ix_customers_search_words",
         "ix_customers_public_id_prefix",
         "ix_orders_public_id_prefix",
         "ix_orders_provider_ref_prefix",
@@ -95,6 +113,11 @@ def search_text(name: str, company: str | None, email: str, tax_id: str | None) 
     return f" {' '.join(found)} "
 
 
+def email_domain(email: str) -> str | None:
+    """What follows the last "@" of an (already lower-case) email; None without one."""
+    return email.rpartition("@")[2] if "@" in email else None
+
+
 def typed_words(text: str) -> list[str]:
     """What a person typed, as the words to look for: folded like the index, each once, in order.
 
@@ -148,6 +171,7 @@ def short_grams(name: str, company: str | None) -> frozenset[str]:
 @event.listens_for(Customer, "before_update")
 def _fold_customer(mapper, connection, target: Customer) -> None:
     target.search_text = search_text(target.name, target.company, target.email, target.tax_id)
+    target.email_domain = email_domain(target.email)
 
 
 @event.listens_for(Customer, "after_insert")
@@ -182,6 +206,11 @@ def rank(text: str, typed: Sequence[str]) -> int:
         layer = next((lay for lay in (1, 2, 3) if phrase(word, lay) in text), 4)
         worst = max(worst, layer)
     return worst
+
+
+def words_column() -> ColumnElement:
+    """PostgreSQL: search_text as the array of its words, the expression ``ix_customers_search_words`` indexes."""
+    return func.string_to_array(func.btrim(Customer.search_text), " ", type_=ARRAY(Text))
 
 
 def fts_string(phrases: Iterable[str]) -> str:
@@ -221,9 +250,10 @@ class Matcher:
 def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
     """Customers whose every typed (folded) word matches at ``layer`` or better.
 
-    Words of three or more characters (with the layer's spaces) go to the trigram index, one or two
-    Han, kana or Hangul characters to the character index; any other word too short for either is
-    checked on the rows the others found. With no word an index can answer, the condition is None.
+    The longest word of three or more characters (with the layer's spaces) goes to the trigram index,
+    one or two Han, kana or Hangul characters to the character index; the other words are checked on
+    the rows those found. On PostgreSQL whole words are looked up in the word index instead. With no
+    word an index can answer, the condition is None.
     """
     long, short, unindexed = [], [], []
     for word in typed:
@@ -238,9 +268,19 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
             return Matcher(None, "")
     if not (long or short):
         return Matcher(None, "")
+    # The trigram index reads the postings of every trigram it is given, and the short words' are the
+    # longest lists (" in" for "ines"): it is given the longest word alone, the others are checked on
+    # the rows it finds ("ines goncalves": 9.5 -> 1 ms on PostgreSQL at 1M orders).
+    long.sort(key=len, reverse=True)
+    unindexed += long[1:]
+    long = long[:1]
     position = func.instr if dialect == "sqlite" else func.strpos
     conditions: list[ColumnElement[bool]] = [position(Customer.search_text, text) > 0 for text in unindexed]
     fts_query, fts_condition = None, None
+    if layer == Layer.WHOLE and dialect == "postgresql":
+        # Whole words are elements of the word array, one posting list each in its GIN index: the trigram
+        # index reads every customer holding "nez" to find "nunez" (12 ms for "nelson" at 1M orders; this: 1).
+        return Matcher(words_column().contains(bindparam("words", list(typed), type_=ARRAY(Text))), "word index")
     if long:
         if dialect == "sqlite":
             fts = table(FTS_TABLE, column("rowid"))
@@ -256,6 +296,54 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
     if fts_condition is None:
         return Matcher(and_(*conditions), indexed_by)
     return Matcher(and_(fts_condition, *conditions), indexed_by, fts_query, and_(*conditions) if conditions else None)
+
+
+_MEMO = "customer_index.best_matches"
+ENOUGH = 21  # customers found in the tighter layers that spare reading the looser ones
+
+
+def best_matches(
+    session: Session, typed: Sequence[str], limit: int, *, include_sandbox: bool = False
+) -> list[tuple[int, int]] | None:
+    """Up to ``limit`` customers matching every typed word, best layer first: (customer id, layer).
+
+    Whole words first; starts of words and then words anywhere only while fewer than ENOUGH are found
+    (the most any list shows, and one to say there are more). The customers listed, and whose orders
+    are listed, are the best ones, not any ``limit`` of those holding the letters ("tan" lists the Tans,
+    not the first Stanleys), and a common word is not read again in a costlier layer for worse
+    matches. None when no index can answer (a single letter or symbol).
+
+    The search box asks for the customers (their list) and their orders of the same text in one
+    transaction: the answer is kept on the session until it writes or the transaction ends.
+    """
+    dialect = session.get_bind().dialect.name
+    if loosest(typed, dialect).condition is None:
+        return None
+    key = (tuple(typed), limit, include_sandbox)
+    memo = session.info.setdefault(_MEMO, {})
+    if key in memo:
+        return memo[key]
+    found: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    for layer in (Layer.WHOLE, Layer.PREFIX, Layer.INSIDE):
+        match = matcher(typed, layer, dialect)
+        if match.condition is None:
+            continue
+        query = match.customers(Customer.id).limit(limit + len(found))
+        if not include_sandbox:
+            query = query.where(Customer.sandbox.is_(false()))
+        found += [(customer_id, layer) for customer_id in session.scalars(query) if customer_id not in seen]
+        seen.update(customer_id for customer_id, _ in found)
+        if len(found) >= ENOUGH:
+            break
+    memo[key] = found[:limit]
+    return memo[key]
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_transaction_end")
+def _forget_matches(session: Session, *_) -> None:
+    session.info.pop(_MEMO, None)
 
 
 def loosest(typed: Sequence[str], dialect: str) -> Matcher:
@@ -275,6 +363,8 @@ __all__ = [
     "DATABASE_ONLY_TABLES",
     "Layer",
     "Matcher",
+    "best_matches",
+    "email_domain",
     "fold",
     "fts_string",
     "loosest",

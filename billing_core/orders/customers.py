@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from billing_core.access import audit
 from billing_core.access.audit import REASON_MAX_CHARS
 from billing_core.access.roles import Action, Actor, require
-from billing_core.core.db import transaction
+from billing_core.core.db import one_of, transaction
 from billing_core.core.errors import BillingError, NotFound
 from billing_core.core.models import (
     COMPLETABLE,
@@ -56,6 +56,7 @@ class Match(enum.IntEnum):
     WORD_START = 3
     INSIDE = 4
     ORDER = 5  # the customer of an order the text named
+    DOMAIN = 6  # their email's domain is the text
 
     @property
     def label(self) -> str:
@@ -66,6 +67,7 @@ class Match(enum.IntEnum):
             Match.WORD_START: "start of a word",
             Match.INSIDE: "inside a word",
             Match.ORDER: "their order",
+            Match.DOMAIN: "email domain",
         }[self]
 
 
@@ -105,12 +107,14 @@ def find_customers(
         if len(found) > limit:
             return
         source = condition if isinstance(condition, Select) else select(Customer).where(condition)
-        rows = session.scalars(source.where(*visible).limit(limit + 1)).all()
-        for customer in rows:
-            if customer.id not in found or found[customer.id][0] > match:
-                found[customer.id] = (match, customer)
+        for customer in session.scalars(source.where(*visible).limit(limit + 1)).all():
+            keep(customer, match)
 
-    kind, term = search._resolve_fragment(session, meaning)
+    def keep(customer: Customer, match: Match) -> None:
+        if customer.id not in found or found[customer.id][0] > match:
+            found[customer.id] = (match, customer)
+
+    kind, term = search.resolve(session, meaning)
     if kind is QueryKind.TOO_SHORT:
         pass
     elif kind is QueryKind.CUSTOMER_ID:
@@ -123,15 +127,17 @@ def find_customers(
         else:
             named = (Order.public_id if kind is QueryKind.ORDER_ID else Order.provider_ref) == term
         add(Customer.id.in_(select(Order.customer_id).where(named).limit(limit + 1)), Match.ORDER)
+    elif kind is QueryKind.EMAIL_DOMAIN:
+        add(Customer.email_domain == term, Match.DOMAIN)
     elif kind is QueryKind.EMAIL_PART:
         add(Customer.email == term, Match.EMAIL)
         if not found:
-            _words(add, customer_index.typed_words(term), dialect)
+            _words(session, keep, customer_index.typed_words(term), limit, include_sandbox)
     elif kind is QueryKind.CUSTOMER:
         typed = customer_index.typed_words(term)
-        if len(typed) == 1:
+        if len(typed) == 1 and "@" in typed[0]:
             add(Customer.email == typed[0], Match.EMAIL)
-        if not _words(add, typed, dialect):
+        if not _words(session, keep, typed, limit, include_sandbox):
             prefix = [search.starts_with(Customer.email, term.lower(), dialect)]
             if len(term) <= search.MAX_NAME_CHARS:
                 prefix.append(search.name_starts_with(Customer.name, term, dialect))
@@ -144,14 +150,17 @@ def find_customers(
     return CustomerMatches(hits, len(ranked) > limit, kind.value)
 
 
-def _words(add, typed: list[str], dialect: str) -> bool:
-    """Add the customers each layer finds, best layer first; False when no index can answer the words."""
-    if customer_index.loosest(typed, dialect).condition is None:
+def _words(session: Session, keep, typed: list[str], limit: int, include_sandbox: bool) -> bool:
+    """Keep the best ``limit`` + 1 customers the words find (the first of those whose orders are
+    listed: the same lookup); False when no index can answer the words."""
+    best = customer_index.best_matches(session, typed, search.CUSTOMER_FANOUT + 1, include_sandbox=include_sandbox)
+    if best is None:
         return False
-    for layer in (Layer.WHOLE, Layer.PREFIX, Layer.INSIDE):
-        matcher = customer_index.matcher(typed, layer, dialect)
-        if matcher.condition is not None:
-            add(matcher.customers(Customer), _LAYER_MATCH[layer])
+    layers = dict(best[: limit + 1])
+    if layers:
+        dialect = session.get_bind().dialect.name
+        for customer in session.scalars(select(Customer).where(one_of(Customer.id, layers, dialect))):
+            keep(customer, _LAYER_MATCH[layers[customer.id]])
     return True
 
 

@@ -254,11 +254,12 @@ def stuck_paid_page(
     counted = session.scalar(select(func.count()).select_from(capped), params)
     # The page's rows by primary key, put in the index's order here: an ORDER BY could lead the planner
     # to walk the whole created_at index looking for them.
-    by_id = {row.id: row for row in session.execute(select(*search._PAGE_COLUMNS).where(Order.id.in_(ids)))}
+    page = select(*search._PAGE_COLUMNS).where(Order.id.in_(ids))
+    by_id = {row.id: row for row in session.execute(search._with_names(page))}
     found = [by_id[i] for i in ids if i in by_id]
     count = MatchCount(min(counted, STUCK_COUNT_CAP), counted > STUCK_COUNT_CAP)
     next_after = (found[-1].created_at, found[-1].id) if more else None
-    return StuckPage(search._rows(session, found), next_after, count)
+    return StuckPage(search._rows(found), next_after, count)
 
 
 def _stuck_sql(session: Session, tail: str):

@@ -13,13 +13,13 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 
 import pandas as pd
-from sqlalchemy import BigInteger, Date, String, any_, bindparam, func, select, text, type_coerce
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Date, String, bindparam, func, select, text, type_coerce
 from sqlalchemy.orm import Session
 
 from billing_core.access.roles import Action, Actor, require
 from billing_core.core import countries, money
 from billing_core.core.config import DEFAULT_REPORT_TIMEZONES
+from billing_core.core.db import one_of
 from billing_core.core.errors import BillingError
 from billing_core.core.models import Customer, CustomerMonthly, CustomerTotal, Order, RevenueDaily, RevenueDailyCountry
 from billing_core.pricing.catalog import Method, PlanId, Pricing, quote
@@ -579,10 +579,7 @@ def _top_of(session: Session, customers: set[int], first_month: date, last_month
     if not customers:
         return []
     cm = CustomerMonthly
-    if session.get_bind().dialect.name == "postgresql":  # one array, not thousands of parameters
-        which = cm.customer_id == any_(bindparam("customers", list(customers), type_=ARRAY(BigInteger)))
-    else:
-        which = cm.customer_id.in_(customers)
+    which = one_of(cm.customer_id, customers, session.get_bind().dialect.name)  # one parameter, not thousands
     rows = session.execute(
         select(cm.customer_id, *_monthly_sums())
         .where(which, cm.month >= first_month, cm.month <= last_month)
