@@ -622,6 +622,22 @@ def test_a_seed_on_postgresql_leaves_statistics_on_every_table_it_fills(pg_datab
     assert never == []
 
 
+def test_a_seed_on_postgresql_leaves_the_tables_vacuumed(pg_database, admin):
+    """Until VACUUM sets a table's visibility map an index-only scan reads every row's page from the
+    table as well: the page of a last-name search's orders took 30 ms at 1,000,000 orders instead of 4."""
+    from sqlalchemy import text
+
+    demo.seed(pg_database, orders=2000, actor=admin, replace=True, end=DEMO_END)
+    with pg_database.engine.connect() as conn:
+        pages = dict(
+            conn.execute(
+                text("SELECT relname, relallvisible::float / relpages FROM pg_class WHERE relname = ANY(:names)"),
+                {"names": ["orders", "customers", "invoices", "ledger_entries"]},
+            ).all()
+        )
+    assert len(pages) == 4 and all(share == 1 for share in pages.values()), pages
+
+
 def test_only_admins_may_seed(db, analyst):
     with pytest.raises(PermissionDenied):
         demo.seed(db, orders=10, actor=analyst)
