@@ -12,8 +12,12 @@ Korean 김), ``customer_grams`` holds every one- and two-character run of Han, k
 name and company, and a word's first such character after a space (" 娜"), so the start of a word is
 one index range too, not a check of every customer holding the character.
 
-Both are written with the customer in the same flush (mapper events below), created and backfilled by
-migration 0008, and written by the demo loader in bulk from the same functions.
+On PostgreSQL whole words are also looked up as elements of the word array of ``search_text``
+(``ix_customers_search_words``, GIN): one posting list a word, where trigrams read every customer
+holding any three of its letters. ``customers.email_domain`` (B-tree) is what follows the email's "@".
+
+All are written with the customer in the same flush (mapper events below), created and backfilled by
+migrations 0013 and 0020, and written by the demo loader in bulk from the same functions.
 """
 
 from __future__ import annotations

@@ -11,11 +11,13 @@ folded). One letter or symbol (other than a Han, kana or Hangul character, which
 thousands of customers: it is refused with a note asking for two letters, and nothing is read.
 
 Every kind is an index lookup. Results are ordered newest first by (created_at, id) and paged by a
-keyset cursor, never by OFFSET. Text finds customers first: at most ``CUSTOMER_FANOUT`` customer ids
-from the text index (which stops at the LIMIT), then their orders through (customer_id, created_at),
-the page's ids taken from that index alone before its rows are read. When more customers match, the
-orders are those of the first ``CUSTOMER_FANOUT`` and a note says so. Their orders are counted no
-further than ``TEXT_COUNT_CAP`` ("1,000+"), from the same index; so are an amount's.
+keyset cursor, never by OFFSET. Text finds customers first: the best ``CUSTOMER_FANOUT`` by the text
+index (customer_index.best_matches: whole words, then starts of words, then parts), then their orders
+through (customer_id, created_at, id), the page's ids taken from that index alone before its rows are
+read. When more customers match, the orders are those of the best ``CUSTOMER_FANOUT`` and a note says
+so. A domain that some email has ("mail.test", "@mail.test") is read as an email domain, by its index.
+Their orders are counted no further than ``TEXT_COUNT_CAP`` ("1,000+"), from the same index; so are an
+amount's.
 
 The start of a name (when every typed word is one letter), case-insensitively in any script: the query side
 expands the prefix into its case variants, each character by the simple (one-to-one) Unicode case
