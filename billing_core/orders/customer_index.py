@@ -254,10 +254,10 @@ class Matcher:
 def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
     """Customers whose every typed (folded) word matches at ``layer`` or better.
 
-    The longest word of three or more characters (with the layer's spaces) goes to the trigram index,
-    one or two Han, kana or Hangul characters to the character index; the other words are checked on
-    the rows those found. On PostgreSQL whole words are looked up in the word index instead. With no
-    word an index can answer, the condition is None.
+    Words of three or more characters (with the layer's spaces) go to the trigram index, one or two
+    Han, kana or Hangul characters to the character index; any other word too short for either is
+    checked on the rows the others found. On PostgreSQL whole words are looked up in the word index
+    instead. With no word an index can answer, the condition is None.
     """
     long, short, unindexed = [], [], []
     for word in typed:
@@ -272,12 +272,6 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
             return Matcher(None, "")
     if not (long or short):
         return Matcher(None, "")
-    # The trigram index reads the postings of every trigram it is given, and the short words' are the
-    # longest lists (" in" for "ines"): it is given the longest word alone, the others are checked on
-    # the rows it finds ("ines goncalves": 9.5 -> 1 ms on PostgreSQL at 1M orders).
-    long.sort(key=len, reverse=True)
-    unindexed += long[1:]
-    long = long[:1]
     position = func.instr if dialect == "sqlite" else func.strpos
     conditions: list[ColumnElement[bool]] = [position(Customer.search_text, text) > 0 for text in unindexed]
     fts_query, fts_condition = None, None
