@@ -297,23 +297,26 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
 
 
 _MEMO = "customer_index.best_matches"
-ENOUGH = 21  # customers found in the tighter layers that spare reading the looser ones
 
 
 def best_matches(
     session: Session, typed: Sequence[str], limit: int, *, include_sandbox: bool = False
 ) -> list[tuple[int, int]] | None:
-    """Up to ``limit`` customers matching every typed word, best layer first: (customer id, layer).
+    """Up to ``limit`` customers matching every typed word, best first: (customer id, layer).
 
-    Whole words first; starts of words and then words anywhere only while fewer than ENOUGH are found
-    (the most any list shows, and one to say there are more). The customers listed, and whose orders
-    are listed, are the best ones, not any ``limit`` of those holding the letters ("tan" lists the Tans,
-    not the first Stanleys), and a common word is not read again in a costlier layer for worse
-    matches. None when no index can answer (a single letter or symbol).
+    The cheap reads first: whole words (a word index), and for one typed word the emails starting with
+    it (the email's B-tree: "layla.alhassan103" is the start of one email, which trigrams find in 10 ms
+    reading every customer with "103"). Starts of words and words anywhere by trigrams only when those
+    found nobody. So the customers listed, and whose orders are listed, are the best ones, not any
+    ``limit`` of those holding the letters ("tan" lists the Tans, not the first Stanleys), and a common
+    word is not read again, at greater cost, for worse matches. None when no index can answer (a single
+    letter or symbol).
 
     The search box asks for the customers (their list) and their orders of the same text in one
     transaction: the answer is kept on the session until it writes or the transaction ends.
     """
+    from billing_core.orders.search import starts_with  # search builds on this module
+
     dialect = session.get_bind().dialect.name
     if loosest(typed, dialect).condition is None:
         return None
@@ -321,20 +324,24 @@ def best_matches(
     memo = session.info.setdefault(_MEMO, {})
     if key in memo:
         return memo[key]
-    found: list[tuple[int, int]] = []
-    seen: set[int] = set()
-    for layer in (Layer.WHOLE, Layer.PREFIX, Layer.INSIDE):
-        match = matcher(typed, layer, dialect)
-        if match.condition is None:
-            continue
-        query = match.customers(Customer.id).limit(limit + len(found))
-        if not include_sandbox:
-            query = query.where(Customer.sandbox.is_(false()))
-        found += [(customer_id, layer) for customer_id in session.scalars(query) if customer_id not in seen]
-        seen.update(customer_id for customer_id, _ in found)
-        if len(found) >= ENOUGH:
+    visible = [] if include_sandbox else [Customer.sandbox.is_(false())]
+    whole = matcher(typed, Layer.WHOLE, dialect)
+    reads: list[tuple[Select, int]] = []
+    if whole.condition is not None:
+        reads.append((whole.customers(Customer.id), Layer.WHOLE))
+    if len(typed) == 1:
+        reads.append((select(Customer.id).where(starts_with(Customer.email, typed[0], dialect)), Layer.PREFIX))
+    found: dict[int, int] = {}
+    for query, layer in reads:
+        for customer_id in session.scalars(query.where(*visible).limit(limit + len(found))):
+            found.setdefault(customer_id, layer)
+    for layer in (Layer.PREFIX, Layer.INSIDE):
+        if found:
             break
-    memo[key] = found[:limit]
+        match = matcher(typed, layer, dialect)
+        if match.condition is not None:
+            found = dict.fromkeys(session.scalars(match.customers(Customer.id).where(*visible).limit(limit)), layer)
+    memo[key] = list(found.items())[:limit]
     return memo[key]
 
 
