@@ -584,6 +584,10 @@ NOT_CHECKED = {
     "bench.page_data.reused": "benchmark: adds its audit history to the database it was given to measure on",
     "invoices.totals.record": "adds a document's bills totals inside the issuing transaction that checked the actor",
     "invoices.totals.rebuild": "recomputes the bills totals inside rollup.rebuild, which checks revenue.rebuild",
+    "orders.customer_index.best_matches": "the customers a text names, for find_customers and search_orders, "
+    "which check reading customers or orders",
+    "orders.search.resolve": "what the typed text is where the data decides (an id's start, an email domain), "
+    "for find_customers, search_orders and the_one_order, which check the actor",
 }
 
 
