@@ -231,7 +231,6 @@ class Matcher:
     """A condition on customers that the text index answers, or None when no index can (too short)."""
 
     condition: ColumnElement[bool] | None
-    indexed_by: str
     # SQLite: the FTS5 query, and the condition without it, so that ``customers`` can let FTS5 lead.
     fts_query: str | None = None
     rest: ColumnElement[bool] | None = None
@@ -269,16 +268,16 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
         elif layer != Layer.INSIDE:
             unindexed.append(text)
         else:
-            return Matcher(None, "")
+            return Matcher(None)
     if not (long or short):
-        return Matcher(None, "")
+        return Matcher(None)
     position = func.instr if dialect == "sqlite" else func.strpos
     conditions: list[ColumnElement[bool]] = [position(Customer.search_text, text) > 0 for text in unindexed]
     fts_query, fts_condition = None, None
     if layer == Layer.WHOLE and dialect == "postgresql":
         # Whole words are elements of the word array, one posting list each in its GIN index: the trigram
         # index reads every customer holding "nez" to find "nunez" (12 ms for "nelson" at 1M orders; this: 1).
-        return Matcher(words_column().contains(bindparam("words", list(typed), type_=ARRAY(Text))), "word index")
+        return Matcher(words_column().contains(bindparam("words", list(typed), type_=ARRAY(Text))))
     if long:
         if dialect == "sqlite":
             fts = table(FTS_TABLE, column("rowid"))
@@ -290,10 +289,9 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
         # One or two characters anywhere ("娜"), or a word's first (" 娜"): each is a gram of its own.
         grams = CustomerGram.__table__
         conditions.append(Customer.id.in_(select(grams.c.customer_id).where(grams.c.gram == text)))
-    indexed_by = "text index" if long else "character index"
     if fts_condition is None:
-        return Matcher(and_(*conditions), indexed_by)
-    return Matcher(and_(fts_condition, *conditions), indexed_by, fts_query, and_(*conditions) if conditions else None)
+        return Matcher(and_(*conditions))
+    return Matcher(and_(fts_condition, *conditions), fts_query, and_(*conditions) if conditions else None)
 
 
 _MEMO = "customer_index.best_matches"
@@ -360,7 +358,7 @@ def loosest(typed: Sequence[str], dialect: str) -> Matcher:
         found = matcher(typed, layer, dialect)
         if found.condition is not None:
             return found
-    return Matcher(None, "")
+    return Matcher(None)
 
 
 __all__ = [
