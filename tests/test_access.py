@@ -553,6 +553,7 @@ NOT_CHECKED = {
     "core.db.transaction": "opens a transaction on the caller's session; reads and writes nothing itself",
     "core.db.migrate": "applies the schema; no personal or financial data",
     "core.db.is_empty": "whether any order exists, for the first run; no personal or financial data",
+    "core.db.remembered": "a dict on the caller's session for reads made in its transaction; reads nothing itself",
     "payments.registry.gateway_for": "builds a gateway client; reads and writes nothing",
     "revenue.rollup.version": "the rollup's change counter; no personal or financial data",
     "revenue.rollup.kept_timezones": "the zone names the rollup is kept for; no personal or financial data",

@@ -99,6 +99,23 @@ def one_of(column, ids: Iterable[int], dialect: str) -> ColumnElement[bool]:
     return column.in_(select(listed.c.value))
 
 
+_REMEMBERED = "billing_core.remembered"
+
+
+def remembered(session: Session, name: str) -> dict:
+    """A dict kept on ``session`` for what ``name`` has read in this transaction, for reads that several
+    callers make of the same text in one page run (the search box's customers, then their orders).
+    Emptied when the session writes (after a flush) and when the transaction ends, so nothing kept is
+    older than what the transaction sees."""
+    return session.info.setdefault(_REMEMBERED, {}).setdefault(name, {})
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, *_) -> None:
+    session.info.pop(_REMEMBERED, None)
+
+
 def describe_url(url: str) -> str:
     """Where the data lives, for people: the kind of database, host, port and database name, and
     nothing else. Not the user, and not the query string, where drivers take a password too

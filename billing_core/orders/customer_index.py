@@ -40,13 +40,16 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     literal_column,
     select,
     table,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from billing_core.core.db import remembered
 from billing_core.core.models import Customer, CustomerGram
 
 # Objects the migration makes outside the models: the FTS5 table (and its shadow tables) on SQLite,
@@ -294,9 +297,6 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
     return Matcher(and_(fts_condition, *conditions), fts_query, and_(*conditions) if conditions else None)
 
 
-_MEMO = "customer_index.best_matches"
-
-
 def best_matches(
     session: Session, typed: Sequence[str], limit: int, *, include_sandbox: bool = False
 ) -> list[tuple[int, int]] | None:
@@ -315,23 +315,27 @@ def best_matches(
     """
     from billing_core.orders.search import starts_with  # search builds on this module
 
-    dialect = session.get_bind().dialect.name
-    if loosest(typed, dialect).condition is None:
-        return None
     key = (tuple(typed), limit, include_sandbox)
-    memo = session.info.setdefault(_MEMO, {})
+    memo = remembered(session, "customer_index.best_matches")
     if key in memo:
         return memo[key]
+    dialect = session.get_bind().dialect.name
+    if loosest(typed, dialect).condition is None:
+        memo[key] = None
+        return None
     visible = [] if include_sandbox else [Customer.sandbox.is_(false())]
     whole = matcher(typed, Layer.WHOLE, dialect)
-    reads: list[tuple[Select, int]] = []
+    reads: list[Select] = []
     if whole.condition is not None:
-        reads.append((whole.customers(Customer.id), Layer.WHOLE))
+        reads.append(whole.customers(Customer.id, literal(Layer.WHOLE).label("layer")))
     if len(typed) == 1:
-        reads.append((select(Customer.id).where(starts_with(Customer.email, typed[0], dialect)), Layer.PREFIX))
+        email = starts_with(Customer.email, typed[0], dialect)
+        reads.append(select(Customer.id, literal(Layer.PREFIX).label("layer")).where(email))
     found: dict[int, int] = {}
-    for query, layer in reads:
-        for customer_id in session.scalars(query.where(*visible).limit(limit + len(found))):
+    if reads:  # one statement: each read stops at ``limit``, the better layer first
+        parts = [select(read.where(*visible).limit(limit).subquery()) for read in reads]
+        both = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+        for customer_id, layer in session.execute(select(both).order_by(both.c.layer, both.c.id)):
             found.setdefault(customer_id, layer)
     for layer in (Layer.PREFIX, Layer.INSIDE):
         if found:
@@ -341,12 +345,6 @@ def best_matches(
             found = dict.fromkeys(session.scalars(match.customers(Customer.id).where(*visible).limit(limit)), layer)
     memo[key] = list(found.items())[:limit]
     return memo[key]
-
-
-@event.listens_for(Session, "after_flush")
-@event.listens_for(Session, "after_transaction_end")
-def _forget_matches(session: Session, *_) -> None:
-    session.info.pop(_MEMO, None)
 
 
 def loosest(typed: Sequence[str], dialect: str) -> Matcher:

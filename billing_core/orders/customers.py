@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Row, and_, false, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from billing_core.access import audit
@@ -90,6 +90,17 @@ class CustomerMatches:
     understood_as: str
 
 
+# What a hit shows, read as plain rows (no objects to track: the list only shows them).
+_HIT_COLUMNS = (
+    Customer.id,
+    Customer.public_id,
+    Customer.name,
+    Customer.email,
+    Customer.company,
+    Customer.country,
+    Customer.tax_id,
+    Customer.sandbox,
+)
 _LAYER_MATCH = {Layer.WHOLE: Match.WHOLE_WORD, Layer.PREFIX: Match.WORD_START, Layer.INSIDE: Match.INSIDE}
 
 
@@ -100,17 +111,16 @@ def find_customers(
     require(actor, Action.READ_CUSTOMERS)
     meaning = search.interpret(text)
     dialect = session.get_bind().dialect.name
-    found: dict[int, tuple[Match, Customer]] = {}
+    found: dict[int, tuple[Match, Row]] = {}
     visible = [] if include_sandbox else [Customer.sandbox.is_(false())]
 
-    def add(condition: ColumnElement[bool] | Select, match: Match) -> None:
+    def add(condition: ColumnElement[bool], match: Match) -> None:
         if len(found) > limit:
             return
-        source = condition if isinstance(condition, Select) else select(Customer).where(condition)
-        for customer in session.scalars(source.where(*visible).limit(limit + 1)).all():
+        for customer in session.execute(select(*_HIT_COLUMNS).where(condition, *visible).limit(limit + 1)):
             keep(customer, match)
 
-    def keep(customer: Customer, match: Match) -> None:
+    def keep(customer, match: Match) -> None:
         if customer.id not in found or found[customer.id][0] > match:
             found[customer.id] = (match, customer)
 
@@ -159,7 +169,7 @@ def _words(session: Session, keep, typed: list[str], limit: int, include_sandbox
     layers = dict(best[: limit + 1])
     if layers:
         dialect = session.get_bind().dialect.name
-        for customer in session.scalars(select(Customer).where(one_of(Customer.id, layers, dialect))):
+        for customer in session.execute(select(*_HIT_COLUMNS).where(one_of(Customer.id, layers, dialect))):
             keep(customer, _LAYER_MATCH[layers[customer.id]])
     return True
 

@@ -65,7 +65,7 @@ from sqlalchemy.orm import Session
 
 from billing_core.access.roles import Action, Actor, require
 from billing_core.core import money
-from billing_core.core.db import one_of
+from billing_core.core.db import one_of, remembered
 from billing_core.core.errors import BillingError
 from billing_core.core.models import Customer, Invoice, InvoiceKind, Order, OrderStatus
 from billing_core.orders import customer_index
@@ -446,7 +446,14 @@ def _customers(condition: ColumnElement[bool]) -> Select:
 def resolve(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]:
     """What the text is where the data decides: a bare hex fragment is the start of an order id, else of
     a customer id, else words (a tax id); a domain ("mail.test", "@mail.test") that some email has is
-    an email domain, else words or part of an email."""
+    an email domain, else words or part of an email. Read once a transaction for the same text."""
+    memo = remembered(session, "search.resolve")
+    if meaning not in memo:
+        memo[meaning] = _resolve(session, meaning)
+    return memo[meaning]
+
+
+def _resolve(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]:
     if meaning.kind in (QueryKind.CUSTOMER, QueryKind.EMAIL_PART) and _DOMAIN.match(meaning.term):
         domain = meaning.term.removeprefix("@").lower()
         if session.scalar(select(Customer.id).where(Customer.email_domain == domain).limit(1)) is not None:
@@ -607,8 +614,15 @@ def search_orders(
     if plan.nothing:
         count = MatchCount(0, False) if count_limit is not None else None
         return SearchPage([], None, plan.understood_as, plan.notes, count)
-    found = session.execute(_with_names(_page_select(plan, page_size + 1, after))).all()
+    counted = _counted(plan, count_limit) if count_limit is not None else None
+    page = _page_select(plan, page_size + 1, after)
+    found = session.execute(_with_names(page, counted, by_ids=bool(plan.customer_ids))).all()
     more = len(found) > page_size
+    count = None
+    if counted is not None:
+        # Counted in the page's statement, once; a page after the last has no row to carry it.
+        value = found[0].matches if found else 0 if after is None else session.scalar(counted[0])
+        count = _match_count(plan, value, counted[1])
     found = found[:page_size]
     last = found[-1] if more else None
     return SearchPage(
@@ -616,31 +630,42 @@ def search_orders(
         next_cursor=Cursor(last.created_at, last.id) if last else None,
         understood_as=plan.understood_as,
         notes=plan.notes,
-        count=_count(session, plan, count_limit) if count_limit is not None else None,
+        count=count,
     )
 
 
-def _with_names(page: Select) -> Select:
+def _with_names(page: Select, counted: tuple[Select, int] | None = None, *, by_ids: bool = False) -> Select:
     """The page's rows with their customer's id, email and name and their invoice's number, in the same
     statement (two more round trips and their statements cost more than the lookups). Each is a lookup by
-    key per row, whatever the planner would think of joining a small table whole."""
+    key per row, whatever the planner would think of joining a small table whole: over the page, or
+    (``by_ids``: a select of orders whose WHERE names at most a page of ids) in that select itself. With
+    ``counted`` (``_counted``), every row also carries the capped count of the matches (column
+    ``matches``): a subquery that names no row of the page, so both databases run it once."""
+    extra = [] if counted is None else [counted[0].scalar_subquery().label("matches")]
+    if by_ids:
+        return page.add_columns(*_names(Order.customer_id, Order.id), *extra)
     rows = page.subquery("page")
+    return select(rows, *_names(rows.c.customer_id, rows.c.id), *extra).order_by(
+        rows.c.created_at.desc(), rows.c.id.desc()
+    )
 
+
+def _names(customer_id, order_id) -> list:
     def customers(column):
-        return select(column).where(Customer.id == rows.c.customer_id).scalar_subquery()
+        return select(column).where(Customer.id == customer_id).scalar_subquery()
 
-    invoice = select(Invoice.number).where(Invoice.order_id == rows.c.id, Invoice.kind == InvoiceKind.INVOICE)
-    return select(
-        rows,
+    invoice = select(Invoice.number).where(Invoice.order_id == order_id, Invoice.kind == InvoiceKind.INVOICE)
+    return [
         customers(Customer.public_id).label("customer_public_id"),
         customers(Customer.email).label("customer_email"),
         customers(Customer.name).label("customer_name"),
         invoice.scalar_subquery().label("invoice_number"),
-    ).order_by(rows.c.created_at.desc(), rows.c.id.desc())
+    ]
 
 
 def _rows(found: Sequence) -> list[OrderRow]:
     """Rows of ``_with_names`` as OrderRows."""
+    plans, methods, statuses = PlanId._value2member_map_, Method._value2member_map_, OrderStatus._value2member_map_
     return [
         OrderRow(
             public_id=r.public_id,
@@ -648,13 +673,13 @@ def _rows(found: Sequence) -> list[OrderRow]:
             customer_public_id=r.customer_public_id,
             customer_email=r.customer_email,
             customer_name=r.customer_name,
-            plan=PlanId(r.plan),
-            method=Method(r.method),
+            plan=plans[r.plan],
+            method=methods[r.method],
             amount_cents=r.amount_cents,
             fee_cents=r.fee_cents,
             total_cents=r.total_cents,
             credits=r.credits,
-            status=OrderStatus(r.status),
+            status=statuses[r.status],
             provider_ref=r.provider_ref,
             invoice_number=r.invoice_number,
             sandbox=bool(r.sandbox),
@@ -679,25 +704,31 @@ def count_matches(session: Session, actor: Actor, query: OrderQuery, limit: int 
 
 
 def _count(session: Session, plan: _Plan, limit: int) -> MatchCount:
+    statement, limit = _counted(plan, limit)
+    return _match_count(plan, session.scalar(statement) or 0, limit)
+
+
+def _counted(plan: _Plan, limit: int) -> tuple[Select, int]:
+    """The statement counting the plan's matches no further than past the limit, and that limit
+    (a search by customer or by an amount counts no further than TEXT_COUNT_CAP)."""
     conditions = list(plan.conditions)
     if plan.customer_ids or plan.amount_cents is not None:
         limit = min(limit, TEXT_COUNT_CAP)
     if plan.statuses:
         conditions.append(Order.status.in_(plan.statuses))
     if plan.amount_cents is not None:
-        either = union(
-            *(
-                select(part)
-                for part in (
-                    select(Order.id).where(*conditions, column == plan.amount_cents).limit(limit + 1).subquery()
-                    for column in (Order.amount_cents, Order.total_cents)
-                )
-            )
-        ).subquery()
-        value = session.scalar(select(func.count()).select_from(either)) or 0
-        return MatchCount(min(value, limit), value > limit)
+        parts = (
+            select(Order.id).where(*conditions, column == plan.amount_cents).limit(limit + 1).subquery()
+            for column in (Order.amount_cents, Order.total_cents)
+        )
+        either = union(*(select(part) for part in parts)).subquery()
+        return select(func.count()).select_from(either), limit
     capped = select(Order.id).where(*conditions).limit(limit + 1).subquery()
-    value = session.scalar(select(func.count()).select_from(capped)) or 0
+    return select(func.count()).select_from(capped), limit
+
+
+def _match_count(plan: _Plan, value: int | None, limit: int) -> MatchCount:
+    value = value or 0
     return MatchCount(min(value, limit), value > limit or plan.more_customers)
 
 
