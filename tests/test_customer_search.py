@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from billing_core.core.errors import BillingError, PermissionDenied
-from billing_core.core.models import Customer, CustomerGram, Order
+from billing_core.core.models import Customer, CustomerGram, CustomerOrders, Order
 from billing_core.demo import seeding as demo
 from billing_core.orders import customer_index
 from billing_core.orders import lifecycle as orders
@@ -229,6 +229,62 @@ def _index_matches_customers(db, session) -> None:
             assert c.id in set(session.scalars(fts, {"q": customer_index.fts_string([c.email])}))
 
 
+def _order_counts_match_orders(session) -> None:
+    truth = session.execute(
+        select(Order.customer_id, func.count(), func.max(Order.created_at)).group_by(Order.customer_id)
+    ).all()
+    kept = session.execute(
+        select(CustomerOrders.customer_id, CustomerOrders.order_count, CustomerOrders.last_order_at)
+    ).all()
+    assert truth and sorted(map(tuple, kept)) == sorted(map(tuple, truth))
+
+
+def test_order_counts_follow_every_new_order_in_its_transaction(session, admin, support, people, pricing):
+    _order_counts_match_orders(session)
+    mary, _ = people["mary.nelson1@mail.test"]
+    # An order placed earlier than her newest does not move the newest; a later one does.
+    for hours in (-5, 50):
+        orders.create_order(
+            session,
+            admin,
+            customer_id=mary.id,
+            amount="30",
+            method="stripe",
+            pricing=pricing,
+            now=T0 + timedelta(hours=hours),
+        )
+        _order_counts_match_orders(session)
+    # "nelson": Mary Nelson's whole word and the email starting with it (Mandla Nelsonson's).
+    page = search_orders(session, SUPPORT, OrderQuery(text="nelson"), count_limit=10_000)
+    assert (page.count.value, page.count.capped) == (4, False)
+    assert [r.created_at for r in page.rows] == [T0 + timedelta(hours=h) for h in (50, 9, 0, -5)]
+    assert {r.customer_email for r in page.rows} == {"mary.nelson1@mail.test", "nelson.mandla10@example.net"}
+
+
+def test_the_first_page_of_many_customers_orders_is_their_newest_orders(seeded, support):
+    # The first page reads only the customers whose newest order can reach it: the same rows and count
+    # as every matched customer's orders merged, and the next pages follow on from it.
+    with seeded.session() as session:
+        for typed in ("Nelson", "mail.test", "娜", "Jung", "tan"):
+            page = search_orders(session, SUPPORT, OrderQuery(text=typed), page_size=20, count_limit=10_000)
+            matched = [c for c, _ in customer_index.best_matches(session, customer_index.typed_words(typed), 201)]
+            if typed == "mail.test":
+                matched = session.scalars(
+                    select(Customer.id)
+                    .where(Customer.email_domain == "mail.test", Customer.sandbox.is_(False))
+                    .limit(201)
+                ).all()
+            theirs = select(Order).where(Order.customer_id.in_(matched[:200]))
+            newest = session.scalars(theirs.order_by(Order.created_at.desc(), Order.id.desc()).limit(20)).all()
+            assert [r.public_id for r in page.rows] == [o.public_id for o in newest], typed
+            total = session.scalar(select(func.count()).select_from(theirs.subquery()))
+            assert page.count.value == min(total, 1000), typed
+            assert page.count.capped == (total > 1000 or len(matched) > 200), typed
+            after = search_orders(session, SUPPORT, OrderQuery(text=typed), page_size=20, after=page.next_cursor)
+            following = session.scalars(theirs.order_by(Order.created_at.desc(), Order.id.desc()).offset(20).limit(20))
+            assert [r.public_id for r in after.rows] == [o.public_id for o in following], typed
+
+
 def test_index_follows_creates_and_edits(db, session, admin, finance, support, people):
     customer, _ = people["noah.taylor9@brightpath-au.test"]
     update_billing_details(
@@ -264,6 +320,7 @@ def test_billing_details_edit_needs_finance_and_a_reason(session, support, finan
 def test_seeded_index_matches_the_customers(db, session, admin):
     demo.seed(db, orders=3000, seed=3, actor=admin)
     _index_matches_customers(db, session)
+    _order_counts_match_orders(session)
 
 
 # --- every kind uses an index -------------------------------------------------------------------------

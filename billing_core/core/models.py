@@ -169,6 +169,21 @@ class Customer(Base):
     )
 
 
+class CustomerOrders(Base):
+    """Per customer: how many orders they have and when the newest was created (sandbox ones too, as the
+    customer's own orders are listed). Kept in the flush of every new order (customer_index); the search's
+    first page of matched customers' orders probes only the customers whose newest order can reach it,
+    and counts from here."""
+
+    __tablename__ = "customer_orders"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True, autoincrement=False)
+    order_count: Mapped[int]
+    last_order_at: Mapped[datetime]
+
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
 class CustomerGram(Base):
     """One- and two-character runs of a customer's Han, kana or Hangul text: what trigrams cannot find."""
 

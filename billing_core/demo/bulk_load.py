@@ -22,6 +22,7 @@ from billing_core.core.models import (
 from billing_core.credits import demo as credits_demo
 from billing_core.demo.generation import DemoData, Derived, Same, Table, _timestamps
 from billing_core.invoices import totals as bills_totals
+from billing_core.orders import customer_index
 from billing_core.revenue import rollup
 
 _CHUNK = 50_000
@@ -57,6 +58,7 @@ _WIPE_ORDER = (
     "simulated_requests",
     "simulated_refunds",
     "simulated_payments",
+    "customer_orders",
     "orders",
     "customer_grams",
     "customers",
@@ -293,6 +295,7 @@ def _finish(conn: Connection, dialect: str, data: DemoData, zones: tuple[str, ..
                 f"(SELECT coalesce(max(id), 0) + 1 FROM {t}), false)"
             )
     _mark_rollup_built(conn, zones)
+    conn.exec_driver_sql(customer_index.ORDER_COUNTS_REBUILD)  # from the orders just written, as migration 0021
 
 
 def _sqlite_load_mode(raw) -> tuple[str, int]:

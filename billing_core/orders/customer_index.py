@@ -17,7 +17,9 @@ On PostgreSQL whole words are also looked up as elements of the word array of ``
 holding any three of its letters. ``customers.email_domain`` (B-tree) is what follows the email's "@".
 
 All are written with the customer in the same flush (mapper events below), created and backfilled by
-migrations 0013 and 0020, and written by the demo loader in bulk from the same functions.
+migrations 0013 and 0020, and written by the demo loader in bulk from the same functions. So is
+``customer_orders`` with every new order: how many orders each customer has and when the newest was made,
+what the search's page of matched customers' orders starts from (migration 0021).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
+    any_,
     bindparam,
+    case,
     column,
     delete,
     event,
@@ -46,11 +50,12 @@ from sqlalchemy import (
     table,
     union_all,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from billing_core.core.db import remembered
-from billing_core.core.models import Customer, CustomerGram
+from billing_core.core.models import Customer, CustomerGram, CustomerOrders, Order
 
 # Objects the migration makes outside the models: the FTS5 table (and its shadow tables) on SQLite,
 # the trigram and code-point-order indexes on PostgreSQL. tests/test_schema.py leaves them out of the
@@ -191,6 +196,28 @@ def _write_grams(mapper, connection, target: Customer) -> None:
         connection.execute(insert(grams), rows)
 
 
+# Every customer's order count and newest order, from the orders (migration 0021, the demo seed).
+ORDER_COUNTS_REBUILD = (
+    "INSERT INTO customer_orders (customer_id, order_count, last_order_at) "
+    "SELECT customer_id, count(*), max(created_at) FROM orders GROUP BY customer_id"
+)
+
+
+@event.listens_for(Order, "after_insert")
+def _count_order(mapper, connection, target: Order) -> None:
+    """One more order for its customer, and the newest one's time, in the order's own flush."""
+    counts = CustomerOrders.__table__
+    upsert = (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(counts)
+    upsert = upsert.values(customer_id=target.customer_id, order_count=1, last_order_at=target.created_at)
+    newer = upsert.excluded.last_order_at > counts.c.last_order_at
+    latest = case((newer, upsert.excluded.last_order_at), else_=counts.c.last_order_at)
+    connection.execute(
+        upsert.on_conflict_do_update(
+            index_elements=["customer_id"], set_={"order_count": counts.c.order_count + 1, "last_order_at": latest}
+        )
+    )
+
+
 # --- lookups --------------------------------------------------------------------------------------
 
 
@@ -288,10 +315,16 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
             fts_condition = Customer.id.in_(select(fts.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(fts_query)))
         else:
             conditions.extend(Customer.search_text.like(_like(text), escape="\\") for text in long)
+    grams = CustomerGram.__table__
     for text in short:
         # One or two characters anywhere ("娜"), or a word's first (" 娜"): each is a gram of its own.
-        grams = CustomerGram.__table__
-        conditions.append(Customer.id.in_(select(grams.c.customer_id).where(grams.c.gram == text)))
+        holders = select(grams.c.customer_id).where(grams.c.gram == text)
+        if dialect == "postgresql":
+            # The holders as one array, then the customers by key: given "id IN (holders)" PostgreSQL
+            # hashes the 2,193 holders of "娜" and scans the customers until 201 match (3.5 ms; this: 0.5).
+            conditions.append(Customer.id == any_(func.array(holders.scalar_subquery())))
+        else:
+            conditions.append(Customer.id.in_(holders))
     if fts_condition is None:
         return Matcher(and_(*conditions))
     return Matcher(and_(fts_condition, *conditions), fts_query, and_(*conditions) if conditions else None)

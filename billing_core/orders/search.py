@@ -41,7 +41,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from functools import cache
 
@@ -67,7 +67,7 @@ from billing_core.access.roles import Action, Actor, require
 from billing_core.core import money
 from billing_core.core.db import one_of, remembered
 from billing_core.core.errors import BillingError
-from billing_core.core.models import Customer, Invoice, InvoiceKind, Order, OrderStatus
+from billing_core.core.models import Customer, CustomerOrders, Invoice, InvoiceKind, Order, OrderStatus
 from billing_core.orders import customer_index
 from billing_core.pricing.catalog import Method, PlanId
 
@@ -614,15 +614,29 @@ def search_orders(
     if plan.nothing:
         count = MatchCount(0, False) if count_limit is not None else None
         return SearchPage([], None, plan.understood_as, plan.notes, count)
-    counted = _counted(plan, count_limit) if count_limit is not None else None
-    page = _page_select(plan, page_size + 1, after)
-    found = session.execute(_with_names(page, counted, by_ids=bool(plan.customer_ids))).all()
-    more = len(found) > page_size
+    first = _first_page_customers(session, plan, page_size + 1) if after is None else None
     count = None
+    if first is not None:  # the customers that can reach the page, and their orders counted
+        reaching, orders = first
+        paged = replace(plan, conditions=[], customer_ids=[], customer_scope=None)
+        _scope_to_ids(paged, reaching)
+        counted = None
+        if count_limit is not None:
+            count = _match_count(plan, orders, _count_cap(plan, count_limit))
+        found = (
+            []
+            if paged.nothing
+            else session.execute(_with_names(_page_select(paged, page_size + 1, None), by_ids=True)).all()
+        )
+    else:
+        counted = _counted(plan, count_limit) if count_limit is not None else None
+        page = _page_select(plan, page_size + 1, after)
+        found = session.execute(_with_names(page, counted, by_ids=bool(plan.customer_ids))).all()
     if counted is not None:
         # Counted in the page's statement, once; a page after the last has no row to carry it.
         value = found[0].matches if found else 0 if after is None else session.scalar(counted[0])
         count = _match_count(plan, value, counted[1])
+    more = len(found) > page_size
     found = found[:page_size]
     last = found[-1] if more else None
     return SearchPage(
@@ -708,12 +722,36 @@ def _count(session: Session, plan: _Plan, limit: int) -> MatchCount:
     return _match_count(plan, session.scalar(statement) or 0, limit)
 
 
+def _first_page_customers(session: Session, plan: _Plan, rows: int) -> tuple[list[int], int] | None:
+    """For the first page of the matched customers' orders, no other filter on: the customers whose
+    newest order can be among the newest ``rows`` of them all, and how many orders they all have, from
+    ``customer_orders``. If ``rows`` customers have an order at or after t, every order on the page is at
+    or after t, so a customer whose newest is older has none on it. None for any other search."""
+    only_customers = len(plan.conditions) == 1 and plan.conditions[0] is plan.customer_scope
+    if not plan.customer_ids or not only_customers or plan.statuses:
+        return None
+    counts = CustomerOrders
+    found = session.execute(
+        select(counts.customer_id, counts.order_count, counts.last_order_at).where(
+            one_of(counts.customer_id, plan.customer_ids, plan.dialect)
+        )
+    ).all()
+    newest = sorted((r.last_order_at for r in found), reverse=True)
+    bound = newest[rows - 1] if len(newest) >= rows else None
+    reaching = [r.customer_id for r in found if bound is None or r.last_order_at >= bound]
+    return reaching, sum(r.order_count for r in found)
+
+
+def _count_cap(plan: _Plan, limit: int) -> int:
+    """A search by customer or by an amount counts no further than TEXT_COUNT_CAP."""
+    return min(limit, TEXT_COUNT_CAP) if plan.customer_ids or plan.amount_cents is not None else limit
+
+
 def _counted(plan: _Plan, limit: int) -> tuple[Select, int]:
     """The statement counting the plan's matches no further than past the limit, and that limit
-    (a search by customer or by an amount counts no further than TEXT_COUNT_CAP)."""
+    (``_count_cap``)."""
     conditions = list(plan.conditions)
-    if plan.customer_ids or plan.amount_cents is not None:
-        limit = min(limit, TEXT_COUNT_CAP)
+    limit = _count_cap(plan, limit)
     if plan.statuses:
         conditions.append(Order.status.in_(plan.statuses))
     if plan.amount_cents is not None:
