@@ -14,8 +14,9 @@ Every kind is an index lookup. Results are ordered newest first by (created_at, 
 keyset cursor, never by OFFSET. Text finds customers first: the best ``CUSTOMER_FANOUT`` by the text
 index (customer_index.best_matches: whole words, then starts of words, then parts), then their orders
 through (customer_id, created_at, id), the page's ids taken from that index alone before its rows are
-read. When more customers match, the orders are those of the best ``CUSTOMER_FANOUT`` and a note says
-so. A domain that some email has ("mail.test", "@mail.test") is read as an email domain, by its index.
+read. The first page with no filter but the text reads only the customers whose newest order can reach
+it, and sums their order counts (``customer_orders``, kept with every new order). When more customers
+match, the orders are those of the best ``CUSTOMER_FANOUT`` and a note says so. A domain that some email has ("mail.test", "@mail.test") is read as an email domain, by its index.
 Their orders are counted no further than ``TEXT_COUNT_CAP`` ("1,000+"), from the same index; so are an
 amount's.
 
@@ -614,28 +615,7 @@ def search_orders(
     if plan.nothing:
         count = MatchCount(0, False) if count_limit is not None else None
         return SearchPage([], None, plan.understood_as, plan.notes, count)
-    first = _first_page_customers(session, plan, page_size + 1) if after is None else None
-    count = None
-    if first is not None:  # the customers that can reach the page, and their orders counted
-        reaching, orders = first
-        paged = replace(plan, conditions=[], customer_ids=[], customer_scope=None)
-        _scope_to_ids(paged, reaching)
-        counted = None
-        if count_limit is not None:
-            count = _match_count(plan, orders, _count_cap(plan, count_limit))
-        found = (
-            []
-            if paged.nothing
-            else session.execute(_with_names(_page_select(paged, page_size + 1, None), by_ids=True)).all()
-        )
-    else:
-        counted = _counted(plan, count_limit) if count_limit is not None else None
-        page = _page_select(plan, page_size + 1, after)
-        found = session.execute(_with_names(page, counted, by_ids=bool(plan.customer_ids))).all()
-    if counted is not None:
-        # Counted in the page's statement, once; a page after the last has no row to carry it.
-        value = found[0].matches if found else 0 if after is None else session.scalar(counted[0])
-        count = _match_count(plan, value, counted[1])
+    found, count = _read_page(session, plan, page_size + 1, after, count_limit)
     more = len(found) > page_size
     found = found[:page_size]
     last = found[-1] if more else None
@@ -646,6 +626,29 @@ def search_orders(
         notes=plan.notes,
         count=count,
     )
+
+
+def _read_page(
+    session: Session, plan: _Plan, rows: int, after: Cursor | None, count_limit: int | None
+) -> tuple[Sequence, MatchCount | None]:
+    """Up to ``rows`` rows of the page (``_with_names``) and, with ``count_limit``, the capped count."""
+    first = _first_page_customers(session, plan, rows) if after is None else None
+    if first is not None:
+        reaching, orders = first
+        count = None if count_limit is None else _match_count(plan, orders, _count_cap(plan, count_limit))
+        if not reaching:
+            return [], count
+        paged = replace(plan, conditions=[], customer_ids=[], customer_scope=None)
+        _scope_to_ids(paged, reaching)
+        return session.execute(_with_names(_page_select(paged, rows, None), by_ids=True)).all(), count
+    counted = _counted(plan, count_limit) if count_limit is not None else None
+    page = _with_names(_page_select(plan, rows, after), counted, by_ids=bool(plan.customer_ids))
+    found = session.execute(page).all()
+    if counted is None:
+        return found, None
+    # Counted in the page's statement, once; a page after the last has no row to carry it.
+    value = found[0].matches if found else 0 if after is None else session.scalar(counted[0])
+    return found, _match_count(plan, value, counted[1])
 
 
 def _with_names(page: Select, counted: tuple[Select, int] | None = None, *, by_ids: bool = False) -> Select:
@@ -679,7 +682,6 @@ def _names(customer_id, order_id) -> list:
 
 def _rows(found: Sequence) -> list[OrderRow]:
     """Rows of ``_with_names`` as OrderRows."""
-    plans, methods, statuses = PlanId._value2member_map_, Method._value2member_map_, OrderStatus._value2member_map_
     return [
         OrderRow(
             public_id=r.public_id,
@@ -687,13 +689,13 @@ def _rows(found: Sequence) -> list[OrderRow]:
             customer_public_id=r.customer_public_id,
             customer_email=r.customer_email,
             customer_name=r.customer_name,
-            plan=plans[r.plan],
-            method=methods[r.method],
+            plan=PlanId(r.plan),
+            method=Method(r.method),
             amount_cents=r.amount_cents,
             fee_cents=r.fee_cents,
             total_cents=r.total_cents,
             credits=r.credits,
-            status=statuses[r.status],
+            status=OrderStatus(r.status),
             provider_ref=r.provider_ref,
             invoice_number=r.invoice_number,
             sandbox=bool(r.sandbox),
