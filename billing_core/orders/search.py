@@ -16,9 +16,9 @@ index (customer_index.best_matches: whole words, then starts of words, then part
 through (customer_id, created_at, id), the page's ids taken from that index alone before its rows are
 read. The first page with no filter but the text reads only the customers whose newest order can reach
 it, and sums their order counts (``customer_orders``, kept with every new order). When more customers
-match, the orders are those of the best ``CUSTOMER_FANOUT`` and a note says so. A domain that some email has ("mail.test", "@mail.test") is read as an email domain, by its index.
-Their orders are counted no further than ``TEXT_COUNT_CAP`` ("1,000+"), from the same index; so are an
-amount's.
+match, the orders are those of the best ``CUSTOMER_FANOUT`` and a note says so. A domain that some
+email has ("mail.test", "@mail.test") is read as an email domain, by its index. Their orders are counted
+no further than ``TEXT_COUNT_CAP`` ("1,000+"); so are an amount's.
 
 The start of a name (when every typed word is one letter), case-insensitively in any script: the query side
 expands the prefix into its case variants, each character by the simple (one-to-one) Unicode case
