@@ -28,7 +28,9 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -330,10 +332,30 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
     return Matcher(and_(fts_condition, *conditions), fts_query, and_(*conditions) if conditions else None)
 
 
+class Best(NamedTuple):
+    """A customer a text names: how well (a Layer), and from ``customer_orders`` their order count and
+    newest order's time (0 and None without orders), which the search's first page starts from."""
+
+    id: int
+    layer: int
+    orders: int
+    newest: datetime | None
+
+
+def with_order_counts(ids: Select) -> Select:
+    """``ids`` (a select of customer ids, with any further columns) and each one's order count and newest
+    order, by the key of ``customer_orders``: read with the customers, not in a statement of their own."""
+    found = ids.subquery("found")
+    counts = CustomerOrders.__table__
+    return select(
+        found, func.coalesce(counts.c.order_count, 0).label("orders"), counts.c.last_order_at.label("newest")
+    ).outerjoin(counts, counts.c.customer_id == found.c.id)
+
+
 def best_matches(
     session: Session, typed: Sequence[str], limit: int, *, include_sandbox: bool = False
-) -> list[tuple[int, int]] | None:
-    """Up to ``limit`` customers matching every typed word, best first: (customer id, layer).
+) -> list[Best] | None:
+    """Up to ``limit`` customers matching every typed word, best first.
 
     The cheap reads first: whole words (a word index), and for one typed word the emails starting with
     it (the email's B-tree: "layla.alhassan103" is the start of one email, which trigrams find in 10 ms
@@ -364,19 +386,20 @@ def best_matches(
     if len(typed) == 1:
         email = starts_with(Customer.email, typed[0], dialect)
         reads.append(select(Customer.id, literal(Layer.PREFIX).label("layer")).where(email))
-    found: dict[int, int] = {}
+    found: dict[int, Best] = {}
     if reads:  # one statement: each read stops at ``limit``, the better layer first
         parts = [select(read.where(*visible).limit(limit).subquery()) for read in reads]
-        both = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
-        for customer_id, layer in session.execute(select(both).order_by(both.c.layer, both.c.id)):
-            found.setdefault(customer_id, layer)
+        both = with_order_counts(union_all(*parts) if len(parts) > 1 else parts[0])
+        for row in session.execute(both.order_by(both.selected_columns.layer, both.selected_columns.id)):
+            found.setdefault(row.id, Best(*row))
     for layer in (Layer.PREFIX, Layer.INSIDE):
         if found:
             break
         match = matcher(typed, layer, dialect)
         if match.condition is not None:
-            found = dict.fromkeys(session.scalars(match.customers(Customer.id).where(*visible).limit(limit)), layer)
-    memo[key] = list(found.items())[:limit]
+            read = match.customers(Customer.id, literal(layer).label("layer")).where(*visible).limit(limit)
+            found = {row.id: Best(*row) for row in session.execute(with_order_counts(read))}
+    memo[key] = list(found.values())[:limit]
     return memo[key]
 
 
@@ -395,6 +418,7 @@ def loosest(typed: Sequence[str], dialect: str) -> Matcher:
 __all__ = [
     "DATABASE_ONLY_INDEXES",
     "DATABASE_ONLY_TABLES",
+    "Best",
     "Layer",
     "Matcher",
     "best_matches",
@@ -407,5 +431,6 @@ __all__ = [
     "search_text",
     "short_grams",
     "typed_words",
+    "with_order_counts",
     "words",
 ]

@@ -166,7 +166,7 @@ def _words(session: Session, keep, typed: list[str], limit: int, include_sandbox
     best = customer_index.best_matches(session, typed, search.CUSTOMER_FANOUT + 1, include_sandbox=include_sandbox)
     if best is None:
         return False
-    layers = dict(best[: limit + 1])
+    layers = {b.id: b.layer for b in best[: limit + 1]}
     if layers:
         dialect = session.get_bind().dialect.name
         for customer in session.execute(select(*_HIT_COLUMNS).where(one_of(Customer.id, layers, dialect))):

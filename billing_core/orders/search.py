@@ -54,6 +54,7 @@ from sqlalchemy import (
     bindparam,
     false,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -68,8 +69,9 @@ from billing_core.access.roles import Action, Actor, require
 from billing_core.core import money
 from billing_core.core.db import one_of, remembered
 from billing_core.core.errors import BillingError
-from billing_core.core.models import Customer, CustomerOrders, Invoice, InvoiceKind, Order, OrderStatus
+from billing_core.core.models import Customer, Invoice, InvoiceKind, Order, OrderStatus
 from billing_core.orders import customer_index
+from billing_core.orders.customer_index import Best, Layer
 from billing_core.pricing.catalog import Method, PlanId
 
 MAX_QUERY_CHARS = 320  # the longest email address
@@ -348,6 +350,8 @@ class _Plan:
     nothing: bool = False
     dialect: str = "sqlite"
     customer_scope: ColumnElement[bool] | None = None  # the condition naming customer_ids, among conditions
+    # customer id -> (order count, newest order's time), read with the customers (customer_orders)
+    order_counts: dict[int, tuple[int, datetime | None]] = field(default_factory=dict)
 
 
 def _plan(session: Session, query: OrderQuery) -> _Plan:
@@ -420,7 +424,7 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
                 session, customer_index.typed_words(term), CUSTOMER_FANOUT + 1, include_sandbox=query.include_sandbox
             )
             if found is not None:
-                _scope_to_ids(plan, [customer_id for customer_id, _ in found])
+                _scope_to_ids(plan, found)
             else:
                 _scope_to_customers(plan, session, [_customers(starts_with(Customer.email, term, dialect))], visible)
     elif kind is QueryKind.CUSTOMER:
@@ -428,7 +432,7 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
             session, customer_index.typed_words(term), CUSTOMER_FANOUT + 1, include_sandbox=query.include_sandbox
         )
         if found is not None:
-            _scope_to_ids(plan, [customer_id for customer_id, _ in found])
+            _scope_to_ids(plan, found)
         else:
             plan.understood_as = QueryKind.CUSTOMER_PREFIX.value
             sources = [_customers(starts_with(Customer.email, term.lower(), dialect))]
@@ -441,7 +445,7 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
 
 
 def _customers(condition: ColumnElement[bool]) -> Select:
-    return select(Customer.id).where(condition)
+    return select(Customer.id, literal(Layer.WHOLE).label("layer")).where(condition)
 
 
 def resolve(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]:
@@ -474,25 +478,28 @@ def _scope_to_customers(
     plan: _Plan, session: Session, sources: list[Select], visible: list[ColumnElement[bool]]
 ) -> None:
     """Resolve the matching customers first (at most CUSTOMER_FANOUT), then scope orders to them."""
-    ids: dict[int, None] = {}
+    found: dict[int, Best] = {}
     for source in sources:
-        ids.update(dict.fromkeys(session.scalars(source.where(*visible).limit(CUSTOMER_FANOUT + 1))))
-    _scope_to_ids(plan, list(ids))
+        read = customer_index.with_order_counts(source.where(*visible).limit(CUSTOMER_FANOUT + 1))
+        for row in session.execute(read):
+            found.setdefault(row.id, Best(*row))
+    _scope_to_ids(plan, list(found.values()))
 
 
-def _scope_to_ids(plan: _Plan, ids: list[int]) -> None:
-    """Scope orders to the customers ``ids`` (best first; more than CUSTOMER_FANOUT: the first ones, said)."""
-    if not ids:
+def _scope_to_ids(plan: _Plan, found: Sequence[Best]) -> None:
+    """Scope orders to the customers ``found`` (best first; more than CUSTOMER_FANOUT: the first ones, said)."""
+    if not found:
         plan.nothing = True
         return
-    if len(ids) > CUSTOMER_FANOUT:
+    if len(found) > CUSTOMER_FANOUT:
         plan.more_customers = True
         plan.notes += (
             f"More than {CUSTOMER_FANOUT} customers match: the orders listed are those of the "
             f"{CUSTOMER_FANOUT} best matching. Type more of the name, or the email, to narrow.",
         )
     plan.narrow = True
-    plan.customer_ids = ids[:CUSTOMER_FANOUT]
+    plan.order_counts = {b.id: (b.orders, b.newest) for b in found[:CUSTOMER_FANOUT]}
+    plan.customer_ids = list(plan.order_counts)
     only = plan.customer_ids[0]
     plan.customer_scope = (
         Order.customer_id == only
@@ -632,17 +639,18 @@ def _read_page(
     session: Session, plan: _Plan, rows: int, after: Cursor | None, count_limit: int | None
 ) -> tuple[Sequence, MatchCount | None]:
     """Up to ``rows`` rows of the page (``_with_names``) and, with ``count_limit``, the capped count."""
-    first = _first_page_customers(session, plan, rows) if after is None else None
-    if first is not None:
-        reaching, orders = first
+    reaching = _first_page_customers(plan, rows) if after is None else None
+    if reaching is not None:
+        orders = sum(n for n, _ in plan.order_counts.values())
         count = None if count_limit is None else _match_count(plan, orders, _count_cap(plan, count_limit))
         if not reaching:
             return [], count
         paged = replace(plan, conditions=[], customer_ids=[], customer_scope=None)
         _scope_to_ids(paged, reaching)
-        return session.execute(_with_names(_page_select(paged, rows, None), by_ids=True)).all(), count
+        page = _with_names(_page_select(paged, rows, None), by_ids=True, dialect=plan.dialect)
+        return session.execute(page).all(), count
     counted = _counted(plan, count_limit) if count_limit is not None else None
-    page = _with_names(_page_select(plan, rows, after), counted, by_ids=bool(plan.customer_ids))
+    page = _with_names(_page_select(plan, rows, after), counted, by_ids=bool(plan.customer_ids), dialect=plan.dialect)
     found = session.execute(page).all()
     if counted is None:
         return found, None
@@ -651,7 +659,9 @@ def _read_page(
     return found, _match_count(plan, value, counted[1])
 
 
-def _with_names(page: Select, counted: tuple[Select, int] | None = None, *, by_ids: bool = False) -> Select:
+def _with_names(
+    page: Select, counted: tuple[Select, int] | None = None, *, by_ids: bool = False, dialect: str = "sqlite"
+) -> Select:
     """The page's rows with their customer's id, email and name and their invoice's number, in the same
     statement (two more round trips and their statements cost more than the lookups). Each is a lookup by
     key per row, whatever the planner would think of joining a small table whole: over the page, or
@@ -659,6 +669,21 @@ def _with_names(page: Select, counted: tuple[Select, int] | None = None, *, by_i
     ``counted`` (``_counted``), every row also carries the capped count of the matches (column
     ``matches``): a subquery that names no row of the page, so both databases run it once."""
     extra = [] if counted is None else [counted[0].scalar_subquery().label("matches")]
+    if by_ids and dialect == "postgresql":
+        # The customer's three columns as one lateral row: one key lookup a row, not three (0.5 -> 0.15 ms
+        # a page of 51 at 1,000,000 orders); LIMIT 1 keeps the planner from making it a join of all customers.
+        who = (
+            select(
+                Customer.public_id.label("customer_public_id"),
+                Customer.email.label("customer_email"),
+                Customer.name.label("customer_name"),
+            )
+            .where(Customer.id == Order.customer_id)
+            .limit(1)
+            .lateral("who")
+        )
+        invoice = _names(Order.customer_id, Order.id)[-1]
+        return page.add_columns(*who.c, invoice, *extra).join(who, true())
     if by_ids:
         return page.add_columns(*_names(Order.customer_id, Order.id), *extra)
     rows = page.subquery("page")
@@ -724,24 +749,21 @@ def _count(session: Session, plan: _Plan, limit: int) -> MatchCount:
     return _match_count(plan, session.scalar(statement) or 0, limit)
 
 
-def _first_page_customers(session: Session, plan: _Plan, rows: int) -> tuple[list[int], int] | None:
+def _first_page_customers(plan: _Plan, rows: int) -> list[Best] | None:
     """For the first page of the matched customers' orders, no other filter on: the customers whose
-    newest order can be among the newest ``rows`` of them all, and how many orders they all have, from
-    ``customer_orders``. If ``rows`` customers have an order at or after t, every order on the page is at
-    or after t, so a customer whose newest is older has none on it. None for any other search."""
+    newest order can be among the newest ``rows`` of them all (``plan.order_counts``). If ``rows``
+    customers have an order at or after t, every order on the page is at or after t, so a customer whose
+    newest is older has none on it. None for any other search."""
     only_customers = len(plan.conditions) == 1 and plan.conditions[0] is plan.customer_scope
     if not plan.customer_ids or not only_customers or plan.statuses:
         return None
-    counts = CustomerOrders
-    found = session.execute(
-        select(counts.customer_id, counts.order_count, counts.last_order_at).where(
-            one_of(counts.customer_id, plan.customer_ids, plan.dialect)
-        )
-    ).all()
-    newest = sorted((r.last_order_at for r in found), reverse=True)
+    newest = sorted((at for _, at in plan.order_counts.values() if at is not None), reverse=True)
     bound = newest[rows - 1] if len(newest) >= rows else None
-    reaching = [r.customer_id for r in found if bound is None or r.last_order_at >= bound]
-    return reaching, sum(r.order_count for r in found)
+    return [
+        Best(customer_id, Layer.WHOLE, orders, at)
+        for customer_id, (orders, at) in plan.order_counts.items()
+        if at is not None and (bound is None or at >= bound)
+    ]
 
 
 def _count_cap(plan: _Plan, limit: int) -> int:
