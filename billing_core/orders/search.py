@@ -54,7 +54,6 @@ from sqlalchemy import (
     bindparam,
     false,
     func,
-    literal,
     literal_column,
     or_,
     select,
@@ -71,7 +70,6 @@ from billing_core.core.db import one_of, remembered
 from billing_core.core.errors import BillingError
 from billing_core.core.models import Customer, Invoice, InvoiceKind, Order, OrderStatus
 from billing_core.orders import customer_index
-from billing_core.orders.customer_index import Best, Layer
 from billing_core.pricing.catalog import Method, PlanId
 
 MAX_QUERY_CHARS = 320  # the longest email address
@@ -424,7 +422,7 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
                 session, customer_index.typed_words(term), CUSTOMER_FANOUT + 1, include_sandbox=query.include_sandbox
             )
             if found is not None:
-                _scope_to_ids(plan, found)
+                _scope_to_ids(plan, {b.id: (b.orders, b.newest) for b in found})
             else:
                 _scope_to_customers(plan, session, [_customers(starts_with(Customer.email, term, dialect))], visible)
     elif kind is QueryKind.CUSTOMER:
@@ -432,7 +430,7 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
             session, customer_index.typed_words(term), CUSTOMER_FANOUT + 1, include_sandbox=query.include_sandbox
         )
         if found is not None:
-            _scope_to_ids(plan, found)
+            _scope_to_ids(plan, {b.id: (b.orders, b.newest) for b in found})
         else:
             plan.understood_as = QueryKind.CUSTOMER_PREFIX.value
             sources = [_customers(starts_with(Customer.email, term.lower(), dialect))]
@@ -445,7 +443,7 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
 
 
 def _customers(condition: ColumnElement[bool]) -> Select:
-    return select(Customer.id, literal(Layer.WHOLE).label("layer")).where(condition)
+    return select(Customer.id).where(condition)
 
 
 def resolve(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]:
@@ -478,16 +476,17 @@ def _scope_to_customers(
     plan: _Plan, session: Session, sources: list[Select], visible: list[ColumnElement[bool]]
 ) -> None:
     """Resolve the matching customers first (at most CUSTOMER_FANOUT), then scope orders to them."""
-    found: dict[int, Best] = {}
+    found: dict[int, tuple[int, datetime | None]] = {}
     for source in sources:
         read = customer_index.with_order_counts(source.where(*visible).limit(CUSTOMER_FANOUT + 1))
         for row in session.execute(read):
-            found.setdefault(row.id, Best(*row))
-    _scope_to_ids(plan, list(found.values()))
+            found.setdefault(row.id, (row.orders, row.newest))
+    _scope_to_ids(plan, found)
 
 
-def _scope_to_ids(plan: _Plan, found: Sequence[Best]) -> None:
-    """Scope orders to the customers ``found`` (best first; more than CUSTOMER_FANOUT: the first ones, said)."""
+def _scope_to_ids(plan: _Plan, found: dict[int, tuple[int, datetime | None]]) -> None:
+    """Scope orders to the customers ``found`` (id -> order count and newest order, best first; more than
+    CUSTOMER_FANOUT: the first ones, said)."""
     if not found:
         plan.nothing = True
         return
@@ -498,7 +497,7 @@ def _scope_to_ids(plan: _Plan, found: Sequence[Best]) -> None:
             f"{CUSTOMER_FANOUT} best matching. Type more of the name, or the email, to narrow.",
         )
     plan.narrow = True
-    plan.order_counts = {b.id: (b.orders, b.newest) for b in found[:CUSTOMER_FANOUT]}
+    plan.order_counts = dict(itertools.islice(found.items(), CUSTOMER_FANOUT))
     plan.customer_ids = list(plan.order_counts)
     only = plan.customer_ids[0]
     plan.customer_scope = (
@@ -682,27 +681,28 @@ def _with_names(
             .limit(1)
             .lateral("who")
         )
-        invoice = _names(Order.customer_id, Order.id)[-1]
-        return page.add_columns(*who.c, invoice, *extra).join(who, true())
+        return page.add_columns(*who.c, _invoice_number(Order.id), *extra).join(who, true())
     if by_ids:
-        return page.add_columns(*_names(Order.customer_id, Order.id), *extra)
+        return page.add_columns(*_customer_names(Order.customer_id), _invoice_number(Order.id), *extra)
     rows = page.subquery("page")
-    return select(rows, *_names(rows.c.customer_id, rows.c.id), *extra).order_by(
-        rows.c.created_at.desc(), rows.c.id.desc()
-    )
+    names = [*_customer_names(rows.c.customer_id), _invoice_number(rows.c.id)]
+    return select(rows, *names, *extra).order_by(rows.c.created_at.desc(), rows.c.id.desc())
 
 
-def _names(customer_id, order_id) -> list:
+def _customer_names(customer_id) -> list:
     def customers(column):
         return select(column).where(Customer.id == customer_id).scalar_subquery()
 
-    invoice = select(Invoice.number).where(Invoice.order_id == order_id, Invoice.kind == InvoiceKind.INVOICE)
     return [
         customers(Customer.public_id).label("customer_public_id"),
         customers(Customer.email).label("customer_email"),
         customers(Customer.name).label("customer_name"),
-        invoice.scalar_subquery().label("invoice_number"),
     ]
+
+
+def _invoice_number(order_id):
+    invoice = select(Invoice.number).where(Invoice.order_id == order_id, Invoice.kind == InvoiceKind.INVOICE)
+    return invoice.scalar_subquery().label("invoice_number")
 
 
 def _rows(found: Sequence) -> list[OrderRow]:
@@ -749,7 +749,7 @@ def _count(session: Session, plan: _Plan, limit: int) -> MatchCount:
     return _match_count(plan, session.scalar(statement) or 0, limit)
 
 
-def _first_page_customers(plan: _Plan, rows: int) -> list[Best] | None:
+def _first_page_customers(plan: _Plan, rows: int) -> dict[int, tuple[int, datetime | None]] | None:
     """For the first page of the matched customers' orders, no other filter on: the customers whose
     newest order can be among the newest ``rows`` of them all (``plan.order_counts``). If ``rows``
     customers have an order at or after t, every order on the page is at or after t, so a customer whose
@@ -759,11 +759,11 @@ def _first_page_customers(plan: _Plan, rows: int) -> list[Best] | None:
         return None
     newest = sorted((at for _, at in plan.order_counts.values() if at is not None), reverse=True)
     bound = newest[rows - 1] if len(newest) >= rows else None
-    return [
-        Best(customer_id, Layer.WHOLE, orders, at)
+    return {
+        customer_id: (orders, at)
         for customer_id, (orders, at) in plan.order_counts.items()
         if at is not None and (bound is None or at >= bound)
-    ]
+    }
 
 
 def _count_cap(plan: _Plan, limit: int) -> int:
