@@ -42,14 +42,26 @@ def registered(name: str) -> st.Page:
     return st.Page(render, title=entry.title, url_path=name, icon=entry.icon)
 
 
-pages = [registered(name) for name in pages_for(actor)]
+allowed = pages_for(actor)
+pages = [registered(name) for name in allowed]
 if pages:
     # Streamlit serves its default page at "/" only, never at its own url_path: were a role's first page
     # the default, a link to it (/orders?order=…) would be "page not found". So the default is a hidden
-    # start page that opens the role's first page, and every page keeps its own address for every role.
+    # start page that opens the role's first page, and every page keeps its own address for every role:
+    # a page the role may not open answers at its address with why (hidden, titled as a refusal).
     home = st.Page(
         partial(_guard.open_first, pages[0]), title="Billing Ops", url_path="home", default=True, visibility="hidden"
     )
-    st.navigation([home, *pages]).run()
+    refused = [
+        st.Page(
+            partial(_guard.refused_page, actor, name, pages[0]),
+            title=_guard.REFUSED_TITLE,
+            url_path=name,
+            visibility="hidden",
+        )
+        for name in PAGES
+        if name not in allowed
+    ]
+    st.navigation([home, *pages, *refused]).run()
 else:
     st.navigation([st.Page(_guard.no_page_yet, title="Billing Ops", url_path="home", icon=":material/home:")]).run()

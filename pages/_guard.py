@@ -28,6 +28,7 @@ ROLE_WIDGET_KEY = "local_role_picker"
 LOCAL_MODE_BANNER = "Local mode — identity chosen here, not signed in"
 NO_SIGN_IN = "No access: sign-in is not configured; set BILLING_LOCAL_MODE=1 for local mode."
 NOT_SIGNED_IN = "Sign in first: this page is for signed-in staff only."
+REFUSED_TITLE = "Not for your role"
 _MODE_COLOURS = {"SIMULATED": "blue", "TEST": "orange", "LIVE": "red"}
 
 
@@ -111,10 +112,26 @@ def page_context(page: str) -> PageContext:
         st.error(NO_SIGN_IN if settings.sign_in is None else NOT_SIGNED_IN, icon=":material/lock:")
         st.stop()
     if not may_open(actor, page):
-        title = PAGES[page].title if page in PAGES else page
-        st.error(f"The {actor.role.value} role may not open the {title} page.")
+        st.error(not_allowed(actor, page), icon=":material/block:")
         st.stop()
     return PageContext(settings, database(settings.database_url), actor)
+
+
+def not_allowed(actor: Actor, page: str) -> str:
+    title = PAGES[page].title if page in PAGES else page
+    return f"The {actor.role.value} role may not open the {title} page."
+
+
+def refused_page(actor: Actor, page: str, first: st.Page) -> None:
+    """What a page's address shows to a role that may not open it: why, and the way to its own first page.
+
+    The router registers these (hidden) rather than leaving the address unknown: Streamlit's own
+    "page not found" runs the default page, whose switch to the first page can clear the notice
+    before it reaches the browser, so the person would land on another page without a word.
+    """
+    st.title(REFUSED_TITLE)
+    st.error(not_allowed(actor, page), icon=":material/block:")
+    st.page_link(first, label=f"Open {first.title}", icon=first.icon or None)
 
 
 def signed_in_actor_or_stop(settings: Settings) -> Actor:

@@ -14,6 +14,7 @@ from streamlit.util import calc_hash
 from billing_core.access.roles import PAGES, Actor, Role
 from billing_core.core.db import Database
 from billing_core.orders import lifecycle as orders
+from pages._guard import REFUSED_TITLE
 from tests.helpers import make_customer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,9 +109,11 @@ def run_as(user: dict | None, page: str | None = None) -> AppTest:
 
 def registered(at: AppTest) -> set[str]:
     """The pages st.navigation registered (the default page's URL is "", so match by hash), without the
-    start pages that only say who may enter ("welcome") or open the role's first page ("home")."""
+    start pages that only say who may enter ("welcome") or open the role's first page ("home"), and
+    without the refusals that answer at the addresses of the pages the role may not open."""
     by_hash = {calc_hash(page): page for page in [*PAGES, "welcome", "home"]}
-    return {by_hash.get(h, h) for h in at._registered_pages} - {"welcome", "home"}
+    opened = {h for h, info in at._registered_pages.items() if info.get("page_name") != REFUSED_TITLE}
+    return {by_hash.get(h, h) for h in opened} - {"welcome", "home"}
 
 
 def page_text(at: AppTest) -> str:
@@ -192,6 +195,8 @@ def test_a_page_a_role_may_not_use_never_runs_for_it(signed_in_env, role, page):
     at = run_as(PEOPLE[role], page)
     assert TITLES[page] not in titles(at)
     assert page not in registered(at)
+    assert titles(at) == [REFUSED_TITLE]  # the address answers with why, and no page's content
+    assert [e.value for e in at.error] == [f"The {role.value} role may not open the {TITLES[page]} page."]
 
 
 def test_a_live_stripe_key_shows_live_on_every_page(signed_in_env):

@@ -29,6 +29,7 @@ from billing_core.demo import seeding as demo
 from billing_core.invoices import batch, storage
 from billing_core.invoices import deep_check as bills_check
 from billing_core.invoices import review as bills
+from pages._guard import REFUSED_TITLE
 from pages._text import plain
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -400,7 +401,11 @@ def test_verify_lists_an_altered_file(seeded, files):
 def test_support_and_analyst_do_not_get_the_page(seeded, monkeypatch, role):
     monkeypatch.setenv("BILLING_LOCAL_ROLE", role)
     at = AppTest.from_file(APP, default_timeout=60).run()
-    assert "invoices" not in {info.get("url_pathname") for info in at._registered_pages.values()}
+    [(page_hash, info)] = [(h, i) for h, i in at._registered_pages.items() if i.get("url_pathname") == "invoices"]
+    assert info["page_name"] == REFUSED_TITLE  # the address answers with a refusal, not the page
+    at._page_hash = page_hash
+    at.run()
+    assert [t.value for t in at.title] == [REFUSED_TITLE]
     assert all(t.value != "Invoices" for t in at.title)
 
 

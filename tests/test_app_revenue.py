@@ -14,6 +14,7 @@ from billing_core.access.roles import Actor, Role
 from billing_core.core.config import Settings
 from billing_core.orders import lifecycle as orders
 from billing_core.pricing.catalog import load_pricing
+from pages._guard import REFUSED_TITLE
 from tests.helpers import make_customer, paid
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -131,7 +132,12 @@ def test_a_completed_order_shows_on_the_next_run(app_env, db, shop):
 def test_support_may_not_open_revenue(app_env, db):
     app_env(db.url, role="support")
     at = AppTest.from_file(APP, default_timeout=60).run()
-    assert "revenue" not in {i.get("url_pathname") for i in at._registered_pages.values()}
+    [(page_hash, info)] = [(h, i) for h, i in at._registered_pages.items() if i.get("url_pathname") == "revenue"]
+    assert info["page_name"] == REFUSED_TITLE  # the address answers with a refusal, not the page
+    at._page_hash = page_hash
+    at.run()
+    assert [t.value for t in at.title] == [REFUSED_TITLE]
+    assert not at.metric
 
 
 def test_days_older_than_the_range_are_left_out(app_env, db, shop):

@@ -157,8 +157,13 @@ def test_each_role_signs_in_sees_its_pages_is_refused_others_and_signs_out(app_s
         if title in expected:
             continue
         page.goto(f"{base}/{url}")  # typed by hand
-        expect(page.get_by_text("Page not found")).to_be_visible()
+        expect(page.get_by_role("heading", name="Not for your role")).to_be_visible()
+        expect(page.get_by_text(f"The {who} role may not open the {title} page.")).to_be_visible()
         expect(page.get_by_role("heading", name=title, exact=True)).to_have_count(0)
+        assert page.url.endswith(f"/{url}")  # the address stays what was typed
+    if len(expected) < len(URLS):
+        page.get_by_role("link", name=f"Open {expected[0]}").click()
+        expect(page.get_by_role("heading", name=expected[0], exact=True)).to_be_visible()
 
     page.goto(base)
     sign_out(page)
