@@ -56,40 +56,45 @@ def _usage_rows(dialect: str, after_order_id: int) -> str:
 
 
 def _usage(conn: Connection, after_order_id: int, data_end: datetime) -> None:
+    """The usage rows worked out once into a temporary table, then written as ledger entries (ids after
+    the ledger's, in time order) and as usage lines per customer, day and model. Read twice straight from
+    the orders, SQLite worked each row's expressions out again for every place they appear: 20 s at a
+    million orders, 10 this way."""
     dialect = conn.dialect.name
-    rows = _usage_rows(dialect, after_order_id)
     end = data_end.strftime("%Y-%m-%d %H:%M:%S") if dialect == "sqlite" else data_end
+    conn.execute(
+        text(
+            f"CREATE TEMPORARY TABLE seed_usage AS SELECT * FROM ({_usage_rows(dialect, after_order_id)}) u "  # noqa: S608
+            "WHERE u.credits > 0 AND u.at < :end"
+        ),
+        {"end": end},
+    )
     note = (
         "'usage ' || u.day || ' · ' || u.model"
         if dialect == "sqlite"
         else "'usage ' || CAST(u.day AS text) || ' · ' || u.model"
     )
-    conn.execute(
-        text(
-            f"""
-            INSERT INTO ledger_entries (id, customer_id, order_id, kind, pool, credits, value_cents, refund_id, note,
-                                        created_at, created_by)
-            SELECT (SELECT COALESCE(MAX(id), 0) FROM ledger_entries) + row_number() OVER (ORDER BY u.at, u.order_id),
-                   u.customer_id, NULL, '{LedgerKind.USAGE.value}', '{CreditPool.PAID.value}', -u.credits,
-                   -u.value_cents, NULL, {note}, u.at, '{METERING}'
-            FROM ({rows}) u WHERE u.credits > 0 AND u.at < :end
-            """  # noqa: S608 - fixed names and expressions
-        ),
-        {"end": end},
+    last_id = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM ledger_entries").scalar()
+    conn.exec_driver_sql(
+        f"""
+        INSERT INTO ledger_entries (id, customer_id, order_id, kind, pool, credits, value_cents, refund_id, note,
+                                    created_at, created_by)
+        SELECT {int(last_id)} + row_number() OVER (ORDER BY u.at, u.order_id),
+               u.customer_id, NULL, '{LedgerKind.USAGE.value}', '{CreditPool.PAID.value}', -u.credits,
+               -u.value_cents, NULL, {note}, u.at, '{METERING}'
+        FROM seed_usage u
+        """  # noqa: S608 - fixed names and expressions
     )
-    conn.execute(
-        text(
-            f"""
-            INSERT INTO usage_lines (customer_id, day, model, credits, promotional_credits, paid_value_cents,
-                                     overdrawn, import_id, updated_at)
-            SELECT u.customer_id, u.day, u.model, SUM(u.credits), 0, SUM(u.value_cents),
-                   {"0" if dialect == "sqlite" else "false"}, NULL, MAX(u.at)
-            FROM ({rows}) u WHERE u.credits > 0 AND u.at < :end
-            GROUP BY u.customer_id, u.day, u.model
-            """  # noqa: S608 - fixed names and expressions
-        ),
-        {"end": end},
+    conn.exec_driver_sql(
+        f"""
+        INSERT INTO usage_lines (customer_id, day, model, credits, promotional_credits, paid_value_cents,
+                                 overdrawn, import_id, updated_at)
+        SELECT u.customer_id, u.day, u.model, SUM(u.credits), 0, SUM(u.value_cents),
+               {"0" if dialect == "sqlite" else "false"}, NULL, MAX(u.at)
+        FROM seed_usage u GROUP BY u.customer_id, u.day, u.model
+        """  # noqa: S608 - fixed names and expressions
     )
+    conn.exec_driver_sql("DROP TABLE seed_usage")
 
 
 def _load(conn: Connection, offsets: dict[str, int], data_end: datetime) -> None:

@@ -66,6 +66,26 @@ _WIPE_ORDER = (
 )
 
 
+def secondary_indexes(conn: Connection, tables: tuple[str, ...]) -> dict[str, list[tuple[str, str]]]:
+    """Per table, (name, CREATE statement) of the non-constraint indexes exactly as the migration made them."""
+    names = ", ".join(f"'{t}'" for t in tables)
+    if conn.dialect.name == "sqlite":
+        sql = (
+            "SELECT tbl_name, name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
+            f"AND tbl_name IN ({names})"
+        )
+    else:
+        sql = (
+            "SELECT tablename, indexname, indexdef FROM pg_indexes "  # noqa: S608
+            f"WHERE schemaname = current_schema() AND tablename IN ({names}) "
+            "AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+        )
+    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for table, name, create in conn.exec_driver_sql(sql).all():
+        out[table].append((name, create))
+    return out
+
+
 def _column_values(table: Table, name: str, dialect: str, start: int, stop: int) -> list:
     values = table.columns[name]
     if isinstance(values, Derived):
@@ -178,23 +198,7 @@ class _Loader:
         self.conn.exec_driver_sql(sql)
 
     def secondary_indexes(self) -> dict[str, list[tuple[str, str]]]:
-        """Per table, (name, CREATE statement) of the non-constraint indexes exactly as the migration made them."""
-        names = ", ".join(f"'{t}'" for t in _TABLES)
-        if self.dialect == "sqlite":
-            sql = (
-                "SELECT tbl_name, name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
-                f"AND tbl_name IN ({names})"
-            )
-        else:
-            sql = (
-                "SELECT tablename, indexname, indexdef FROM pg_indexes "  # noqa: S608
-                f"WHERE schemaname = current_schema() AND tablename IN ({names}) "
-                "AND indexname NOT IN (SELECT conname FROM pg_constraint)"
-            )
-        out: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for table, name, create in self.conn.exec_driver_sql(sql).all():
-            out[table].append((name, create))
-        return out
+        return secondary_indexes(self.conn, _TABLES)
 
     def load(self, table: Table, indexes: list[tuple[str, str]]) -> None:
         """Write ``table`` and then create its ``indexes`` (dropped beforehand by the caller)."""
