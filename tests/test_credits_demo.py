@@ -8,8 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from billing_core.core.models import CreditBalance, Customer, LedgerEntry, LedgerKind, UsageLine
+from billing_core.core.models import CreditBalance, Customer, LedgerEntry, LedgerKind, Order, UsageLine
 from billing_core.credits import liability, usage
+from billing_core.credits.ledger import _share
 from billing_core.demo import seeding as demo
 from billing_core.demo.generation import end_bound
 from tests.helpers import DEMO_END
@@ -61,3 +62,23 @@ def test_a_file_restating_seeded_usage_books_nothing_and_a_correction_books_the_
     fixed = f"customer,day,model,credits\n{who},{line.day},{line.model},0\n".encode()
     result = usage.apply(db, finance, usage.parse_usage(fixed, "fixed.csv"))
     assert (result.corrected, result.credits) == (1, -line.credits)
+
+
+def test_seeded_top_ups_refunds_and_usage_carry_the_worth_the_ledger_gives(db, admin):
+    """Each entry's worth is its share of its order's amount before fees, half up to the cent, as
+    posting it one by one would give (a top-up: the whole amount)."""
+    demo.seed(db, orders=1500, seed=13, actor=admin)
+    with db.session() as s:
+        rows = s.execute(
+            select(LedgerEntry.kind, LedgerEntry.credits, LedgerEntry.value_cents, Order.amount_cents, Order.credits)
+            .join(Order, Order.id == LedgerEntry.order_id)
+            .where(LedgerEntry.kind.in_([LedgerKind.TOPUP, LedgerKind.REFUND]))
+        ).all()
+        usage_worth = s.scalar(select(func.sum(LedgerEntry.value_cents)).where(LedgerEntry.kind == LedgerKind.USAGE))
+        booked_worth = s.scalar(select(func.sum(UsageLine.paid_value_cents)))
+    kinds = {kind for kind, *_ in rows}
+    assert kinds == {LedgerKind.TOPUP, LedgerKind.REFUND}
+    for kind, credits, worth, amount, of_credits in rows:
+        expected = amount if kind == LedgerKind.TOPUP else -_share(amount, -credits, of_credits)
+        assert worth == expected, (kind, credits, amount, of_credits)
+    assert usage_worth == -booked_worth < 0

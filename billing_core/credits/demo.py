@@ -44,8 +44,7 @@ def _usage_rows(dialect: str, after_order_id: int) -> str:
     drawn = f"((o.credits - COALESCE(r.credits, 0)) * ({share}) / 1000)"
     return f"""
         SELECT o.customer_id AS customer_id, o.id AS order_id, {drawn} AS credits,
-               CASE WHEN o.credits = 0 THEN 0
-                    ELSE (2 * o.amount_cents * {drawn} + o.credits) / (2 * o.credits) END AS value_cents,
+               {ledger.worth_sql("o.amount_cents", "o.credits", drawn)} AS value_cents,
                {at} AS at, {day} AS day, {model} AS model
         FROM orders o
         LEFT JOIN (SELECT order_id, CAST(SUM(credits) AS BIGINT) AS credits FROM refunds WHERE status = 'succeeded'
@@ -98,7 +97,7 @@ def _usage(conn: Connection, after_order_id: int, data_end: datetime) -> None:
 
 
 def _load(conn: Connection, offsets: dict[str, int], data_end: datetime) -> None:
-    """The worth of the paid credits of the orders just written, their usage, then the rollups from the ledger."""
-    ledger._value_from_orders(conn, offsets.get("orders", 0))
+    """The usage of the paid credits of the orders just written (whose ledger entries came with their
+    worth), then the rollups from the ledger."""
     _usage(conn, offsets.get("orders", 0), data_end)
     ledger._rebuild(conn)

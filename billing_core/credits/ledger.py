@@ -177,16 +177,24 @@ def _post(session: Session, entries: Iterable[LedgerEntry]) -> list[LedgerEntry]
 
 # --- rebuilt from the ledger (rollup rebuild) --------------------------------------------------------
 
-# Top-ups and refunds written in bulk (the migration that made pools, the demo loader) get their worth
-# as _post gives it: the order's amount before fees, or a refund's share of it, half up to the cent
-# ((2 a c + o) / (2 o) in integers for a share c / o of an amount a).
+
+def worth_sql(amount: str, of_credits: str, credits: str) -> str:
+    """SQL for the worth of ``credits`` of an order of ``of_credits`` credits that cost ``amount`` cents,
+    as _post gives it: the share credits / of_credits of the amount, half up to the cent, in integers
+    ((2 a c + o) / (2 o)); the whole order's credits are worth its amount. Arguments are SQL expressions."""
+    return (
+        f"(CASE WHEN {of_credits} = 0 THEN 0 ELSE (2 * {amount} * {credits} + {of_credits}) / (2 * {of_credits}) END)"
+    )
+
+
+# Top-ups and refunds written in bulk before pools had a worth (the migration that made them) get it.
+_TOPUP_WORTH = worth_sql("o.amount_cents", "o.credits", "ledger_entries.credits")
+_REFUND_WORTH = worth_sql("o.amount_cents", "o.credits", "(-ledger_entries.credits)")
 _VALUE_FROM_ORDERS = (
-    "UPDATE ledger_entries SET value_cents = (SELECT CASE WHEN o.credits = 0 THEN 0 "
-    "ELSE (2 * o.amount_cents * ledger_entries.credits + o.credits) / (2 * o.credits) END "
-    "FROM orders o WHERE o.id = ledger_entries.order_id) WHERE kind = 'topup' AND order_id > {after}",
-    "UPDATE ledger_entries SET value_cents = -(SELECT CASE WHEN o.credits = 0 THEN 0 "
-    "ELSE (2 * o.amount_cents * (-ledger_entries.credits) + o.credits) / (2 * o.credits) END "
-    "FROM orders o WHERE o.id = ledger_entries.order_id) WHERE kind = 'refund' AND order_id > {after}",
+    f"UPDATE ledger_entries SET value_cents = (SELECT {_TOPUP_WORTH} FROM orders o "  # noqa: S608
+    "WHERE o.id = ledger_entries.order_id) WHERE kind = 'topup' AND order_id > {after}",
+    f"UPDATE ledger_entries SET value_cents = -(SELECT {_REFUND_WORTH} FROM orders o "  # noqa: S608
+    "WHERE o.id = ledger_entries.order_id) WHERE kind = 'refund' AND order_id > {after}",
 )
 
 

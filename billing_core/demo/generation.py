@@ -20,6 +20,7 @@ from billing_core.core.models import (
     RefundStatus,
     SimulatedStatus,
 )
+from billing_core.credits import ledger as credit_ledger
 from billing_core.demo.fixtures import (
     CASE_GATEWAY,
     CASE_HAS_REF,
@@ -100,6 +101,7 @@ class Table:
     # run instead of binding every row (the same rows, computed in C without the GIL).
     sqlite_select: str | None = None
     sqlite_params: tuple = ()  # bound to sqlite_select
+    portable_select: bool = False  # sqlite_select is plain SQL: PostgreSQL runs it too, instead of a COPY
 
     def __len__(self) -> int:
         return next(len(v) for v in self.columns.values() if not isinstance(v, Same | Derived))  # type: ignore[arg-type]
@@ -601,6 +603,7 @@ def generate_stream(
         timestamps=frozenset({"created_at"}),
         nullable=frozenset({"refund_id"}),
         sqlite_select=_ledger_select(offsets),
+        portable_select=True,
     )
 
     yield ledger
@@ -659,18 +662,21 @@ def _ledger_select(offsets: dict[str, int]) -> str:
     entry_id = offsets.get("ledger_entries", 0)
     order_id, refund_id = offsets.get("orders", 0), offsets.get("refunds", 0)
     return f"""
-        INSERT INTO ledger_entries (id, customer_id, order_id, kind, credits, refund_id, created_at, created_by)
+        INSERT INTO ledger_entries (id, customer_id, order_id, kind, credits, value_cents, refund_id, created_at,
+                                    created_by)
         SELECT {int(entry_id)} + row_number() OVER (ORDER BY t, order_id, k), customer_id, order_id,
                CASE k WHEN 0 THEN '{LedgerKind.TOPUP.value}' ELSE '{LedgerKind.REFUND.value}' END,
-               credits, refund_id, t, created_by
+               credits, value_cents, refund_id, t, created_by
         FROM (
-            SELECT paid_at AS t, id AS order_id, 0 AS k, customer_id, credits, NULL AS refund_id,
+            SELECT paid_at AS t, id AS order_id, 0 AS k, customer_id, credits,
+                   {credit_ledger.worth_sql("amount_cents", "credits", "credits")} AS value_cents, NULL AS refund_id,
                    '{GATEWAY_ACTOR}' AS created_by
             FROM orders WHERE paid_at IS NOT NULL AND id > {int(order_id)}
             UNION ALL
-            SELECT r.created_at, r.order_id, 1, o.customer_id, -r.credits, r.id, r.created_by
+            SELECT r.created_at, r.order_id, 1, o.customer_id, -r.credits,
+                   -{credit_ledger.worth_sql("o.amount_cents", "o.credits", "r.credits")}, r.id, r.created_by
             FROM refunds r JOIN orders o ON o.id = r.order_id WHERE r.id > {int(refund_id)}
-        )
+        ) AS entries
         ORDER BY t, order_id, k
     """  # noqa: S608 - integers and fixed names only
 
