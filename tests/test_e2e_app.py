@@ -73,7 +73,8 @@ def test_choosing_a_plan_and_typing_an_amount_updates_the_quote(start_server, pa
 def test_first_request_to_simulator_url_as_support_shows_no_simulator(start_server, page):
     base = start_server("support")
     page.goto(f"{base}/simulator")  # the very first request this server sees
-    expect(page.get_by_role("heading", name="Orders")).to_be_visible()  # support's own page instead
+    expect(page.get_by_role("heading", name="Not for your role")).to_be_visible()  # why, not the simulator
+    expect(page.get_by_text("The support role may not open the Top-up simulator page.")).to_be_visible()
     settle(page)
 
     expect(page.get_by_role("button", name="Get Credits")).to_have_count(0)

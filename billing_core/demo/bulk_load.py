@@ -66,7 +66,7 @@ _WIPE_ORDER = (
 )
 
 
-def secondary_indexes(conn: Connection, tables: tuple[str, ...]) -> dict[str, list[tuple[str, str]]]:
+def _secondary_indexes(conn: Connection, tables: tuple[str, ...]) -> dict[str, list[tuple[str, str]]]:
     """Per table, (name, CREATE statement) of the non-constraint indexes exactly as the migration made them."""
     names = ", ".join(f"'{t}'" for t in tables)
     if conn.dialect.name == "sqlite":
@@ -198,7 +198,7 @@ class _Loader:
         self.conn.exec_driver_sql(sql)
 
     def secondary_indexes(self) -> dict[str, list[tuple[str, str]]]:
-        return secondary_indexes(self.conn, _TABLES)
+        return _secondary_indexes(self.conn, _TABLES)
 
     def load(self, table: Table, indexes: list[tuple[str, str]]) -> None:
         """Write ``table`` and then create its ``indexes`` (dropped beforehand by the caller)."""

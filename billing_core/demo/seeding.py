@@ -30,10 +30,10 @@ from billing_core.demo.bulk_load import (
     _finish,
     _Loader,
     _Profile,
+    _secondary_indexes,
     _sqlite_load_mode,
     _sqlite_normal_mode,
     _wipe,
-    secondary_indexes,
 )
 from billing_core.demo.generation import DemoData, end_bound, generate_stream
 from billing_core.demo.rollup_arrays import bills_table, rollup_tables
@@ -152,7 +152,7 @@ def seed(
                         loader.finish()
                     with profile.section("credits"):
                         # Their rollups' indexes too are built once, after the rows.
-                        credit_indexes = [i for t in secondary_indexes(conn, credits_demo.TABLES).values() for i in t]
+                        credit_indexes = [i for t in _secondary_indexes(conn, credits_demo.TABLES).values() for i in t]
                         for name, _ in credit_indexes:
                             conn.exec_driver_sql(f"DROP INDEX {name}")
                         credits_demo._load(conn, offsets, end_bound(end))
