@@ -39,7 +39,7 @@ OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
 def _demo_data_ends_on_a_fixed_day():
     """A seed without an end date ends on DEMO_END in tests, not on the day the suite runs."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(seeding, "today", lambda: DEMO_END)
+        patch.setattr(seeding, "default_end", lambda: DEMO_END)
         yield
 
 

@@ -50,7 +50,7 @@ from billing_core.reconcile.stuck import stuck_paid_page
 from billing_core.revenue import rollup
 from tests.helpers import DEMO_END
 
-_TODAY = demo.today  # taken when the module is collected, before conftest pins it
+_DEFAULT_END = demo.default_end  # taken when the module is collected, before conftest pins it
 
 ORDERS = 3_000
 # Orders whose credits were granted (and so have a top-up entry and an invoice).
@@ -151,9 +151,9 @@ def test_the_data_ends_on_its_end_date_and_the_same_seed_and_end_give_the_same_r
             database.dispose()
 
 
-def test_without_an_end_date_the_data_ends_on_the_day_it_is_seeded(db, admin, monkeypatch):
+def test_without_an_end_date_the_data_ends_on_the_default_end(db, admin, monkeypatch):
     seeded_on = date(2024, 1, 10)
-    monkeypatch.setattr(demo, "today", lambda: seeded_on)
+    monkeypatch.setattr(demo, "default_end", lambda: seeded_on)
     report = demo.seed(db, orders=1_000, seed=2, actor=admin)
     assert report.end == seeded_on
     with db.session() as s:
@@ -162,9 +162,9 @@ def test_without_an_end_date_the_data_ends_on_the_day_it_is_seeded(db, admin, mo
     assert end_bound(seeded_on) - timedelta(days=2) < last < end_bound(seeded_on)
 
 
-def test_demo_data_ends_today_outside_the_tests():
-    assert demo.today is not _TODAY  # conftest pins it for the tests
-    assert _TODAY() == datetime.now(UTC).date()
+def test_demo_data_ends_yesterday_outside_the_tests():
+    assert demo.default_end is not _DEFAULT_END  # conftest pins it for the tests
+    assert _DEFAULT_END() == datetime.now(UTC).date() - timedelta(days=1)  # no order later than the clock
 
 
 def test_a_different_seed_gives_different_orders(tmp_path, admin):

@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orders", type=int, default=1_000_000, help="orders to generate (default 1,000,000)")
     p.add_argument("--seed", type=int, default=7, help="random seed: the same seed and size give the same rows")
     p.add_argument("--replace", action="store_true", help="delete all existing data first")
-    p.add_argument("--end-date", type=_day, help="last day of the data, YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--end-date", type=_day, help="last day of the data, YYYY-MM-DD (default: yesterday, UTC)")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_seed)
@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("setup", help="first run: migrate, and seed demo data if the database has no orders")
-    p.add_argument("--end-date", type=_day, help="last day of the demo data, YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--end-date", type=_day, help="last day of the demo data, YYYY-MM-DD (default: yesterday, UTC)")
     p.add_argument("--actor", help="who runs this, for the audit log (default: cli:<user>)")
     p.add_argument("--database-url", help="default: the configured DATABASE_URL")
     p.set_defaults(func=cmd_setup)

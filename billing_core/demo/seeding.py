@@ -1,9 +1,11 @@
 """Demo data: about two years of believable top-ups, generated from a seed and bulk-loaded.
 
-The data ends on its end date (23:59:59 UTC that day): by default the day it is seeded (``today``), so
-a first run's "last 30 days" is full. Nothing else reads the clock: every row derives from the seed,
-the size and the end date, so the same three give identical rows, public ids and timestamps included. Prices come
-from ``quote()``: each distinct (amount, method) pair is quoted once and mapped onto its orders.
+The data ends on its end date (23:59:59 UTC that day): by default the day before it is seeded
+(``default_end``), so a first run's "last 30 days" is full and no order is dated later than the clock
+(ending today, support saw tonight's orders at the top of every list in the morning). Nothing else reads
+the clock: every row derives from the seed, the size and the end date, so the same three give identical
+rows, public ids and timestamps included. Prices come from ``quote()``: each distinct (amount, method) pair
+is quoted once and mapped onto its orders.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -55,9 +57,9 @@ class SeedReport:
     end: date | None = None  # the last day of the data
 
 
-def today() -> date:
-    """The day demo data ends on unless told otherwise: today, in UTC."""
-    return datetime.now(UTC).date()
+def default_end() -> date:
+    """The day demo data ends on unless told otherwise: yesterday, in UTC, the last day already over."""
+    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 def seed(
@@ -71,7 +73,7 @@ def seed(
     progress: Progress | None = None,
     end: date | None = None,
 ) -> SeedReport:
-    """Fill an order-less database with ``orders`` demo orders, ending on ``end`` (default: ``today()``),
+    """Fill an order-less database with ``orders`` demo orders, ending on ``end`` (default: ``default_end()``),
     and everything that follows from them.
 
     One transaction: on any error nothing is written. Refuses a database that has orders unless
@@ -83,7 +85,7 @@ def seed(
     if orders < 1:
         raise BillingError("Seed at least one order.")
     settings = settings or Settings()
-    end = end or today()
+    end = end or default_end()
     pricing = settings.pricing()
     zones = tuple(settings.report_timezones)
     started = time.perf_counter()
