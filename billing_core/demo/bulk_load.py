@@ -202,17 +202,17 @@ class _Loader:
 
     def load(self, table: Table, indexes: list[tuple[str, str]]) -> None:
         """Write ``table`` and then create its ``indexes`` (dropped beforehand by the caller)."""
-        if self.writer is None and table.portable_select:
-            with self.profile.section(f"write {table.name}"):
-                self.execute(table.sqlite_select)
-            self._advance(len(table))
-        elif self.writer is None:
-            for start in range(0, len(table), _CHUNK):
-                stop = min(start + _CHUNK, len(table))
-                with self.profile.section(f"write {table.name}"):
-                    self._write(table, _rows(table, self.dialect, start, stop))
-                self._advance(stop - start)
         if self.writer is None:
+            if table.portable_select:
+                with self.profile.section(f"write {table.name}"):
+                    self.execute(table.sqlite_select)
+                self._advance(len(table))
+            else:
+                for start in range(0, len(table), _CHUNK):
+                    stop = min(start + _CHUNK, len(table))
+                    with self.profile.section(f"write {table.name}"):
+                        self._write(table, _rows(table, self.dialect, start, stop))
+                    self._advance(stop - start)
             for _, create in indexes:
                 with self.profile.section(f"index {table.name}"):
                     self.execute(create)
