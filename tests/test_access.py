@@ -570,6 +570,7 @@ NOT_CHECKED = {
     "bench.credits.credit_rows": "benchmark: its own temporary database, as the benchmark's actor",
     "bench.page_data.picks": "benchmark: reads the values it types from its own seeded database",
     "core.db.make_engine": "builds an engine for the Database class; reads and writes nothing itself",
+    "core.db.read": "runs a statement for the search functions above, which check the actor before they call it",
     "cli.main.cmd_migrate": "command line: applies the schema; no personal or financial data",
     "cli.main.cmd_seed": "command line: passes its --actor to the checked demo.seeding.seed",
     "cli.main.cmd_setup": "command line: passes its --actor to the checked demo.seeding.setup",

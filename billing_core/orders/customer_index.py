@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
@@ -56,7 +56,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from billing_core.core.db import remembered
+from billing_core.core.db import read, remembered
 from billing_core.core.models import Customer, CustomerGram, CustomerOrders, Order
 
 # Objects the migration makes outside the models: the FTS5 table (and its shadow tables) on SQLite,
@@ -260,12 +260,22 @@ def _like(value: str) -> str:
 
 @dataclass(frozen=True)
 class Matcher:
-    """A condition on customers that the text index answers, or None when no index can (too short)."""
+    """A condition on customers that the text index answers, or none when no index can (too short).
 
-    condition: ColumnElement[bool] | None
-    # SQLite: the FTS5 query, and the condition without it, so that ``customers`` can let FTS5 lead.
-    fts_query: str | None = None
-    rest: ColumnElement[bool] | None = None
+    ``shape`` says what the condition is made of (which index, how many words of each kind) and
+    ``params`` gives its values: statements are built once per shape (``core.db.built``) and run with
+    the values of what was typed.
+    """
+
+    shape: tuple | None
+    params: dict = field(default_factory=dict)
+
+    @property
+    def condition(self) -> ColumnElement[bool] | None:
+        if self.shape is None:
+            return None
+        fts, rest = _conditions(self.shape)
+        return and_(_fts_ids(), *rest) if fts else and_(*rest)
 
     def customers(self, *columns) -> Select:
         """``columns`` of the matching customers, the text index read first.
@@ -274,12 +284,40 @@ class Matcher:
         for a common email domain); a join from the FTS5 table reads matches one by one and stops at the
         LIMIT.
         """
-        if self.fts_query is None:
-            return select(*columns).where(self.condition)
-        fts = table(FTS_TABLE, column("rowid"))
-        match = literal_column(FTS_TABLE).op("MATCH")(self.fts_query)
-        joined = select(*columns).select_from(fts).join(Customer, Customer.id == fts.c.rowid).where(match)
-        return joined if self.rest is None else joined.where(self.rest)
+        fts, rest = _conditions(self.shape)
+        if not fts:
+            return select(*columns).where(*rest)
+        search = table(FTS_TABLE, column("rowid"))
+        match = literal_column(FTS_TABLE).op("MATCH")(bindparam("fts"))
+        return select(*columns).select_from(search).join(Customer, Customer.id == search.c.rowid).where(match, *rest)
+
+
+def _fts_ids() -> ColumnElement[bool]:
+    search = table(FTS_TABLE, column("rowid"))
+    return Customer.id.in_(select(search.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(bindparam("fts"))))
+
+
+@lru_cache(maxsize=256)
+def _conditions(shape: tuple) -> tuple[bool, tuple[ColumnElement[bool], ...]]:
+    """Whether ``shape`` reads the FTS5 table (parameter ``fts``), and its other conditions."""
+    dialect, kind, unindexed, long, short = shape
+    if kind == "words":  # PostgreSQL, whole words: the word array holds every one
+        return False, (words_column().contains(bindparam("words", type_=ARRAY(Text))),)
+    position = func.instr if dialect == "sqlite" else func.strpos
+    conditions = [position(Customer.search_text, bindparam(f"unindexed_{i}")) > 0 for i in range(unindexed)]
+    if dialect == "postgresql":
+        conditions += [Customer.search_text.like(bindparam(f"like_{i}"), escape="\\") for i in range(long)]
+    grams = CustomerGram.__table__
+    for i in range(short):
+        # One or two characters anywhere ("娜"), or a word's first (" 娜"): each is a gram of its own.
+        holders = select(grams.c.customer_id).where(grams.c.gram == bindparam(f"gram_{i}"))
+        if dialect == "postgresql":
+            # The holders as one array, then the customers by key: given "id IN (holders)" PostgreSQL
+            # hashes the 2,193 holders of "娜" and scans the customers until 201 match (3.5 ms; this: 0.5).
+            conditions.append(Customer.id == any_(func.array(holders.scalar_subquery())))
+        else:
+            conditions.append(Customer.id.in_(holders))
+    return dialect == "sqlite" and long > 0, tuple(conditions)
 
 
 def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
@@ -288,7 +326,7 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
     Words of three or more characters (with the layer's spaces) go to the trigram index, one or two
     Han, kana or Hangul characters to the character index; any other word too short for either is
     checked on the rows the others found. On PostgreSQL whole words are looked up in the word index
-    instead. With no word an index can answer, the condition is None.
+    instead. With no word an index can answer, the shape is None.
     """
     long, short, unindexed = [], [], []
     for word in typed:
@@ -303,33 +341,19 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
             return Matcher(None)
     if not (long or short):
         return Matcher(None)
-    position = func.instr if dialect == "sqlite" else func.strpos
-    conditions: list[ColumnElement[bool]] = [position(Customer.search_text, text) > 0 for text in unindexed]
-    fts_query, fts_condition = None, None
     if layer == Layer.WHOLE and dialect == "postgresql":
         # Whole words are elements of the word array, one posting list each in its GIN index: the trigram
         # index reads every customer holding "nez" to find "nunez" (12 ms for "nelson" at 1M orders; this: 1).
-        return Matcher(words_column().contains(bindparam("words", list(typed), type_=ARRAY(Text))))
-    if long:
-        if dialect == "sqlite":
-            fts = table(FTS_TABLE, column("rowid"))
-            fts_query = fts_string(long)
-            fts_condition = Customer.id.in_(select(fts.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(fts_query)))
-        else:
-            conditions.extend(Customer.search_text.like(_like(text), escape="\\") for text in long)
-    grams = CustomerGram.__table__
-    for text in short:
-        # One or two characters anywhere ("娜"), or a word's first (" 娜"): each is a gram of its own.
-        holders = select(grams.c.customer_id).where(grams.c.gram == text)
-        if dialect == "postgresql":
-            # The holders as one array, then the customers by key: given "id IN (holders)" PostgreSQL
-            # hashes the 2,193 holders of "娜" and scans the customers until 201 match (3.5 ms; this: 0.5).
-            conditions.append(Customer.id == any_(func.array(holders.scalar_subquery())))
-        else:
-            conditions.append(Customer.id.in_(holders))
-    if fts_condition is None:
-        return Matcher(and_(*conditions))
-    return Matcher(and_(fts_condition, *conditions), fts_query, and_(*conditions) if conditions else None)
+        return Matcher((dialect, "words", 0, 0, 0), {"words": list(typed)})
+    params: dict[str, str] = {f"unindexed_{i}": text for i, text in enumerate(unindexed)}
+    params |= {f"gram_{i}": text for i, text in enumerate(short)}
+    if dialect == "sqlite":
+        if long:
+            params["fts"] = fts_string(long)
+    else:
+        params |= {f"like_{i}": _like(text) for i, text in enumerate(long)}
+    phrases = len(long) if dialect == "postgresql" else min(len(long), 1)  # SQLite: one FTS5 query holds them all
+    return Matcher((dialect, "trigrams", len(unindexed), phrases, len(short)), params)
 
 
 class Best(NamedTuple):
@@ -368,39 +392,66 @@ def best_matches(
     The search box asks for the customers (their list) and their orders of the same text in one
     transaction: the answer is kept on the session until it writes or the transaction ends.
     """
-    from billing_core.orders.search import starts_with  # search builds on this module
+    from billing_core.orders.search import prefix_params  # search builds on this module
 
     key = (tuple(typed), limit, include_sandbox)
     memo = remembered(session, "customer_index.best_matches")
     if key in memo:
         return memo[key]
     dialect = session.get_bind().dialect.name
-    if loosest(typed, dialect).condition is None:
+    if loosest(typed, dialect).shape is None:
         memo[key] = None
         return None
-    visible = [] if include_sandbox else [Customer.sandbox.is_(false())]
     whole = matcher(typed, Layer.WHOLE, dialect)
-    reads: list[Select] = []
-    if whole.condition is not None:
-        reads.append(whole.customers(Customer.id, literal(Layer.WHOLE).label("layer")))
+    params = dict(whole.params)
+    email = None
     if len(typed) == 1:
-        email = starts_with(Customer.email, typed[0], dialect)
-        reads.append(select(Customer.id, literal(Layer.PREFIX).label("layer")).where(email))
+        email = prefix_params("email", typed[0])
+        params |= email
     found: dict[int, Best] = {}
-    if reads:  # one statement: each read stops at ``limit``, the better layer first
-        parts = [select(read.where(*visible).limit(limit).subquery()) for read in reads]
-        both = with_order_counts(union_all(*parts) if len(parts) > 1 else parts[0])
-        for row in session.execute(both.order_by(both.selected_columns.layer, both.selected_columns.id)):
+    if whole.shape is not None or email is not None:  # one statement: each read stops at ``limit``
+        bounds = None if email is None else len(email)
+        for row in read(session, _first_read(whole.shape, bounds, limit, include_sandbox, dialect), params):
             found.setdefault(row.id, Best(*row))
     for layer in (Layer.PREFIX, Layer.INSIDE):
         if found:
             break
         match = matcher(typed, layer, dialect)
-        if match.condition is not None:
-            read = match.customers(Customer.id, literal(layer).label("layer")).where(*visible).limit(limit)
-            found = {row.id: Best(*row) for row in session.execute(with_order_counts(read))}
+        if match.shape is not None:
+            statement = _layer_read(match.shape, layer, limit, include_sandbox)
+            found = {row.id: Best(*row) for row in read(session, statement, match.params)}
     memo[key] = list(found.values())[:limit]
     return memo[key]
+
+
+def _visible(include_sandbox: bool) -> list[ColumnElement[bool]]:
+    return [] if include_sandbox else [Customer.sandbox.is_(false())]
+
+
+@lru_cache(maxsize=256)
+def _first_read(whole: tuple | None, email: int | None, limit: int, include_sandbox: bool, dialect: str) -> Select:
+    """Whole words and, with ``email`` (its bounds' number), the emails starting with the one typed word:
+    each read stopped at ``limit``, with order counts, the better layer first."""
+    from billing_core.orders.search import starts_with_param  # search builds on this module
+
+    reads: list[Select] = []
+    if whole is not None:
+        reads.append(Matcher(whole).customers(Customer.id, literal(Layer.WHOLE).label("layer")))
+    if email is not None:
+        reads.append(
+            select(Customer.id, literal(Layer.PREFIX).label("layer")).where(
+                starts_with_param(Customer.email, "email", dialect, bounded=email == 2)
+            )
+        )
+    parts = [select(r.where(*_visible(include_sandbox)).limit(limit).subquery()) for r in reads]
+    both = with_order_counts(union_all(*parts) if len(parts) > 1 else parts[0])
+    return both.order_by(both.selected_columns.layer, both.selected_columns.id)
+
+
+@lru_cache(maxsize=256)
+def _layer_read(shape: tuple, layer: int, limit: int, include_sandbox: bool) -> Select:
+    read = Matcher(shape).customers(Customer.id, literal(layer).label("layer"))
+    return with_order_counts(read.where(*_visible(include_sandbox)).limit(limit))
 
 
 def loosest(typed: Sequence[str], dialect: str) -> Matcher:
@@ -410,7 +461,7 @@ def loosest(typed: Sequence[str], dialect: str) -> Matcher:
     """
     for layer in (Layer.INSIDE, Layer.PREFIX):
         found = matcher(typed, layer, dialect)
-        if found.condition is not None:
+        if found.shape is not None:
             return found
     return Matcher(None)
 

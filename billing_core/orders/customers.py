@@ -13,14 +13,15 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Row, and_, false, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, false, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from billing_core.access import audit
 from billing_core.access.audit import REASON_MAX_CHARS
 from billing_core.access.roles import Action, Actor, require
-from billing_core.core.db import one_of, transaction
+from billing_core.core.db import ids_value, one_of, read, transaction
 from billing_core.core.errors import BillingError, NotFound
 from billing_core.core.models import (
     COMPLETABLE,
@@ -120,6 +121,11 @@ def find_customers(
         for customer in session.execute(select(*_HIT_COLUMNS).where(condition, *visible).limit(limit + 1)):
             keep(customer, match)
 
+    def add_equal(column: str, term: str, match: Match) -> None:
+        if len(found) <= limit:
+            for customer in read(session, _hits_equal(column, limit, include_sandbox), {"term": term}):
+                keep(customer, match)
+
     def keep(customer, match: Match) -> None:
         if customer.id not in found or found[customer.id][0] > match:
             found[customer.id] = (match, customer)
@@ -128,7 +134,7 @@ def find_customers(
     if kind is QueryKind.TOO_SHORT:
         pass
     elif kind is QueryKind.CUSTOMER_ID:
-        add(Customer.public_id == term, Match.ID)
+        add_equal("public_id", term, Match.ID)
     elif kind is QueryKind.CUSTOMER_ID_PREFIX:
         add(search.starts_with(Customer.public_id, term, dialect), Match.ID)
     elif kind in (QueryKind.ORDER_ID, QueryKind.ORDER_ID_PREFIX, QueryKind.PROVIDER_REF):
@@ -138,15 +144,15 @@ def find_customers(
             named = (Order.public_id if kind is QueryKind.ORDER_ID else Order.provider_ref) == term
         add(Customer.id.in_(select(Order.customer_id).where(named).limit(limit + 1)), Match.ORDER)
     elif kind is QueryKind.EMAIL_DOMAIN:
-        add(Customer.email_domain == term, Match.DOMAIN)
+        add_equal("email_domain", term, Match.DOMAIN)
     elif kind is QueryKind.EMAIL_PART:
-        add(Customer.email == term, Match.EMAIL)
+        add_equal("email", term, Match.EMAIL)
         if not found:
             _words(session, keep, customer_index.typed_words(term), limit, include_sandbox)
     elif kind is QueryKind.CUSTOMER:
         typed = customer_index.typed_words(term)
         if len(typed) == 1 and "@" in typed[0]:
-            add(Customer.email == typed[0], Match.EMAIL)
+            add_equal("email", typed[0], Match.EMAIL)
         if not _words(session, keep, typed, limit, include_sandbox):
             prefix = [search.starts_with(Customer.email, term.lower(), dialect)]
             if len(term) <= search.MAX_NAME_CHARS:
@@ -169,9 +175,22 @@ def _words(session: Session, keep, typed: list[str], limit: int, include_sandbox
     layers = {b.id: b.layer for b in best[: limit + 1]}
     if layers:
         dialect = session.get_bind().dialect.name
-        for customer in session.execute(select(*_HIT_COLUMNS).where(one_of(Customer.id, layers, dialect))):
+        for customer in read(session, _hits_by_id(dialect), {"ids": ids_value(layers, dialect)}):
             keep(customer, _LAYER_MATCH[layers[customer.id]])
     return True
+
+
+@lru_cache(maxsize=64)
+def _hits_equal(column: str, limit: int, include_sandbox: bool) -> Select:
+    """The first ``limit`` + 1 customers whose ``column`` equals the parameter ``term``."""
+    visible = [] if include_sandbox else [Customer.sandbox.is_(false())]
+    return select(*_HIT_COLUMNS).where(getattr(Customer, column) == bindparam("term"), *visible).limit(limit + 1)
+
+
+@lru_cache(maxsize=4)
+def _hits_by_id(dialect: str) -> Select:
+    """The customers named by the parameter ``ids`` (``ids_value``)."""
+    return select(*_HIT_COLUMNS).where(one_of(Customer.id, (), dialect, name="ids"))
 
 
 # --- one customer ---------------------------------------------------------------------------------
