@@ -356,7 +356,11 @@ class _Plan:
 
     understood_as: str
     notes: tuple[str, ...]
+    # Each condition is a ``_filter``: built once, its values in ``params`` under the names it binds, and
+    # ``filters`` names them, so that the statements made of them are built once too (``_statement``).
     conditions: list[ColumnElement[bool]] = field(default_factory=list)
+    filters: list[str] = field(default_factory=list)
+    params: dict[str, object] = field(default_factory=dict)
     statuses: tuple[OrderStatus, ...] = ()
     narrow: bool = False  # at most a few customers' orders: no need to merge per status
     customer_ids: list[int] = field(default_factory=list)  # the customers matched (at most CUSTOMER_FANOUT)
@@ -385,19 +389,18 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
     if low is not None and high is not None and low > high:
         raise SearchError("The smallest amount is larger than the largest.")
 
-    conditions = plan.conditions
     if methods:
-        conditions.append(Order.method.in_(methods))
+        _add(plan, "methods", methods=list(methods))
     if plans:
-        conditions.append(Order.plan.in_(plans))
+        _add(plan, "plans", plans=list(plans))
     if start:
-        conditions.append(Order.created_at >= start)
+        _add(plan, "created_from", created_from=start)
     if end:
-        conditions.append(Order.created_at < end)
+        _add(plan, "created_before", created_before=end)
     if low is not None:
-        conditions.append(Order.amount_cents >= low)
+        _add(plan, "amount_min", amount_min=low)
     if high is not None:
-        conditions.append(Order.amount_cents <= high)
+        _add(plan, "amount_max", amount_max=high)
 
     dialect = session.get_bind().dialect.name
     kind, term = resolve(session, meaning)
@@ -408,18 +411,18 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
     if kind is QueryKind.TOO_SHORT:
         plan.nothing = True
     elif kind is QueryKind.ORDER_ID:
-        conditions.append(Order.public_id == term)
+        _add(plan, "order_id", order_id=term)
         plan.narrow = True
     elif kind is QueryKind.ORDER_ID_PREFIX:
-        conditions.append(starts_with(Order.public_id, term, dialect))
+        _add_prefix(plan, "order_id", term)
         plan.narrow = True
     elif kind is QueryKind.PROVIDER_REF:
-        exact = session.scalar(select(Order.id).where(Order.provider_ref == term).limit(1))
+        exact = read(session, _one_order_with_ref(), {"provider_ref": term}).first()
         if exact is None and len(term) >= ID_PREFIX_CHARS:
             plan.understood_as = QueryKind.PROVIDER_REF_PREFIX.value
-            conditions.append(starts_with(Order.provider_ref, term, dialect))
+            _add_prefix(plan, "provider_ref", term)
         else:
-            conditions.append(Order.provider_ref == term)
+            _add(plan, "provider_ref", provider_ref=term)
         plan.narrow = True
     elif kind is QueryKind.CUSTOMER_ID:
         _scope_to_customers_with(plan, session, "public_id", term, query.include_sandbox)
@@ -454,8 +457,51 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
                 sources.append(_customers(name_starts_with(Customer.name, term, dialect)))
             _scope_to_customers(plan, session, sources, visible)
     if not plan.customer_ids and not query.include_sandbox:
-        conditions.append(Order.sandbox.is_(false()))
+        _add(plan, "visible")
     return plan
+
+
+def _add(plan: _Plan, name: str, **values) -> None:
+    """Add the condition ``_filter(name)`` to ``plan``, with its parameters' ``values``."""
+    plan.conditions.append(_filter(name, plan.dialect))
+    plan.filters.append(name)
+    plan.params.update(values)
+
+
+def _add_prefix(plan: _Plan, column: str, prefix: str) -> None:
+    """Add "``column`` starts with ``prefix``" (an order id or a provider reference)."""
+    bounds = prefix_params(column, prefix)
+    _add(plan, f"{column}_prefix" if len(bounds) == 2 else f"{column}_prefix_open", **bounds)
+
+
+@lru_cache(maxsize=64)
+def _filter(name: str, dialect: str) -> ColumnElement[bool]:
+    """The condition on orders called ``name``, its values bound as parameters: ``methods`` and ``plans``
+    (lists), ``created_from``, ``created_before``, ``amount_min``, ``amount_max``, ``order_id``,
+    ``provider_ref``, the ranges of ``prefix_params`` (``order_id_prefix``, ``provider_ref_prefix``),
+    ``customer_id`` (one customer's orders), ``customer_ids`` (``ids_value``); ``visible`` has none."""
+    if name.endswith(("_prefix", "_prefix_open")):
+        column = name.removesuffix("_open").removesuffix("_prefix")
+        return starts_with_param(getattr(Order, column), column, dialect, bounded=not name.endswith("_open"))
+    if name == "customer_ids":
+        return one_of(Order.customer_id, (), dialect, name="customer_ids")
+    return {
+        "methods": lambda: Order.method.in_(bindparam("methods", expanding=True)),
+        "plans": lambda: Order.plan.in_(bindparam("plans", expanding=True)),
+        "created_from": lambda: Order.created_at >= bindparam("created_from"),
+        "created_before": lambda: Order.created_at < bindparam("created_before"),
+        "amount_min": lambda: Order.amount_cents >= bindparam("amount_min"),
+        "amount_max": lambda: Order.amount_cents <= bindparam("amount_max"),
+        "order_id": lambda: Order.public_id == bindparam("order_id"),
+        "provider_ref": lambda: Order.provider_ref == bindparam("provider_ref"),
+        "customer_id": lambda: Order.customer_id == bindparam("customer_id"),
+        "visible": lambda: Order.sandbox.is_(false()),
+    }[name]()
+
+
+@lru_cache(maxsize=1)
+def _one_order_with_ref() -> Select:
+    return select(Order.id).where(Order.provider_ref == bindparam("provider_ref")).limit(1)
 
 
 def _customers(condition: ColumnElement[bool]) -> Select:
@@ -536,14 +582,11 @@ def _scope_to_ids(plan: _Plan, found: dict[int, tuple[int, datetime | None]]) ->
     plan.narrow = True
     plan.order_counts = dict(itertools.islice(found.items(), CUSTOMER_FANOUT))
     plan.customer_ids = list(plan.order_counts)
-    only = plan.customer_ids[0]
-    # Named parameters: the first page's statement is built once (``_first_page``) and given them.
-    plan.customer_scope = (
-        Order.customer_id == bindparam("customer_id", only)
-        if len(plan.customer_ids) == 1
-        else one_of(Order.customer_id, plan.customer_ids, plan.dialect, name="customer_ids")
-    )
-    plan.conditions.append(plan.customer_scope)
+    if len(plan.customer_ids) == 1:
+        _add(plan, "customer_id", customer_id=plan.customer_ids[0])
+    else:
+        _add(plan, "customer_ids", customer_ids=ids_value(plan.customer_ids, plan.dialect))
+    plan.customer_scope = plan.conditions[-1]
 
 
 _PAGE_COLUMNS = (
@@ -566,27 +609,71 @@ _PAGE_COLUMNS = (
 _NEWEST_FIRST = (Order.created_at.desc(), Order.id.desc())
 
 
-def _after(cursor: Cursor) -> ColumnElement[bool]:
+def _after() -> ColumnElement[bool]:
+    """After the cursor given as the parameters ``after_created_at`` and ``after_id``."""
     # The redundant created_at <= bound is what lets both planners range-scan the index.
-    return and_(
-        Order.created_at <= cursor.created_at,
-        or_(Order.created_at < cursor.created_at, Order.id < cursor.id),
+    at = bindparam("after_created_at", type_=Order.created_at.type)
+    return and_(Order.created_at <= at, or_(Order.created_at < at, Order.id < bindparam("after_id")))
+
+
+def _statuses(plan: _Plan) -> ColumnElement[bool]:
+    """The plan's statuses, given as the parameter ``statuses`` (``_params``)."""
+    return Order.status.in_(bindparam("statuses", expanding=True))
+
+
+def _params(plan: _Plan, after: Cursor | None = None) -> dict[str, object]:
+    """The values of every parameter the plan's statements bind."""
+    params = dict(plan.params)
+    if plan.statuses:
+        params["statuses"] = list(plan.statuses)
+        params |= {f"status_{i}": status for i, status in enumerate(plan.statuses)}
+    if plan.amount_cents is not None:
+        params["amount_cents"] = plan.amount_cents
+    if after is not None:
+        params |= {"after_created_at": after.created_at, "after_id": after.id}
+    return params
+
+
+_STATEMENTS: dict[tuple, Select] = {}
+
+
+def _statement(key: tuple, build) -> Select:
+    """The statement ``build()`` makes, made once for each ``key`` (what its shape depends on): its
+    values are the parameters ``_params`` gives. A search's page, with its names and its count, cost
+    2-3 ms of Python to build and to key again for every search."""
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        if len(_STATEMENTS) >= 512:
+            _STATEMENTS.clear()
+        statement = _STATEMENTS.setdefault(key, build())
+    return statement
+
+
+def _shape(plan: _Plan) -> tuple:
+    """What a plan's statements depend on, besides their values."""
+    return (
+        plan.dialect,
+        tuple(plan.filters),
+        len(plan.statuses),
+        plan.amount_cents is not None,
+        plan.narrow,
+        min(len(plan.customer_ids), 2),
     )
 
 
 def _page_select(plan: _Plan, limit: int, after: Cursor | None) -> Select:
     conditions = list(plan.conditions)
     if after is not None:
-        conditions.append(_after(after))
+        conditions.append(_after())
     if plan.customer_ids:
         # The page's ids first, from the (customer_id, created_at) index alone (a filter aside), then
         # just those rows: the customers' other orders are never read.
         if plan.statuses:
-            conditions.append(Order.status.in_(plan.statuses))
+            conditions.append(_statuses(plan))
         if len(plan.customer_ids) > 1 and plan.dialect == "postgresql":
             # Each customer's newest orders by their own index, merged: given "customer_id IN (200 ids)"
             # PostgreSQL walks the whole created_at index instead (0.5 s at 10,000,000 orders; this: 15 ms).
-            ids = bindparam("customer_ids", plan.customer_ids, type_=postgresql.ARRAY(BigInteger))
+            ids = bindparam("customer_ids", type_=postgresql.ARRAY(BigInteger))
             customers = func.unnest(ids).table_valued("id").render_derived(name="c")
             theirs = (
                 select(Order.id, Order.created_at)
@@ -608,10 +695,10 @@ def _page_select(plan: _Plan, limit: int, after: Cursor | None) -> Select:
     if plan.amount_cents is not None:
         # The amount or the total: one newest-first walk of each one's (cents, created_at) index, merged.
         if plan.statuses:
-            conditions.append(Order.status.in_(plan.statuses))
+            conditions.append(_statuses(plan))
         parts = [
             select(*_PAGE_COLUMNS)
-            .where(*conditions, column == plan.amount_cents)
+            .where(*conditions, column == bindparam("amount_cents"))
             .order_by(*_NEWEST_FIRST)
             .limit(limit)
             .subquery()
@@ -623,18 +710,18 @@ def _page_select(plan: _Plan, limit: int, after: Cursor | None) -> Select:
         # One newest-first walk of the (status, created_at) index per status, merged.
         parts = [
             select(*_PAGE_COLUMNS)
-            .where(*conditions, Order.status == s)
+            .where(*conditions, Order.status == bindparam(f"status_{i}"))
             .order_by(*_NEWEST_FIRST)
             .limit(limit)
             .subquery()
-            for s in plan.statuses
+            for i in range(len(plan.statuses))
         ]
         merged = union_all(*(select(part) for part in parts)).subquery()
         return select(merged).order_by(merged.c.created_at.desc(), merged.c.id.desc()).limit(limit)
     if len(plan.statuses) == 1:
-        conditions.append(Order.status == plan.statuses[0])
+        conditions.append(Order.status == bindparam("status_0"))
     elif plan.statuses:
-        conditions.append(Order.status.in_(plan.statuses))
+        conditions.append(_statuses(plan))
     return select(*_PAGE_COLUMNS).where(*conditions).order_by(*_NEWEST_FIRST).limit(limit)
 
 
@@ -685,14 +772,20 @@ def _read_page(
         ids = list(reaching)
         params = {"customer_id": ids[0]} if len(ids) == 1 else {"customer_ids": ids_value(ids, plan.dialect)}
         return read(session, _first_page(plan.dialect, len(ids) == 1, rows), params).all(), count
-    counted = _counted(plan, count_limit) if count_limit is not None else None
-    page = _with_names(_page_select(plan, rows, after), counted, by_ids=bool(plan.customer_ids), dialect=plan.dialect)
-    found = session.execute(page).all()
-    if counted is None:
+    cap = None if count_limit is None else _count_cap(plan, count_limit)
+
+    def build() -> Select:
+        counted = None if cap is None else _counted(plan, cap)
+        page = _page_select(plan, rows, after)
+        return _with_names(page, counted, by_ids=bool(plan.customer_ids), dialect=plan.dialect)
+
+    params = _params(plan, after)
+    found = read(session, _statement(("page", _shape(plan), rows, after is not None, cap), build), params).all()
+    if cap is None:
         return found, None
     # Counted in the page's statement, once; a page after the last has no row to carry it.
-    value = found[0].matches if found else 0 if after is None else session.scalar(counted[0])
-    return found, _match_count(plan, value, counted[1])
+    value = found[0].matches if found else 0 if after is None else _count_value(session, plan, cap)
+    return found, _match_count(plan, value, cap)
 
 
 @lru_cache(maxsize=32)
@@ -711,9 +804,9 @@ def _with_names(
     statement (two more round trips and their statements cost more than the lookups). Each is a lookup by
     key per row, whatever the planner would think of joining a small table whole: over the page, or
     (``by_ids``: a select of orders whose WHERE names at most a page of ids) in that select itself. With
-    ``counted`` (``_counted``), every row also carries the capped count of the matches (column
+    ``counted`` (``_counted``'s statement), every row also carries the capped count of the matches (column
     ``matches``): a subquery that names no row of the page, so both databases run it once."""
-    extra = [] if counted is None else [counted[0].scalar_subquery().label("matches")]
+    extra = [] if counted is None else [counted.scalar_subquery().label("matches")]
     if by_ids and dialect == "postgresql":
         # The customer's three columns as one lateral row: one key lookup a row, not three (0.5 -> 0.15 ms
         # a page of 51 at 1,000,000 orders); LIMIT 1 keeps the planner from making it a join of all customers.
@@ -791,8 +884,14 @@ def count_matches(session: Session, actor: Actor, query: OrderQuery, limit: int 
 
 
 def _count(session: Session, plan: _Plan, limit: int) -> MatchCount:
-    statement, limit = _counted(plan, limit)
-    return _match_count(plan, session.scalar(statement) or 0, limit)
+    cap = _count_cap(plan, limit)
+    return _match_count(plan, _count_value(session, plan, cap), cap)
+
+
+def _count_value(session: Session, plan: _Plan, cap: int) -> int:
+    """The plan's matches, counted to one past ``cap``."""
+    statement = _statement(("count", _shape(plan), cap), lambda: _counted(plan, cap))
+    return read(session, statement, _params(plan)).scalar() or 0
 
 
 def _first_page_customers(plan: _Plan, rows: int) -> dict[int, tuple[int, datetime | None]] | None:
@@ -817,22 +916,21 @@ def _count_cap(plan: _Plan, limit: int) -> int:
     return min(limit, TEXT_COUNT_CAP) if plan.customer_ids or plan.amount_cents is not None else limit
 
 
-def _counted(plan: _Plan, limit: int) -> tuple[Select, int]:
-    """The statement counting the plan's matches no further than past the limit, and that limit
-    (``_count_cap``)."""
+def _counted(plan: _Plan, cap: int) -> Select:
+    """The statement counting the plan's matches no further than one past ``cap`` (``_count_cap``)."""
     conditions = list(plan.conditions)
-    limit = _count_cap(plan, limit)
     if plan.statuses:
-        conditions.append(Order.status.in_(plan.statuses))
+        conditions.append(_statuses(plan))
     if plan.amount_cents is not None:
+        amount = bindparam("amount_cents")
         parts = (
-            select(Order.id).where(*conditions, column == plan.amount_cents).limit(limit + 1).subquery()
+            select(Order.id).where(*conditions, column == amount).limit(cap + 1).subquery()
             for column in (Order.amount_cents, Order.total_cents)
         )
         either = union(*(select(part) for part in parts)).subquery()
-        return select(func.count()).select_from(either), limit
-    capped = select(Order.id).where(*conditions).limit(limit + 1).subquery()
-    return select(func.count()).select_from(capped), limit
+        return select(func.count()).select_from(either)
+    capped = select(Order.id).where(*conditions).limit(cap + 1).subquery()
+    return select(func.count()).select_from(capped)
 
 
 def _match_count(plan: _Plan, value: int | None, limit: int) -> MatchCount:
