@@ -121,7 +121,8 @@ def ids_value(ids: Iterable[int], dialect: str) -> list[int] | str:
 def read(session: Session, statement: Executable, params: dict | None = None) -> CursorResult:
     """``statement`` run on the session's connection as a Core statement: plain rows, without the ORM's
     result machinery (about half a millisecond a statement), after a flush of anything pending, as the
-    session's own ``execute`` would.
+    session's own ``execute`` would. Take its rows with ``.all()``: iterating the result fetches them one
+    call at a time (200 rows: a fifth of a millisecond).
 
     For the statements of every search: built once per shape (``functools.lru_cache`` on the function
     that builds them) with its values as named parameters, given here. Building a select costs about a

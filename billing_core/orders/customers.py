@@ -123,7 +123,7 @@ def find_customers(
 
     def add_equal(column: str, term: str, match: Match) -> None:
         if len(found) <= limit:
-            for customer in read(session, _hits_equal(column, limit, include_sandbox), {"term": term}):
+            for customer in read(session, _hits_equal(column, limit, include_sandbox), {"term": term}).all():
                 keep(customer, match)
 
     def keep(customer, match: Match) -> None:
@@ -175,7 +175,7 @@ def _words(session: Session, keep, typed: list[str], limit: int, include_sandbox
     layers = {b.id: b.layer for b in best[: limit + 1]}
     if layers:
         dialect = session.get_bind().dialect.name
-        for customer in read(session, _hits_by_id(dialect), {"ids": ids_value(layers, dialect)}):
+        for customer in read(session, _hits_by_id(dialect), {"ids": ids_value(layers, dialect)}).all():
             keep(customer, _LAYER_MATCH[layers[customer.id]])
     return True
 

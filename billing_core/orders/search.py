@@ -481,8 +481,9 @@ def _filter(name: str, dialect: str) -> ColumnElement[bool]:
     ``provider_ref``, the ranges of ``prefix_params`` (``order_id_prefix``, ``provider_ref_prefix``),
     ``customer_id`` (one customer's orders), ``customer_ids`` (``ids_value``); ``visible`` has none."""
     if name.endswith(("_prefix", "_prefix_open")):
-        column = name.removesuffix("_open").removesuffix("_prefix")
-        return starts_with_param(getattr(Order, column), column, dialect, bounded=not name.endswith("_open"))
+        param = name.removesuffix("_open").removesuffix("_prefix")
+        column = {"order_id": Order.public_id, "provider_ref": Order.provider_ref}[param]
+        return starts_with_param(column, param, dialect, bounded=not name.endswith("_open"))
     if name == "customer_ids":
         return one_of(Order.customer_id, (), dialect, name="customer_ids")
     return {
@@ -548,7 +549,7 @@ def _scope_to_customers(
 
 def _scope_to_customers_with(plan: _Plan, session: Session, column: str, term: str, include_sandbox: bool) -> None:
     """``_scope_to_customers`` of the customers whose ``column`` is ``term``, by a statement built once."""
-    found = read(session, _customers_with(column, include_sandbox), {"term": term})
+    found = read(session, _customers_with(column, include_sandbox), {"term": term}).all()
     _scope_to_ids(plan, {row.id: (row.orders, row.newest) for row in found})
 
 
@@ -767,11 +768,14 @@ def _read_page(
     if reaching is not None:
         orders = sum(n for n, _ in plan.order_counts.values())
         count = None if count_limit is None else _match_count(plan, orders, _count_cap(plan, count_limit))
-        if not reaching:
+        ids, bound = reaching
+        if not ids:
             return [], count
-        ids = list(reaching)
         params = {"customer_id": ids[0]} if len(ids) == 1 else {"customer_ids": ids_value(ids, plan.dialect)}
-        return read(session, _first_page(plan.dialect, len(ids) == 1, rows), params).all(), count
+        if bound is not None:
+            params["created_from"] = bound
+        statement = _first_page(plan.dialect, len(ids) == 1, rows, bound is not None)
+        return read(session, statement, params).all(), count
     cap = None if count_limit is None else _count_cap(plan, count_limit)
 
     def build() -> Select:
@@ -789,10 +793,13 @@ def _read_page(
 
 
 @lru_cache(maxsize=32)
-def _first_page(dialect: str, single: bool, rows: int) -> Select:
+def _first_page(dialect: str, single: bool, rows: int, bounded: bool) -> Select:
     """The first ``rows`` orders of the customers named by the parameter ``customer_id`` (``single``) or
-    ``customer_ids`` (``ids_value``), with their names: the page of every search by customer, built once."""
+    ``customer_ids`` (``ids_value``), with their names: the page of every search by customer, built once.
+    ``bounded``: none made before the parameter ``created_from`` (``_first_page_customers``' bound)."""
     template = _Plan(understood_as="", notes=(), dialect=dialect)
+    if bounded:
+        _add(template, "created_from")
     _scope_to_ids(template, {0: (0, None)} if single else {0: (0, None), 1: (0, None)})
     return _with_names(_page_select(template, rows, None), by_ids=True, dialect=dialect)
 
@@ -894,21 +901,21 @@ def _count_value(session: Session, plan: _Plan, cap: int) -> int:
     return read(session, statement, _params(plan)).scalar() or 0
 
 
-def _first_page_customers(plan: _Plan, rows: int) -> dict[int, tuple[int, datetime | None]] | None:
+def _first_page_customers(plan: _Plan, rows: int) -> tuple[list[int], datetime | None] | None:
     """For the first page of the matched customers' orders, no other filter on: the customers whose
-    newest order can be among the newest ``rows`` of them all (``plan.order_counts``). If ``rows``
-    customers have an order at or after t, every order on the page is at or after t, so a customer whose
-    newest is older has none on it. None for any other search."""
+    newest order can be among the newest ``rows`` of them all (``plan.order_counts``), best match
+    first, and the time no order on the page is older than (None: any). If ``rows`` customers have an
+    order at or after t, every order on the page is at or after t, so a customer whose newest is older
+    has none on it, and no older order of the others is either: each customer's index is read from
+    their newest order down to t (one or two entries each), not ``rows`` entries each. None for any
+    other search."""
     only_customers = len(plan.conditions) == 1 and plan.conditions[0] is plan.customer_scope
     if not plan.customer_ids or not only_customers or plan.statuses:
         return None
     newest = sorted((at for _, at in plan.order_counts.values() if at is not None), reverse=True)
     bound = newest[rows - 1] if len(newest) >= rows else None
-    return {
-        customer_id: (orders, at)
-        for customer_id, (orders, at) in plan.order_counts.items()
-        if at is not None and (bound is None or at >= bound)
-    }
+    reaching = [c for c, (_, at) in plan.order_counts.items() if at is not None and (bound is None or at >= bound)]
+    return reaching, bound
 
 
 def _count_cap(plan: _Plan, limit: int) -> int:
