@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
     Select,
     Text,
     and_,
@@ -355,14 +356,33 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
     return Matcher((dialect, "trigrams", len(unindexed), phrases, len(short)), params)
 
 
+# What the search box's list shows of a customer, read with the customers a text names (``Best.shown``).
+SHOWN = (
+    Customer.public_id,
+    Customer.name,
+    Customer.email,
+    Customer.company,
+    Customer.country,
+    Customer.tax_id,
+    Customer.sandbox,
+)
+
+
 class Best(NamedTuple):
-    """A customer a text names: how well (a Layer), and from ``customer_orders`` their order count and
-    newest order's time (0 and None without orders), which the search's first page starts from."""
+    """A customer a text names: how well (a Layer), from ``customer_orders`` their order count and newest
+    order's time (0 and None without orders), which the search's first page starts from, and the row
+    they were read in, with their id and the ``SHOWN`` columns (the list of customers shows them: read
+    here, not in a statement of their own)."""
 
     id: int
     layer: int
     orders: int
     newest: datetime | None
+    shown: Row
+
+
+def _best(row: Row) -> Best:
+    return Best(row.id, row.layer, row.orders, row.newest, row)
 
 
 def with_order_counts(ids: Select) -> Select:
@@ -405,21 +425,21 @@ def best_matches(
     found: dict[int, Best] = {}
     if whole.shape is not None:
         rows = read(session, _layer_read(whole.shape, Layer.WHOLE, limit, include_sandbox), whole.params).all()
-        found = {row.id: Best(*row) for row in sorted(rows, key=lambda row: row.id)}
+        found = {row.id: _best(row) for row in sorted(rows, key=lambda row: row.id)}
     if len(typed) == 1 and len(found) < limit:
         # Only when the whole words left room: a common given name fills the list by itself, and reading
         # 201 emails starting with "daniel" beside it cost PostgreSQL 2-4 ms for rows nobody would see.
         email = prefix_params("email", typed[0])
         rows = read(session, _email_read(len(email), limit, include_sandbox, dialect), email).all()
         for row in sorted(rows, key=lambda row: row.id):
-            found.setdefault(row.id, Best(*row))
+            found.setdefault(row.id, _best(row))
     for layer in (Layer.PREFIX, Layer.INSIDE):
         if found:
             break
         match = matcher(typed, layer, dialect)
         if match.shape is not None:
             statement = _layer_read(match.shape, layer, limit, include_sandbox)
-            found = {row.id: Best(*row) for row in read(session, statement, match.params).all()}
+            found = {row.id: _best(row) for row in read(session, statement, match.params).all()}
     memo[key] = list(found.values())[:limit]
     return memo[key]
 
@@ -435,13 +455,13 @@ def _email_read(bounds: int, limit: int, include_sandbox: bool, dialect: str) ->
     from billing_core.orders.search import starts_with_param  # search builds on this module
 
     starts = starts_with_param(Customer.email, "email", dialect, bounded=bounds == 2)
-    read = select(Customer.id, literal(Layer.PREFIX).label("layer")).where(starts, *_visible(include_sandbox))
-    return with_order_counts(read.limit(limit))
+    read = select(Customer.id, literal(Layer.PREFIX).label("layer"), *SHOWN)
+    return with_order_counts(read.where(starts, *_visible(include_sandbox)).limit(limit))
 
 
 @lru_cache(maxsize=256)
 def _layer_read(shape: tuple, layer: int, limit: int, include_sandbox: bool) -> Select:
-    read = Matcher(shape).customers(Customer.id, literal(layer).label("layer"))
+    read = Matcher(shape).customers(Customer.id, literal(layer).label("layer"), *SHOWN)
     return with_order_counts(read.where(*_visible(include_sandbox)).limit(limit))
 
 
@@ -460,6 +480,7 @@ def loosest(typed: Sequence[str], dialect: str) -> Matcher:
 __all__ = [
     "DATABASE_ONLY_INDEXES",
     "DATABASE_ONLY_TABLES",
+    "SHOWN",
     "Best",
     "Layer",
     "Matcher",

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from billing_core.access import audit
 from billing_core.access.audit import REASON_MAX_CHARS
 from billing_core.access.roles import Action, Actor, require
-from billing_core.core.db import ids_value, one_of, read, transaction
+from billing_core.core.db import read, transaction
 from billing_core.core.errors import BillingError, NotFound
 from billing_core.core.models import (
     COMPLETABLE,
@@ -92,16 +92,7 @@ class CustomerMatches:
 
 
 # What a hit shows, read as plain rows (no objects to track: the list only shows them).
-_HIT_COLUMNS = (
-    Customer.id,
-    Customer.public_id,
-    Customer.name,
-    Customer.email,
-    Customer.company,
-    Customer.country,
-    Customer.tax_id,
-    Customer.sandbox,
-)
+_HIT_COLUMNS = (Customer.id, *customer_index.SHOWN)
 _LAYER_MATCH = {Layer.WHOLE: Match.WHOLE_WORD, Layer.PREFIX: Match.WORD_START, Layer.INSIDE: Match.INSIDE}
 
 
@@ -172,11 +163,8 @@ def _words(session: Session, keep, typed: list[str], limit: int, include_sandbox
     best = customer_index.best_matches(session, typed, search.CUSTOMER_FANOUT + 1, include_sandbox=include_sandbox)
     if best is None:
         return False
-    layers = {b.id: b.layer for b in best[: limit + 1]}
-    if layers:
-        dialect = session.get_bind().dialect.name
-        for customer in read(session, _hits_by_id(dialect), {"ids": ids_value(layers, dialect)}).all():
-            keep(customer, _LAYER_MATCH[layers[customer.id]])
+    for customer in best[: limit + 1]:
+        keep(customer.shown, _LAYER_MATCH[customer.layer])
     return True
 
 
@@ -185,12 +173,6 @@ def _hits_equal(column: str, limit: int, include_sandbox: bool) -> Select:
     """The first ``limit`` + 1 customers whose ``column`` equals the parameter ``term``."""
     visible = [] if include_sandbox else [Customer.sandbox.is_(false())]
     return select(*_HIT_COLUMNS).where(getattr(Customer, column) == bindparam("term"), *visible).limit(limit + 1)
-
-
-@lru_cache(maxsize=4)
-def _hits_by_id(dialect: str) -> Select:
-    """The customers named by the parameter ``ids`` (``ids_value``)."""
-    return select(*_HIT_COLUMNS).where(one_of(Customer.id, (), dialect, name="ids"))
 
 
 # --- one customer ---------------------------------------------------------------------------------
