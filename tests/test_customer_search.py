@@ -3,12 +3,12 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from billing_core.core.errors import BillingError, PermissionDenied
 from billing_core.core.models import Customer, CustomerGram, CustomerOrders, Order
 from billing_core.demo import seeding as demo
-from billing_core.orders import customer_index
+from billing_core.orders import customer_index, search
 from billing_core.orders import lifecycle as orders
 from billing_core.orders.customers import Match, find_customers, update_billing_details
 from billing_core.orders.search import OrderQuery, count_matches, search_orders
@@ -440,3 +440,44 @@ def test_a_customers_history_is_their_own_and_their_orders_events_newest_first(d
     tests = [r.action for r in rows if r.action.startswith("test.")]
     assert tests == [f"test.{i}" for i in reversed(range(12)) if i % 5 < 3]
     assert [r.action for r in cut] == [r.action for r in rows[:4]]
+
+
+def _selects_of(db, run) -> list[str]:
+    sent = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        run()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    return sent
+
+
+def test_the_search_box_sends_the_same_statements_whatever_name_is_typed(db, session, support, people):
+    # Built once per shape with the typed values as parameters (building and keying a select cost
+    # more Python than the database spends on it): the second name builds no statement, both send the
+    # very same SQL, and the box is three statements (whole words with the customers listed, the emails
+    # starting with the word, the page with its names), no list of ids or values written into the text.
+    def box(typed):
+        def run():
+            hits = find_customers(session, support, typed).hits
+            page = search_orders(session, SUPPORT, OrderQuery(text=typed), count_limit=10_000)
+            session.rollback()
+            return hits, page
+
+        return run
+
+    taylor = _selects_of(db, box("Taylor"))
+    builders = (customer_index._layer_read, customer_index._email_read, search._first_page)
+    built = [f.cache_info().misses for f in builders]
+    petrov = _selects_of(db, box("Петров"))
+    assert [f.cache_info().misses for f in builders] == built
+    assert taylor == petrov
+    assert len(taylor) == 3
+    hits, page = box("Петров")()
+    assert [h.email for h in hits] == ["ivan.petrov3@romashka-ru.test"]
+    assert [r.customer_email for r in page.rows] == ["ivan.petrov3@romashka-ru.test"]
