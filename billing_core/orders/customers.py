@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, false, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from billing_core.access import audit
@@ -104,7 +104,7 @@ def find_customers(
     meaning = search.interpret(text)
     dialect = session.get_bind().dialect.name
     found: dict[int, tuple[Match, Row]] = {}
-    visible = [] if include_sandbox else [Customer.sandbox.is_(false())]
+    visible = customer_index.visible(include_sandbox)
 
     def add(condition: ColumnElement[bool], match: Match) -> None:
         if len(found) > limit:
@@ -171,7 +171,7 @@ def _words(session: Session, keep, typed: list[str], limit: int, include_sandbox
 @lru_cache(maxsize=64)
 def _hits_equal(column: str, limit: int, include_sandbox: bool) -> Select:
     """The first ``limit`` + 1 customers whose ``column`` equals the parameter ``term``."""
-    visible = [] if include_sandbox else [Customer.sandbox.is_(false())]
+    visible = customer_index.visible(include_sandbox)
     return select(*_HIT_COLUMNS).where(getattr(Customer, column) == bindparam("term"), *visible).limit(limit + 1)
 
 

@@ -407,7 +407,7 @@ def _plan(session: Session, query: OrderQuery) -> _Plan:
     plan.understood_as = kind.value
     # An order's sandbox flag is its customer's (billing_core.orders.lifecycle.create_order copies it), so a
     # search by customer hides sandbox customers and reads their orders from the index alone.
-    visible = [] if query.include_sandbox else [Customer.sandbox.is_(false())]
+    visible = customer_index.visible(query.include_sandbox)
     if kind is QueryKind.TOO_SHORT:
         plan.nothing = True
     elif kind is QueryKind.ORDER_ID:
@@ -536,7 +536,7 @@ def _resolve(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]
 
 
 def _scope_to_customers(
-    plan: _Plan, session: Session, sources: list[Select], visible: list[ColumnElement[bool]]
+    plan: _Plan, session: Session, sources: list[Select], visible: Sequence[ColumnElement[bool]]
 ) -> None:
     """Resolve the matching customers first (at most CUSTOMER_FANOUT), then scope orders to them."""
     found: dict[int, tuple[int, datetime | None]] = {}
@@ -557,7 +557,7 @@ def _scope_to_customers_with(plan: _Plan, session: Session, column: str, term: s
 def _customers_with(column: str, include_sandbox: bool) -> Select:
     """The first CUSTOMER_FANOUT + 1 customers whose ``column`` is the parameter ``term``, with their
     order counts."""
-    visible = [] if include_sandbox else [Customer.sandbox.is_(false())]
+    visible = customer_index.visible(include_sandbox)
     equal = getattr(Customer, column) == bindparam("term")
     return customer_index.with_order_counts(select(Customer.id).where(equal, *visible).limit(CUSTOMER_FANOUT + 1))
 
