@@ -100,7 +100,7 @@ def test_the_first_han_character_of_a_word_is_a_gram_of_its_own(db, session, sup
     # holding 刘 with their folded text checked one by one.
     assert {" 刘", " 星"} <= customer_index.short_grams("刘娜", "星河科技有限公司")
     assert " 娜" not in customer_index.short_grams("刘娜", None)
-    start = customer_index.matcher(["刘"], customer_index.Layer.PREFIX, db.dialect).condition
+    start = customer_index.matcher(["刘"], customer_index.Layer.PREFIX, db.dialect).customers(Customer.id)
     sql = str(start.compile(dialect=session.get_bind().dialect))
     assert "instr" not in sql and "strpos" not in sql
     assert [(h.email, h.match) for h in find_customers(session, support, "刘").hits] == [

@@ -37,7 +37,6 @@ from sqlalchemy import (
     Row,
     Select,
     Text,
-    and_,
     any_,
     bindparam,
     case,
@@ -58,6 +57,7 @@ from sqlalchemy.orm import Session
 
 from billing_core.core.db import read, remembered
 from billing_core.core.models import Customer, CustomerGram, CustomerOrders, Order
+from billing_core.orders.prefixes import prefix_params, starts_with_param
 
 # Objects the migration makes outside the models: the FTS5 table (and its shadow tables) on SQLite,
 # the trigram and code-point-order indexes on PostgreSQL. tests/test_schema.py leaves them out of the
@@ -270,13 +270,6 @@ class Matcher:
     shape: tuple | None
     params: dict = field(default_factory=dict)
 
-    @property
-    def condition(self) -> ColumnElement[bool] | None:
-        if self.shape is None:
-            return None
-        fts, rest = _conditions(self.shape)
-        return and_(_fts_ids(), *rest) if fts else and_(*rest)
-
     def customers(self, *columns) -> Select:
         """``columns`` of the matching customers, the text index read first.
 
@@ -290,11 +283,6 @@ class Matcher:
         search = table(FTS_TABLE, column("rowid"))
         match = literal_column(FTS_TABLE).op("MATCH")(bindparam("fts"))
         return select(*columns).select_from(search).join(Customer, Customer.id == search.c.rowid).where(match, *rest)
-
-
-def _fts_ids() -> ColumnElement[bool]:
-    search = table(FTS_TABLE, column("rowid"))
-    return Customer.id.in_(select(search.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(bindparam("fts"))))
 
 
 @lru_cache(maxsize=256)
@@ -411,8 +399,6 @@ def best_matches(
     The search box asks for the customers (their list) and their orders of the same text in one
     transaction: the answer is kept on the session until it writes or the transaction ends.
     """
-    from billing_core.orders.search import prefix_params  # search builds on this module
-
     key = (tuple(typed), limit, include_sandbox)
     memo = remembered(session, "customer_index.best_matches")
     if key in memo:
@@ -454,8 +440,6 @@ def visible(include_sandbox: bool) -> tuple[ColumnElement[bool], ...]:
 def _email_read(bounds: int, limit: int, include_sandbox: bool, dialect: str) -> Select:
     """Up to ``limit`` customers whose email starts with the parameters of ``prefix_params("email", …)``
     (``bounds``: how many it gave), with order counts."""
-    from billing_core.orders.search import starts_with_param  # search builds on this module
-
     starts = starts_with_param(Customer.email, "email", dialect, bounded=bounds == 2)
     # In the index's order: PostgreSQL then walks the emails' (text_pattern_ops) index and stops at
     # ``limit``; unordered, it scanned the table for "danie" (7,420 rows passed over: 3.0 ms; this: 1.3).

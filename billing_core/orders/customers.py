@@ -37,9 +37,9 @@ from billing_core.core.models import (
     OrderStatus,
     Refund,
 )
-from billing_core.orders import customer_index, search
+from billing_core.orders import customer_index, prefixes, search
 from billing_core.orders.customer_index import Layer
-from billing_core.orders.search import QueryKind
+from billing_core.orders.typed_text import QueryKind, SearchError, interpret
 from billing_core.pricing.catalog import Method, PlanId
 
 MAX_PAGE_SIZE = 200
@@ -101,7 +101,7 @@ def find_customers(
 ) -> CustomerMatches:
     """The customers best matching ``text``, best first (then by name); at most ``limit``."""
     require(actor, Action.READ_CUSTOMERS)
-    meaning = search.interpret(text)
+    meaning = interpret(text)
     dialect = session.get_bind().dialect.name
     found: dict[int, tuple[Match, Row]] = {}
     visible = customer_index.visible(include_sandbox)
@@ -127,10 +127,10 @@ def find_customers(
     elif kind is QueryKind.CUSTOMER_ID:
         add_equal("public_id", term, Match.ID)
     elif kind is QueryKind.CUSTOMER_ID_PREFIX:
-        add(search.starts_with(Customer.public_id, term, dialect), Match.ID)
+        add(prefixes.starts_with(Customer.public_id, term, dialect), Match.ID)
     elif kind in (QueryKind.ORDER_ID, QueryKind.ORDER_ID_PREFIX, QueryKind.PROVIDER_REF):
         if kind is QueryKind.ORDER_ID_PREFIX:
-            named = search.starts_with(Order.public_id, term, dialect)
+            named = prefixes.starts_with(Order.public_id, term, dialect)
         else:
             named = (Order.public_id if kind is QueryKind.ORDER_ID else Order.provider_ref) == term
         add(Customer.id.in_(select(Order.customer_id).where(named).limit(limit + 1)), Match.ORDER)
@@ -145,9 +145,9 @@ def find_customers(
         if len(typed) == 1 and "@" in typed[0]:
             add_equal("email", typed[0], Match.EMAIL)
         if not _words(session, keep, typed, limit, include_sandbox):
-            prefix = [search.starts_with(Customer.email, term.lower(), dialect)]
+            prefix = [prefixes.starts_with(Customer.email, term.lower(), dialect)]
             if len(term) <= search.MAX_NAME_CHARS:
-                prefix.append(search.name_starts_with(Customer.name, term, dialect))
+                prefix.append(prefixes.name_starts_with(Customer.name, term, dialect))
             add(or_(*prefix), Match.WORD_START)
     ranked = sorted(found.values(), key=lambda pair: (pair[0], pair[1].name, pair[1].id))
     hits = [
@@ -248,7 +248,7 @@ class Cursor:
 
 def _page_size(size: int) -> None:
     if not 1 <= size <= MAX_PAGE_SIZE:
-        raise search.SearchError(f"A page holds 1 to {MAX_PAGE_SIZE} rows.")
+        raise SearchError(f"A page holds 1 to {MAX_PAGE_SIZE} rows.")
 
 
 def _after(at_column, id_column, cursor: Cursor | None) -> list[ColumnElement[bool]]:

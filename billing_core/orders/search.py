@@ -1,14 +1,7 @@
 """Order search for support: one search box plus filters, answered and paged by the database.
 
-The box is read as one of: an order id (``ord_…``) or customer id (``cus_…``), whole or its first
-``ID_PREFIX_CHARS``+ characters (a bare hex fragment is tried as an order id, then a customer id);
-a provider reference (Stripe ``pi_…``, Airwallex ``int_…``, simulated ``sim_pi_…``, Alipay's long
-digit string; exact, else its start); an amount ("527.50", "$500", "1,500"), matched against the
-order's amount or total; an email, or part of one (a domain, with or without "@"); otherwise words
-of a name, company, email or tax id, in any order, found by the customers' text index
-(billing_core.orders.customer_index: FTS5 trigrams on SQLite, pg_trgm on PostgreSQL, case and accents
-folded). One letter or symbol (other than a Han, kana or Hangul character, which is a name) would name
-thousands of customers: it is refused with a note asking for two letters, and nothing is read.
+What the box's text is read as (an id, a reference, an amount, an email or words) is
+billing_core.orders.typed_text.
 
 Every kind is an index lookup. Results are ordered newest first by (created_at, id) and paged by a
 keyset cursor, never by OFFSET. Text finds customers first: the best ``CUSTOMER_FANOUT`` by the text
@@ -20,14 +13,8 @@ match, the orders are those of the best ``CUSTOMER_FANOUT`` and a note says so. 
 email has ("mail.test", "@mail.test") is read as an email domain, by its index. Their orders are counted
 no further than ``TEXT_COUNT_CAP`` ("1,000+"); so are an amount's.
 
-The start of a name (when every typed word is one letter), case-insensitively in any script: the query side
-expands the prefix into its case variants, each character by the simple (one-to-one) Unicode case
-folding: "зо" becomes the code-point ranges ["Зо", "Зп"), ["ЗО", "ЗП"), ["зо", "зп"), ["зО", "зП").
-Ranges are index range scans on both databases: SQLite compares text by code point (BINARY), and on
-PostgreSQL the name and email
-indexes use ``text_pattern_ops`` with the ``~>=~``/``~<~`` operators, byte (so code point) order
-whatever the collation. Beyond ``MAX_PREFIX_RANGES`` variants, the remaining characters are
-checked one by one (``substr(name, i, 1) IN (variants)``) on the rows the ranges found.
+The start of a name (when every typed word is one letter), case-insensitively in any script, is a set of
+code-point ranges (billing_core.orders.prefixes).
 
 Text is only ever a bound parameter: a LIKE pattern escapes ``%``, ``_`` and backslashes, and an FTS5
 query quotes every word as a string, so quotes, ``*``, ``NEAR``, ``-`` and ``:`` are ordinary characters.
@@ -39,12 +26,10 @@ from __future__ import annotations
 
 import enum
 import itertools
-import re
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from functools import cache, lru_cache
+from functools import lru_cache
 
 from sqlalchemy import (
     BigInteger,
@@ -54,7 +39,6 @@ from sqlalchemy import (
     bindparam,
     false,
     func,
-    literal_column,
     or_,
     select,
     true,
@@ -67,13 +51,20 @@ from sqlalchemy.orm import Session
 from billing_core.access.roles import Action, Actor, require
 from billing_core.core import money
 from billing_core.core.db import ids_value, one_of, read, remembered
-from billing_core.core.errors import BillingError
 from billing_core.core.models import Customer, Invoice, InvoiceKind, Order, OrderStatus
 from billing_core.orders import customer_index
+from billing_core.orders.prefixes import name_starts_with, prefix_params, starts_with, starts_with_param
+from billing_core.orders.typed_text import (
+    ID_PREFIX_CHARS,
+    MAX_QUERY_CHARS,
+    Interpretation,
+    QueryKind,
+    SearchError,
+    interpret,
+    looks_like_domain,
+)
 from billing_core.pricing.catalog import Method, PlanId
 
-MAX_QUERY_CHARS = 320  # the longest email address
-MAX_TYPED_CHARS = 64 * 1024  # what is cleaned of controls and blanks before MAX_QUERY_CHARS applies
 MAX_NAME_CHARS = 200  # customers.name
 MAX_PAGE_SIZE = 500
 # Text finds customers first, then their orders by (customer_id, created_at): at most this many
@@ -82,39 +73,6 @@ CUSTOMER_FANOUT = 200
 # A search by customer (words, an email, a customer id) or by an amount counts its orders no further than
 # this ("1,000+"): counting is what costs most (a common amount has tens of thousands of orders).
 TEXT_COUNT_CAP = 1_000
-MIN_WORD_CHARS = 2  # one letter or symbol (not Han, kana or Hangul) names too many customers to list
-MAX_PREFIX_RANGES = 32
-
-_ORDER_ID = re.compile(r"^ord_[0-9a-z]+$", re.IGNORECASE)
-_CUSTOMER_ID = re.compile(r"^cus_[0-9a-z]+$", re.IGNORECASE)
-_PROVIDER_REF = re.compile(r"^((sim_pi|pi|int|ch|py|re)_[0-9A-Za-z_]+|[0-9]{16,40})$")
-# A bare fragment of an id (hex, with a digit): tried as the start of an order id, then of a customer id.
-_ID_FRAGMENT = re.compile(r"^(?=.*[0-9])[0-9a-f]{6,16}$", re.IGNORECASE)
-_DOMAIN = re.compile(r"^@?[0-9a-z-]+(\.[0-9a-z-]+)+$", re.IGNORECASE)
-_AMOUNT = re.compile(r"^(\$\s*)?([0-9]{1,3}(,[0-9]{3})+|[0-9]{1,7})(\.[0-9]{1,2})?(\s*usd)?$", re.IGNORECASE)
-ID_PREFIX_CHARS = 6  # the shortest prefix of an id (after its ord_/cus_) or reference searched as one
-_PUBLIC_ID_CHARS = 20  # "ord_" or "cus_" and 16 hex digits
-
-
-class SearchError(BillingError):
-    """The search as typed cannot be run; the message says what to change."""
-
-
-class QueryKind(enum.StrEnum):
-    ALL = "all orders"
-    ORDER_ID = "order id"
-    ORDER_ID_PREFIX = "start of an order id"
-    CUSTOMER_ID = "customer id"
-    CUSTOMER_ID_PREFIX = "start of a customer id"
-    PROVIDER_REF = "provider reference"
-    PROVIDER_REF_PREFIX = "start of a provider reference"
-    EMAIL = "email"
-    EMAIL_PART = "part of an email"
-    EMAIL_DOMAIN = "email domain"
-    CUSTOMER = "words of a name, company, email or tax id"
-    CUSTOMER_PREFIX = "start of a name or email"  # words of one letter each: too short for the text index
-    TOO_SHORT = "too short to search"
-    AMOUNT = "amount or total"
 
 
 @dataclass(frozen=True)
@@ -178,153 +136,6 @@ class SearchPage:
     understood_as: str  # e.g. "email prefix", for the page to show
     notes: tuple[str, ...] = ()
     count: MatchCount | None = None  # when asked for (``count_limit``): how many orders match
-
-
-@dataclass(frozen=True)
-class Interpretation:
-    kind: QueryKind
-    term: str
-    notes: tuple[str, ...] = ()
-    amount_cents: int | None = None
-    fragment: bool = False  # hex typed without ord_/cus_: the start of an order id, a customer id, or words
-
-
-def _too_long(length: int) -> str:
-    return (
-        f"The search text is {length:,} characters long; nothing it can find is longer than "
-        f"{MAX_QUERY_CHARS}. Paste just the order id, email, name or payment reference."
-    )
-
-
-def interpret(text: str | None) -> Interpretation:
-    """Clean what was typed and decide what it is; pure, so the page can show it as one types."""
-    raw = text or ""
-    if len(raw) > MAX_TYPED_CHARS:  # refused before any character is looked at
-        raise SearchError(_too_long(len(raw)))
-    kept = [c for c in raw if unicodedata.category(c) not in ("Cc", "Cs")]
-    notes = []
-    if len(kept) != len(raw):
-        removed = len(raw) - len(kept)
-        notes.append(f"Ignored {removed:,} control or invalid character{'s' if removed != 1 else ''}.")
-    term = unicodedata.normalize("NFC", "".join(kept)).strip()
-    if len(term) > MAX_QUERY_CHARS:
-        raise SearchError(_too_long(len(term)))
-    if not term:
-        return Interpretation(QueryKind.ALL, "", tuple(notes))
-    for pattern, whole, prefix in (
-        (_ORDER_ID, QueryKind.ORDER_ID, QueryKind.ORDER_ID_PREFIX),
-        (_CUSTOMER_ID, QueryKind.CUSTOMER_ID, QueryKind.CUSTOMER_ID_PREFIX),
-    ):
-        if pattern.match(term):
-            kind = whole if len(term) >= _PUBLIC_ID_CHARS or len(term) < 4 + ID_PREFIX_CHARS else prefix
-            if kind is whole and len(term) < _PUBLIC_ID_CHARS:
-                notes.append(
-                    f"Ids have {_PUBLIC_ID_CHARS - 4} characters after the prefix; type at least "
-                    f"{ID_PREFIX_CHARS} to search by their start."
-                )
-            return Interpretation(kind, term.lower(), tuple(notes))
-    if _PROVIDER_REF.match(term):
-        return Interpretation(QueryKind.PROVIDER_REF, term, tuple(notes))
-    if _AMOUNT.match(term):
-        try:
-            cents = money.parse_amount(term)
-        except BillingError:
-            cents = None
-        if cents is not None:
-            return Interpretation(QueryKind.AMOUNT, term, tuple(notes), amount_cents=cents)
-    if _ID_FRAGMENT.match(term):
-        return Interpretation(QueryKind.ORDER_ID_PREFIX, "ord_" + term.lower(), tuple(notes), fragment=True)
-    if len(term) < MIN_WORD_CHARS and not customer_index.is_ideographic(term):
-        notes.append(f"Type at least {MIN_WORD_CHARS} letters of a name, company or email.")
-        return Interpretation(QueryKind.TOO_SHORT, term, tuple(notes))
-    if "@" in term and " " not in term:
-        return Interpretation(QueryKind.EMAIL_PART, term.lower(), tuple(notes))
-    return Interpretation(QueryKind.CUSTOMER, term, tuple(notes))
-
-
-# --- case variants and code-point prefix ranges ---------------------------------------------------
-
-
-def _fold(ch: str) -> str:
-    """Simple (one character to one character) case folding; a character without one is itself."""
-    folded = ch.casefold()
-    if len(folded) == 1:
-        return folded
-    lowered = ch.lower()
-    return lowered if len(lowered) == 1 else ch
-
-
-@cache
-def _case_classes() -> dict[str, tuple[str, ...]]:
-    """Folded character -> every character that folds to it (only where there is more than one)."""
-    classes: dict[str, set[str]] = {}
-    for code in range(0x20000):  # every cased letter in Unicode lies below U+20000
-        ch = chr(code)
-        if 0xD800 <= code <= 0xDFFF:
-            continue
-        key = _fold(ch)
-        if key != ch:
-            classes.setdefault(key, {key}).add(ch)
-    return {key: tuple(sorted(chars)) for key, chars in classes.items()}
-
-
-def case_variants(ch: str) -> tuple[str, ...]:
-    return _case_classes().get(_fold(ch), (ch,))
-
-
-def _successor(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix`` (None: no bound)."""
-    chars = list(prefix)
-    while chars and ord(chars[-1]) == 0x10FFFF:
-        chars.pop()
-    if not chars:
-        return None
-    code = ord(chars[-1]) + 1
-    chars[-1] = chr(0xE000 if 0xD800 <= code <= 0xDFFF else code)
-    return "".join(chars)
-
-
-def starts_with(column, prefix: str, dialect: str) -> ColumnElement[bool]:
-    """``column`` starts with ``prefix``, as an index range in code-point order."""
-    return _code_point_range(column, prefix, _successor(prefix), dialect)
-
-
-def prefix_params(name: str, prefix: str) -> dict[str, str]:
-    """The parameters of ``starts_with_param(column, name, ...)`` for ``prefix``: the range's start
-    (``<name>_from``) and, unless no string bounds it, its end (``<name>_to``)."""
-    upper = _successor(prefix)
-    return {f"{name}_from": prefix} | ({} if upper is None else {f"{name}_to": upper})
-
-
-def starts_with_param(column, name: str, dialect: str, *, bounded: bool = True) -> ColumnElement[bool]:
-    """``starts_with`` for a statement built once: the range's ends are the parameters ``prefix_params``
-    gives (``bounded``: it gave an end)."""
-    upper = bindparam(f"{name}_to", type_=column.type) if bounded else None
-    return _code_point_range(column, bindparam(f"{name}_from", type_=column.type), upper, dialect)
-
-
-def _code_point_range(column, lower, upper, dialect: str) -> ColumnElement[bool]:
-    if dialect == "postgresql":
-        lower_bound = column.op("~>=~", is_comparison=True)(lower)
-        upper_bound = column.op("~<~", is_comparison=True)(upper) if upper is not None else None
-    else:
-        lower_bound = column >= lower
-        upper_bound = column < upper if upper is not None else None
-    return lower_bound if upper_bound is None else and_(lower_bound, upper_bound)
-
-
-def name_starts_with(column, prefix: str, dialect: str) -> ColumnElement[bool]:
-    variants = [case_variants(ch) for ch in prefix]
-    ranged, combinations = 0, 1
-    while ranged < len(prefix) and combinations * len(variants[ranged]) <= MAX_PREFIX_RANGES:
-        combinations *= len(variants[ranged])
-        ranged += 1
-    ranges = [starts_with(column, "".join(p), dialect) for p in itertools.product(*variants[:ranged])]
-    rest = [
-        func.substr(column, literal_column(str(i + 1)), literal_column("1")).in_(variants[i])
-        for i in range(ranged, len(prefix))
-    ]
-    return and_(or_(*ranges), *rest)
 
 
 # --- the query --------------------------------------------------------------------------------
@@ -520,7 +331,7 @@ def resolve(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]:
 
 
 def _resolve(session: Session, meaning: Interpretation) -> tuple[QueryKind, str]:
-    if meaning.kind in (QueryKind.CUSTOMER, QueryKind.EMAIL_PART) and _DOMAIN.match(meaning.term):
+    if meaning.kind in (QueryKind.CUSTOMER, QueryKind.EMAIL_PART) and looks_like_domain(meaning.term):
         domain = meaning.term.removeprefix("@").lower()
         if read(session, _one_customer_with("email_domain"), {"term": domain}).first() is not None:
             return QueryKind.EMAIL_DOMAIN, domain
@@ -957,7 +768,6 @@ __all__ = [
     "QueryKind",
     "SearchError",
     "SearchPage",
-    "case_variants",
     "count_matches",
     "interpret",
     "search_orders",
