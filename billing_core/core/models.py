@@ -155,7 +155,8 @@ class Customer(Base):
     email_domain: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
-        Index("ix_customers_email_domain", "email_domain"),
+        # In id order within a domain: its first customers are the same ones every time (migration 0022).
+        Index("ix_customers_email_domain", "email_domain", "id"),
         # Prefix search (billing_core.orders.search): code-point order on PostgreSQL whatever the collation.
         Index("ix_customers_name_prefix", "name", postgresql_ops={"name": "text_pattern_ops"}),
         Index("ix_customers_email_prefix", "email", postgresql_ops={"email": "text_pattern_ops"}),

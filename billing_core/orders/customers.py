@@ -170,9 +170,11 @@ def _words(session: Session, keep, typed: list[str], limit: int, include_sandbox
 
 @lru_cache(maxsize=64)
 def _hits_equal(column: str, limit: int, include_sandbox: bool) -> Select:
-    """The first ``limit`` + 1 customers whose ``column`` equals the parameter ``term``."""
+    """The first ``limit`` + 1 customers (by id: the same ones every time, an email domain's from its
+    index) whose ``column`` equals the parameter ``term``."""
     visible = customer_index.visible(include_sandbox)
-    return select(*_HIT_COLUMNS).where(getattr(Customer, column) == bindparam("term"), *visible).limit(limit + 1)
+    equal = getattr(Customer, column) == bindparam("term")
+    return select(*_HIT_COLUMNS).where(equal, *visible).order_by(Customer.id).limit(limit + 1)
 
 
 # --- one customer ---------------------------------------------------------------------------------
