@@ -109,6 +109,21 @@ def doing(db) -> int:
         return conn.scalar(text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'"))
 
 
+def both_rendering(db, job_id: int, workers: WorkerProcesses, seconds: float = 300) -> None:
+    """Wait until a chunk has been counted and both workers hold a chunk, with no chunk counted for a second.
+    Read on the moment ``done`` grows, two 'doing' tasks may include the chunk that has just committed, which
+    its worker marks succeeded a moment later: killed in that gap, the worker holds no task and nothing is
+    left to retry."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = wait_for(db, job_id, lambda job: job.done >= batch.CHUNK and doing(db) >= 2, workers, seconds)
+        time.sleep(1.0)
+        with db.session() as session:
+            if session.get(RegenerationJob, job_id).done == job.done and doing(db) >= 2:
+                return
+    raise AssertionError(f"job {job_id}: the two workers never rendered side by side; they said:\n{workers.logs()}")
+
+
 def test_two_workers_share_5000_documents_and_a_killed_workers_chunk_is_retried(queue, admin, finance, workers):
     """5,000 documents (5 chunks) on two workers; one is SIGKILLed while both render a chunk. Its chunk is
     retried by the other once its heartbeats stop, and the job ends with each document exactly once."""
@@ -122,7 +137,7 @@ def test_two_workers_share_5000_documents_and_a_killed_workers_chunk_is_retried(
     workers.start("machine-a")
     workers.start("machine-b")
     job_id = start(queue, settings, finance, "two machines", numbers=numbers)
-    wait_for(queue, job_id, lambda job: job.done >= batch.CHUNK and doing(queue) >= 2, workers, seconds=300)
+    both_rendering(queue, job_id, workers)
     workers.kill("machine-a")
     with queue.session() as session:
         at_kill = session.get(RegenerationJob, job_id).done
