@@ -1,0 +1,53 @@
+"""PostgreSQL connections from the pool: pinged only after sitting idle, replaced when found dead."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from billing_core.core import db as core_db
+from billing_core.core.db import Database
+from tests.conftest import PG_URL, _ensure_pg_database, unavailable
+
+
+@pytest.fixture
+def database():
+    problem = _ensure_pg_database(PG_URL)
+    if problem:
+        unavailable(problem)
+    database = Database(PG_URL)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def pings(database, monkeypatch) -> list[object]:
+    seen: list[object] = []
+    real = database.engine.dialect.do_ping
+
+    def counted(dbapi_connection):
+        seen.append(dbapi_connection)
+        return real(dbapi_connection)
+
+    monkeypatch.setattr(database.engine.dialect, "do_ping", counted)
+    return seen
+
+
+def backend_pid(database: Database) -> int:
+    with database.engine.connect() as conn:
+        return conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def test_a_connection_used_moments_ago_is_handed_out_without_a_ping(database, pings):
+    first = backend_pid(database)
+    assert [backend_pid(database) for _ in range(5)] == [first] * 5  # the same pooled connection each time
+    assert pings == []
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced_before_use(database, pings, monkeypatch):
+    dropped = backend_pid(database)
+    with Database(PG_URL).engine.connect() as other:
+        assert other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped}).scalar_one()
+    monkeypatch.setattr(core_db, "PING_AFTER_IDLE_SECONDS", 0.0)  # as if it had sat in the pool a while
+    replaced = backend_pid(database)  # no error: the ping found it dead and the pool connected anew
+    assert replaced != dropped and len(pings) >= 1
