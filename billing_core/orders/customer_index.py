@@ -291,10 +291,14 @@ def _conditions(shape: tuple) -> tuple[bool, tuple[ColumnElement[bool], ...]]:
     dialect, kind, unindexed, long, short = shape
     if kind == "words":  # PostgreSQL, whole words: the word array holds every one
         return False, (words_column().contains(bindparam("words", type_=ARRAY(Text))),)
-    position = func.instr if dialect == "sqlite" else func.strpos
-    conditions = [position(Customer.search_text, bindparam(f"unindexed_{i}")) > 0 for i in range(unindexed)]
     if dialect == "postgresql":
-        conditions += [Customer.search_text.like(bindparam(f"like_{i}"), escape="\\") for i in range(long)]
+        # A short word as LIKE too: pg_trgm takes a word start from it ("  g" from "% g%"), so the index hands
+        # over the Marys whose next word starts with g, not every Mary to be checked row by row ("mary g":
+        # 983 heap pages read for 201 customers, 4.5 ms; this: 184 pages, 2.2 ms).
+        likes = [f"unindexed_{i}" for i in range(unindexed)] + [f"like_{i}" for i in range(long)]
+        conditions = [Customer.search_text.like(bindparam(name), escape="\\") for name in likes]
+    else:
+        conditions = [func.instr(Customer.search_text, bindparam(f"unindexed_{i}")) > 0 for i in range(unindexed)]
     grams = CustomerGram.__table__
     for i in range(short):
         # One or two characters anywhere ("娜"), or a word's first (" 娜"): each is a gram of its own.
@@ -333,7 +337,8 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
         # Whole words are elements of the word array, one posting list each in its GIN index: the trigram
         # index reads every customer holding "nez" to find "nunez" (12 ms for "nelson" at 1M orders; this: 1).
         return Matcher((dialect, "words", 0, 0, 0), {"words": list(typed)})
-    params: dict[str, str] = {f"unindexed_{i}": text for i, text in enumerate(unindexed)}
+    wrap = _like if dialect == "postgresql" else str
+    params: dict[str, str] = {f"unindexed_{i}": wrap(text) for i, text in enumerate(unindexed)}
     params |= {f"gram_{i}": text for i, text in enumerate(short)}
     if dialect == "sqlite":
         if long:
