@@ -317,7 +317,8 @@ def matcher(typed: Sequence[str], layer: int, dialect: str) -> Matcher:
 
     Words of three or more characters (with the layer's spaces) go to the trigram index, one or two
     Han, kana or Hangul characters to the character index; any other word too short for either is
-    checked on the rows the others found. On PostgreSQL whole words are looked up in the word index
+    checked on the rows the others found (SQLite) or is a LIKE whose word start pg_trgm's index answers
+    (PostgreSQL). On PostgreSQL whole words are looked up in the word index
     instead. With no word an index can answer, the shape is None.
     """
     long, short, unindexed = [], [], []
