@@ -628,24 +628,33 @@ def _with_names(
     ``matches``): a subquery that names no row of the page, so both databases run it once."""
     extra = [] if counted is None else [counted.scalar_subquery().label("matches")]
     if by_ids and dialect == "postgresql":
-        # The customer's three columns as one lateral row: one key lookup a row, not three (0.5 -> 0.15 ms
-        # a page of 51 at 1,000,000 orders); LIMIT 1 keeps the planner from making it a join of all customers.
-        who = (
-            select(
-                Customer.public_id.label("customer_public_id"),
-                Customer.email.label("customer_email"),
-                Customer.name.label("customer_name"),
-            )
-            .where(Customer.id == Order.customer_id)
-            .limit(1)
-            .lateral("who")
-        )
+        who = _who(Order.customer_id)
         return page.add_columns(*who.c, _invoice_number(Order.id), *extra).join(who, true())
     if by_ids:
         return page.add_columns(*_customer_names(Order.customer_id), _invoice_number(Order.id), *extra)
     rows = page.subquery("page")
-    names = [*_customer_names(rows.c.customer_id), _invoice_number(rows.c.id)]
-    return select(rows, *names, *extra).order_by(rows.c.created_at.desc(), rows.c.id.desc())
+    if dialect == "postgresql":
+        who = _who(rows.c.customer_id)
+        found = select(rows, *who.c, _invoice_number(rows.c.id), *extra).select_from(rows).join(who, true())
+    else:
+        found = select(rows, *_customer_names(rows.c.customer_id), _invoice_number(rows.c.id), *extra)
+    return found.order_by(rows.c.created_at.desc(), rows.c.id.desc())
+
+
+def _who(customer_id):
+    """PostgreSQL: the customer's three columns as one lateral row, one key lookup a row instead of three
+    (0.5 -> 0.15 ms a page of 51 at 1,000,000 orders); LIMIT 1 keeps the planner from making it a join of
+    all customers."""
+    return (
+        select(
+            Customer.public_id.label("customer_public_id"),
+            Customer.email.label("customer_email"),
+            Customer.name.label("customer_name"),
+        )
+        .where(Customer.id == customer_id)
+        .limit(1)
+        .lateral("who")
+    )
 
 
 def _customer_names(customer_id) -> list:
