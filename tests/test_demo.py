@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from billing_core.access.roles import Actor, Role
 from billing_core.cli import main as cli
@@ -461,7 +462,7 @@ def test_every_customer_balance_is_the_sum_of_their_ledger(seeded):
 def test_sqlite_seed_keeps_every_foreign_key(seeded):
     db, _ = seeded
     if db.dialect != "sqlite":
-        pytest.skip("PostgreSQL checks foreign keys while loading")
+        pytest.skip("PostgreSQL checks its foreign keys before the commit (next tests)")
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -636,6 +637,39 @@ def test_a_seed_on_postgresql_leaves_the_tables_vacuumed(pg_database, admin):
             ).all()
         )
     assert len(pages) == 4 and all(share == 1 for share in pages.values()), pages
+
+
+def _foreign_keys(database: Database) -> list[tuple]:
+    with database.engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint "
+            "WHERE contype = 'f' ORDER BY 1, 2"
+        ).all()
+
+
+def test_a_seed_on_postgresql_keeps_every_foreign_key_and_checks_it(pg_database, admin):
+    """The seed drops the foreign keys while it loads and adds them back, checked, before it commits."""
+    before = _foreign_keys(pg_database)
+    demo.seed(pg_database, orders=300, actor=admin, replace=True, end=DEMO_END)
+    after = _foreign_keys(pg_database)
+    assert after == before and len(after) > 15 and all(validated for *_, validated in after)
+    assert {"fk_orders_customer_id_customers", "fk_ledger_entries_order_id_orders"} <= {k[1] for k in after}
+
+
+def test_a_seed_on_postgresql_that_breaks_a_reference_commits_nothing(pg_database, admin, monkeypatch):
+    demo.seed(pg_database, orders=200, seed=1, actor=admin, replace=True, end=DEMO_END)
+    orders_before, keys_before = _orders_digest(pg_database), _foreign_keys(pg_database)
+    finish = demo._finish
+
+    def dangling(conn, *args):
+        finish(conn, *args)
+        conn.exec_driver_sql("UPDATE orders SET customer_id = 999999999 WHERE id = (SELECT min(id) FROM orders)")
+
+    monkeypatch.setattr(demo, "_finish", dangling)
+    with pytest.raises(IntegrityError, match="fk_orders_customer_id_customers"):
+        demo.seed(pg_database, orders=300, seed=2, actor=admin, replace=True, end=DEMO_END)
+    assert _orders_digest(pg_database) == orders_before
+    assert _foreign_keys(pg_database) == keys_before
 
 
 def test_only_admins_may_seed(db, analyst):

@@ -90,7 +90,7 @@ def _usage(conn: Connection, after_order_id: int, data_end: datetime) -> None:
                                  overdrawn, import_id, updated_at)
         SELECT u.customer_id, u.day, u.model, SUM(u.credits), 0, SUM(u.value_cents),
                {"0" if dialect == "sqlite" else "false"}, NULL, MAX(u.at)
-        FROM seed_usage u GROUP BY u.customer_id, u.day, u.model
+        FROM seed_usage u GROUP BY u.customer_id, u.day, u.model ORDER BY u.customer_id, u.day, u.model
         """  # noqa: S608 - fixed names and expressions
     )
     conn.exec_driver_sql("DROP TABLE seed_usage")

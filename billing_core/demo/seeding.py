@@ -28,10 +28,12 @@ from billing_core.demo.bulk_load import (
     _ROLLUP_TABLES,
     _TABLES,
     Progress,
+    _drop_foreign_keys,
     _drop_triggers,
     _finish,
     _Loader,
     _Profile,
+    _restore_foreign_keys,
     _secondary_indexes,
     _sqlite_load_mode,
     _sqlite_normal_mode,
@@ -55,6 +57,10 @@ class SeedReport:
     refunds: int = 0
     credit_notes: int = 0
     end: date | None = None  # the last day of the data
+
+
+# Every table the seed writes rows into.
+_FOREIGN_KEY_TABLES = (*_TABLES, *_ROLLUP_TABLES, *credits_demo.TABLES, "customer_orders")
 
 
 def default_end() -> date:
@@ -113,6 +119,8 @@ def seed(
                         )
                     # SQLite: the text index is built once after the customers, not row by row by its triggers.
                     triggers = _drop_triggers(conn) if dialect == "sqlite" else []
+                    # PostgreSQL: foreign keys checked once, after the rows (as SQLite's are off while loading).
+                    keys = _drop_foreign_keys(conn, _FOREIGN_KEY_TABLES) if dialect == "postgresql" else []
                     with profile.section("wipe"):
                         if replace:
                             _wipe(conn, dialect)
@@ -161,6 +169,8 @@ def seed(
                         for _, create in credit_indexes:
                             conn.exec_driver_sql(create)
                     _finish(conn, dialect, data, zones)
+                    with profile.section("foreign keys"):
+                        _restore_foreign_keys(conn, keys)
                     seconds = time.perf_counter() - started
                     with Session(bind=conn) as session:
                         audit.record(
