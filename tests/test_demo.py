@@ -656,6 +656,13 @@ def test_a_seed_on_postgresql_keeps_every_foreign_key_and_checks_it(pg_database,
     assert {"fk_orders_customer_id_customers", "fk_ledger_entries_order_id_orders"} <= {k[1] for k in after}
 
 
+def test_every_table_whose_keys_the_seed_drops_is_wiped_by_name():
+    """With its keys dropped a table is no longer reached by TRUNCATE's CASCADE: the wipe must name it."""
+    from billing_core.demo import bulk_load
+
+    assert set(demo._FOREIGN_KEY_TABLES) <= set(bulk_load._WIPE_ORDER)
+
+
 def test_a_seed_on_postgresql_that_breaks_a_reference_commits_nothing(pg_database, admin, monkeypatch):
     demo.seed(pg_database, orders=200, seed=1, actor=admin, replace=True, end=DEMO_END)
     orders_before, keys_before = _orders_digest(pg_database), _foreign_keys(pg_database)
