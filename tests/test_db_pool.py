@@ -51,3 +51,13 @@ def test_an_idle_connection_the_server_dropped_is_replaced_before_use(database, 
     monkeypatch.setattr(core_db, "PING_AFTER_IDLE_SECONDS", 0.0)  # as if it had sat in the pool a while
     replaced = backend_pid(database)  # no error: the ping found it dead and the pool connected anew
     assert replaced != dropped and len(pings) >= 1
+
+
+def test_every_sqlite_connection_keeps_a_page_cache_of_the_configured_size(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'cache.db'}")
+    try:
+        with database.engine.connect() as first, database.engine.connect() as second:
+            for conn in (first, second):  # two connections of the pool: each is tuned when it connects
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -core_db.SQLITE_CACHE_KIB
+    finally:
+        database.dispose()

@@ -16,7 +16,7 @@ from billing_core.access.roles import Actor, Role
 from billing_core.cli import main as cli
 from billing_core.core import money
 from billing_core.core.config import Settings
-from billing_core.core.db import Database
+from billing_core.core.db import SQLITE_CACHE_KIB, Database
 from billing_core.core.errors import PermissionDenied, StateConflict
 from billing_core.core.models import (
     COMPLETABLE,
@@ -467,6 +467,8 @@ def test_sqlite_seed_keeps_every_foreign_key(seeded):
         assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        # The load's 512 MiB cache is given back: the connection returns to the pool as every other is.
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
 
 
 def _next_number(session, series: str) -> str:

@@ -80,6 +80,13 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError("a pooled connection was dead")
 
 
+# Each connection's page cache. SQLite's default (2 MiB) holds a few hundred of the customers' 16 KiB pages,
+# so the search box's 201 customers were read from the file again on every search: "green noah" at 1,000,000
+# orders, 5.1 -> 3.7 ms for its customers and 1.8 -> 0.9 ms for their page of orders (best of 7, same hour).
+# A pool of five connections holds 320 MiB at most, beside the 1.5 GB such a file takes.
+SQLITE_CACHE_KIB = 65_536
+
+
 def _tune_sqlite(engine: Engine) -> None:
     """WAL, foreign keys, and transactions we begin ourselves.
 
@@ -99,6 +106,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 from sqlalchemy import Connection
 
+from billing_core.core.db import SQLITE_CACHE_KIB
 from billing_core.core.models import (
     InvoiceSeries,
     RevenueState,
@@ -366,7 +367,7 @@ def _sqlite_normal_mode(raw, state: tuple[str, int]) -> None:
         pass
     raw.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     raw.execute("PRAGMA synchronous=NORMAL")
-    raw.execute("PRAGMA cache_size=-2000")
+    raw.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     raw.execute("PRAGMA temp_store=DEFAULT")
     raw.execute("PRAGMA threads=0")
 
