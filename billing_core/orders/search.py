@@ -27,9 +27,10 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
+from operator import itemgetter
 
 from sqlalchemy import (
     BigInteger,
@@ -673,29 +674,59 @@ def _invoice_number(order_id):
     return invoice.scalar_subquery().label("invoice_number")
 
 
+# Each enum by its stored value: a dict lookup, where calling the enum class costs about a microsecond.
+_PLANS = {p.value: p for p in PlanId}
+_METHODS = {m.value: m for m in Method}
+_STATUSES = {s.value: s for s in OrderStatus}
+_ORDER_ROW_FIELDS = tuple(f.name for f in fields(OrderRow))
+
+
 def _rows(found: Sequence) -> list[OrderRow]:
-    """Rows of ``_with_names`` as OrderRows."""
+    """Rows of ``_with_names`` as OrderRows. Each row's values are taken by position in one call: read
+    by name, a row's 17 columns cost about a microsecond each, and a page of 51 took 1.1 ms of a search's
+    10 (this: 0.3)."""
+    if not found:
+        return []
+    take = itemgetter(*map(found[0]._fields.index, _ORDER_ROW_FIELDS))
     return [
         OrderRow(
-            public_id=r.public_id,
-            created_at=r.created_at,
-            customer_public_id=r.customer_public_id,
-            customer_email=r.customer_email,
-            customer_name=r.customer_name,
-            plan=PlanId(r.plan),
-            method=Method(r.method),
-            amount_cents=r.amount_cents,
-            fee_cents=r.fee_cents,
-            total_cents=r.total_cents,
-            credits=r.credits,
-            status=OrderStatus(r.status),
-            provider_ref=r.provider_ref,
-            invoice_number=r.invoice_number,
-            sandbox=bool(r.sandbox),
-            gateway_state=r.gateway_state,
-            gateway_checked_at=r.gateway_checked_at,
+            public_id,
+            created_at,
+            customer_public_id,
+            customer_email,
+            customer_name,
+            _PLANS[plan],
+            _METHODS[method],
+            amount_cents,
+            fee_cents,
+            total_cents,
+            credits,
+            _STATUSES[status],
+            provider_ref,
+            invoice_number,
+            bool(sandbox),
+            gateway_state,
+            gateway_checked_at,
         )
-        for r in found
+        for (
+            public_id,
+            created_at,
+            customer_public_id,
+            customer_email,
+            customer_name,
+            plan,
+            method,
+            amount_cents,
+            fee_cents,
+            total_cents,
+            credits,
+            status,
+            provider_ref,
+            invoice_number,
+            sandbox,
+            gateway_state,
+            gateway_checked_at,
+        ) in map(take, found)
     ]
 
 
