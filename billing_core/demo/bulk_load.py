@@ -286,7 +286,7 @@ def _drop_foreign_keys(conn: Connection, tables: tuple[str, ...]) -> list[tuple[
     names = ", ".join(f"'{t}'" for t in tables)
     found = conn.exec_driver_sql(
         "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "  # noqa: S608
-        f"WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace "
+        "WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace "
         f"AND c.conrelid::regclass::text IN ({names}) ORDER BY 1, 2"
     ).all()
     for table, name, _ in found:

@@ -628,18 +628,21 @@ def _with_names(
     ``counted`` (``_counted``'s statement), every row also carries the capped count of the matches (column
     ``matches``): a subquery that names no row of the page, so both databases run it once."""
     extra = [] if counted is None else [counted.scalar_subquery().label("matches")]
-    if by_ids and dialect == "postgresql":
-        who = _who(Order.customer_id)
-        return page.add_columns(*who.c, _invoice_number(Order.id), *extra).join(who, true())
     if by_ids:
-        return page.add_columns(*_customer_names(Order.customer_id), _invoice_number(Order.id), *extra)
+        return _named(page, Order.customer_id, Order.id, extra, dialect)
     rows = page.subquery("page")
-    if dialect == "postgresql":
-        who = _who(rows.c.customer_id)
-        found = select(rows, *who.c, _invoice_number(rows.c.id), *extra).select_from(rows).join(who, true())
-    else:
-        found = select(rows, *_customer_names(rows.c.customer_id), _invoice_number(rows.c.id), *extra)
+    found = _named(select(rows).select_from(rows), rows.c.customer_id, rows.c.id, extra, dialect)
     return found.order_by(rows.c.created_at.desc(), rows.c.id.desc())
+
+
+def _named(statement: Select, customer_id, order_id, extra: list, dialect: str) -> Select:
+    """``statement`` with each row's customer (public id, email, name), invoice number and ``extra``
+    columns: the customer as one lateral row on PostgreSQL (``_who``), three lookups by key on SQLite."""
+    number = _invoice_number(order_id)
+    if dialect == "postgresql":
+        who = _who(customer_id)
+        return statement.add_columns(*who.c, number, *extra).join(who, true())
+    return statement.add_columns(*_customer_names(customer_id), number, *extra)
 
 
 def _who(customer_id):
