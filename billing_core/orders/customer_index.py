@@ -384,10 +384,7 @@ def _bests(rows: Sequence[Row]) -> list[Best]:
         return []
     names = rows[0]._fields
     take = itemgetter(*map(names.index, ("id", "layer", "orders", "newest")))
-    return sorted((Best(*take(row), row) for row in rows), key=_BY_ID)
-
-
-_BY_ID = attrgetter("id")
+    return sorted((Best(*take(row), row) for row in rows), key=attrgetter("id"))
 
 
 def with_order_counts(ids: Select) -> Select:

@@ -677,11 +677,16 @@ def _invoice_number(order_id):
     return invoice.scalar_subquery().label("invoice_number")
 
 
-# Each enum by its stored value: a dict lookup, where calling the enum class costs about a microsecond.
-_PLANS = {p.value: p for p in PlanId}
-_METHODS = {m.value: m for m in Method}
-_STATUSES = {s.value: s for s in OrderStatus}
+# The OrderRow fields not taken as a page stores them: each enum by its stored value (a dict lookup, where
+# calling the enum class costs about a microsecond), the sandbox flag as a bool.
+_CONVERTED = {
+    "plan": {p.value: p for p in PlanId}.__getitem__,
+    "method": {m.value: m for m in Method}.__getitem__,
+    "status": {s.value: s for s in OrderStatus}.__getitem__,
+    "sandbox": bool,
+}
 _ORDER_ROW_FIELDS = tuple(f.name for f in fields(OrderRow))
+_CONVERSIONS = tuple((i, _CONVERTED[name]) for i, name in enumerate(_ORDER_ROW_FIELDS) if name in _CONVERTED)
 
 
 def _rows(found: Sequence) -> list[OrderRow]:
@@ -691,46 +696,13 @@ def _rows(found: Sequence) -> list[OrderRow]:
     if not found:
         return []
     take = itemgetter(*map(found[0]._fields.index, _ORDER_ROW_FIELDS))
-    return [
-        OrderRow(
-            public_id,
-            created_at,
-            customer_public_id,
-            customer_email,
-            customer_name,
-            _PLANS[plan],
-            _METHODS[method],
-            amount_cents,
-            fee_cents,
-            total_cents,
-            credits,
-            _STATUSES[status],
-            provider_ref,
-            invoice_number,
-            bool(sandbox),
-            gateway_state,
-            gateway_checked_at,
-        )
-        for (
-            public_id,
-            created_at,
-            customer_public_id,
-            customer_email,
-            customer_name,
-            plan,
-            method,
-            amount_cents,
-            fee_cents,
-            total_cents,
-            credits,
-            status,
-            provider_ref,
-            invoice_number,
-            sandbox,
-            gateway_state,
-            gateway_checked_at,
-        ) in map(take, found)
-    ]
+    rows = []
+    for row in found:
+        values = list(take(row))
+        for i, convert in _CONVERSIONS:
+            values[i] = convert(values[i])
+        rows.append(OrderRow(*values))
+    return rows
 
 
 def count_matches(session: Session, actor: Actor, query: OrderQuery, limit: int = 10_000) -> MatchCount:
