@@ -54,7 +54,7 @@ def _find(ctx: PageContext) -> None:
         st.caption("Type any word of a name or company, part of an email, an id or a reference.")
         return
     try:
-        with ctx.database.session() as session:
+        with ctx.database.reading() as session:
             found = cs.find_customers(session, ctx.actor, typed, limit=20)
             orders = search_orders(
                 session, ctx.actor, OrderQuery(text=typed), page_size=PAGE_SIZE, count_limit=COUNT_LIMIT

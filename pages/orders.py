@@ -143,7 +143,7 @@ def _lookup(ctx: PageContext) -> None:
         st.session_state[CURSORS_KEY] = []
     cursors: list[Cursor] = st.session_state[CURSORS_KEY]
     try:
-        with ctx.database.session() as session:
+        with ctx.database.reading() as session:
             page = search_orders(
                 session, ctx.actor, query, PAGE_SIZE, cursors[-1] if cursors else None, count_limit=COUNT_LIMIT
             )

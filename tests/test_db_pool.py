@@ -1,4 +1,5 @@
-"""PostgreSQL connections from the pool: pinged only after sitting idle, replaced when found dead."""
+"""PostgreSQL connections from the pool: pinged only after sitting idle, replaced when found dead, read from
+without a transaction for the search box (Database.reading)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,16 @@ def test_an_idle_connection_the_server_dropped_is_replaced_before_use(database, 
     monkeypatch.setattr(core_db, "PING_AFTER_IDLE_SECONDS", 0.0)  # as if it had sat in the pool a while
     replaced = backend_pid(database)  # no error: the ping found it dead and the pool connected anew
     assert replaced != dropped and len(pings) >= 1
+
+
+def test_a_reading_session_runs_each_statement_on_its_own_then_gives_the_connection_back_transactional(database):
+    when = text("SELECT transaction_timestamp(), pg_backend_pid()")
+    with database.reading() as session:
+        (first, pid), (second, again) = (session.execute(when).one() for _ in range(2))
+    assert pid == again and first < second  # no BEGIN before them: each statement was its own transaction
+    with database.session() as session:
+        (first, reused), (second, _) = (session.execute(when).one() for _ in range(2))
+    assert reused == pid and first == second  # the same pooled connection, one transaction again
 
 
 def test_every_sqlite_connection_keeps_a_page_cache_of_the_configured_size(tmp_path):

@@ -87,7 +87,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     database = Database(args.database_url or load_settings().database_url)
     actor = Actor(cli_actor(args.actor).email, Role.SUPPORT, "command line")
-    with database.session() as session:
+    with database.reading() as session:
         found = find_customers(session, actor, args.text, limit=args.limit)
         page = search_orders(session, actor, OrderQuery(text=args.text), page_size=args.limit)
         matches = count_matches(session, actor, OrderQuery(text=args.text))

@@ -122,6 +122,12 @@ class Database:
         self.url = url
         self.engine = engine or make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL: a connection that runs each statement on its own, for ``reading``.
+        self._statements = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql"
+            else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -129,6 +135,16 @@ class Database:
 
     def session(self) -> Session:
         return self.sessions()
+
+    def reading(self) -> Session:
+        """A session for reads that need not share one snapshot: the search box's customers, its page of
+        orders and their count. On PostgreSQL each statement runs on its own (autocommit), with no BEGIN
+        before them and no ROLLBACK after, two of a search's four round trips to the server; SQLite's
+        BEGIN costs no round trip and stays. Nothing written through it is rolled back: keep changes to
+        ``session``, whose statements commit or fail together."""
+        if self._statements is None:
+            return self.sessions()
+        return self.sessions(bind=self._statements)
 
     def migrate(self) -> None:
         migrate(self.engine)
