@@ -124,9 +124,7 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # PostgreSQL: a connection that runs each statement on its own, for ``reading``.
         self._statements = (
-            self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self.engine.dialect.name == "postgresql"
-            else None
+            self.engine.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else None
         )
 
     @property
